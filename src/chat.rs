@@ -1,0 +1,427 @@
+//! The turn engine. One turn, always in this order:
+//! 1. validate the input (non-empty; alone it fits `B`, else refuse before
+//!    anything is written);
+//! 2. append the user message to the active log and fsync it: the user's words
+//!    are durable before any network call;
+//! 3. build the request window (system prompt + summary, then the active
+//!    messages), cut by the final fit so it never exceeds `B`;
+//! 4. stream the reply to the output as it arrives;
+//! 5. append the reply and fsync (a cut-off reply is kept, marked interrupted);
+//! 6. compact if the history passed the trigger `H`.
+//!
+//! Token counts use the cheap byte bound first and the tokenizer only when
+//! the bound cannot settle the question (see `tokens.rs`).
+
+use std::io::Write;
+
+use futures::StreamExt;
+
+use crate::budget::{self, Budget, HistorySizes};
+use crate::client::{ChatMessage, ChatModel, ChatRequest, ClientError, Purpose, StreamEvent, Usage};
+use crate::interrupt::Interrupt;
+use crate::memory::format::Role;
+use crate::memory::{Session, StoreError};
+use crate::summarize::{self, Method};
+use crate::tokens::{self, TokenCounter, upper_bound};
+
+/// Why a turn did not complete normally.
+#[derive(Debug, thiserror::Error)]
+pub enum TurnError {
+    /// Refused before anything was written (empty, or too large to ever fit).
+    #[error("{0}")]
+    Refused(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The model failed; the user's message is in the log.
+    #[error("{0}")]
+    Model(#[from] ClientError),
+}
+
+/// What happened during a turn, for the front-end to report.
+#[derive(Debug, Default)]
+pub struct TurnReport {
+    pub reply: String,
+    /// The reply was cut (Ctrl-C or a dropped stream) and saved as partial.
+    pub interrupted: bool,
+    /// The interruption came from the user (Ctrl-C).
+    pub by_user: bool,
+    /// A stream error after some text: the partial reply was saved.
+    pub stream_error: Option<ClientError>,
+    pub skipped_chunks: usize,
+    pub usage: Option<Usage>,
+    pub compaction: Option<CompactionReport>,
+    pub notices: Vec<String>,
+}
+
+/// What a compaction did.
+#[derive(Debug, Clone)]
+pub struct CompactionReport {
+    pub evicted_messages: usize,
+    pub summary_tokens: u32,
+    pub method: Method,
+    pub fallback_reason: Option<String>,
+    /// History after compaction as a share of `B`, in percent.
+    pub history_percent: u32,
+}
+
+impl std::fmt::Display for CompactionReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "memory: {} messages → {}-token {}summary; history at {}% of budget",
+            self.evicted_messages,
+            self.summary_tokens,
+            if self.method == Method::Extractive { "extractive " } else { "" },
+            self.history_percent
+        )?;
+        if let Some(reason) = &self.fallback_reason {
+            write!(f, " (the model could not summarize: {reason}; originals are in the archive)")?;
+        }
+        Ok(())
+    }
+}
+
+/// Token figures for `/tokens`.
+#[derive(Debug, Clone)]
+pub struct TokenStats {
+    pub budget: Budget,
+    pub history: u64,
+    pub system: u32,
+    pub summary: u32,
+    pub messages: usize,
+    pub encoding: &'static str,
+}
+
+/// The engine: one session, one model, one budget.
+pub struct Engine {
+    session: Session,
+    model: Box<dyn ChatModel>,
+    counter: TokenCounter,
+    budget: Budget,
+}
+
+/// Sizes of the active history, estimated or exact.
+struct Sizes {
+    fixed: u32,
+    summary: u32,
+    summary_raw: u32,
+    messages: Vec<u32>,
+    roles: Vec<Role>,
+}
+
+impl Sizes {
+    fn view(&self) -> HistorySizes<'_> {
+        HistorySizes { fixed: self.fixed, summary: self.summary, messages: &self.messages, roles: &self.roles }
+    }
+}
+
+impl Engine {
+    pub fn new(session: Session, model: Box<dyn ChatModel>, counter: TokenCounter, budget: Budget) -> Self {
+        Engine { session, model, counter, budget }
+    }
+
+    pub fn session(&self) -> &Session {
+        &self.session
+    }
+    pub fn session_mut(&mut self) -> &mut Session {
+        &mut self.session
+    }
+    pub fn budget(&self) -> &Budget {
+        &self.budget
+    }
+    pub fn counter(&self) -> &TokenCounter {
+        &self.counter
+    }
+    pub fn model_name(&self) -> String {
+        self.model.name()
+    }
+    /// Swaps the session (the old one's lock is released when it drops).
+    pub fn replace_session(&mut self, session: Session) -> Session {
+        std::mem::replace(&mut self.session, session)
+    }
+
+    /// Sizes of the history. With `exact`, uncached counts are computed (and
+    /// cached in memory, persisted at the next rewrite); otherwise uncached
+    /// texts are bounded by their byte length.
+    fn sizes(&mut self, exact: bool) -> Sizes {
+        if exact {
+            self.fill_counts();
+        }
+        self.measure()
+    }
+
+    /// Counts every text that has no cached count yet.
+    fn fill_counts(&mut self) {
+        let counter = self.counter;
+        let fill = |text: &str, cache: &mut Option<crate::memory::format::TokenCache>| {
+            if counter.cached(cache.as_ref()).is_none() {
+                *cache = Some(counter.cache(text));
+            }
+        };
+        for message in self.session.messages_mut() {
+            fill(&message.content, &mut message.tokens);
+        }
+        if let Some(summary) = self.session.summary_mut() {
+            fill(&summary.content, &mut summary.tokens);
+        }
+        if let Some(system) = self.session.system_mut() {
+            fill(&system.content, &mut system.tokens);
+        }
+    }
+
+    /// Sizes from cached counts, bounding uncached texts by their bytes.
+    fn measure(&self) -> Sizes {
+        let counter = self.counter;
+        let raw = |cached: Option<u32>, text: &str| cached.unwrap_or_else(|| upper_bound(text));
+        let prompt = self.session.system().map(|s| raw(counter.cached(s.tokens.as_ref()), &s.content));
+        let summary_raw = self
+            .session
+            .summary()
+            .map(|s| raw(counter.cached(s.tokens.as_ref()), &s.content))
+            .unwrap_or(0);
+        let fixed = tokens::REPLY_PRIMING + prompt.map_or(0, |p| counter.message_cost(p));
+        let summary = if self.session.summary().is_some() {
+            self.summary_cost(summary_raw, prompt.is_some())
+        } else {
+            0
+        };
+        let messages = self
+            .session
+            .messages()
+            .iter()
+            .map(|m| counter.message_cost(raw(counter.cached(m.tokens.as_ref()), &m.content)))
+            .collect();
+        let roles = self.session.messages().iter().map(|m| m.role).collect();
+        Sizes { fixed, summary, summary_raw, messages, roles }
+    }
+
+    /// What a summary of `raw` tokens adds to the system message: its text,
+    /// the heading (bounded by its bytes), and the framing if the summary is
+    /// the system message's only content.
+    fn summary_cost(&self, raw: u32, has_prompt: bool) -> u32 {
+        let heading = upper_bound(summarize::SUMMARY_HEADING) + 16;
+        let framing = if has_prompt { 0 } else { tokens::PER_MESSAGE + tokens::ROLE };
+        self.counter.inflated(raw + heading) + framing
+    }
+
+    /// Sizes good enough to compare with `threshold`: estimates when they
+    /// already fit, exact counts otherwise.
+    fn sizes_against(&mut self, threshold: u32) -> Sizes {
+        let estimate = self.sizes(false);
+        if estimate.view().total() <= u64::from(threshold) {
+            estimate
+        } else {
+            self.sizes(true)
+        }
+    }
+
+    /// Token figures for `/tokens` (exact).
+    pub fn stats(&mut self) -> TokenStats {
+        let sizes = self.sizes(true);
+        TokenStats {
+            budget: self.budget,
+            history: sizes.view().total(),
+            system: sizes.fixed,
+            summary: sizes.summary,
+            messages: sizes.messages.len(),
+            encoding: self.counter.encoding().name(),
+        }
+    }
+
+    /// Refuses a message that could not fit in any request, before anything
+    /// is written.
+    fn check_fits_alone(&mut self, content: &str) -> Result<Option<crate::memory::format::TokenCache>, TurnError> {
+        if content.trim().is_empty() {
+            return Err(TurnError::Refused("the message is empty".into()));
+        }
+        let fixed = self.sizes(false).fixed;
+        let cap = u64::from(self.budget.cap);
+        let bound = u64::from(fixed) + u64::from(self.counter.message_cost(upper_bound(content)));
+        if bound <= cap {
+            return Ok(None);
+        }
+        let cache = self.counter.cache(content);
+        let needed = u64::from(self.sizes(true).fixed) + u64::from(self.counter.message_cost(cache.count));
+        if needed > cap {
+            return Err(TurnError::Refused(format!(
+                "the message is {needed} tokens with the system prompt, but a request may carry at \
+                 most {cap} (the model's window minus room for the reply); nothing was saved. \
+                 Shorten it, or raise --context-limit if the model allows more"
+            )));
+        }
+        Ok(Some(cache))
+    }
+
+    /// One full turn: save the user's message, stream the reply into `out`,
+    /// save the reply, compact if needed.
+    pub async fn send(
+        &mut self,
+        input: &str,
+        out: &mut dyn Write,
+        interrupt: &mut Interrupt,
+    ) -> Result<TurnReport, TurnError> {
+        let cache = self.check_fits_alone(input)?;
+        self.session.append(Role::User, input.to_string(), None, false, cache)?;
+        self.reply(out, interrupt).await
+    }
+
+    /// Streams a reply to the history as it stands (used by `send` and `/retry`).
+    pub async fn reply(&mut self, out: &mut dyn Write, interrupt: &mut Interrupt) -> Result<TurnReport, TurnError> {
+        let mut report = TurnReport::default();
+        let mut retried = false;
+        let stream = loop {
+            let request = self.build_request()?;
+            let attempt = tokio::select! {
+                result = self.model.stream(request) => result,
+                () = interrupt.wait() => {
+                    report.interrupted = true;
+                    report.by_user = true;
+                    return Ok(report);
+                }
+            };
+            match attempt {
+                Ok(stream) => break stream,
+                Err(ClientError::ContextTooLong { message }) if !retried => {
+                    // Our count and the server's disagree: fold harder, once.
+                    retried = true;
+                    report.notices.push(format!("the server says the request is too long ({message}); compacting harder and retrying once"));
+                    if let Some(c) = self.compact_with(true, true).await? {
+                        report.notices.push(c.to_string());
+                    }
+                }
+                Err(e) => return Err(e.into()),
+            }
+        };
+        let finished = self.stream_into(stream, out, interrupt, &mut report).await;
+        report.interrupted = !finished;
+        if !report.reply.is_empty() || finished {
+            self.session.append(
+                Role::Assistant,
+                report.reply.clone(),
+                Some(self.model.name()),
+                report.interrupted,
+                None,
+            )?;
+        }
+        if !report.by_user {
+            report.compaction = self.compact_with(false, false).await?;
+        }
+        Ok(report)
+    }
+
+    /// Copies the reply stream to `out`, chunk by chunk, until it finishes,
+    /// fails or the user interrupts. Returns whether the server finished it.
+    async fn stream_into(
+        &mut self,
+        mut stream: crate::client::ReplyStream,
+        out: &mut dyn Write,
+        interrupt: &mut Interrupt,
+        report: &mut TurnReport,
+    ) -> bool {
+        let mut finished = false;
+        loop {
+            let event = tokio::select! {
+                event = stream.next() => event,
+                () = interrupt.wait() => {
+                    report.by_user = true;
+                    return false;
+                }
+            };
+            match event {
+                None => return finished,
+                Some(Ok(StreamEvent::Text(text))) => {
+                    // Flush per chunk: the point of streaming is to see it now.
+                    // A closed stdout must not lose the reply: keep collecting.
+                    let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
+                    report.reply.push_str(&text);
+                }
+                Some(Ok(StreamEvent::Finished(_))) => finished = true,
+                Some(Ok(StreamEvent::Usage(usage))) => report.usage = Some(usage),
+                Some(Ok(StreamEvent::Skipped(_))) => report.skipped_chunks += 1,
+                Some(Err(e)) => {
+                    report.stream_error = Some(e);
+                    return false;
+                }
+            }
+        }
+    }
+
+    /// The request for the history as it stands, cut to fit `B`.
+    fn build_request(&mut self) -> Result<ChatRequest, TurnError> {
+        let sizes = self.sizes_against(self.budget.cap);
+        let has_prompt = self.session.system().is_some();
+        let plan = budget::plan_window(&sizes.view(), &self.budget, sizes.summary_raw, |n| {
+            self.summary_cost(n, has_prompt)
+        })
+        .map_err(|e| {
+            TurnError::Refused(format!(
+                "the newest message needs {} tokens but a request may carry at most {}; it is \
+                 saved in the log, but cannot be sent to this model",
+                e.needed, e.cap
+            ))
+        })?;
+        let summary = self.session.summary().map(|s| match plan.summary_limit {
+            Some(limit) => self.counter.truncate_to(&s.content, limit),
+            None => s.content.clone(),
+        });
+        let prompt = self.session.system().map(|s| s.content.as_str());
+        let mut messages = Vec::new();
+        if let Some(system) = summarize::compose_system(prompt, summary.as_deref().filter(|s| !s.is_empty())) {
+            messages.push(ChatMessage::new(Role::System, system));
+        }
+        messages.extend(
+            self.session.messages()[plan.first_message..]
+                .iter()
+                .map(|m| ChatMessage::new(m.role, m.content.clone())),
+        );
+        Ok(ChatRequest {
+            messages,
+            max_tokens: self.budget.reply_reserve,
+            temperature: None,
+            purpose: Purpose::Reply,
+        })
+    }
+
+    /// Compacts if the history is over the trigger (or always, with `force`).
+    pub async fn compact(&mut self, force: bool) -> Result<Option<CompactionReport>, StoreError> {
+        self.compact_with(force, false).await
+    }
+
+    async fn compact_with(&mut self, force: bool, harder: bool) -> Result<Option<CompactionReport>, StoreError> {
+        let sizes = if force || harder { self.sizes(true) } else { self.sizes_against(self.budget.trigger) };
+        if !force && !harder && sizes.view().total() <= u64::from(self.budget.trigger) {
+            return Ok(None);
+        }
+        let (target, keep) = if harder { (self.budget.target / 2, 1) } else { (self.budget.target, self.budget.keep_turns) };
+        let Some(plan) = budget::plan_eviction(&sizes.view(), &self.budget, target, keep) else {
+            return Ok(None);
+        };
+        let evicted: Vec<ChatMessage> = self.session.messages()[..plan.messages]
+            .iter()
+            .map(|m| ChatMessage::new(m.role, m.content.clone()))
+            .collect();
+        let previous = self.session.summary().map(|s| s.content.clone());
+        let outcome =
+            summarize::summarize(self.model.as_ref(), &self.counter, &self.budget, previous.as_deref(), &evicted).await;
+        let cache = self.counter.cache(&outcome.text);
+        let summary_tokens = cache.count;
+        self.session.compact(plan.messages, outcome.text, outcome.method.as_str(), Some(cache))?;
+        let after = self.sizes(true).view().total();
+        Ok(Some(CompactionReport {
+            evicted_messages: plan.messages,
+            summary_tokens,
+            method: outcome.method,
+            fallback_reason: outcome.fallback_reason,
+            history_percent: u32::try_from(after * 100 / u64::from(self.budget.cap.max(1))).unwrap_or(u32::MAX),
+        }))
+    }
+}
+
+impl Engine {
+    /// How full the budget is, from cached counts and byte bounds (never
+    /// loads the tokenizer): an upper estimate, for the prompt.
+    pub fn fill_percent_estimate(&self) -> u64 {
+        let total = self.measure().view().total();
+        total * 100 / u64::from(self.budget.cap.max(1))
+    }
+}

@@ -1,0 +1,128 @@
+//! `MockModel`: an offline, deterministic model for tests, demos and the
+//! README's quick start. Its reply describes what it was sent (turn number,
+//! message count, whether a summary was present, the start of the last user
+//! message), so a transcript proves what memory reached the model. Summary
+//! requests are answered by the local extractive summarizer, so compaction
+//! runs end to end without a network.
+
+use std::time::Duration;
+
+use futures::StreamExt;
+use futures::future::BoxFuture;
+
+use super::{ChatModel, ChatRequest, ClientError, Purpose, ReplyStream, StreamEvent};
+use crate::memory::format::Role;
+use crate::summarize;
+use crate::tokens::TokenCounter;
+
+/// The name the mock records on its replies.
+pub const MOCK_NAME: &str = "mock";
+/// How much of the last user message the reply quotes.
+const QUOTE_CHARS: usize = 60;
+
+pub struct MockModel {
+    counter: TokenCounter,
+    /// Pause before each streamed piece (slow-server tests and demos).
+    delay: Duration,
+}
+
+impl MockModel {
+    pub fn new(counter: TokenCounter, delay: Duration) -> Self {
+        MockModel { counter, delay }
+    }
+
+    /// The reply text for a request (pure, for tests).
+    pub fn reply_text(&self, request: &ChatRequest) -> String {
+        match request.purpose {
+            Purpose::Summary => {
+                let prompt = request
+                    .messages
+                    .iter()
+                    .rev()
+                    .find(|m| m.role == Role::User)
+                    .map(|m| m.content.as_str())
+                    .unwrap_or("");
+                summarize::extractive_from_prompt(prompt, request.max_tokens, &self.counter)
+            }
+            Purpose::Reply => describe(request),
+        }
+    }
+}
+
+fn describe(request: &ChatRequest) -> String {
+    let turn = request.messages.iter().filter(|m| m.role == Role::User).count();
+    let summary = request
+        .messages
+        .first()
+        .is_some_and(|m| m.role == Role::System && m.content.contains(summarize::SUMMARY_HEADING));
+    let last = request
+        .messages
+        .iter()
+        .rev()
+        .find(|m| m.role == Role::User)
+        .map(|m| m.content.as_str())
+        .unwrap_or("");
+    let flat: String = last.split_whitespace().collect::<Vec<_>>().join(" ");
+    let mut quote: String = flat.chars().take(QUOTE_CHARS).collect();
+    if quote.len() < flat.len() {
+        quote.push('…');
+    }
+    format!(
+        "[mock] turn {turn}, {} messages, summary: {}. You said: \"{quote}\"",
+        request.messages.len(),
+        if summary { "yes" } else { "no" },
+    )
+}
+
+impl ChatModel for MockModel {
+    fn name(&self) -> String {
+        MOCK_NAME.to_string()
+    }
+
+    fn stream(&self, request: ChatRequest) -> BoxFuture<'_, Result<ReplyStream, ClientError>> {
+        let text = self.reply_text(&request);
+        let delay = self.delay;
+        Box::pin(async move {
+            // Stream word by word, as a server would, keeping the spaces.
+            let mut pieces: Vec<String> = Vec::new();
+            for word in text.split_inclusive(' ') {
+                pieces.push(word.to_string());
+            }
+            let events = futures::stream::iter(pieces)
+                .then(move |piece| async move {
+                    if !delay.is_zero() {
+                        tokio::time::sleep(delay).await;
+                    }
+                    Ok(StreamEvent::Text(piece))
+                })
+                .chain(futures::stream::iter([Ok(StreamEvent::Finished("stop".into()))]));
+            Ok(events.boxed())
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::client::ChatMessage;
+
+    #[test]
+    fn the_reply_describes_the_request() {
+        let mock = MockModel::new(TokenCounter::for_model("gpt-4o-mini"), Duration::ZERO);
+        let request = ChatRequest {
+            messages: vec![
+                ChatMessage::new(Role::System, "be terse"),
+                ChatMessage::new(Role::User, "hello"),
+                ChatMessage::new(Role::Assistant, "hi"),
+                ChatMessage::new(Role::User, "what   is\nmy name?"),
+            ],
+            max_tokens: 100,
+            temperature: None,
+            purpose: Purpose::Reply,
+        };
+        assert_eq!(
+            mock.reply_text(&request),
+            "[mock] turn 2, 4 messages, summary: no. You said: \"what is my name?\""
+        );
+    }
+}

@@ -1,0 +1,450 @@
+//! `OpenAiModel`: any OpenAI-compatible chat-completions server, through
+//! async-openai.
+//!
+//! async-openai provides the HTTP plumbing, the SSE parsing and the error
+//! bodies; memchat brings three things it lacks:
+//! - lenient response types (its `byot` feature): local servers omit `id` or
+//!   `created`, or send `"finish_reason": ""`, which the strict types reject,
+//!   losing the text;
+//! - timeouts: a connect timeout and a silence timeout (no byte for N
+//!   seconds), on our own reqwest client;
+//! - bounded retries: a tower service (its `middleware` feature) retries 429,
+//!   5xx and connection failures with exponential backoff, honouring
+//!   `Retry-After` up to a cap. It sits below the stream, so retries happen
+//!   only before the first token and no text is ever shown twice.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use async_openai::Client;
+use async_openai::config::OpenAIConfig;
+use async_openai::error::OpenAIError;
+use async_openai::middleware::HttpRequestFactory;
+use futures::StreamExt;
+use futures::future::BoxFuture;
+use serde::{Deserialize, Serialize};
+
+use super::{ChatMessage, ChatModel, ChatRequest, ClientError, ReplyStream, StreamEvent, Usage};
+
+/// The public OpenAI endpoint, used when no base URL is configured.
+pub const OPENAI_BASE_URL: &str = "https://api.openai.com/v1";
+
+/// How to reach the server and how patient to be.
+#[derive(Clone)]
+pub struct OpenAiSettings {
+    pub base_url: String,
+    pub api_key: Option<String>,
+    pub model: String,
+    pub stream: bool,
+    pub connect_timeout: Duration,
+    /// Longest silence tolerated while waiting for bytes.
+    pub idle_timeout: Duration,
+    /// Retries after the first attempt, for 429, 5xx and connect errors.
+    pub max_retries: u32,
+    /// First backoff delay; doubles each retry.
+    pub retry_base: Duration,
+    /// Longest single wait, whatever `Retry-After` asks for.
+    pub retry_cap: Duration,
+}
+
+impl std::fmt::Debug for OpenAiSettings {
+    // Hand-written so the key can never reach a debug log.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OpenAiSettings")
+            .field("base_url", &self.base_url)
+            .field("api_key", &self.api_key.as_ref().map(|_| "<set>"))
+            .field("model", &self.model)
+            .field("stream", &self.stream)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The real client.
+pub struct OpenAiModel {
+    client: Client<OpenAIConfig>,
+    settings: OpenAiSettings,
+    attempts: Arc<AtomicU32>,
+}
+
+impl OpenAiModel {
+    pub fn new(settings: OpenAiSettings) -> Result<Self, ClientError> {
+        // reqwest is built without a default crypto provider (ring builds in
+        // seconds, aws-lc in minutes); install ring once. A second install
+        // fails harmlessly.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let http = reqwest::Client::builder()
+            .connect_timeout(settings.connect_timeout)
+            .read_timeout(settings.idle_timeout)
+            .build()
+            .map_err(|e| ClientError::Transport {
+                url: settings.base_url.clone(),
+                message: format!("cannot set up HTTP: {e}"),
+            })?;
+        let attempts = Arc::new(AtomicU32::new(0));
+        let service = RetryService {
+            http,
+            max_retries: settings.max_retries,
+            base: settings.retry_base,
+            cap: settings.retry_cap,
+            attempts: attempts.clone(),
+        };
+        let mut config = OpenAIConfig::new().with_api_base(settings.base_url.trim_end_matches('/'));
+        config = config.with_api_key(settings.api_key.clone().unwrap_or_default());
+        let client = Client::with_config(config).with_http_service(service);
+        Ok(OpenAiModel { client, settings, attempts })
+    }
+
+    fn wire_request<'a>(&'a self, request: &'a ChatRequest, stream: bool) -> WireRequest<'a> {
+        // Reasoning models reject `max_tokens` and `temperature`; everyone
+        // else (and every local server) knows `max_tokens`.
+        let reasoning = is_reasoning_model(&self.settings.model);
+        WireRequest {
+            model: &self.settings.model,
+            messages: &request.messages,
+            stream,
+            stream_options: stream.then_some(StreamOptions { include_usage: true }),
+            max_tokens: (!reasoning).then_some(request.max_tokens),
+            max_completion_tokens: reasoning.then_some(request.max_tokens),
+            temperature: if reasoning { None } else { request.temperature },
+        }
+    }
+
+    fn map_error(&self, error: OpenAIError) -> ClientError {
+        let attempts = self.attempts.load(Ordering::Relaxed).max(1);
+        map_error(error, &self.settings.base_url, attempts, self.settings.idle_timeout)
+    }
+
+    async fn start(&self, request: ChatRequest) -> Result<ReplyStream, ClientError> {
+        self.attempts.store(0, Ordering::Relaxed);
+        if self.settings.stream {
+            let wire = self.wire_request(&request, true);
+            let stream = self
+                .client
+                .chat()
+                .create_stream_byot::<_, WireChunk>(&wire)
+                .await
+                .map_err(|e| self.map_error(e))?;
+            let url = self.settings.base_url.clone();
+            let idle = self.settings.idle_timeout;
+            let events = stream.flat_map(move |item| {
+                let events: Vec<Result<StreamEvent, ClientError>> = match item {
+                    Ok(chunk) => chunk.into_events().into_iter().map(Ok).collect(),
+                    Err(OpenAIError::JSONDeserialize(e, content)) => {
+                        vec![Ok(StreamEvent::Skipped(format!("{e}: {}", clip(&content, 120))))]
+                    }
+                    Err(e) => vec![Err(map_error(e, &url, 1, idle))],
+                };
+                futures::stream::iter(events)
+            });
+            Ok(events.boxed())
+        } else {
+            let wire = self.wire_request(&request, false);
+            let response: WireResponse = self
+                .client
+                .chat()
+                .create_byot(&wire)
+                .await
+                .map_err(|e| self.map_error(e))?;
+            Ok(futures::stream::iter(response.into_events().into_iter().map(Ok)).boxed())
+        }
+    }
+}
+
+impl ChatModel for OpenAiModel {
+    fn name(&self) -> String {
+        self.settings.model.clone()
+    }
+
+    fn stream(&self, request: ChatRequest) -> BoxFuture<'_, Result<ReplyStream, ClientError>> {
+        Box::pin(self.start(request))
+    }
+}
+
+fn is_reasoning_model(model: &str) -> bool {
+    let name = model.rsplit('/').next().unwrap_or(model);
+    ["o1", "o3", "o4", "gpt-5"].iter().any(|p| name == *p || name.starts_with(&format!("{p}-")))
+        || name.starts_with("gpt-5")
+}
+
+fn clip(text: &str, max: usize) -> String {
+    let mut out: String = text.chars().take(max).collect();
+    if out.len() < text.len() {
+        out.push('…');
+    }
+    out
+}
+
+/// Maps async-openai's error to the engine's typed error.
+fn map_error(error: OpenAIError, url: &str, attempts: u32, idle: Duration) -> ClientError {
+    match error {
+        OpenAIError::ApiError(api) => {
+            let status = api.status_code.as_u16();
+            let message = clip(api.api_error.message.trim(), 300);
+            let code = api.api_error.code.clone().unwrap_or_default();
+            let lower = message.to_ascii_lowercase();
+            match status {
+                401 | 403 => ClientError::Auth { status, message },
+                429 => ClientError::RateLimited { attempts, message },
+                _ if code == "context_length_exceeded"
+                    || lower.contains("context length")
+                    || lower.contains("maximum context")
+                    || lower.contains("context window") =>
+                {
+                    ClientError::ContextTooLong { message }
+                }
+                500..=599 => ClientError::Server { status, attempts, message },
+                _ => ClientError::BadRequest { status, message },
+            }
+        }
+        OpenAIError::Reqwest(e) => {
+            if e.is_timeout() {
+                ClientError::Timeout { secs: idle.as_secs() }
+            } else if let Some(status) = e.status() {
+                ClientError::Server { status: status.as_u16(), attempts, message: e.to_string() }
+            } else {
+                ClientError::Transport { url: url.to_string(), message: describe_reqwest(&e) }
+            }
+        }
+        OpenAIError::JSONDeserialize(e, content) => ClientError::Protocol {
+            message: format!("{e} in {}", clip(&content, 200)),
+        },
+        OpenAIError::StreamError(e) => {
+            let text = e.to_string();
+            if text.to_ascii_lowercase().contains("timed out") {
+                ClientError::Timeout { secs: idle.as_secs() }
+            } else {
+                ClientError::Transport { url: url.to_string(), message: clip(&text, 300) }
+            }
+        }
+        other => ClientError::Protocol { message: clip(&other.to_string(), 300) },
+    }
+}
+
+/// The innermost cause of a reqwest error ("connection refused"), which is
+/// what the user needs, rather than the outer "error sending request".
+fn describe_reqwest(e: &reqwest::Error) -> String {
+    let mut source: Option<&dyn std::error::Error> = Some(e);
+    let mut last = e.to_string();
+    while let Some(s) = source {
+        last = s.to_string();
+        source = s.source();
+    }
+    if e.is_connect() { format!("connection failed: {last}") } else { last }
+}
+
+/// The tower service under async-openai: one HTTP attempt per loop, retrying
+/// what is worth retrying, with every wait bounded.
+#[derive(Clone)]
+struct RetryService {
+    http: reqwest::Client,
+    max_retries: u32,
+    base: Duration,
+    cap: Duration,
+    attempts: Arc<AtomicU32>,
+}
+
+impl tower::Service<HttpRequestFactory> for RetryService {
+    type Response = reqwest::Response;
+    type Error = OpenAIError;
+    type Future = BoxFuture<'static, Result<reqwest::Response, OpenAIError>>;
+
+    fn poll_ready(&mut self, _: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Self::Error>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, factory: HttpRequestFactory) -> Self::Future {
+        let this = self.clone();
+        Box::pin(async move {
+            let mut retry = 0u32;
+            loop {
+                this.attempts.store(retry + 1, Ordering::Relaxed);
+                let request = factory.build().await?;
+                let outcome = this.http.execute(request).await;
+                let can_retry = retry < this.max_retries;
+                let wait = match &outcome {
+                    Ok(response) => {
+                        let status = response.status();
+                        if can_retry && (status.as_u16() == 429 || status.is_server_error()) {
+                            Some(retry_after(response.headers()).unwrap_or_else(|| this.backoff(retry)))
+                        } else {
+                            None
+                        }
+                    }
+                    Err(e) if can_retry && e.is_connect() => Some(this.backoff(retry)),
+                    Err(_) => None,
+                };
+                match wait {
+                    Some(wait) => {
+                        tokio::time::sleep(wait.min(this.cap)).await;
+                        retry += 1;
+                    }
+                    None => return outcome.map_err(OpenAIError::Reqwest),
+                }
+            }
+        })
+    }
+}
+
+impl RetryService {
+    fn backoff(&self, retry: u32) -> Duration {
+        self.base.saturating_mul(2u32.saturating_pow(retry)).min(self.cap)
+    }
+}
+
+/// `Retry-After` in seconds (the HTTP-date form is rare from APIs; ignored).
+fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    let value = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?;
+    let secs: f64 = value.trim().parse().ok()?;
+    (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs.min(3600.0)))
+}
+
+#[derive(Serialize)]
+struct WireRequest<'a> {
+    model: &'a str,
+    messages: &'a [ChatMessage],
+    stream: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stream_options: Option<StreamOptions>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_tokens: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_completion_tokens: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    temperature: Option<f32>,
+}
+
+#[derive(Serialize)]
+struct StreamOptions {
+    include_usage: bool,
+}
+
+/// A streamed chunk, lenient: every field may be missing or null.
+#[derive(Deserialize, Default)]
+struct WireChunk {
+    #[serde(default)]
+    choices: Option<Vec<WireChoice>>,
+    #[serde(default)]
+    usage: Option<WireUsage>,
+}
+
+#[derive(Deserialize, Default)]
+struct WireChoice {
+    #[serde(default)]
+    delta: Option<WireContent>,
+    #[serde(default)]
+    message: Option<WireContent>,
+    #[serde(default)]
+    finish_reason: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+struct WireContent {
+    #[serde(default)]
+    content: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+struct WireUsage {
+    #[serde(default)]
+    prompt_tokens: Option<u32>,
+    #[serde(default)]
+    completion_tokens: Option<u32>,
+}
+
+/// A non-streamed response.
+#[derive(Deserialize)]
+struct WireResponse {
+    #[serde(default)]
+    choices: Option<Vec<WireChoice>>,
+    #[serde(default)]
+    usage: Option<WireUsage>,
+}
+
+fn choice_events(choices: Option<Vec<WireChoice>>, usage: Option<WireUsage>) -> Vec<StreamEvent> {
+    let mut events = Vec::new();
+    // Only the first choice matters (we never ask for n > 1); with
+    // include_usage the last chunk has no choices at all.
+    if let Some(choice) = choices.and_then(|c| c.into_iter().next()) {
+        let text = choice.delta.or(choice.message).and_then(|d| d.content);
+        if let Some(text) = text.filter(|t| !t.is_empty()) {
+            events.push(StreamEvent::Text(text));
+        }
+        // Some servers send "" for "not finished yet"; only a real reason ends.
+        if let Some(reason) = choice.finish_reason.filter(|r| !r.is_empty()) {
+            events.push(StreamEvent::Finished(reason));
+        }
+    }
+    if let Some(usage) = usage {
+        events.push(StreamEvent::Usage(Usage {
+            prompt_tokens: usage.prompt_tokens.unwrap_or(0),
+            completion_tokens: usage.completion_tokens.unwrap_or(0),
+        }));
+    }
+    events
+}
+
+impl WireChunk {
+    fn into_events(self) -> Vec<StreamEvent> {
+        choice_events(self.choices, self.usage)
+    }
+}
+
+impl WireResponse {
+    fn into_events(self) -> Vec<StreamEvent> {
+        let mut events = choice_events(self.choices, self.usage);
+        if !events.iter().any(|e| matches!(e, StreamEvent::Finished(_))) {
+            // A complete non-streamed body is a finished reply even if the
+            // server left the reason out.
+            events.push(StreamEvent::Finished("stop".into()));
+        }
+        events
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lenient_chunks_keep_their_text() {
+        let chunk: WireChunk =
+            serde_json::from_str(r#"{"choices":[{"delta":{"content":"hi"},"finish_reason":""}]}"#).unwrap();
+        assert_eq!(chunk.into_events(), vec![StreamEvent::Text("hi".into())]);
+        let usage: WireChunk =
+            serde_json::from_str(r#"{"id":"x","choices":[],"usage":{"prompt_tokens":5,"completion_tokens":null}}"#)
+                .unwrap();
+        assert_eq!(
+            usage.into_events(),
+            vec![StreamEvent::Usage(Usage { prompt_tokens: 5, completion_tokens: 0 })]
+        );
+        let done: WireChunk =
+            serde_json::from_str(r#"{"choices":[{"delta":{},"finish_reason":"eos"}]}"#).unwrap();
+        assert_eq!(done.into_events(), vec![StreamEvent::Finished("eos".into())]);
+    }
+
+    #[test]
+    fn retry_after_is_read_in_seconds() {
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert(reqwest::header::RETRY_AFTER, "2".parse().unwrap());
+        assert_eq!(retry_after(&headers), Some(Duration::from_secs(2)));
+        headers.insert(reqwest::header::RETRY_AFTER, "soon".parse().unwrap());
+        assert_eq!(retry_after(&headers), None);
+    }
+
+    #[test]
+    fn the_key_never_shows_in_debug_output() {
+        let settings = OpenAiSettings {
+            base_url: OPENAI_BASE_URL.into(),
+            api_key: Some("sk-secret-123".into()),
+            model: "gpt-4o-mini".into(),
+            stream: true,
+            connect_timeout: Duration::from_secs(1),
+            idle_timeout: Duration::from_secs(1),
+            max_retries: 0,
+            retry_base: Duration::from_millis(1),
+            retry_cap: Duration::from_millis(1),
+        };
+        assert!(!format!("{settings:?}").contains("sk-secret"));
+    }
+}

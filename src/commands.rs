@@ -1,0 +1,242 @@
+//! The `/command` table shared by the REPL and script mode: the table (which
+//! `/help` prints), a pure parser, and the handlers.
+
+use std::io::Write;
+
+use crate::chat::{Engine, TurnError, TurnReport};
+use crate::interrupt::Interrupt;
+use crate::memory::format::Role;
+use crate::render;
+
+/// One entry of the table.
+pub struct CommandSpec {
+    pub name: &'static str,
+    pub args: &'static str,
+    pub help: &'static str,
+}
+
+/// Every command, in the order `/help` lists them.
+pub const COMMANDS: &[CommandSpec] = &[
+    CommandSpec { name: "help", args: "", help: "list the commands" },
+    CommandSpec { name: "exit", args: "", help: "leave (Ctrl-D works too)" },
+    CommandSpec { name: "history", args: "[N]", help: "show the last N messages of the active history (default 10)" },
+    CommandSpec { name: "tokens", args: "", help: "show the token budget and how much of it the history uses" },
+    CommandSpec { name: "compact", args: "", help: "fold the oldest turns into the summary now" },
+    CommandSpec { name: "clear", args: "", help: "start afresh: move every message to the archive (the system prompt stays)" },
+    CommandSpec { name: "undo", args: "", help: "move the last exchange to the archive" },
+    CommandSpec { name: "retry", args: "", help: "ask for the last reply again (the old one goes to the archive)" },
+    CommandSpec { name: "system", args: "[TEXT]", help: "show the system prompt, or set it" },
+];
+
+/// A parsed command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    Help,
+    Exit,
+    History(usize),
+    Tokens,
+    Compact,
+    Clear,
+    Undo,
+    Retry,
+    System(Option<String>),
+}
+
+/// Whether a line is a command (starts with `/`, not `//` which escapes a
+/// message that starts with a slash).
+pub fn is_command(line: &str) -> bool {
+    line.starts_with('/') && !line.starts_with("//")
+}
+
+/// Parses a command line such as `/history 5`.
+pub fn parse(line: &str) -> Result<Command, String> {
+    let body = line.trim().trim_start_matches('/');
+    let (name, rest) = match body.split_once(char::is_whitespace) {
+        Some((name, rest)) => (name, rest.trim()),
+        None => (body, ""),
+    };
+    let no_args = |command: Command| {
+        if rest.is_empty() { Ok(command) } else { Err(format!("/{name} takes no arguments")) }
+    };
+    match name {
+        "help" | "?" => no_args(Command::Help),
+        "exit" | "quit" => no_args(Command::Exit),
+        "history" => {
+            if rest.is_empty() {
+                Ok(Command::History(10))
+            } else {
+                rest.parse::<usize>()
+                    .map(Command::History)
+                    .map_err(|_| format!("/history takes a number of messages, not {rest:?}"))
+            }
+        }
+        "tokens" => no_args(Command::Tokens),
+        "compact" => no_args(Command::Compact),
+        "clear" => no_args(Command::Clear),
+        "undo" => no_args(Command::Undo),
+        "retry" => no_args(Command::Retry),
+        "system" => Ok(Command::System((!rest.is_empty()).then(|| rest.to_string()))),
+        "" => Err("a command name must follow '/'; /help lists them".into()),
+        other => Err(format!("unknown command /{other}; /help lists them")),
+    }
+}
+
+/// What the front-end does after a command.
+#[derive(Debug)]
+pub enum Flow {
+    Continue,
+    Exit,
+    /// A command that produced a reply (`/retry`), to be reported like a turn.
+    Replied(TurnReport),
+}
+
+/// The help text, from the table.
+pub fn help_text() -> String {
+    let mut out = String::from("Commands:\n");
+    for spec in COMMANDS {
+        let usage = format!("/{} {}", spec.name, spec.args);
+        out.push_str(&format!("  {:<16} {}\n", usage.trim_end(), spec.help));
+    }
+    out.push_str("Start a message with // to send a line that begins with '/'.\n");
+    out
+}
+
+/// Runs a command against the engine, writing its output to `out`.
+pub async fn execute(
+    command: Command,
+    engine: &mut Engine,
+    out: &mut dyn Write,
+    interrupt: &mut Interrupt,
+) -> Result<Flow, TurnError> {
+    let io = |e: std::io::Error| TurnError::Refused(format!("cannot write output: {e}"));
+    match command {
+        Command::Help => out.write_all(help_text().as_bytes()).map_err(io)?,
+        Command::Exit => return Ok(Flow::Exit),
+        Command::History(n) => {
+            let text = history_text(engine, n);
+            out.write_all(text.as_bytes()).map_err(io)?;
+        }
+        Command::Tokens => {
+            let stats = engine.stats();
+            let b = stats.budget;
+            let pct = stats.history * 100 / u64::from(b.cap.max(1));
+            let text = format!(
+                "history   {} / {} tokens {} {pct}%\n\
+                 ({} messages, system prompt + priming {}, summary {}; counted with {})\n\
+                 window W {}  reply reserve R {}  margin M {}  budget B = W-R-M {}\n\
+                 compaction at H {} down to L {}  summary cap S {}  newest turns kept K {}\n",
+                stats.history,
+                b.cap,
+                render::gauge(stats.history, u64::from(b.cap), 20),
+                stats.messages,
+                stats.system,
+                stats.summary,
+                stats.encoding,
+                b.window,
+                b.reply_reserve,
+                b.margin,
+                b.cap,
+                b.trigger,
+                b.target,
+                b.summary_cap,
+                b.keep_turns,
+            );
+            out.write_all(text.as_bytes()).map_err(io)?;
+        }
+        Command::Compact => {
+            let text = match engine.compact(true).await? {
+                Some(report) => format!("{report}\n"),
+                None => "memory: nothing to compact (the newest turns always stay)\n".to_string(),
+            };
+            out.write_all(text.as_bytes()).map_err(io)?;
+        }
+        Command::Clear => {
+            let moved = engine.session_mut().clear()?;
+            writeln!(out, "memory: cleared; {moved} records moved to the archive").map_err(io)?;
+        }
+        Command::Undo => {
+            let from = last_user_index(engine);
+            let moved = match from {
+                Some(i) => engine.session_mut().archive_tail(i)?,
+                None => 0,
+            };
+            writeln!(out, "memory: {moved} messages moved to the archive").map_err(io)?;
+        }
+        Command::Retry => {
+            let Some(user) = last_user_index(engine) else {
+                writeln!(out, "memory: nothing to retry").map_err(io)?;
+                return Ok(Flow::Continue);
+            };
+            engine.session_mut().archive_tail(user + 1)?;
+            let report = engine.reply(out, interrupt).await?;
+            return Ok(Flow::Replied(report));
+        }
+        Command::System(None) => {
+            let text = engine.session().system().map(|s| s.content.clone());
+            writeln!(out, "{}", text.as_deref().unwrap_or("(no system prompt)")).map_err(io)?;
+        }
+        Command::System(Some(text)) => {
+            engine.session_mut().append(Role::System, text, None, false, None)?;
+            writeln!(out, "memory: system prompt set").map_err(io)?;
+        }
+    }
+    out.flush().map_err(io)?;
+    Ok(Flow::Continue)
+}
+
+fn last_user_index(engine: &Engine) -> Option<usize> {
+    engine.session().messages().iter().rposition(|m| m.role == Role::User)
+}
+
+/// The last `n` messages of the active history as readable text.
+pub fn history_text(engine: &Engine, n: usize) -> String {
+    let messages = engine.session().messages();
+    let start = messages.len().saturating_sub(n);
+    let mut out = String::new();
+    if start == 0
+        && let Some(summary) = engine.session().summary()
+    {
+        out.push_str(&format!("(summary of earlier turns) {}\n", summary.content));
+    }
+    for m in &messages[start..] {
+        let mark = if m.interrupted { " (interrupted)" } else { "" };
+        out.push_str(&format!("{}{mark}: {}\n", m.role.as_str(), m.content));
+    }
+    if out.is_empty() {
+        out.push_str("(no messages yet)\n");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commands_parse() {
+        assert_eq!(parse("/help"), Ok(Command::Help));
+        assert_eq!(parse("/quit"), Ok(Command::Exit));
+        assert_eq!(parse("/history"), Ok(Command::History(10)));
+        assert_eq!(parse("/history 3"), Ok(Command::History(3)));
+        assert!(parse("/history x").is_err());
+        assert_eq!(parse("/system Be terse."), Ok(Command::System(Some("Be terse.".into()))));
+        assert_eq!(parse("/system"), Ok(Command::System(None)));
+        assert!(parse("/tokens now").is_err());
+        assert!(parse("/nope").unwrap_err().contains("unknown command /nope"));
+    }
+
+    #[test]
+    fn every_command_in_the_table_parses() {
+        for spec in COMMANDS {
+            assert!(parse(&format!("/{}", spec.name)).is_ok(), "{}", spec.name);
+            assert!(help_text().contains(&format!("/{}", spec.name)));
+        }
+    }
+
+    #[test]
+    fn double_slash_escapes_a_message() {
+        assert!(is_command("/help"));
+        assert!(!is_command("//etc/passwd is a file"));
+        assert!(!is_command("hello"));
+    }
+}

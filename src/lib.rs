@@ -1,0 +1,50 @@
+//! memchat: a terminal chat client for OpenAI-compatible models whose point
+//! is memory. Every message is durable the moment it exists; the history a
+//! model sees stays under its context window by folding old turns into a
+//! running summary; nothing is ever deleted, only archived.
+//!
+//! # Module map
+//!
+//! | module | owns |
+//! |---|---|
+//! | `main.rs` | wiring: parse, run, map the outcome to an exit code |
+//! | [`cli`] | clap definitions; their doc comments are the help |
+//! | [`config`] | the resolved [`config::Config`]: flags > env > file > defaults |
+//! | [`run`] | one invocation: open the session, pick the mode, exit statuses |
+//! | [`client`] | the [`client::ChatModel`] trait, [`client::openai`] and [`client::mock`] |
+//! | [`memory`] | sessions on disk: [`memory::Session`], [`memory::format`], repair |
+//! | [`tokens`] | counting tokens per model, the cheap byte bound |
+//! | [`budget`] | the budget numbers and the pure planners (evict, fit) |
+//! | [`summarize`] | the summary prompt, chunked folding, the extractive fallback |
+//! | [`chat`] | the turn engine |
+//! | [`commands`] | the `/command` table, parser and handlers |
+//! | [`input`] | multi-line rules (trailing `\`, code fences) |
+//! | [`repl`], [`script`] | the interactive and the piped front-ends |
+//! | [`render`] | stdout vs stderr, colour, gauges |
+//! | [`interrupt`] | Ctrl-C as data |
+//!
+//! # The path of one turn
+//!
+//! `repl`/`script`/`run::one_shot` → [`chat::Engine::send`]: check the message
+//! fits alone → [`memory::Session::append`] (write + fsync) →
+//! `build_request` ([`budget::plan_window`]: the final fit under `B`) →
+//! [`client::ChatModel::stream`] → each chunk written and flushed to stdout →
+//! `Session::append` of the reply → `compact` ([`budget::plan_eviction`],
+//! [`summarize::summarize`], [`memory::Session::compact`]: archive append +
+//! fsync, then atomic rewrite of the active log).
+
+pub mod budget;
+pub mod chat;
+pub mod cli;
+pub mod client;
+pub mod commands;
+pub mod config;
+pub mod input;
+pub mod interrupt;
+pub mod memory;
+pub mod render;
+pub mod repl;
+pub mod run;
+pub mod script;
+pub mod summarize;
+pub mod tokens;

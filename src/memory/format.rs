@@ -1,0 +1,250 @@
+//! The on-disk record format, version 1: JSON Lines, one record per line.
+//!
+//! This module owns the record types, their (de)serialisation, and the rules
+//! for parsing one line. It does no I/O: `Session` reads and writes the bytes.
+//! Readers ignore unknown fields so later versions can add optional ones; an
+//! unknown `version` is refused so a newer file is never rewritten by an older
+//! program.
+
+use serde::{Deserialize, Serialize};
+
+/// The only format version this program reads and writes.
+pub const FORMAT_VERSION: u32 = 1;
+/// The `format` field of every header: guards against loading a random JSONL file.
+pub const FORMAT_NAME: &str = "memchat";
+
+/// Who wrote a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    System,
+    User,
+    Assistant,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::System => "system",
+            Role::User => "user",
+            Role::Assistant => "assistant",
+        }
+    }
+}
+
+/// One line of a log.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum Record {
+    Header(Header),
+    Message(MessageRecord),
+    Summary(SummaryRecord),
+}
+
+impl Record {
+    /// The sequence number of a message or summary; headers have none.
+    pub fn seq(&self) -> Option<u64> {
+        match self {
+            Record::Header(_) => None,
+            Record::Message(m) => Some(m.seq),
+            Record::Summary(s) => Some(s.seq),
+        }
+    }
+}
+
+/// First line of every log and archive.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Header {
+    pub format: String,
+    pub version: u32,
+    pub session: String,
+    pub created_at: String,
+    /// Highest `seq` ever assigned when the file was written. The active log
+    /// can be empty after `/clear` while the archive holds high numbers; this
+    /// keeps `seq` rising without reading the archive on start-up.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_seq: Option<u64>,
+}
+
+impl Header {
+    pub fn new(session: &str, created_at: String) -> Self {
+        Header {
+            format: FORMAT_NAME.to_string(),
+            version: FORMAT_VERSION,
+            session: session.to_string(),
+            created_at,
+            last_seq: None,
+        }
+    }
+}
+
+/// A message of the conversation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MessageRecord {
+    pub seq: u64,
+    pub role: Role,
+    pub content: String,
+    pub at: String,
+    /// The model that wrote an assistant message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    /// The reply was cut short (Ctrl-C, a dropped stream): the text is partial.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub interrupted: bool,
+    /// Cached exact token count of `content` (no per-message overhead) in
+    /// `encoding`, so start-up need not load the tokenizer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tokens: Option<TokenCache>,
+}
+
+/// The running summary of everything compaction moved to the archive.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SummaryRecord {
+    pub seq: u64,
+    pub content: String,
+    /// First and last `seq` of the records this summary stands for.
+    pub covers: [u64; 2],
+    pub at: String,
+    /// `"model"` when the model wrote it, `"extractive"` for the local fallback.
+    #[serde(default = "default_method")]
+    pub method: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tokens: Option<TokenCache>,
+}
+
+fn default_method() -> String {
+    "model".to_string()
+}
+
+/// A token count together with the encoding that produced it: a count made
+/// with another encoding is ignored, never trusted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenCache {
+    pub encoding: String,
+    pub count: u32,
+}
+
+/// Why a line could not be read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LineError {
+    NotUtf8,
+    Json(String),
+    NotAHeader,
+    UnexpectedHeader,
+    WrongFormat(String),
+    UnsupportedVersion(u32),
+}
+
+impl std::fmt::Display for LineError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LineError::NotUtf8 => write!(f, "the line is not valid UTF-8"),
+            LineError::Json(e) => write!(f, "not a valid record: {e}"),
+            LineError::NotAHeader => write!(f, "the first line must be a memchat header"),
+            LineError::UnexpectedHeader => write!(f, "a header may only be the first line"),
+            LineError::WrongFormat(name) => {
+                write!(f, "the header says format {name:?}, not {FORMAT_NAME:?}")
+            }
+            LineError::UnsupportedVersion(v) => write!(
+                f,
+                "format version {v} is not supported by this memchat (it reads version \
+                 {FORMAT_VERSION}); upgrade memchat to open it"
+            ),
+        }
+    }
+}
+
+/// Parses one line (without its `\n`). `first` says whether it is line 1,
+/// which must be a header of a version this program understands.
+pub fn parse_line(bytes: &[u8], first: bool) -> Result<Record, LineError> {
+    let text = std::str::from_utf8(bytes).map_err(|_| LineError::NotUtf8)?;
+    let record: Record = match serde_json::from_str(text) {
+        Ok(record) => record,
+        Err(e) => {
+            // A header of a future version may carry fields or record types we
+            // do not know; report the version, which is the real problem.
+            if first && let Some(v) = peek_version(text) && v != FORMAT_VERSION {
+                return Err(LineError::UnsupportedVersion(v));
+            }
+            return Err(LineError::Json(e.to_string()));
+        }
+    };
+    match (&record, first) {
+        (Record::Header(h), true) => {
+            if h.format != FORMAT_NAME {
+                return Err(LineError::WrongFormat(h.format.clone()));
+            }
+            if h.version != FORMAT_VERSION {
+                return Err(LineError::UnsupportedVersion(h.version));
+            }
+        }
+        (_, true) => return Err(LineError::NotAHeader),
+        (Record::Header(_), false) => return Err(LineError::UnexpectedHeader),
+        _ => {}
+    }
+    Ok(record)
+}
+
+fn peek_version(text: &str) -> Option<u32> {
+    let value: serde_json::Value = serde_json::from_str(text).ok()?;
+    if value.get("type")?.as_str()? != "header" {
+        return None;
+    }
+    u32::try_from(value.get("version")?.as_u64()?).ok()
+}
+
+/// Serialises a record as one `\n`-terminated line.
+pub fn to_line(record: &Record) -> Vec<u8> {
+    // Serialising these plain structs cannot fail: no maps with non-string
+    // keys, no custom serializers.
+    let mut line = serde_json::to_vec(record).unwrap_or_default();
+    line.push(b'\n');
+    line
+}
+
+/// Current time as RFC 3339 UTC with second precision.
+pub fn now() -> String {
+    humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_round_trips_and_matches_the_documented_shape() {
+        let header = Record::Header(Header::new("default", "2026-11-22T10:00:00Z".into()));
+        let line = to_line(&header);
+        assert_eq!(
+            String::from_utf8(line.clone()).unwrap(),
+            "{\"type\":\"header\",\"format\":\"memchat\",\"version\":1,\"session\":\"default\",\"created_at\":\"2026-11-22T10:00:00Z\"}\n"
+        );
+        assert_eq!(parse_line(&line[..line.len() - 1], true).unwrap(), header);
+    }
+
+    #[test]
+    fn unknown_fields_are_ignored() {
+        let line = br#"{"type":"message","seq":3,"role":"user","content":"hi","at":"x","future":42}"#;
+        match parse_line(line, false).unwrap() {
+            Record::Message(m) => assert_eq!((m.seq, m.content.as_str()), (3, "hi")),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn newer_versions_are_refused_even_with_unknown_shapes() {
+        let line = br#"{"type":"header","format":"memchat","version":2,"session":"s","created_at":"x"}"#;
+        assert_eq!(parse_line(line, true), Err(LineError::UnsupportedVersion(2)));
+        let odd = br#"{"type":"header","format":"memchat","version":7}"#;
+        assert_eq!(parse_line(odd, true), Err(LineError::UnsupportedVersion(7)));
+    }
+
+    #[test]
+    fn first_line_must_be_a_header_and_only_the_first() {
+        let msg = br#"{"type":"message","seq":1,"role":"user","content":"hi","at":"x"}"#;
+        assert_eq!(parse_line(msg, true), Err(LineError::NotAHeader));
+        let header = br#"{"type":"header","format":"memchat","version":1,"session":"s","created_at":"x"}"#;
+        assert_eq!(parse_line(header, false), Err(LineError::UnexpectedHeader));
+        assert_eq!(parse_line(b"\xff\xfe", false), Err(LineError::NotUtf8));
+    }
+}

@@ -1,0 +1,154 @@
+//! The interactive front-end, on rustyline: line editing, input history kept
+//! across runs (0600, Ctrl-R searches it), multi-line input (Alt-Enter, a
+//! trailing `\`, an open code fence, bracketed paste), Ctrl-C clears the line
+//! at the prompt and stops only the reply while one streams, Ctrl-D exits.
+//!
+//! `readline` blocks, so the editor moves into `spawn_blocking` for each
+//! line and comes back with it.
+
+use std::borrow::Cow;
+use std::path::Path;
+
+use rustyline::completion::Completer;
+use rustyline::error::ReadlineError;
+use rustyline::highlight::Highlighter;
+use rustyline::hint::Hinter;
+use rustyline::history::FileHistory;
+use rustyline::validate::{ValidationContext, ValidationResult, Validator};
+use rustyline::{Cmd, Editor, EventHandler, Helper, KeyCode, KeyEvent, Modifiers};
+
+use crate::chat::{Engine, TurnError};
+use crate::commands::{self, Flow};
+use crate::config::Config;
+use crate::input;
+use crate::interrupt::Interrupt;
+use crate::render::Notices;
+use crate::run::{Exit, report_turn};
+
+/// File name of the input history inside the memory directory.
+const HISTORY_FILE: &str = ".input-history";
+
+/// Tells rustyline when Enter should continue the message instead of sending it.
+struct ReplHelper;
+
+impl Validator for ReplHelper {
+    fn validate(&self, ctx: &mut ValidationContext<'_>) -> rustyline::Result<ValidationResult> {
+        Ok(if input::is_incomplete(ctx.input()) {
+            ValidationResult::Incomplete
+        } else {
+            ValidationResult::Valid(None)
+        })
+    }
+}
+impl Completer for ReplHelper {
+    type Candidate = String;
+}
+impl Hinter for ReplHelper {
+    type Hint = String;
+}
+impl Highlighter for ReplHelper {
+    fn highlight_prompt<'b, 's: 'b, 'p: 'b>(&'s self, prompt: &'p str, _default: bool) -> Cow<'b, str> {
+        Cow::Borrowed(prompt)
+    }
+}
+impl Helper for ReplHelper {}
+
+type ReplEditor = Editor<ReplHelper, FileHistory>;
+
+fn make_editor(history: &Path) -> anyhow::Result<ReplEditor> {
+    let config = rustyline::Config::builder()
+        .auto_add_history(false)
+        .max_history_size(10_000)?
+        .build();
+    let mut editor = ReplEditor::with_config(config)?;
+    editor.set_helper(Some(ReplHelper));
+    editor.bind_sequence(KeyEvent(KeyCode::Enter, Modifiers::ALT), EventHandler::Simple(Cmd::Newline));
+    if history.exists() {
+        let _ = editor.load_history(history);
+    }
+    Ok(editor)
+}
+
+/// Saves the input history privately: created 0600 before rustyline writes.
+fn save_history(editor: &mut ReplEditor, path: &Path) {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let _ = std::fs::OpenOptions::new().append(true).create(true).mode(0o600).open(path);
+    let _ = editor.append_history(path);
+    let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
+}
+
+/// How the prompt looks: the session and how full the budget is.
+fn prompt(engine: &Engine) -> String {
+    format!("{} {}%> ", engine.session().name(), engine.fill_percent_estimate())
+}
+
+/// Shows where a resumed conversation left off.
+fn print_resume(engine: &Engine, notices: Notices) {
+    let messages = engine.session().messages();
+    if messages.is_empty() && engine.session().summary().is_none() {
+        notices.info(&format!("new session {:?}; /help lists the commands, Ctrl-D leaves", engine.session().name()));
+        return;
+    }
+    notices.info(&format!(
+        "resuming session {:?} ({} messages in memory{}); /history shows more",
+        engine.session().name(),
+        messages.len(),
+        if engine.session().summary().is_some() { ", plus a summary of older turns" } else { "" }
+    ));
+    eprint!("{}", commands::history_text(engine, 2));
+}
+
+/// Runs the interactive chat until `/exit` or Ctrl-D.
+pub async fn run(mut engine: Engine, config: &Config, mut interrupt: Interrupt, notices: Notices) -> anyhow::Result<Exit> {
+    // Load the tokenizer while the user types its first line.
+    engine.counter().warm();
+    let history = config.memory_dir.join(HISTORY_FILE);
+    let mut editor = make_editor(&history)?;
+    print_resume(&engine, notices);
+    loop {
+        let prompt = prompt(&engine);
+        let (back, line) = tokio::task::spawn_blocking(move || {
+            let line = editor.readline(&prompt);
+            (editor, line)
+        })
+        .await?;
+        editor = back;
+        let line = match line {
+            Ok(line) => line,
+            Err(ReadlineError::Interrupted) => continue,
+            Err(ReadlineError::Eof) => return Ok(Exit::Success),
+            Err(e) => return Err(e.into()),
+        };
+        if line.trim().is_empty() {
+            continue;
+        }
+        let _ = editor.add_history_entry(line.as_str());
+        save_history(&mut editor, &history);
+        interrupt.reset();
+        let mut stdout = std::io::stdout().lock();
+        let result = if commands::is_command(line.trim_start()) {
+            match commands::parse(line.trim()) {
+                Ok(command) => match commands::execute(command, &mut engine, &mut stdout, &mut interrupt).await {
+                    Ok(Flow::Continue) => continue,
+                    Ok(Flow::Exit) => return Ok(Exit::Success),
+                    Ok(Flow::Replied(report)) => Ok(report),
+                    Err(e) => Err(e),
+                },
+                Err(e) => {
+                    notices.error(&e);
+                    continue;
+                }
+            }
+        } else {
+            let message = line.strip_prefix('/').filter(|m| m.starts_with('/')).unwrap_or(&line);
+            engine.send(message, &mut stdout, &mut interrupt).await
+        };
+        match result {
+            Err(TurnError::Refused(reason)) => notices.error(&reason),
+            other => {
+                // Model failures and interruptions are reported; the chat goes on.
+                report_turn(other, &mut stdout, notices)?;
+            }
+        }
+    }
+}

@@ -1,0 +1,223 @@
+//! Running one invocation: open the session, build the engine from the
+//! `Config`, pick the mode (REPL, one-shot, script, management command) and
+//! turn the outcome into an exit status.
+
+use std::io::{IsTerminal, Read, Write};
+
+use anyhow::Context;
+
+use crate::chat::{Engine, TurnError, TurnReport};
+use crate::cli::{Cli, Command};
+use crate::client::ChatModel;
+use crate::client::mock::MockModel;
+use crate::client::openai::OpenAiModel;
+use crate::config::{self, Backend, Config, UsageError};
+use crate::interrupt::Interrupt;
+use crate::memory::format::Role;
+use crate::memory::{self, Session, StoreError};
+use crate::render::{self, Notices};
+use crate::tokens::TokenCounter;
+use crate::{repl, script};
+
+/// Exit statuses, as documented in the README.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    Success = 0,
+    /// The model or the network failed (after retries).
+    ModelFailed = 1,
+    /// A usage or configuration error.
+    Usage = 2,
+    /// The memory store failed: corrupt, locked, unwritable.
+    Store = 3,
+    /// Ctrl-C.
+    Interrupted = 130,
+}
+
+/// The exit status for an error, by its kind.
+pub fn exit_for_error(error: &anyhow::Error) -> Exit {
+    for cause in error.chain() {
+        if cause.is::<StoreError>() {
+            return Exit::Store;
+        }
+        if cause.is::<UsageError>() || cause.is::<clap::Error>() {
+            return Exit::Usage;
+        }
+        if let Some(turn) = cause.downcast_ref::<TurnError>() {
+            return match turn {
+                TurnError::Store(_) => Exit::Store,
+                TurnError::Model(_) => Exit::ModelFailed,
+                TurnError::Refused(_) => Exit::Usage,
+            };
+        }
+    }
+    Exit::ModelFailed
+}
+
+/// Runs the parsed command line.
+pub async fn run(cli: Cli) -> anyhow::Result<Exit> {
+    let notices = Notices::for_stderr();
+    let file_path = config::config_file_path();
+    let file = config::load_file(file_path.as_deref())?;
+    if let Some(command) = &cli.command {
+        return run_command(command, &cli, &file, notices);
+    }
+    let api_key = std::env::var("OPENAI_API_KEY").ok();
+    let config = config::resolve(&cli.chat, &file, api_key)?;
+    for notice in &config.notices {
+        notices.info(notice);
+    }
+    let stdin_is_terminal = std::io::stdin().is_terminal();
+    let prompt = one_shot_prompt(&cli.prompt, stdin_is_terminal)?;
+    let mut engine = open_engine(&config, &cli, notices)?;
+    let mut interrupt = Interrupt::install();
+    match prompt {
+        Some(prompt) => one_shot(&mut engine, &prompt, &mut interrupt, notices).await,
+        None if stdin_is_terminal => repl::run(engine, &config, interrupt, notices).await,
+        None => script::run(&mut engine, std::io::stdin().lock(), &mut interrupt, notices).await,
+    }
+}
+
+fn run_command(command: &Command, cli: &Cli, file: &config::FileConfig, notices: Notices) -> anyhow::Result<Exit> {
+    let dir = config::resolve_memory_dir(cli.chat.memory_dir.as_deref(), file.memory_dir.as_deref())?;
+    match command {
+        Command::Repair { name } => {
+            memory::validate_session_name(name).map_err(|e| UsageError(e.to_string()))?;
+            let report = memory::repair::repair(&dir, name, std::time::Duration::from_secs(5))?;
+            let mut out = std::io::stdout().lock();
+            match &report.quarantine_file {
+                Some(path) => {
+                    writeln!(out, "repaired {name}: kept {} records, moved {} bad lines to {}", report.kept, report.quarantined.len(), path.display())?;
+                    for (line, reason) in &report.quarantined {
+                        writeln!(out, "  line {line}: {reason}")?;
+                    }
+                }
+                None if report.header_added => writeln!(out, "repaired {name}: added the missing header; kept {} records", report.kept)?,
+                None => writeln!(out, "{name} is healthy: {} records, nothing to repair", report.kept)?,
+            }
+            let _ = notices;
+            Ok(Exit::Success)
+        }
+    }
+}
+
+/// The prompt of a one-shot run, if this is one: the prompt words, with piped
+/// stdin attached after a blank line; `-` alone means all of stdin.
+fn one_shot_prompt(words: &[String], stdin_is_terminal: bool) -> anyhow::Result<Option<String>> {
+    if words.is_empty() {
+        return Ok(None);
+    }
+    let read_stdin = || -> anyhow::Result<String> {
+        let mut bytes = Vec::new();
+        std::io::stdin().lock().read_to_end(&mut bytes).context("cannot read stdin")?;
+        String::from_utf8(bytes).map_err(|e| {
+            UsageError(format!(
+                "stdin is not UTF-8 text (invalid byte at offset {}); memchat sends text only",
+                e.utf8_error().valid_up_to()
+            ))
+            .into()
+        })
+    };
+    if words.len() == 1 && words[0] == "-" {
+        if stdin_is_terminal {
+            return Err(UsageError("the prompt `-` reads stdin, but stdin is a terminal; pipe the prompt in".into()).into());
+        }
+        return Ok(Some(read_stdin()?));
+    }
+    let mut prompt = words.join(" ");
+    if !stdin_is_terminal {
+        let attached = read_stdin()?;
+        if !attached.trim().is_empty() {
+            prompt.push_str("\n\n");
+            prompt.push_str(attached.trim_end_matches('\n'));
+        }
+    }
+    Ok(Some(prompt))
+}
+
+/// The model client for the configuration.
+pub fn model_for(config: &Config, counter: TokenCounter) -> anyhow::Result<Box<dyn ChatModel>> {
+    Ok(match &config.backend {
+        Backend::Mock { delay } => Box::new(MockModel::new(counter, *delay)),
+        Backend::OpenAi(settings) => Box::new(OpenAiModel::new(settings.clone())?),
+    })
+}
+
+/// Opens the session and applies the system prompt.
+pub fn open_engine(config: &Config, cli: &Cli, notices: Notices) -> anyhow::Result<Engine> {
+    let mut session = Session::open(&config.memory_dir, &config.session, config.lock_wait)?;
+    for notice in session.take_notices() {
+        notices.warn(&notice);
+    }
+    apply_system_prompt(&mut session, config.system_prompt.as_deref(), cli.chat.system.is_some(), notices)?;
+    let counter = TokenCounter::for_model(&config.model);
+    let model = model_for(config, counter)?;
+    Ok(Engine::new(session, model, counter, config.budget))
+}
+
+/// `--system` sets the prompt of a new session; on an existing session with a
+/// different prompt, an explicit flag replaces it (the old one is archived).
+fn apply_system_prompt(session: &mut Session, prompt: Option<&str>, explicit: bool, notices: Notices) -> Result<(), StoreError> {
+    let Some(prompt) = prompt.map(str::trim).filter(|p| !p.is_empty()) else {
+        return Ok(());
+    };
+    match session.system().map(|s| s.content.as_str()) {
+        Some(current) if current == prompt => Ok(()),
+        Some(_) if !explicit => Ok(()),
+        current => {
+            if current.is_some() {
+                notices.info("system prompt replaced; the old one is in the archive");
+            }
+            session.append(Role::System, prompt.to_string(), None, false, None).map(|_| ())
+        }
+    }
+}
+
+/// One turn, then exit.
+async fn one_shot(engine: &mut Engine, prompt: &str, interrupt: &mut Interrupt, notices: Notices) -> anyhow::Result<Exit> {
+    let mut stdout = std::io::stdout().lock();
+    let result = engine.send(prompt, &mut stdout, interrupt).await;
+    Ok(report_turn(result, &mut stdout, notices)?)
+}
+
+/// Prints what a turn left to say and returns the exit status it implies.
+/// Model errors are reported here; store and refusal errors propagate.
+pub fn report_turn(
+    result: Result<TurnReport, TurnError>,
+    out: &mut dyn Write,
+    notices: Notices,
+) -> Result<Exit, TurnError> {
+    let report = match result {
+        Ok(report) => report,
+        Err(TurnError::Model(e)) => {
+            notices.error(&format!("{e} (your message is saved; send it again with /retry or rerun)"));
+            return Ok(Exit::ModelFailed);
+        }
+        Err(e) => return Err(e),
+    };
+    let _ = render::finish_reply(out, &report.reply);
+    for notice in &report.notices {
+        notices.info(notice);
+    }
+    if report.skipped_chunks > 0 {
+        notices.warn(&format!("{} malformed chunks from the server were skipped", report.skipped_chunks));
+    }
+    if let Some(compaction) = &report.compaction {
+        if compaction.fallback_reason.is_some() {
+            notices.warn(&compaction.to_string());
+        } else {
+            notices.info(&compaction.to_string());
+        }
+    }
+    if report.by_user {
+        notices.warn("interrupted; the partial reply is saved, marked interrupted");
+        return Ok(Exit::Interrupted);
+    }
+    if let Some(e) = &report.stream_error {
+        notices.error(&format!("the reply was cut off: {e}; the partial reply is saved, marked interrupted"));
+        return Ok(Exit::ModelFailed);
+    }
+    if report.interrupted {
+        notices.warn("the server ended the reply early; it is saved, marked interrupted");
+    }
+    Ok(Exit::Success)
+}

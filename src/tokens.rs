@@ -1,0 +1,227 @@
+//! Counting tokens the way the model will: the model's tiktoken encoding and
+//! the OpenAI cookbook's chat formula (3 tokens of framing per message, plus
+//! the role, plus 3 to prime the reply).
+//!
+//! Models we cannot identify (anything served by Ollama, vLLM, ...) are counted
+//! with o200k_base plus 10%: their tokenizers differ, and over-counting only
+//! costs a little context while under-counting costs a failed request.
+//!
+//! The tokenizer's first use is slow (≈200 ms to build the BPE tables in a
+//! release build), so callers first try [`upper_bound`]: a byte-level BPE never
+//! yields more tokens than the text has bytes, and that bound often settles
+//! "does it fit?" without loading anything. [`TokenCounter::warm`] loads the
+//! tables on a background thread.
+
+use crate::memory::format::TokenCache;
+
+/// Framing tokens every message costs (`<|start|>role ... <|end|>`).
+pub const PER_MESSAGE: u32 = 3;
+/// Tokens that prime the assistant's reply at the end of every request.
+pub const REPLY_PRIMING: u32 = 3;
+/// Every role name ("system", "user", "assistant") is one token in both encodings.
+pub const ROLE: u32 = 1;
+
+/// The BPE encodings memchat knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Encoding {
+    O200kBase,
+    Cl100kBase,
+}
+
+impl Encoding {
+    pub fn name(self) -> &'static str {
+        match self {
+            Encoding::O200kBase => "o200k_base",
+            Encoding::Cl100kBase => "cl100k_base",
+        }
+    }
+
+    fn bpe(self) -> &'static tiktoken_rs::CoreBPE {
+        match self {
+            Encoding::O200kBase => tiktoken_rs::o200k_base_singleton(),
+            Encoding::Cl100kBase => tiktoken_rs::cl100k_base_singleton(),
+        }
+    }
+}
+
+/// Which family a model name belongs to, after any `provider/` prefix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ModelFamily {
+    /// gpt-4o, gpt-4.1, gpt-4.5, gpt-5, o1/o3/o4 and their variants.
+    OpenAiO200k,
+    /// gpt-4 (original and turbo) and gpt-3.5.
+    OpenAiCl100k,
+    Unknown,
+}
+
+/// Classifies a model name (`openai/gpt-4o` and `gpt-4o-2024-08-06` alike).
+pub fn model_family(model: &str) -> ModelFamily {
+    let name = model.rsplit('/').next().unwrap_or(model).to_ascii_lowercase();
+    let o_series = ["o1", "o3", "o4"]
+        .iter()
+        .any(|p| name == *p || name.starts_with(&format!("{p}-")));
+    if o_series
+        || ["gpt-4o", "chatgpt-4o", "gpt-4.1", "gpt-4.5", "gpt-5"]
+            .iter()
+            .any(|p| name.starts_with(p))
+    {
+        ModelFamily::OpenAiO200k
+    } else if name.starts_with("gpt-4") || name.starts_with("gpt-3.5") {
+        ModelFamily::OpenAiCl100k
+    } else {
+        ModelFamily::Unknown
+    }
+}
+
+/// Counts tokens for one model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TokenCounter {
+    encoding: Encoding,
+    /// Add 10% for models whose real tokenizer we do not have.
+    inflate: bool,
+}
+
+impl TokenCounter {
+    pub fn for_model(model: &str) -> Self {
+        match model_family(model) {
+            ModelFamily::OpenAiO200k => TokenCounter { encoding: Encoding::O200kBase, inflate: false },
+            ModelFamily::OpenAiCl100k => TokenCounter { encoding: Encoding::Cl100kBase, inflate: false },
+            ModelFamily::Unknown => TokenCounter { encoding: Encoding::O200kBase, inflate: true },
+        }
+    }
+
+    pub fn encoding(&self) -> Encoding {
+        self.encoding
+    }
+
+    /// Loads the BPE tables on a background thread so the first real count
+    /// does not stall the user.
+    pub fn warm(&self) {
+        let encoding = self.encoding;
+        std::thread::spawn(move || {
+            encoding.bpe();
+        });
+    }
+
+    /// Exact tokens of `text` in this encoding, without inflation or framing.
+    pub fn count_raw(&self, text: &str) -> u32 {
+        let n = self.encoding.bpe().encode_with_special_tokens(text).len();
+        u32::try_from(n).unwrap_or(u32::MAX)
+    }
+
+    /// The cache entry for `text`, to store with a record.
+    pub fn cache(&self, text: &str) -> TokenCache {
+        TokenCache {
+            encoding: self.encoding.name().to_string(),
+            count: self.count_raw(text),
+        }
+    }
+
+    /// The raw count from a cache entry, if it was made with this encoding.
+    pub fn cached(&self, cache: Option<&TokenCache>) -> Option<u32> {
+        cache
+            .filter(|c| c.encoding == self.encoding.name())
+            .map(|c| c.count)
+    }
+
+    /// What a raw content count costs as a message of a request.
+    pub fn message_cost(&self, raw_content: u32) -> u32 {
+        PER_MESSAGE + ROLE + self.inflated(raw_content)
+    }
+
+    /// Applies the unknown-model margin.
+    pub fn inflated(&self, raw: u32) -> u32 {
+        if self.inflate {
+            raw.saturating_add(raw.div_ceil(10))
+        } else {
+            raw
+        }
+    }
+
+    /// Exact cost of a message with this content.
+    pub fn message_tokens(&self, content: &str) -> u32 {
+        self.message_cost(self.count_raw(content))
+    }
+
+    /// The longest prefix of `text` (on a char boundary) of at most `max` raw
+    /// tokens. Used to shorten a summary for the final fit.
+    pub fn truncate_to(&self, text: &str, max: u32) -> String {
+        if upper_bound(text) <= max || self.count_raw(text) <= max {
+            return text.to_string();
+        }
+        let tokens = self.encoding.bpe().encode_with_special_tokens(text);
+        let keep = &tokens[..(max as usize).min(tokens.len())];
+        let mut out = self
+            .encoding
+            .bpe()
+            .decode(keep)
+            .unwrap_or_default();
+        // A cut inside a multi-byte char decodes lossily: re-check and shrink.
+        while !out.is_empty() && self.count_raw(&out) > max {
+            out.pop();
+        }
+        out
+    }
+}
+
+/// An upper bound on the raw tokens of `text` in any byte-level BPE: one
+/// token never covers less than one byte.
+pub fn upper_bound(text: &str) -> u32 {
+    u32::try_from(text.len()).unwrap_or(u32::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn families_follow_the_model_names() {
+        assert_eq!(model_family("gpt-4o-mini"), ModelFamily::OpenAiO200k);
+        assert_eq!(model_family("openai/gpt-4.1-nano"), ModelFamily::OpenAiO200k);
+        assert_eq!(model_family("o3-mini"), ModelFamily::OpenAiO200k);
+        assert_eq!(model_family("gpt-5"), ModelFamily::OpenAiO200k);
+        assert_eq!(model_family("gpt-4-turbo"), ModelFamily::OpenAiCl100k);
+        assert_eq!(model_family("gpt-3.5-turbo"), ModelFamily::OpenAiCl100k);
+        assert_eq!(model_family("llama3.2"), ModelFamily::Unknown);
+        assert_eq!(model_family("o1x"), ModelFamily::Unknown);
+    }
+
+    #[test]
+    fn counts_are_pinned_for_fixed_texts() {
+        let o200k = TokenCounter::for_model("gpt-4o");
+        let cl100k = TokenCounter::for_model("gpt-4");
+        assert_eq!(o200k.count_raw("Hello, world!"), 4);
+        assert_eq!(cl100k.count_raw("Hello, world!"), 4);
+        assert_eq!(o200k.count_raw("tiktoken is great!"), 5);
+        assert_eq!(cl100k.count_raw("tiktoken is great!"), 6);
+        // Cookbook formula: 3 framing + 1 role + content.
+        assert_eq!(o200k.message_tokens("Hello, world!"), 8);
+    }
+
+    #[test]
+    fn unknown_models_get_ten_percent_more() {
+        let llama = TokenCounter::for_model("llama3.2");
+        assert_eq!(llama.encoding(), Encoding::O200kBase);
+        assert_eq!(llama.inflated(100), 110);
+        assert_eq!(llama.inflated(1), 2);
+        assert_eq!(llama.message_tokens("Hello, world!"), 3 + 1 + 5);
+    }
+
+    #[test]
+    fn the_byte_bound_is_never_below_the_count() {
+        let counter = TokenCounter::for_model("gpt-4o");
+        for text in ["", "a", "héllo wörld", "日本語のテキスト", "🦀🦀🦀", "\u{0}\u{7f}"] {
+            assert!(counter.count_raw(text) <= upper_bound(text), "{text:?}");
+        }
+    }
+
+    #[test]
+    fn truncation_respects_the_cap() {
+        let counter = TokenCounter::for_model("gpt-4o");
+        let text = "The quick brown fox jumps over the lazy dog. ".repeat(50);
+        let cut = counter.truncate_to(&text, 20);
+        assert!(counter.count_raw(&cut) <= 20);
+        assert!(text.starts_with(&cut));
+        assert!(cut.len() > 40);
+    }
+}
