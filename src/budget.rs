@@ -50,7 +50,11 @@ const KNOWN_WINDOWS: &[(&str, u32)] = &[
 
 /// The context window of a known model, if we know it.
 pub fn known_context_window(model: &str) -> Option<u32> {
-    let name = model.rsplit('/').next().unwrap_or(model).to_ascii_lowercase();
+    let name = model
+        .rsplit('/')
+        .next()
+        .unwrap_or(model)
+        .to_ascii_lowercase();
     KNOWN_WINDOWS
         .iter()
         .find(|(prefix, _)| name.starts_with(prefix))
@@ -81,7 +85,11 @@ pub struct Budget {
 impl Budget {
     /// Computes the budget for window `window`, optionally lowered to `cost_cap`
     /// and with an explicit reply reserve.
-    pub fn new(window: u32, cost_cap: Option<u32>, reply_reserve: Option<u32>) -> Result<Budget, String> {
+    pub fn new(
+        window: u32,
+        cost_cap: Option<u32>,
+        reply_reserve: Option<u32>,
+    ) -> Result<Budget, String> {
         if window < MIN_WINDOW {
             return Err(format!(
                 "a context window of {window} tokens is too small to chat in; memchat needs at \
@@ -161,7 +169,12 @@ impl HistorySizes<'_> {
 /// `keep_turns` turns. If even that leaves the history above `B`, the kept
 /// turns give way too: the cap is the one rule that never bends.
 /// Returns `None` when nothing can or need be evicted.
-pub fn plan_eviction(sizes: &HistorySizes<'_>, budget: &Budget, target: u32, keep_turns: usize) -> Option<Eviction> {
+pub fn plan_eviction(
+    sizes: &HistorySizes<'_>,
+    budget: &Budget,
+    target: u32,
+    keep_turns: usize,
+) -> Option<Eviction> {
     let starts = turn_starts(sizes.roles);
     if starts.is_empty() {
         return None;
@@ -184,7 +197,10 @@ pub fn plan_eviction(sizes: &HistorySizes<'_>, budget: &Budget, target: u32, kee
         }
         if !within_keep {
             // Past the kept turns: go on only while the cap is broken.
-            let previous = starts.get(turns - 1).copied().unwrap_or(sizes.messages.len());
+            let previous = starts
+                .get(turns - 1)
+                .copied()
+                .unwrap_or(sizes.messages.len());
             if after_summary + suffix[previous] <= u64::from(budget.cap) {
                 break;
             }
@@ -228,7 +244,10 @@ pub fn plan_window(
 ) -> Result<WindowPlan, DoesNotFit> {
     let cap = u64::from(budget.cap);
     if sizes.total() <= cap {
-        return Ok(WindowPlan { first_message: 0, summary_limit: None });
+        return Ok(WindowPlan {
+            first_message: 0,
+            summary_limit: None,
+        });
     }
     let starts = turn_starts(sizes.roles);
     let mut first = 0;
@@ -239,15 +258,24 @@ pub fn plan_window(
             break;
         }
         let (start, next) = (pair[0], pair[1]);
-        messages_cost -= sizes.messages[start..next].iter().map(|&m| u64::from(m)).sum::<u64>();
+        messages_cost -= sizes.messages[start..next]
+            .iter()
+            .map(|&m| u64::from(m))
+            .sum::<u64>();
         first = next;
     }
     let without_summary = u64::from(sizes.fixed) + messages_cost;
     if without_summary + u64::from(sizes.summary) <= cap {
-        return Ok(WindowPlan { first_message: first, summary_limit: None });
+        return Ok(WindowPlan {
+            first_message: first,
+            summary_limit: None,
+        });
     }
     if without_summary > cap {
-        return Err(DoesNotFit { needed: without_summary, cap: budget.cap });
+        return Err(DoesNotFit {
+            needed: without_summary,
+            cap: budget.cap,
+        });
     }
     // Shorten the summary: the largest raw length whose cost fits.
     let room = cap - without_summary;
@@ -260,7 +288,10 @@ pub fn plan_window(
             hi = mid - 1;
         }
     }
-    Ok(WindowPlan { first_message: first, summary_limit: Some(lo) })
+    Ok(WindowPlan {
+        first_message: first,
+        summary_limit: Some(lo),
+    })
 }
 
 /// The priming every request pays, exported for callers computing `fixed`.
@@ -279,8 +310,14 @@ mod tests {
         assert_eq!((b.reply_reserve, b.margin, b.cap), (4096, 2560, 121_344));
         assert_eq!((b.trigger, b.target, b.summary_cap), (97_075, 66_739, 2048));
         let small = Budget::new(2000, None, None).unwrap();
-        assert_eq!((small.reply_reserve, small.margin, small.cap), (500, 256, 1244));
-        assert_eq!((small.trigger, small.target, small.summary_cap), (995, 684, 256));
+        assert_eq!(
+            (small.reply_reserve, small.margin, small.cap),
+            (500, 256, 1244)
+        );
+        assert_eq!(
+            (small.trigger, small.target, small.summary_cap),
+            (995, 684, 256)
+        );
         let capped = Budget::new(128_000, Some(8000), None).unwrap();
         assert_eq!(capped.cap, 8000);
         assert!(Budget::new(500, None, None).is_err());
@@ -296,7 +333,10 @@ mod tests {
 
     #[test]
     fn turns_start_at_user_messages() {
-        assert_eq!(turn_starts(&[User, Assistant, User, Assistant, Assistant, User]), vec![0, 2, 5]);
+        assert_eq!(
+            turn_starts(&[User, Assistant, User, Assistant, Assistant, User]),
+            vec![0, 2, 5]
+        );
         assert_eq!(turn_starts(&[Assistant, User]), vec![0, 1]);
         assert!(turn_starts(&[]).is_empty());
     }
@@ -304,12 +344,25 @@ mod tests {
     #[test]
     fn eviction_takes_the_fewest_oldest_whole_turns() {
         let budget = Budget::new(2000, None, None).unwrap(); // B 1244, L 684, S 256
-        let roles = [User, Assistant, User, Assistant, User, Assistant, User, Assistant];
+        let roles = [
+            User, Assistant, User, Assistant, User, Assistant, User, Assistant,
+        ];
         let messages = [100, 100, 100, 100, 100, 100, 100, 100];
-        let sizes = HistorySizes { fixed: 10, summary: 0, messages: &messages, roles: &roles };
+        let sizes = HistorySizes {
+            fixed: 10,
+            summary: 0,
+            messages: &messages,
+            roles: &roles,
+        };
         // 10 + 256 + kept ≤ 684 → kept ≤ 418 → keep 2 turns (400): evict 2 turns.
         let plan = plan_eviction(&sizes, &budget, budget.target, 2).unwrap();
-        assert_eq!(plan, Eviction { messages: 4, turns: 2 });
+        assert_eq!(
+            plan,
+            Eviction {
+                messages: 4,
+                turns: 2
+            }
+        );
     }
 
     #[test]
@@ -317,12 +370,22 @@ mod tests {
         let budget = Budget::new(2000, None, None).unwrap();
         let roles = [User, Assistant, User, Assistant];
         let messages = [600, 400, 300, 100];
-        let sizes = HistorySizes { fixed: 10, summary: 0, messages: &messages, roles: &roles };
+        let sizes = HistorySizes {
+            fixed: 10,
+            summary: 0,
+            messages: &messages,
+            roles: &roles,
+        };
         // Keeping both turns: 10+256+1400 > B, so the oldest turn goes anyway.
         let plan = plan_eviction(&sizes, &budget, budget.target, 2).unwrap();
         assert_eq!(plan.turns, 1);
         let small = [10, 10, 10, 10];
-        let sizes = HistorySizes { fixed: 10, summary: 0, messages: &small, roles: &roles };
+        let sizes = HistorySizes {
+            fixed: 10,
+            summary: 0,
+            messages: &small,
+            roles: &roles,
+        };
         assert_eq!(plan_eviction(&sizes, &budget, budget.target, 2), None);
     }
 
@@ -331,15 +394,42 @@ mod tests {
         let budget = Budget::new(2000, None, None).unwrap(); // B 1244
         let roles = [User, Assistant, User];
         let messages = [500, 500, 400];
-        let sizes = HistorySizes { fixed: 10, summary: 300, messages: &messages, roles: &roles };
+        let sizes = HistorySizes {
+            fixed: 10,
+            summary: 300,
+            messages: &messages,
+            roles: &roles,
+        };
         let plan = plan_window(&sizes, &budget, 290, |n| n + 10).unwrap();
-        assert_eq!(plan, WindowPlan { first_message: 2, summary_limit: None });
+        assert_eq!(
+            plan,
+            WindowPlan {
+                first_message: 2,
+                summary_limit: None
+            }
+        );
         let big = [500, 500, 1100];
-        let sizes = HistorySizes { fixed: 10, summary: 300, messages: &big, roles: &roles };
+        let sizes = HistorySizes {
+            fixed: 10,
+            summary: 300,
+            messages: &big,
+            roles: &roles,
+        };
         let plan = plan_window(&sizes, &budget, 290, |n| n + 10).unwrap();
-        assert_eq!(plan, WindowPlan { first_message: 2, summary_limit: Some(124) });
+        assert_eq!(
+            plan,
+            WindowPlan {
+                first_message: 2,
+                summary_limit: Some(124)
+            }
+        );
         let huge = [500, 500, 1300];
-        let sizes = HistorySizes { fixed: 10, summary: 300, messages: &huge, roles: &roles };
+        let sizes = HistorySizes {
+            fixed: 10,
+            summary: 300,
+            messages: &huge,
+            roles: &roles,
+        };
         assert!(plan_window(&sizes, &budget, 290, |n| n + 10).is_err());
     }
 }

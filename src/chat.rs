@@ -17,7 +17,9 @@ use std::io::Write;
 use futures::StreamExt;
 
 use crate::budget::{self, Budget, HistorySizes};
-use crate::client::{ChatMessage, ChatModel, ChatRequest, ClientError, Purpose, StreamEvent, Usage};
+use crate::client::{
+    ChatMessage, ChatModel, ChatRequest, ClientError, Purpose, StreamEvent, Usage,
+};
 use crate::interrupt::Interrupt;
 use crate::memory::format::Role;
 use crate::memory::{Session, StoreError};
@@ -71,11 +73,18 @@ impl std::fmt::Display for CompactionReport {
             "memory: {} messages → {}-token {}summary; history at {}% of budget",
             self.evicted_messages,
             self.summary_tokens,
-            if self.method == Method::Extractive { "extractive " } else { "" },
+            if self.method == Method::Extractive {
+                "extractive "
+            } else {
+                ""
+            },
             self.history_percent
         )?;
         if let Some(reason) = &self.fallback_reason {
-            write!(f, " (the model could not summarize: {reason}; originals are in the archive)")?;
+            write!(
+                f,
+                " (the model could not summarize: {reason}; originals are in the archive)"
+            )?;
         }
         Ok(())
     }
@@ -111,13 +120,28 @@ struct Sizes {
 
 impl Sizes {
     fn view(&self) -> HistorySizes<'_> {
-        HistorySizes { fixed: self.fixed, summary: self.summary, messages: &self.messages, roles: &self.roles }
+        HistorySizes {
+            fixed: self.fixed,
+            summary: self.summary,
+            messages: &self.messages,
+            roles: &self.roles,
+        }
     }
 }
 
 impl Engine {
-    pub fn new(session: Session, model: Box<dyn ChatModel>, counter: TokenCounter, budget: Budget) -> Self {
-        Engine { session, model, counter, budget }
+    pub fn new(
+        session: Session,
+        model: Box<dyn ChatModel>,
+        counter: TokenCounter,
+        budget: Budget,
+    ) -> Self {
+        Engine {
+            session,
+            model,
+            counter,
+            budget,
+        }
     }
 
     pub fn session(&self) -> &Session {
@@ -173,7 +197,10 @@ impl Engine {
     fn measure(&self) -> Sizes {
         let counter = self.counter;
         let raw = |cached: Option<u32>, text: &str| cached.unwrap_or_else(|| upper_bound(text));
-        let prompt = self.session.system().map(|s| raw(counter.cached(s.tokens.as_ref()), &s.content));
+        let prompt = self
+            .session
+            .system()
+            .map(|s| raw(counter.cached(s.tokens.as_ref()), &s.content));
         let summary_raw = self
             .session
             .summary()
@@ -192,7 +219,13 @@ impl Engine {
             .map(|m| counter.message_cost(raw(counter.cached(m.tokens.as_ref()), &m.content)))
             .collect();
         let roles = self.session.messages().iter().map(|m| m.role).collect();
-        Sizes { fixed, summary, summary_raw, messages, roles }
+        Sizes {
+            fixed,
+            summary,
+            summary_raw,
+            messages,
+            roles,
+        }
     }
 
     /// What a summary of `raw` tokens adds to the system message: its text,
@@ -200,7 +233,11 @@ impl Engine {
     /// the system message's only content.
     fn summary_cost(&self, raw: u32, has_prompt: bool) -> u32 {
         let heading = upper_bound(summarize::SUMMARY_HEADING) + 16;
-        let framing = if has_prompt { 0 } else { tokens::PER_MESSAGE + tokens::ROLE };
+        let framing = if has_prompt {
+            0
+        } else {
+            tokens::PER_MESSAGE + tokens::ROLE
+        };
         self.counter.inflated(raw + heading) + framing
     }
 
@@ -230,7 +267,10 @@ impl Engine {
 
     /// Refuses a message that could not fit in any request, before anything
     /// is written.
-    fn check_fits_alone(&mut self, content: &str) -> Result<Option<crate::memory::format::TokenCache>, TurnError> {
+    fn check_fits_alone(
+        &mut self,
+        content: &str,
+    ) -> Result<Option<crate::memory::format::TokenCache>, TurnError> {
         if content.trim().is_empty() {
             return Err(TurnError::Refused("the message is empty".into()));
         }
@@ -241,7 +281,8 @@ impl Engine {
             return Ok(None);
         }
         let cache = self.counter.cache(content);
-        let needed = u64::from(self.sizes(true).fixed) + u64::from(self.counter.message_cost(cache.count));
+        let needed =
+            u64::from(self.sizes(true).fixed) + u64::from(self.counter.message_cost(cache.count));
         if needed > cap {
             return Err(TurnError::Refused(format!(
                 "the message is {needed} tokens with the system prompt, but a request may carry at \
@@ -261,12 +302,17 @@ impl Engine {
         interrupt: &mut Interrupt,
     ) -> Result<TurnReport, TurnError> {
         let cache = self.check_fits_alone(input)?;
-        self.session.append(Role::User, input.to_string(), None, false, cache)?;
+        self.session
+            .append(Role::User, input.to_string(), None, false, cache)?;
         self.reply(out, interrupt).await
     }
 
     /// Streams a reply to the history as it stands (used by `send` and `/retry`).
-    pub async fn reply(&mut self, out: &mut dyn Write, interrupt: &mut Interrupt) -> Result<TurnReport, TurnError> {
+    pub async fn reply(
+        &mut self,
+        out: &mut dyn Write,
+        interrupt: &mut Interrupt,
+    ) -> Result<TurnReport, TurnError> {
         let mut report = TurnReport::default();
         let mut retried = false;
         let stream = loop {
@@ -366,7 +412,9 @@ impl Engine {
         });
         let prompt = self.session.system().map(|s| s.content.as_str());
         let mut messages = Vec::new();
-        if let Some(system) = summarize::compose_system(prompt, summary.as_deref().filter(|s| !s.is_empty())) {
+        if let Some(system) =
+            summarize::compose_system(prompt, summary.as_deref().filter(|s| !s.is_empty()))
+        {
             messages.push(ChatMessage::new(Role::System, system));
         }
         messages.extend(
@@ -387,12 +435,24 @@ impl Engine {
         self.compact_with(force, false).await
     }
 
-    async fn compact_with(&mut self, force: bool, harder: bool) -> Result<Option<CompactionReport>, StoreError> {
-        let sizes = if force || harder { self.sizes(true) } else { self.sizes_against(self.budget.trigger) };
+    async fn compact_with(
+        &mut self,
+        force: bool,
+        harder: bool,
+    ) -> Result<Option<CompactionReport>, StoreError> {
+        let sizes = if force || harder {
+            self.sizes(true)
+        } else {
+            self.sizes_against(self.budget.trigger)
+        };
         if !force && !harder && sizes.view().total() <= u64::from(self.budget.trigger) {
             return Ok(None);
         }
-        let (target, keep) = if harder { (self.budget.target / 2, 1) } else { (self.budget.target, self.budget.keep_turns) };
+        let (target, keep) = if harder {
+            (self.budget.target / 2, 1)
+        } else {
+            (self.budget.target, self.budget.keep_turns)
+        };
         let Some(plan) = budget::plan_eviction(&sizes.view(), &self.budget, target, keep) else {
             return Ok(None);
         };
@@ -401,18 +461,30 @@ impl Engine {
             .map(|m| ChatMessage::new(m.role, m.content.clone()))
             .collect();
         let previous = self.session.summary().map(|s| s.content.clone());
-        let outcome =
-            summarize::summarize(self.model.as_ref(), &self.counter, &self.budget, previous.as_deref(), &evicted).await;
+        let outcome = summarize::summarize(
+            self.model.as_ref(),
+            &self.counter,
+            &self.budget,
+            previous.as_deref(),
+            &evicted,
+        )
+        .await;
         let cache = self.counter.cache(&outcome.text);
         let summary_tokens = cache.count;
-        self.session.compact(plan.messages, outcome.text, outcome.method.as_str(), Some(cache))?;
+        self.session.compact(
+            plan.messages,
+            outcome.text,
+            outcome.method.as_str(),
+            Some(cache),
+        )?;
         let after = self.sizes(true).view().total();
         Ok(Some(CompactionReport {
             evicted_messages: plan.messages,
             summary_tokens,
             method: outcome.method,
             fallback_reason: outcome.fallback_reason,
-            history_percent: u32::try_from(after * 100 / u64::from(self.budget.cap.max(1))).unwrap_or(u32::MAX),
+            history_percent: u32::try_from(after * 100 / u64::from(self.budget.cap.max(1)))
+                .unwrap_or(u32::MAX),
         }))
     }
 }

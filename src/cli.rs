@@ -30,7 +30,11 @@ pub struct Cli {
     pub command: Option<Command>,
 
     /// The prompt: its words are joined with spaces. `-` reads it from stdin.
-    #[arg(value_name = "PROMPT", trailing_var_arg = true, allow_hyphen_values = false)]
+    #[arg(
+        value_name = "PROMPT",
+        trailing_var_arg = true,
+        allow_hyphen_values = false
+    )]
     pub prompt: Vec<String>,
 }
 

@@ -17,15 +17,51 @@ pub struct CommandSpec {
 
 /// Every command, in the order `/help` lists them.
 pub const COMMANDS: &[CommandSpec] = &[
-    CommandSpec { name: "help", args: "", help: "list the commands" },
-    CommandSpec { name: "exit", args: "", help: "leave (Ctrl-D works too)" },
-    CommandSpec { name: "history", args: "[N]", help: "show the last N messages of the active history (default 10)" },
-    CommandSpec { name: "tokens", args: "", help: "show the token budget and how much of it the history uses" },
-    CommandSpec { name: "compact", args: "", help: "fold the oldest turns into the summary now" },
-    CommandSpec { name: "clear", args: "", help: "start afresh: move every message to the archive (the system prompt stays)" },
-    CommandSpec { name: "undo", args: "", help: "move the last exchange to the archive" },
-    CommandSpec { name: "retry", args: "", help: "ask for the last reply again (the old one goes to the archive)" },
-    CommandSpec { name: "system", args: "[TEXT]", help: "show the system prompt, or set it" },
+    CommandSpec {
+        name: "help",
+        args: "",
+        help: "list the commands",
+    },
+    CommandSpec {
+        name: "exit",
+        args: "",
+        help: "leave (Ctrl-D works too)",
+    },
+    CommandSpec {
+        name: "history",
+        args: "[N]",
+        help: "show the last N messages of the active history (default 10)",
+    },
+    CommandSpec {
+        name: "tokens",
+        args: "",
+        help: "show the token budget and how much of it the history uses",
+    },
+    CommandSpec {
+        name: "compact",
+        args: "",
+        help: "fold the oldest turns into the summary now",
+    },
+    CommandSpec {
+        name: "clear",
+        args: "",
+        help: "start afresh: move every message to the archive (the system prompt stays)",
+    },
+    CommandSpec {
+        name: "undo",
+        args: "",
+        help: "move the last exchange to the archive",
+    },
+    CommandSpec {
+        name: "retry",
+        args: "",
+        help: "ask for the last reply again (the old one goes to the archive)",
+    },
+    CommandSpec {
+        name: "system",
+        args: "[TEXT]",
+        help: "show the system prompt, or set it",
+    },
 ];
 
 /// A parsed command.
@@ -56,7 +92,11 @@ pub fn parse(line: &str) -> Result<Command, String> {
         None => (body, ""),
     };
     let no_args = |command: Command| {
-        if rest.is_empty() { Ok(command) } else { Err(format!("/{name} takes no arguments")) }
+        if rest.is_empty() {
+            Ok(command)
+        } else {
+            Err(format!("/{name} takes no arguments"))
+        }
     };
     match name {
         "help" | "?" => no_args(Command::Help),
@@ -75,7 +115,9 @@ pub fn parse(line: &str) -> Result<Command, String> {
         "clear" => no_args(Command::Clear),
         "undo" => no_args(Command::Undo),
         "retry" => no_args(Command::Retry),
-        "system" => Ok(Command::System((!rest.is_empty()).then(|| rest.to_string()))),
+        "system" => Ok(Command::System(
+            (!rest.is_empty()).then(|| rest.to_string()),
+        )),
         "" => Err("a command name must follow '/'; /help lists them".into()),
         other => Err(format!("unknown command /{other}; /help lists them")),
     }
@@ -176,7 +218,9 @@ pub async fn execute(
             writeln!(out, "{}", text.as_deref().unwrap_or("(no system prompt)")).map_err(io)?;
         }
         Command::System(Some(text)) => {
-            engine.session_mut().append(Role::System, text, None, false, None)?;
+            engine
+                .session_mut()
+                .append(Role::System, text, None, false, None)?;
             writeln!(out, "memory: system prompt set").map_err(io)?;
         }
     }
@@ -185,7 +229,11 @@ pub async fn execute(
 }
 
 fn last_user_index(engine: &Engine) -> Option<usize> {
-    engine.session().messages().iter().rposition(|m| m.role == Role::User)
+    engine
+        .session()
+        .messages()
+        .iter()
+        .rposition(|m| m.role == Role::User)
 }
 
 /// The last `n` messages of the active history as readable text.
@@ -219,10 +267,17 @@ mod tests {
         assert_eq!(parse("/history"), Ok(Command::History(10)));
         assert_eq!(parse("/history 3"), Ok(Command::History(3)));
         assert!(parse("/history x").is_err());
-        assert_eq!(parse("/system Be terse."), Ok(Command::System(Some("Be terse.".into()))));
+        assert_eq!(
+            parse("/system Be terse."),
+            Ok(Command::System(Some("Be terse.".into())))
+        );
         assert_eq!(parse("/system"), Ok(Command::System(None)));
         assert!(parse("/tokens now").is_err());
-        assert!(parse("/nope").unwrap_err().contains("unknown command /nope"));
+        assert!(
+            parse("/nope")
+                .unwrap_err()
+                .contains("unknown command /nope")
+        );
     }
 
     #[test]

@@ -92,13 +92,17 @@ pub fn resolve_memory_dir(flag: Option<&Path>, file: Option<&Path>) -> Result<Pa
     if local.is_dir() {
         return Ok(local.to_path_buf());
     }
-    dirs::data_dir()
-        .map(|d| d.join("memchat"))
-        .ok_or_else(|| UsageError("cannot find a data directory; set --memory-dir or MEMCHAT_MEMORY_DIR".into()))
+    dirs::data_dir().map(|d| d.join("memchat")).ok_or_else(|| {
+        UsageError("cannot find a data directory; set --memory-dir or MEMCHAT_MEMORY_DIR".into())
+    })
 }
 
 /// Resolves the chat configuration from the command line and the file.
-pub fn resolve(args: &ChatArgs, file: &FileConfig, api_key: Option<String>) -> Result<Config, UsageError> {
+pub fn resolve(
+    args: &ChatArgs,
+    file: &FileConfig,
+    api_key: Option<String>,
+) -> Result<Config, UsageError> {
     let session = args
         .session
         .clone()
@@ -131,7 +135,9 @@ pub fn resolve(args: &ChatArgs, file: &FileConfig, api_key: Option<String>) -> R
     };
     let budget = Budget::new(window, args.budget.or(file.budget), None).map_err(UsageError)?;
     let backend = if args.mock {
-        Backend::Mock { delay: Duration::from_millis(args.mock_delay_ms.unwrap_or(0)) }
+        Backend::Mock {
+            delay: Duration::from_millis(args.mock_delay_ms.unwrap_or(0)),
+        }
     } else {
         let base_url = args
             .base_url
@@ -159,7 +165,12 @@ pub fn resolve(args: &ChatArgs, file: &FileConfig, api_key: Option<String>) -> R
             api_key,
             model: model.clone(),
             stream: !args.no_stream && file.stream.unwrap_or(true),
-            connect_timeout: Duration::from_secs(args.connect_timeout.or(file.connect_timeout).unwrap_or(10).max(1)),
+            connect_timeout: Duration::from_secs(
+                args.connect_timeout
+                    .or(file.connect_timeout)
+                    .unwrap_or(10)
+                    .max(1),
+            ),
             idle_timeout: Duration::from_secs(args.timeout.or(file.timeout).unwrap_or(120).max(1)),
             max_retries: args.retries.or(file.retries).unwrap_or(3),
             retry_base: Duration::from_millis(args.retry_base_ms.unwrap_or(500)),

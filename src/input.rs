@@ -12,7 +12,11 @@ fn ends_with_continuation(text: &str) -> bool {
 }
 
 fn has_open_fence(text: &str) -> bool {
-    text.lines().filter(|l| l.trim_start().starts_with("```")).count() % 2 == 1
+    text.lines()
+        .filter(|l| l.trim_start().starts_with("```"))
+        .count()
+        % 2
+        == 1
 }
 
 /// Collects lines into messages.
@@ -81,7 +85,10 @@ mod tests {
             assemble(&["look:", "```rust", "fn main() {}", "", "```", "after"]),
             ["look:", "```rust\nfn main() {}\n\n```", "after"]
         );
-        assert_eq!(assemble(&["see ```", "not a fence"]), ["see ```", "not a fence"]);
+        assert_eq!(
+            assemble(&["see ```", "not a fence"]),
+            ["see ```", "not a fence"]
+        );
         assert_eq!(assemble(&["unfinished \\"]), ["unfinished "]);
     }
 }

@@ -27,13 +27,21 @@ impl Interrupt {
                 }
             }
         });
-        Interrupt { rx, seen: 0, _tx: None }
+        Interrupt {
+            rx,
+            seen: 0,
+            _tx: None,
+        }
     }
 
     /// A handle that never fires.
     pub fn never() -> Interrupt {
         let (tx, rx) = watch::channel(0u64);
-        Interrupt { rx, seen: 0, _tx: Some(std::sync::Arc::new(tx)) }
+        Interrupt {
+            rx,
+            seen: 0,
+            _tx: Some(std::sync::Arc::new(tx)),
+        }
     }
 
     /// Forgets interrupts received so far (e.g. a Ctrl-C at the prompt).

@@ -16,7 +16,10 @@ fn main() -> ExitCode {
         }
     };
     // One thread is plenty for one conversation, and starts fastest.
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("memchat: error: cannot start the async runtime: {e}");

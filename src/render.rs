@@ -13,7 +13,9 @@ pub struct Notices {
 impl Notices {
     pub fn for_stderr() -> Self {
         let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
-        Notices { color: std::io::stderr().is_terminal() && !no_color }
+        Notices {
+            color: std::io::stderr().is_terminal() && !no_color,
+        }
     }
 
     fn emit(&self, style: &str, label: &str, message: &str) {

@@ -47,7 +47,11 @@ impl Hinter for ReplHelper {
     type Hint = String;
 }
 impl Highlighter for ReplHelper {
-    fn highlight_prompt<'b, 's: 'b, 'p: 'b>(&'s self, prompt: &'p str, _default: bool) -> Cow<'b, str> {
+    fn highlight_prompt<'b, 's: 'b, 'p: 'b>(
+        &'s self,
+        prompt: &'p str,
+        _default: bool,
+    ) -> Cow<'b, str> {
         Cow::Borrowed(prompt)
     }
 }
@@ -62,7 +66,10 @@ fn make_editor(history: &Path) -> anyhow::Result<ReplEditor> {
         .build();
     let mut editor = ReplEditor::with_config(config)?;
     editor.set_helper(Some(ReplHelper));
-    editor.bind_sequence(KeyEvent(KeyCode::Enter, Modifiers::ALT), EventHandler::Simple(Cmd::Newline));
+    editor.bind_sequence(
+        KeyEvent(KeyCode::Enter, Modifiers::ALT),
+        EventHandler::Simple(Cmd::Newline),
+    );
     if history.exists() {
         let _ = editor.load_history(history);
     }
@@ -72,34 +79,54 @@ fn make_editor(history: &Path) -> anyhow::Result<ReplEditor> {
 /// Saves the input history privately: created 0600 before rustyline writes.
 fn save_history(editor: &mut ReplEditor, path: &Path) {
     use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-    let _ = std::fs::OpenOptions::new().append(true).create(true).mode(0o600).open(path);
+    let _ = std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .mode(0o600)
+        .open(path);
     let _ = editor.append_history(path);
     let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
 }
 
 /// How the prompt looks: the session and how full the budget is.
 fn prompt(engine: &Engine) -> String {
-    format!("{} {}%> ", engine.session().name(), engine.fill_percent_estimate())
+    format!(
+        "{} {}%> ",
+        engine.session().name(),
+        engine.fill_percent_estimate()
+    )
 }
 
 /// Shows where a resumed conversation left off.
 fn print_resume(engine: &Engine, notices: Notices) {
     let messages = engine.session().messages();
     if messages.is_empty() && engine.session().summary().is_none() {
-        notices.info(&format!("new session {:?}; /help lists the commands, Ctrl-D leaves", engine.session().name()));
+        notices.info(&format!(
+            "new session {:?}; /help lists the commands, Ctrl-D leaves",
+            engine.session().name()
+        ));
         return;
     }
     notices.info(&format!(
         "resuming session {:?} ({} messages in memory{}); /history shows more",
         engine.session().name(),
         messages.len(),
-        if engine.session().summary().is_some() { ", plus a summary of older turns" } else { "" }
+        if engine.session().summary().is_some() {
+            ", plus a summary of older turns"
+        } else {
+            ""
+        }
     ));
     eprint!("{}", commands::history_text(engine, 2));
 }
 
 /// Runs the interactive chat until `/exit` or Ctrl-D.
-pub async fn run(mut engine: Engine, config: &Config, mut interrupt: Interrupt, notices: Notices) -> anyhow::Result<Exit> {
+pub async fn run(
+    mut engine: Engine,
+    config: &Config,
+    mut interrupt: Interrupt,
+    notices: Notices,
+) -> anyhow::Result<Exit> {
     // Load the tokenizer while the user types its first line.
     engine.counter().warm();
     let history = config.memory_dir.join(HISTORY_FILE);
@@ -128,19 +155,25 @@ pub async fn run(mut engine: Engine, config: &Config, mut interrupt: Interrupt, 
         let mut stdout = std::io::stdout().lock();
         let result = if commands::is_command(line.trim_start()) {
             match commands::parse(line.trim()) {
-                Ok(command) => match commands::execute(command, &mut engine, &mut stdout, &mut interrupt).await {
-                    Ok(Flow::Continue) => continue,
-                    Ok(Flow::Exit) => return Ok(Exit::Success),
-                    Ok(Flow::Replied(report)) => Ok(report),
-                    Err(e) => Err(e),
-                },
+                Ok(command) => {
+                    match commands::execute(command, &mut engine, &mut stdout, &mut interrupt).await
+                    {
+                        Ok(Flow::Continue) => continue,
+                        Ok(Flow::Exit) => return Ok(Exit::Success),
+                        Ok(Flow::Replied(report)) => Ok(report),
+                        Err(e) => Err(e),
+                    }
+                }
                 Err(e) => {
                     notices.error(&e);
                     continue;
                 }
             }
         } else {
-            let message = line.strip_prefix('/').filter(|m| m.starts_with('/')).unwrap_or(&line);
+            let message = line
+                .strip_prefix('/')
+                .filter(|m| m.starts_with('/'))
+                .unwrap_or(&line);
             engine.send(message, &mut stdout, &mut interrupt).await
         };
         match result {

@@ -73,12 +73,26 @@ pub async fn run(cli: Cli) -> anyhow::Result<Exit> {
     match prompt {
         Some(prompt) => one_shot(&mut engine, &prompt, &mut interrupt, notices).await,
         None if stdin_is_terminal => repl::run(engine, &config, interrupt, notices).await,
-        None => script::run(&mut engine, std::io::stdin().lock(), &mut interrupt, notices).await,
+        None => {
+            script::run(
+                &mut engine,
+                std::io::stdin().lock(),
+                &mut interrupt,
+                notices,
+            )
+            .await
+        }
     }
 }
 
-fn run_command(command: &Command, cli: &Cli, file: &config::FileConfig, notices: Notices) -> anyhow::Result<Exit> {
-    let dir = config::resolve_memory_dir(cli.chat.memory_dir.as_deref(), file.memory_dir.as_deref())?;
+fn run_command(
+    command: &Command,
+    cli: &Cli,
+    file: &config::FileConfig,
+    notices: Notices,
+) -> anyhow::Result<Exit> {
+    let dir =
+        config::resolve_memory_dir(cli.chat.memory_dir.as_deref(), file.memory_dir.as_deref())?;
     match command {
         Command::Repair { name } => {
             memory::validate_session_name(name).map_err(|e| UsageError(e.to_string()))?;
@@ -86,13 +100,27 @@ fn run_command(command: &Command, cli: &Cli, file: &config::FileConfig, notices:
             let mut out = std::io::stdout().lock();
             match &report.quarantine_file {
                 Some(path) => {
-                    writeln!(out, "repaired {name}: kept {} records, moved {} bad lines to {}", report.kept, report.quarantined.len(), path.display())?;
+                    writeln!(
+                        out,
+                        "repaired {name}: kept {} records, moved {} bad lines to {}",
+                        report.kept,
+                        report.quarantined.len(),
+                        path.display()
+                    )?;
                     for (line, reason) in &report.quarantined {
                         writeln!(out, "  line {line}: {reason}")?;
                     }
                 }
-                None if report.header_added => writeln!(out, "repaired {name}: added the missing header; kept {} records", report.kept)?,
-                None => writeln!(out, "{name} is healthy: {} records, nothing to repair", report.kept)?,
+                None if report.header_added => writeln!(
+                    out,
+                    "repaired {name}: added the missing header; kept {} records",
+                    report.kept
+                )?,
+                None => writeln!(
+                    out,
+                    "{name} is healthy: {} records, nothing to repair",
+                    report.kept
+                )?,
             }
             let _ = notices;
             Ok(Exit::Success)
@@ -108,7 +136,10 @@ fn one_shot_prompt(words: &[String], stdin_is_terminal: bool) -> anyhow::Result<
     }
     let read_stdin = || -> anyhow::Result<String> {
         let mut bytes = Vec::new();
-        std::io::stdin().lock().read_to_end(&mut bytes).context("cannot read stdin")?;
+        std::io::stdin()
+            .lock()
+            .read_to_end(&mut bytes)
+            .context("cannot read stdin")?;
         String::from_utf8(bytes).map_err(|e| {
             UsageError(format!(
                 "stdin is not UTF-8 text (invalid byte at offset {}); memchat sends text only",
@@ -119,9 +150,14 @@ fn one_shot_prompt(words: &[String], stdin_is_terminal: bool) -> anyhow::Result<
     };
     if words.len() == 1 && words[0] == "-" {
         if stdin_is_terminal {
-            return Err(UsageError("the prompt `-` reads stdin, but stdin is a terminal; pipe the prompt in".into()).into());
+            return Err(UsageError(
+                "the prompt `-` reads stdin, but stdin is a terminal; pipe the prompt in".into(),
+            )
+            .into());
         }
-        return Ok(Some(read_stdin()?));
+        return Ok(Some(
+            read_stdin()?.trim_end_matches(['\n', '\r']).to_string(),
+        ));
     }
     let mut prompt = words.join(" ");
     if !stdin_is_terminal {
@@ -148,7 +184,12 @@ pub fn open_engine(config: &Config, cli: &Cli, notices: Notices) -> anyhow::Resu
     for notice in session.take_notices() {
         notices.warn(&notice);
     }
-    apply_system_prompt(&mut session, config.system_prompt.as_deref(), cli.chat.system.is_some(), notices)?;
+    apply_system_prompt(
+        &mut session,
+        config.system_prompt.as_deref(),
+        cli.chat.system.is_some(),
+        notices,
+    )?;
     let counter = TokenCounter::for_model(&config.model);
     let model = model_for(config, counter)?;
     Ok(Engine::new(session, model, counter, config.budget))
@@ -156,7 +197,12 @@ pub fn open_engine(config: &Config, cli: &Cli, notices: Notices) -> anyhow::Resu
 
 /// `--system` sets the prompt of a new session; on an existing session with a
 /// different prompt, an explicit flag replaces it (the old one is archived).
-fn apply_system_prompt(session: &mut Session, prompt: Option<&str>, explicit: bool, notices: Notices) -> Result<(), StoreError> {
+fn apply_system_prompt(
+    session: &mut Session,
+    prompt: Option<&str>,
+    explicit: bool,
+    notices: Notices,
+) -> Result<(), StoreError> {
     let Some(prompt) = prompt.map(str::trim).filter(|p| !p.is_empty()) else {
         return Ok(());
     };
@@ -167,13 +213,20 @@ fn apply_system_prompt(session: &mut Session, prompt: Option<&str>, explicit: bo
             if current.is_some() {
                 notices.info("system prompt replaced; the old one is in the archive");
             }
-            session.append(Role::System, prompt.to_string(), None, false, None).map(|_| ())
+            session
+                .append(Role::System, prompt.to_string(), None, false, None)
+                .map(|_| ())
         }
     }
 }
 
 /// One turn, then exit.
-async fn one_shot(engine: &mut Engine, prompt: &str, interrupt: &mut Interrupt, notices: Notices) -> anyhow::Result<Exit> {
+async fn one_shot(
+    engine: &mut Engine,
+    prompt: &str,
+    interrupt: &mut Interrupt,
+    notices: Notices,
+) -> anyhow::Result<Exit> {
     let mut stdout = std::io::stdout().lock();
     let result = engine.send(prompt, &mut stdout, interrupt).await;
     Ok(report_turn(result, &mut stdout, notices)?)
@@ -189,7 +242,9 @@ pub fn report_turn(
     let report = match result {
         Ok(report) => report,
         Err(TurnError::Model(e)) => {
-            notices.error(&format!("{e} (your message is saved; send it again with /retry or rerun)"));
+            notices.error(&format!(
+                "{e} (your message is saved; send it again with /retry or rerun)"
+            ));
             return Ok(Exit::ModelFailed);
         }
         Err(e) => return Err(e),
@@ -199,7 +254,10 @@ pub fn report_turn(
         notices.info(notice);
     }
     if report.skipped_chunks > 0 {
-        notices.warn(&format!("{} malformed chunks from the server were skipped", report.skipped_chunks));
+        notices.warn(&format!(
+            "{} malformed chunks from the server were skipped",
+            report.skipped_chunks
+        ));
     }
     if let Some(compaction) = &report.compaction {
         if compaction.fallback_reason.is_some() {
@@ -213,7 +271,9 @@ pub fn report_turn(
         return Ok(Exit::Interrupted);
     }
     if let Some(e) = &report.stream_error {
-        notices.error(&format!("the reply was cut off: {e}; the partial reply is saved, marked interrupted"));
+        notices.error(&format!(
+            "the reply was cut off: {e}; the partial reply is saved, marked interrupted"
+        ));
         return Ok(Exit::ModelFailed);
     }
     if report.interrupted {

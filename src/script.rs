@@ -33,13 +33,17 @@ pub async fn run(
                 line_no += 1;
                 let bytes = line?;
                 let Ok(line) = String::from_utf8(bytes) else {
-                    notices.error(&format!("stdin line {line_no} is not UTF-8 text; stopping the script"));
+                    notices.error(&format!(
+                        "stdin line {line_no} is not UTF-8 text; stopping the script"
+                    ));
                     return Ok(Exit::Usage);
                 };
                 // Commands are whole lines, outside any message being built.
                 if !assembler.is_building() && commands::is_command(line.trim_start()) {
                     let flow = match commands::parse(line.trim()) {
-                        Ok(command) => commands::execute(command, engine, &mut stdout, interrupt).await,
+                        Ok(command) => {
+                            commands::execute(command, engine, &mut stdout, interrupt).await
+                        }
                         Err(e) => {
                             notices.error(&format!("line {line_no}: {e}"));
                             return Ok(Exit::Usage);
@@ -71,7 +75,10 @@ pub async fn run(
                 None => return Ok(Exit::Success),
             },
         };
-        let message = message.strip_prefix('/').filter(|m| m.starts_with('/')).map_or(message.clone(), str::to_string);
+        let message = message
+            .strip_prefix('/')
+            .filter(|m| m.starts_with('/'))
+            .map_or(message.clone(), str::to_string);
         let result = engine.send(&message, &mut stdout, interrupt).await;
         let exit = match result {
             Err(TurnError::Refused(reason)) => {

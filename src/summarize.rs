@@ -19,7 +19,8 @@ use crate::tokens::{TokenCounter, upper_bound};
 /// Heading under which the summary sits in the system message.
 pub const SUMMARY_HEADING: &str = "Summary of the earlier conversation";
 /// First line of every extractive summary.
-const EXTRACTIVE_HEADING: &str = "Earlier conversation (extractive notes; full text in the archive):";
+const EXTRACTIVE_HEADING: &str =
+    "Earlier conversation (extractive notes; full text in the archive):";
 /// How much of each message an extractive note keeps.
 const NOTE_CHARS: usize = 160;
 const PREVIOUS_MARK: &str = "Previous summary:\n";
@@ -135,7 +136,12 @@ pub fn extractive_from_prompt(prompt: &str, cap: u32, counter: &TokenCounter) ->
 /// The local fallback: the previous notes plus one note per message (its
 /// start), dropping the oldest notes until the whole fits in `cap` tokens.
 /// Deterministic: the same input always gives the same summary.
-pub fn extractive(previous: Option<&str>, messages: &[ChatMessage], cap: u32, counter: &TokenCounter) -> String {
+pub fn extractive(
+    previous: Option<&str>,
+    messages: &[ChatMessage],
+    cap: u32,
+    counter: &TokenCounter,
+) -> String {
     let mut notes: Vec<String> = Vec::new();
     if let Some(previous) = previous {
         for line in previous.lines() {
@@ -146,7 +152,11 @@ pub fn extractive(previous: Option<&str>, messages: &[ChatMessage], cap: u32, co
         }
     }
     for message in messages {
-        let flat = message.content.split_whitespace().collect::<Vec<_>>().join(" ");
+        let flat = message
+            .content
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
         if flat.is_empty() {
             continue;
         }
@@ -164,7 +174,8 @@ pub fn extractive(previous: Option<&str>, messages: &[ChatMessage], cap: u32, co
         }
         out
     };
-    let fits = |text: &str| upper_bound(text) <= cap || counter.inflated(counter.count_raw(text)) <= cap;
+    let fits =
+        |text: &str| upper_bound(text) <= cap || counter.inflated(counter.count_raw(text)) <= cap;
     // Drop whole notes, oldest first; a binary search keeps this to a few
     // counts even for thousands of notes.
     let (mut lo, mut hi) = (0usize, notes.len());
@@ -190,7 +201,10 @@ pub fn extractive(previous: Option<&str>, messages: &[ChatMessage], cap: u32, co
 }
 
 /// Collects a whole reply; `Ok(None)` when the stream was cut short.
-pub async fn collect(model: &dyn ChatModel, request: ChatRequest) -> Result<Option<String>, ClientError> {
+pub async fn collect(
+    model: &dyn ChatModel,
+    request: ChatRequest,
+) -> Result<Option<String>, ClientError> {
     let mut stream = model.stream(request).await?;
     let mut text = String::new();
     let mut finished = false;
@@ -268,7 +282,12 @@ pub async fn summarize(
         }
     }
     match (failure, summary) {
-        (None, Some(text)) => SummaryOutcome { text, method: Method::Model, fallback_reason: None, model_calls: calls },
+        (None, Some(text)) => SummaryOutcome {
+            text,
+            method: Method::Model,
+            fallback_reason: None,
+            model_calls: calls,
+        },
         (failure, _) => SummaryOutcome {
             text: extractive(previous, messages, cap, counter),
             method: Method::Extractive,
@@ -303,7 +322,16 @@ mod tests {
     #[test]
     fn extractive_is_deterministic_capped_and_keeps_the_newest() {
         let messages: Vec<ChatMessage> = (0..200)
-            .map(|i| ChatMessage::new(if i % 2 == 0 { Role::User } else { Role::Assistant }, format!("message number {i} about topic {i}")))
+            .map(|i| {
+                ChatMessage::new(
+                    if i % 2 == 0 {
+                        Role::User
+                    } else {
+                        Role::Assistant
+                    },
+                    format!("message number {i} about topic {i}"),
+                )
+            })
             .collect();
         let a = extractive(Some("- user: very old note"), &messages, 256, &counter());
         let b = extractive(Some("- user: very old note"), &messages, 256, &counter());
@@ -317,7 +345,10 @@ mod tests {
     #[test]
     fn the_system_message_carries_prompt_then_summary() {
         assert_eq!(compose_system(None, None), None);
-        assert_eq!(compose_system(Some("Be terse."), None).as_deref(), Some("Be terse."));
+        assert_eq!(
+            compose_system(Some("Be terse."), None).as_deref(),
+            Some("Be terse.")
+        );
         let both = compose_system(Some("Be terse."), Some("Ana likes email.")).unwrap();
         assert!(both.starts_with("Be terse.\n\n"));
         assert!(both.contains(SUMMARY_HEADING));

@@ -56,7 +56,11 @@ pub enum ModelFamily {
 
 /// Classifies a model name (`openai/gpt-4o` and `gpt-4o-2024-08-06` alike).
 pub fn model_family(model: &str) -> ModelFamily {
-    let name = model.rsplit('/').next().unwrap_or(model).to_ascii_lowercase();
+    let name = model
+        .rsplit('/')
+        .next()
+        .unwrap_or(model)
+        .to_ascii_lowercase();
     let o_series = ["o1", "o3", "o4"]
         .iter()
         .any(|p| name == *p || name.starts_with(&format!("{p}-")));
@@ -84,9 +88,18 @@ pub struct TokenCounter {
 impl TokenCounter {
     pub fn for_model(model: &str) -> Self {
         match model_family(model) {
-            ModelFamily::OpenAiO200k => TokenCounter { encoding: Encoding::O200kBase, inflate: false },
-            ModelFamily::OpenAiCl100k => TokenCounter { encoding: Encoding::Cl100kBase, inflate: false },
-            ModelFamily::Unknown => TokenCounter { encoding: Encoding::O200kBase, inflate: true },
+            ModelFamily::OpenAiO200k => TokenCounter {
+                encoding: Encoding::O200kBase,
+                inflate: false,
+            },
+            ModelFamily::OpenAiCl100k => TokenCounter {
+                encoding: Encoding::Cl100kBase,
+                inflate: false,
+            },
+            ModelFamily::Unknown => TokenCounter {
+                encoding: Encoding::O200kBase,
+                inflate: true,
+            },
         }
     }
 
@@ -151,11 +164,7 @@ impl TokenCounter {
         }
         let tokens = self.encoding.bpe().encode_with_special_tokens(text);
         let keep = &tokens[..(max as usize).min(tokens.len())];
-        let mut out = self
-            .encoding
-            .bpe()
-            .decode(keep)
-            .unwrap_or_default();
+        let mut out = self.encoding.bpe().decode(keep).unwrap_or_default();
         // A cut inside a multi-byte char decodes lossily: re-check and shrink.
         while !out.is_empty() && self.count_raw(&out) > max {
             out.pop();
@@ -177,7 +186,10 @@ mod tests {
     #[test]
     fn families_follow_the_model_names() {
         assert_eq!(model_family("gpt-4o-mini"), ModelFamily::OpenAiO200k);
-        assert_eq!(model_family("openai/gpt-4.1-nano"), ModelFamily::OpenAiO200k);
+        assert_eq!(
+            model_family("openai/gpt-4.1-nano"),
+            ModelFamily::OpenAiO200k
+        );
         assert_eq!(model_family("o3-mini"), ModelFamily::OpenAiO200k);
         assert_eq!(model_family("gpt-5"), ModelFamily::OpenAiO200k);
         assert_eq!(model_family("gpt-4-turbo"), ModelFamily::OpenAiCl100k);
@@ -192,8 +204,13 @@ mod tests {
         let cl100k = TokenCounter::for_model("gpt-4");
         assert_eq!(o200k.count_raw("Hello, world!"), 4);
         assert_eq!(cl100k.count_raw("Hello, world!"), 4);
-        assert_eq!(o200k.count_raw("tiktoken is great!"), 5);
+        // The OpenAI cookbook's example: "tiktoken is great!" is
+        // [83, 1609, 5963, 374, 2294, 0] in cl100k_base.
+        let ids =
+            tiktoken_rs::cl100k_base_singleton().encode_with_special_tokens("tiktoken is great!");
+        assert_eq!(ids, [83, 1609, 5963, 374, 2294, 0]);
         assert_eq!(cl100k.count_raw("tiktoken is great!"), 6);
+        assert_eq!(o200k.count_raw("tiktoken is great!"), 6);
         // Cookbook formula: 3 framing + 1 role + content.
         assert_eq!(o200k.message_tokens("Hello, world!"), 8);
     }
@@ -210,7 +227,14 @@ mod tests {
     #[test]
     fn the_byte_bound_is_never_below_the_count() {
         let counter = TokenCounter::for_model("gpt-4o");
-        for text in ["", "a", "héllo wörld", "日本語のテキスト", "🦀🦀🦀", "\u{0}\u{7f}"] {
+        for text in [
+            "",
+            "a",
+            "héllo wörld",
+            "日本語のテキスト",
+            "🦀🦀🦀",
+            "\u{0}\u{7f}",
+        ] {
             assert!(counter.count_raw(text) <= upper_bound(text), "{text:?}");
         }
     }

@@ -50,7 +50,11 @@ impl MockModel {
 }
 
 fn describe(request: &ChatRequest) -> String {
-    let turn = request.messages.iter().filter(|m| m.role == Role::User).count();
+    let turn = request
+        .messages
+        .iter()
+        .filter(|m| m.role == Role::User)
+        .count();
     let summary = request
         .messages
         .first()
@@ -95,7 +99,9 @@ impl ChatModel for MockModel {
                     }
                     Ok(StreamEvent::Text(piece))
                 })
-                .chain(futures::stream::iter([Ok(StreamEvent::Finished("stop".into()))]));
+                .chain(futures::stream::iter([Ok(StreamEvent::Finished(
+                    "stop".into(),
+                ))]));
             Ok(events.boxed())
         })
     }

@@ -23,7 +23,10 @@ pub struct ChatMessage {
 
 impl ChatMessage {
     pub fn new(role: Role, content: impl Into<String>) -> Self {
-        ChatMessage { role, content: content.into() }
+        ChatMessage {
+            role,
+            content: content.into(),
+        }
     }
 }
 
@@ -85,7 +88,11 @@ pub enum ClientError {
     #[error("the request is longer than the model's context window: {message}")]
     ContextTooLong { message: String },
     #[error("the server failed (HTTP {status}) after {attempts} attempts: {message}")]
-    Server { status: u16, attempts: u32, message: String },
+    Server {
+        status: u16,
+        attempts: u32,
+        message: String,
+    },
     #[error("the server rejected the request (HTTP {status}): {message}")]
     BadRequest { status: u16, message: String },
     #[error("cannot reach the server at {url}: {message}")]

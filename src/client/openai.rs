@@ -92,7 +92,11 @@ impl OpenAiModel {
         let mut config = OpenAIConfig::new().with_api_base(settings.base_url.trim_end_matches('/'));
         config = config.with_api_key(settings.api_key.clone().unwrap_or_default());
         let client = Client::with_config(config).with_http_service(service);
-        Ok(OpenAiModel { client, settings, attempts })
+        Ok(OpenAiModel {
+            client,
+            settings,
+            attempts,
+        })
     }
 
     fn wire_request<'a>(&'a self, request: &'a ChatRequest, stream: bool) -> WireRequest<'a> {
@@ -103,7 +107,9 @@ impl OpenAiModel {
             model: &self.settings.model,
             messages: &request.messages,
             stream,
-            stream_options: stream.then_some(StreamOptions { include_usage: true }),
+            stream_options: stream.then_some(StreamOptions {
+                include_usage: true,
+            }),
             max_tokens: (!reasoning).then_some(request.max_tokens),
             max_completion_tokens: reasoning.then_some(request.max_tokens),
             temperature: if reasoning { None } else { request.temperature },
@@ -112,7 +118,12 @@ impl OpenAiModel {
 
     fn map_error(&self, error: OpenAIError) -> ClientError {
         let attempts = self.attempts.load(Ordering::Relaxed).max(1);
-        map_error(error, &self.settings.base_url, attempts, self.settings.idle_timeout)
+        map_error(
+            error,
+            &self.settings.base_url,
+            attempts,
+            self.settings.idle_timeout,
+        )
     }
 
     async fn start(&self, request: ChatRequest) -> Result<ReplyStream, ClientError> {
@@ -131,7 +142,10 @@ impl OpenAiModel {
                 let events: Vec<Result<StreamEvent, ClientError>> = match item {
                     Ok(chunk) => chunk.into_events().into_iter().map(Ok).collect(),
                     Err(OpenAIError::JSONDeserialize(e, content)) => {
-                        vec![Ok(StreamEvent::Skipped(format!("{e}: {}", clip(&content, 120))))]
+                        vec![Ok(StreamEvent::Skipped(format!(
+                            "{e}: {}",
+                            clip(&content, 120)
+                        )))]
                     }
                     Err(e) => vec![Err(map_error(e, &url, 1, idle))],
                 };
@@ -163,7 +177,9 @@ impl ChatModel for OpenAiModel {
 
 fn is_reasoning_model(model: &str) -> bool {
     let name = model.rsplit('/').next().unwrap_or(model);
-    ["o1", "o3", "o4", "gpt-5"].iter().any(|p| name == *p || name.starts_with(&format!("{p}-")))
+    ["o1", "o3", "o4", "gpt-5"]
+        .iter()
+        .any(|p| name == *p || name.starts_with(&format!("{p}-")))
         || name.starts_with("gpt-5")
 }
 
@@ -193,17 +209,30 @@ fn map_error(error: OpenAIError, url: &str, attempts: u32, idle: Duration) -> Cl
                 {
                     ClientError::ContextTooLong { message }
                 }
-                500..=599 => ClientError::Server { status, attempts, message },
+                500..=599 => ClientError::Server {
+                    status,
+                    attempts,
+                    message,
+                },
                 _ => ClientError::BadRequest { status, message },
             }
         }
         OpenAIError::Reqwest(e) => {
             if e.is_timeout() {
-                ClientError::Timeout { secs: idle.as_secs() }
+                ClientError::Timeout {
+                    secs: idle.as_secs(),
+                }
             } else if let Some(status) = e.status() {
-                ClientError::Server { status: status.as_u16(), attempts, message: e.to_string() }
+                ClientError::Server {
+                    status: status.as_u16(),
+                    attempts,
+                    message: e.to_string(),
+                }
             } else {
-                ClientError::Transport { url: url.to_string(), message: describe_reqwest(&e) }
+                ClientError::Transport {
+                    url: url.to_string(),
+                    message: describe_reqwest(&e),
+                }
             }
         }
         OpenAIError::JSONDeserialize(e, content) => ClientError::Protocol {
@@ -212,12 +241,19 @@ fn map_error(error: OpenAIError, url: &str, attempts: u32, idle: Duration) -> Cl
         OpenAIError::StreamError(e) => {
             let text = e.to_string();
             if text.to_ascii_lowercase().contains("timed out") {
-                ClientError::Timeout { secs: idle.as_secs() }
+                ClientError::Timeout {
+                    secs: idle.as_secs(),
+                }
             } else {
-                ClientError::Transport { url: url.to_string(), message: clip(&text, 300) }
+                ClientError::Transport {
+                    url: url.to_string(),
+                    message: clip(&text, 300),
+                }
             }
         }
-        other => ClientError::Protocol { message: clip(&other.to_string(), 300) },
+        other => ClientError::Protocol {
+            message: clip(&other.to_string(), 300),
+        },
     }
 }
 
@@ -230,7 +266,11 @@ fn describe_reqwest(e: &reqwest::Error) -> String {
         last = s.to_string();
         source = s.source();
     }
-    if e.is_connect() { format!("connection failed: {last}") } else { last }
+    if e.is_connect() {
+        format!("connection failed: {last}")
+    } else {
+        last
+    }
 }
 
 /// The tower service under async-openai: one HTTP attempt per loop, retrying
@@ -249,7 +289,10 @@ impl tower::Service<HttpRequestFactory> for RetryService {
     type Error = OpenAIError;
     type Future = BoxFuture<'static, Result<reqwest::Response, OpenAIError>>;
 
-    fn poll_ready(&mut self, _: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Self::Error>> {
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
         std::task::Poll::Ready(Ok(()))
     }
 
@@ -266,7 +309,10 @@ impl tower::Service<HttpRequestFactory> for RetryService {
                     Ok(response) => {
                         let status = response.status();
                         if can_retry && (status.as_u16() == 429 || status.is_server_error()) {
-                            Some(retry_after(response.headers()).unwrap_or_else(|| this.backoff(retry)))
+                            Some(
+                                retry_after(response.headers())
+                                    .unwrap_or_else(|| this.backoff(retry)),
+                            )
                         } else {
                             None
                         }
@@ -288,7 +334,9 @@ impl tower::Service<HttpRequestFactory> for RetryService {
 
 impl RetryService {
     fn backoff(&self, retry: u32) -> Duration {
-        self.base.saturating_mul(2u32.saturating_pow(retry)).min(self.cap)
+        self.base
+            .saturating_mul(2u32.saturating_pow(retry))
+            .min(self.cap)
     }
 }
 
@@ -409,18 +457,26 @@ mod tests {
     #[test]
     fn lenient_chunks_keep_their_text() {
         let chunk: WireChunk =
-            serde_json::from_str(r#"{"choices":[{"delta":{"content":"hi"},"finish_reason":""}]}"#).unwrap();
-        assert_eq!(chunk.into_events(), vec![StreamEvent::Text("hi".into())]);
-        let usage: WireChunk =
-            serde_json::from_str(r#"{"id":"x","choices":[],"usage":{"prompt_tokens":5,"completion_tokens":null}}"#)
+            serde_json::from_str(r#"{"choices":[{"delta":{"content":"hi"},"finish_reason":""}]}"#)
                 .unwrap();
+        assert_eq!(chunk.into_events(), vec![StreamEvent::Text("hi".into())]);
+        let usage: WireChunk = serde_json::from_str(
+            r#"{"id":"x","choices":[],"usage":{"prompt_tokens":5,"completion_tokens":null}}"#,
+        )
+        .unwrap();
         assert_eq!(
             usage.into_events(),
-            vec![StreamEvent::Usage(Usage { prompt_tokens: 5, completion_tokens: 0 })]
+            vec![StreamEvent::Usage(Usage {
+                prompt_tokens: 5,
+                completion_tokens: 0
+            })]
         );
         let done: WireChunk =
             serde_json::from_str(r#"{"choices":[{"delta":{},"finish_reason":"eos"}]}"#).unwrap();
-        assert_eq!(done.into_events(), vec![StreamEvent::Finished("eos".into())]);
+        assert_eq!(
+            done.into_events(),
+            vec![StreamEvent::Finished("eos".into())]
+        );
     }
 
     #[test]

@@ -163,7 +163,10 @@ pub fn parse_line(bytes: &[u8], first: bool) -> Result<Record, LineError> {
         Err(e) => {
             // A header of a future version may carry fields or record types we
             // do not know; report the version, which is the real problem.
-            if first && let Some(v) = peek_version(text) && v != FORMAT_VERSION {
+            if first
+                && let Some(v) = peek_version(text)
+                && v != FORMAT_VERSION
+            {
                 return Err(LineError::UnsupportedVersion(v));
             }
             return Err(LineError::Json(e.to_string()));
@@ -224,7 +227,8 @@ mod tests {
 
     #[test]
     fn unknown_fields_are_ignored() {
-        let line = br#"{"type":"message","seq":3,"role":"user","content":"hi","at":"x","future":42}"#;
+        let line =
+            br#"{"type":"message","seq":3,"role":"user","content":"hi","at":"x","future":42}"#;
         match parse_line(line, false).unwrap() {
             Record::Message(m) => assert_eq!((m.seq, m.content.as_str()), (3, "hi")),
             other => panic!("unexpected {other:?}"),
@@ -233,8 +237,12 @@ mod tests {
 
     #[test]
     fn newer_versions_are_refused_even_with_unknown_shapes() {
-        let line = br#"{"type":"header","format":"memchat","version":2,"session":"s","created_at":"x"}"#;
-        assert_eq!(parse_line(line, true), Err(LineError::UnsupportedVersion(2)));
+        let line =
+            br#"{"type":"header","format":"memchat","version":2,"session":"s","created_at":"x"}"#;
+        assert_eq!(
+            parse_line(line, true),
+            Err(LineError::UnsupportedVersion(2))
+        );
         let odd = br#"{"type":"header","format":"memchat","version":7}"#;
         assert_eq!(parse_line(odd, true), Err(LineError::UnsupportedVersion(7)));
     }
@@ -243,7 +251,8 @@ mod tests {
     fn first_line_must_be_a_header_and_only_the_first() {
         let msg = br#"{"type":"message","seq":1,"role":"user","content":"hi","at":"x"}"#;
         assert_eq!(parse_line(msg, true), Err(LineError::NotAHeader));
-        let header = br#"{"type":"header","format":"memchat","version":1,"session":"s","created_at":"x"}"#;
+        let header =
+            br#"{"type":"header","format":"memchat","version":1,"session":"s","created_at":"x"}"#;
         assert_eq!(parse_line(header, false), Err(LineError::UnexpectedHeader));
         assert_eq!(parse_line(b"\xff\xfe", false), Err(LineError::NotUtf8));
     }

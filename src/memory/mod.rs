@@ -141,7 +141,8 @@ pub fn list_session_names(dir: &Path) -> Result<Vec<String>, StoreError> {
     };
     let mut names = Vec::new();
     for entry in entries {
-        let entry = entry.map_err(|e| StoreError::io("cannot read the memory directory", dir, e))?;
+        let entry =
+            entry.map_err(|e| StoreError::io("cannot read the memory directory", dir, e))?;
         let file_name = entry.file_name();
         let Some(file_name) = file_name.to_str() else {
             continue;
@@ -163,7 +164,17 @@ mod tests {
 
     #[test]
     fn session_names_cannot_escape_the_directory() {
-        for bad in ["", "../x", "/", "a/b", ".hidden", "..", "a b", "é", &"x".repeat(65)] {
+        for bad in [
+            "",
+            "../x",
+            "/",
+            "a/b",
+            ".hidden",
+            "..",
+            "a b",
+            "é",
+            &"x".repeat(65),
+        ] {
             assert!(validate_session_name(bad).is_err(), "{bad:?} accepted");
         }
         for good in ["default", "work-2026", "a.b_c", &"x".repeat(64)] {

@@ -25,7 +25,8 @@ pub fn repair(dir: &Path, name: &str, lock_wait: Duration) -> Result<RepairRepor
         return Err(StoreError::NotFound(name.to_string()));
     }
     let _lock = files::lock_exclusive(&paths.lock, name, lock_wait)?;
-    let bytes = std::fs::read(&paths.log).map_err(|e| StoreError::io("cannot read", &paths.log, e))?;
+    let bytes =
+        std::fs::read(&paths.log).map_err(|e| StoreError::io("cannot read", &paths.log, e))?;
     let mut header: Option<Header> = None;
     let mut kept: Vec<Record> = Vec::new();
     let mut bad_lines: Vec<u8> = Vec::new();

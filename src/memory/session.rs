@@ -90,7 +90,9 @@ pub fn parse_log(bytes: &[u8], path: &Path, session: &str) -> Result<LogContents
                 return Err(StoreError::Corrupt {
                     path: path.to_path_buf(),
                     line: line_no,
-                    reason: format!("seq {seq} does not rise (the line before has {last_seen_seq})"),
+                    reason: format!(
+                        "seq {seq} does not rise (the line before has {last_seen_seq})"
+                    ),
                     session: session.to_string(),
                 });
             }
@@ -169,7 +171,11 @@ impl Session {
         }
         if contents.header.is_none() {
             let header = Header::new(name, format::now());
-            files::append_durably(&mut log, &paths.log, &format::to_line(&Record::Header(header.clone())))?;
+            files::append_durably(
+                &mut log,
+                &paths.log,
+                &format::to_line(&Record::Header(header.clone())),
+            )?;
             contents.header = Some(header);
         }
         if created {
@@ -252,7 +258,11 @@ impl Session {
             if let Some(old) = old {
                 self.rewrite(vec![Record::Message(old)])?;
             }
-            return self.contents.system.as_ref().ok_or_else(|| unreachable_state(&self.paths.log));
+            return self
+                .contents
+                .system
+                .as_ref()
+                .ok_or_else(|| unreachable_state(&self.paths.log));
         }
         self.contents.messages.push(record);
         self.contents
@@ -400,12 +410,19 @@ fn unreachable_state(path: &Path) -> StoreError {
 }
 
 /// Appends records to a session's archive and fsyncs it.
-fn append_to_archive(paths: &SessionPaths, name: &str, records: &[Record]) -> Result<(), StoreError> {
+fn append_to_archive(
+    paths: &SessionPaths,
+    name: &str,
+    records: &[Record],
+) -> Result<(), StoreError> {
     let (mut file, created) = files::open_append(&paths.archive)?;
     let mut bytes = Vec::new();
     let empty = file.metadata().map(|m| m.len() == 0).unwrap_or(true);
     if empty {
-        bytes.extend(format::to_line(&Record::Header(Header::new(name, format::now()))));
+        bytes.extend(format::to_line(&Record::Header(Header::new(
+            name,
+            format::now(),
+        ))));
     } else {
         // A crash mid-append may have left a torn last line; start ours on a
         // fresh line so it stays readable.
@@ -431,7 +448,11 @@ fn archive_line_break(path: &Path) -> Vec<u8> {
         })
         .map(|()| last[0] == b'\n')
         .unwrap_or(true);
-    if ends_with_newline { Vec::new() } else { b"\n".to_vec() }
+    if ends_with_newline {
+        Vec::new()
+    } else {
+        b"\n".to_vec()
+    }
 }
 
 /// Reads an archive, tolerating torn lines and dropping duplicates by `seq`

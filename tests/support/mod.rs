@@ -1,0 +1,293 @@
+//! Test support: a local HTTP server speaking the OpenAI chat-completions
+//! protocol (JSON and SSE streaming), scripted per request, and helpers to run
+//! the real binary against it. Plain std threads, so it serves equally while
+//! a test awaits the library or waits for a child process.
+
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// What the server does with one request.
+#[derive(Clone, Debug)]
+pub enum Reply {
+    /// `data:` payloads sent as SSE, `delay` before each; `[DONE]` if `done`.
+    Stream {
+        events: Vec<String>,
+        delay: Duration,
+        done: bool,
+    },
+    /// A plain HTTP response.
+    Json {
+        status: u16,
+        body: String,
+        headers: Vec<(String, String)>,
+    },
+    /// Accept, read the request, and answer nothing for this long.
+    Silence(Duration),
+}
+
+impl Reply {
+    /// A normal streamed reply made of `pieces`, with usage, ending in `[DONE]`.
+    pub fn streamed(pieces: &[&str]) -> Reply {
+        let mut events: Vec<String> = pieces.iter().map(|p| text_chunk(p)).collect();
+        events.push(r#"{"id":"c1","object":"chat.completion.chunk","created":1,"model":"gpt-4o-mini","choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}"#.to_string());
+        events.push(r#"{"id":"c1","object":"chat.completion.chunk","created":1,"model":"gpt-4o-mini","choices":[],"usage":{"prompt_tokens":12,"completion_tokens":3,"total_tokens":15}}"#.to_string());
+        Reply::Stream {
+            events,
+            delay: Duration::ZERO,
+            done: true,
+        }
+    }
+
+    /// A streamed reply with a pause before each event.
+    pub fn slow(pieces: &[&str], delay: Duration) -> Reply {
+        match Reply::streamed(pieces) {
+            Reply::Stream { events, done, .. } => Reply::Stream {
+                events,
+                delay,
+                done,
+            },
+            other => other,
+        }
+    }
+
+    /// A non-streamed chat completion.
+    pub fn completion(text: &str) -> Reply {
+        let body = serde_json::json!({
+            "id": "c2", "object": "chat.completion", "created": 1, "model": "gpt-4o-mini",
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7}
+        });
+        Reply::Json {
+            status: 200,
+            body: body.to_string(),
+            headers: vec![],
+        }
+    }
+
+    /// An OpenAI-style error.
+    pub fn error(status: u16, message: &str, code: &str) -> Reply {
+        let body = serde_json::json!({"error": {"message": message, "type": "invalid_request_error", "param": null, "code": code}});
+        Reply::Json {
+            status,
+            body: body.to_string(),
+            headers: vec![],
+        }
+    }
+}
+
+/// One streamed chunk carrying `text`.
+pub fn text_chunk(text: &str) -> String {
+    serde_json::json!({
+        "id": "c1", "object": "chat.completion.chunk", "created": 1, "model": "gpt-4o-mini",
+        "choices": [{"index": 0, "delta": {"content": text}, "finish_reason": null}]
+    })
+    .to_string()
+}
+
+/// A request the server received.
+#[derive(Clone, Debug)]
+pub struct Received {
+    pub path: String,
+    pub headers: Vec<(String, String)>,
+    pub body: serde_json::Value,
+}
+
+/// The server. Replies are taken in order; the last one repeats.
+pub struct FakeServer {
+    pub url: String,
+    pub received: Arc<Mutex<Vec<Received>>>,
+}
+
+impl FakeServer {
+    pub fn start(script: Vec<Reply>) -> FakeServer {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/v1", listener.local_addr().unwrap());
+        let received = Arc::new(Mutex::new(Vec::new()));
+        let log = received.clone();
+        let script = Arc::new(Mutex::new((script, 0usize)));
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(stream) = stream else { continue };
+                let log = log.clone();
+                let script = script.clone();
+                std::thread::spawn(move || serve(stream, &log, &script));
+            }
+        });
+        FakeServer { url, received }
+    }
+
+    pub fn requests(&self) -> Vec<Received> {
+        self.received.lock().unwrap().clone()
+    }
+}
+
+fn serve(stream: TcpStream, log: &Mutex<Vec<Received>>, script: &Mutex<(Vec<Reply>, usize)>) {
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut request_line = String::new();
+    if reader.read_line(&mut request_line).unwrap_or(0) == 0 {
+        return;
+    }
+    let path = request_line
+        .split_whitespace()
+        .nth(1)
+        .unwrap_or("")
+        .to_string();
+    let mut headers = Vec::new();
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+            break;
+        }
+        if let Some((k, v)) = line.trim_end().split_once(':') {
+            headers.push((k.trim().to_ascii_lowercase(), v.trim().to_string()));
+        }
+    }
+    let length: usize = headers
+        .iter()
+        .find(|(k, _)| k == "content-length")
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(0);
+    let mut body = vec![0u8; length];
+    let _ = reader.read_exact(&mut body);
+    let body = serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
+    log.lock().unwrap().push(Received {
+        path,
+        headers,
+        body,
+    });
+    let reply = {
+        let mut guard = script.lock().unwrap();
+        let (replies, next) = &mut *guard;
+        let reply = replies[(*next).min(replies.len() - 1)].clone();
+        *next += 1;
+        reply
+    };
+    let mut out = stream;
+    match reply {
+        Reply::Json {
+            status,
+            body,
+            headers,
+        } => {
+            let mut head = format!(
+                "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n",
+                body.len()
+            );
+            for (k, v) in headers {
+                head.push_str(&format!("{k}: {v}\r\n"));
+            }
+            head.push_str("\r\n");
+            let _ = out.write_all(head.as_bytes());
+            let _ = out.write_all(body.as_bytes());
+        }
+        Reply::Stream {
+            events,
+            delay,
+            done,
+        } => {
+            let _ = out.write_all(
+                b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-cache\r\nconnection: close\r\n\r\n",
+            );
+            let _ = out.flush();
+            for event in events {
+                std::thread::sleep(delay);
+                if out
+                    .write_all(format!("data: {event}\n\n").as_bytes())
+                    .is_err()
+                {
+                    return;
+                }
+                let _ = out.flush();
+            }
+            if done {
+                let _ = out.write_all(b"data: [DONE]\n\n");
+            }
+        }
+        Reply::Silence(duration) => std::thread::sleep(duration),
+    }
+    let _ = out.flush();
+}
+
+/// A temporary home for one binary run: memory dir, clean environment.
+pub struct Sandbox {
+    pub dir: tempfile::TempDir,
+}
+
+impl Sandbox {
+    pub fn new() -> Sandbox {
+        Sandbox {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    pub fn memory(&self) -> PathBuf {
+        self.dir.path().join("mem")
+    }
+
+    /// A `memchat` command with a clean environment pointed at this sandbox.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let home = self.dir.path().join("home");
+        std::fs::create_dir_all(&home).unwrap();
+        let mut command = Command::new(env!("CARGO_BIN_EXE_memchat"));
+        command
+            .args(args)
+            .current_dir(self.dir.path())
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", &home)
+            .env("XDG_CONFIG_HOME", home.join("config"))
+            .env("XDG_DATA_HOME", home.join("data"))
+            .env("MEMCHAT_MEMORY_DIR", self.memory())
+            .env("MEMCHAT_LOCK_WAIT", "1")
+            .env("MEMCHAT_RETRY_BASE_MS", "10")
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        command
+    }
+
+    /// Runs to completion, feeding `stdin`.
+    pub fn run(&self, args: &[&str], env: &[(&str, &str)], stdin: Option<&[u8]>) -> Output {
+        let mut command = self.command(args);
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        if stdin.is_some() {
+            command.stdin(Stdio::piped());
+        }
+        let mut child = command.spawn().unwrap();
+        if let Some(bytes) = stdin {
+            let mut pipe = child.stdin.take().unwrap();
+            let bytes = bytes.to_vec();
+            std::thread::spawn(move || {
+                let _ = pipe.write_all(&bytes);
+            });
+        }
+        child.wait_with_output().unwrap()
+    }
+
+    /// The records of a session's active log (or archive), parsed.
+    pub fn records(&self, file: &str) -> Vec<serde_json::Value> {
+        read_records(&self.memory().join(file))
+    }
+}
+
+pub fn read_records(path: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
