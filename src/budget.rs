@@ -151,6 +151,9 @@ pub struct HistorySizes<'a> {
     pub fixed: u32,
     /// Cost the summary adds to the system message now.
     pub summary: u32,
+    /// Cost a new summary of the full cap `S` would add: what compaction
+    /// must leave room for.
+    pub full_summary: u32,
     /// Cost of each active message.
     pub messages: &'a [u32],
     pub roles: &'a [Role],
@@ -179,7 +182,7 @@ pub fn plan_eviction(
     if starts.is_empty() {
         return None;
     }
-    let after_summary = u64::from(sizes.fixed) + u64::from(budget.summary_cap);
+    let after_summary = u64::from(sizes.fixed) + u64::from(sizes.full_summary);
     // suffix[i] = cost of messages from i on.
     let mut suffix = vec![0u64; sizes.messages.len() + 1];
     for i in (0..sizes.messages.len()).rev() {

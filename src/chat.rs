@@ -113,6 +113,7 @@ pub struct Engine {
 struct Sizes {
     fixed: u32,
     summary: u32,
+    full_summary: u32,
     summary_raw: u32,
     messages: Vec<u32>,
     roles: Vec<Role>,
@@ -123,6 +124,7 @@ impl Sizes {
         HistorySizes {
             fixed: self.fixed,
             summary: self.summary,
+            full_summary: self.full_summary,
             messages: &self.messages,
             roles: &self.roles,
         }
@@ -222,6 +224,7 @@ impl Engine {
         Sizes {
             fixed,
             summary,
+            full_summary: self.summary_cost(self.budget.summary_cap, prompt.is_some()),
             summary_raw,
             messages,
             roles,

@@ -293,3 +293,43 @@ fn a_local_server_needs_no_key() {
     assert_eq!(text(&out.stdout), "local\n");
     assert!(text(&out.stderr).contains("does not know the context window of \"llama3.2\""));
 }
+
+#[test]
+fn context_length_exceeded_compacts_harder_and_retries_once() {
+    let sandbox = Sandbox::new();
+    // Some history first, offline.
+    let script = (1..=8)
+        .map(|i| format!("Earlier message {i} with a few words in it.\n"))
+        .collect::<String>();
+    let out = sandbox.run(&["--mock"], &[], Some(script.as_bytes()));
+    assert_eq!(out.status.code(), Some(0));
+    let server = FakeServer::start(vec![
+        Reply::error(
+            400,
+            "This model's maximum context length is 128000 tokens.",
+            "context_length_exceeded",
+        ),
+        Reply::streamed(&["fits now"]),
+    ]);
+    let out = sandbox.run(
+        &["--base-url", &server.url, "--retries", "0", "One more"],
+        &[KEY],
+        None,
+    );
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert_eq!(text(&out.stdout), "fits now\n");
+    assert!(stderr.contains("compacting harder"), "{stderr}");
+    // Two reply requests (the first refused) around one summary request.
+    let requests = server.requests();
+    let replies: Vec<_> = requests
+        .iter()
+        .filter(|r| r.body["max_tokens"] == 4096)
+        .collect();
+    assert_eq!(replies.len(), 2, "exactly one retry");
+    let first = replies[0].body["messages"].as_array().unwrap().len();
+    let second = replies[1].body["messages"].as_array().unwrap().len();
+    assert!(second < first, "the retry sends less: {first} → {second}");
+    let log = sandbox.records("default.jsonl");
+    assert!(log.iter().any(|r| r["type"] == "summary"));
+}
