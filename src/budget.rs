@@ -354,6 +354,7 @@ mod tests {
         let sizes = HistorySizes {
             fixed: 10,
             summary: 0,
+            full_summary: 256,
             messages: &messages,
             roles: &roles,
         };
@@ -376,6 +377,7 @@ mod tests {
         let sizes = HistorySizes {
             fixed: 10,
             summary: 0,
+            full_summary: 256,
             messages: &messages,
             roles: &roles,
         };
@@ -386,6 +388,7 @@ mod tests {
         let sizes = HistorySizes {
             fixed: 10,
             summary: 0,
+            full_summary: 256,
             messages: &small,
             roles: &roles,
         };
@@ -400,6 +403,7 @@ mod tests {
         let sizes = HistorySizes {
             fixed: 10,
             summary: 300,
+            full_summary: 256,
             messages: &messages,
             roles: &roles,
         };
@@ -415,6 +419,7 @@ mod tests {
         let sizes = HistorySizes {
             fixed: 10,
             summary: 300,
+            full_summary: 256,
             messages: &big,
             roles: &roles,
         };
@@ -430,6 +435,7 @@ mod tests {
         let sizes = HistorySizes {
             fixed: 10,
             summary: 300,
+            full_summary: 256,
             messages: &huge,
             roles: &roles,
         };
