@@ -304,7 +304,9 @@ impl Engine {
         out: &mut dyn Write,
         interrupt: &mut Interrupt,
     ) -> Result<TurnReport, TurnError> {
-        let cache = self.check_fits_alone(input)?;
+        let cache = self
+            .check_fits_alone(input)?
+            .or_else(|| self.counter.cache_if_ready(input));
         self.session
             .append(Role::User, input.to_string(), None, false, cache)?;
         self.reply(out, interrupt).await
@@ -349,7 +351,7 @@ impl Engine {
                 report.reply.clone(),
                 Some(self.model.name()),
                 report.interrupted,
-                None,
+                self.counter.cache_if_ready(&report.reply),
             )?;
         }
         if !report.by_user {

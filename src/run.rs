@@ -53,9 +53,26 @@ pub fn exit_for_error(error: &anyhow::Error) -> Exit {
     Exit::ModelFailed
 }
 
+/// Past a file size limit (`ulimit -f`) the kernel sends SIGXFSZ, whose
+/// default action kills the process mid-write. With a handler installed the
+/// write fails with EFBIG instead, and the store reports it and cuts the file
+/// back: a clear error rather than a dead process.
+fn survive_file_size_limit() {
+    #[cfg(target_os = "linux")]
+    {
+        const SIGXFSZ: i32 = 25;
+        if let Ok(mut signal) =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::from_raw(SIGXFSZ))
+        {
+            tokio::spawn(async move { while signal.recv().await.is_some() {} });
+        }
+    }
+}
+
 /// Runs the parsed command line.
 pub async fn run(cli: Cli) -> anyhow::Result<Exit> {
     let notices = Notices::for_stderr();
+    survive_file_size_limit();
     let file_path = config::config_file_path();
     let file = config::load_file(file_path.as_deref())?;
     if let Some(command) = &cli.command {

@@ -12,7 +12,14 @@
 //! "does it fit?" without loading anything. [`TokenCounter::warm`] loads the
 //! tables on a background thread.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use crate::memory::format::TokenCache;
+
+/// Set once an encoding's tables are loaded in this process, so callers can
+/// count for free when the cost is already paid.
+static O200K_READY: AtomicBool = AtomicBool::new(false);
+static CL100K_READY: AtomicBool = AtomicBool::new(false);
 
 /// Framing tokens every message costs (`<|start|>role ... <|end|>`).
 pub const PER_MESSAGE: u32 = 3;
@@ -37,10 +44,24 @@ impl Encoding {
     }
 
     fn bpe(self) -> &'static tiktoken_rs::CoreBPE {
-        match self {
+        let bpe = match self {
             Encoding::O200kBase => tiktoken_rs::o200k_base_singleton(),
             Encoding::Cl100kBase => tiktoken_rs::cl100k_base_singleton(),
+        };
+        self.ready_flag().store(true, Ordering::Release);
+        bpe
+    }
+
+    fn ready_flag(self) -> &'static AtomicBool {
+        match self {
+            Encoding::O200kBase => &O200K_READY,
+            Encoding::Cl100kBase => &CL100K_READY,
         }
+    }
+
+    /// Whether the tables are loaded (counting is then cheap).
+    pub fn is_ready(self) -> bool {
+        self.ready_flag().load(Ordering::Acquire)
     }
 }
 
@@ -128,6 +149,12 @@ impl TokenCounter {
             encoding: self.encoding.name().to_string(),
             count: self.count_raw(text),
         }
+    }
+
+    /// The cache entry for `text` if the tokenizer is already loaded; never
+    /// pays the load just to fill a cache.
+    pub fn cache_if_ready(&self, text: &str) -> Option<TokenCache> {
+        self.encoding.is_ready().then(|| self.cache(text))
     }
 
     /// The raw count from a cache entry, if it was made with this encoding.

@@ -158,7 +158,11 @@ fn run_case(case: &Path) -> String {
             "=== {}\n",
             file.file_name().unwrap().to_string_lossy()
         ));
-        transcript.push_str(&String::from_utf8_lossy(&fs::read(&file).unwrap()));
+        let content = String::from_utf8_lossy(&fs::read(&file).unwrap()).into_owned();
+        transcript.push_str(&content);
+        if !content.is_empty() && !content.ends_with('\n') {
+            transcript.push_str("\n(no newline at end of file)\n");
+        }
     }
     normalise(&transcript, &tmp_path)
 }

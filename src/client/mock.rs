@@ -85,13 +85,15 @@ impl ChatModel for MockModel {
 
     fn stream(&self, request: ChatRequest) -> BoxFuture<'_, Result<ReplyStream, ClientError>> {
         let text = self.reply_text(&request);
+        let purpose = request.purpose;
         let delay = self.delay;
         Box::pin(async move {
-            // Stream word by word, as a server would, keeping the spaces.
-            let mut pieces: Vec<String> = Vec::new();
-            for word in text.split_inclusive(' ') {
-                pieces.push(word.to_string());
-            }
+            // Stream as a server would: replies word by word, summaries line
+            // by line (long, but a compaction should not take ages).
+            let pieces: Vec<String> = match purpose {
+                Purpose::Reply => text.split_inclusive(' ').map(str::to_string).collect(),
+                Purpose::Summary => text.split_inclusive('\n').map(str::to_string).collect(),
+            };
             let events = futures::stream::iter(pieces)
                 .then(move |piece| async move {
                     if !delay.is_zero() {

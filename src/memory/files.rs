@@ -56,11 +56,32 @@ pub fn open_append(path: &Path) -> Result<(File, bool), StoreError> {
 }
 
 /// Writes `bytes` with one `write_all` and makes them durable with `sync_data`.
+/// If the write fails part-way (disk full, file size limit), the file is cut
+/// back to its previous length so it stays as it was.
 pub fn append_durably(file: &mut File, path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
-    file.write_all(bytes)
-        .map_err(|e| StoreError::io("cannot write to", path, e))?;
+    let before = file
+        .metadata()
+        .map_err(|e| StoreError::io("cannot inspect", path, e))?
+        .len();
+    if let Err(e) = file.write_all(bytes) {
+        let _ = file.set_len(before);
+        return Err(StoreError::io("cannot write to", path, e));
+    }
     file.sync_data()
         .map_err(|e| StoreError::io("cannot flush to disk", path, e))
+}
+
+/// Removes temp files a crash left behind mid-rewrite (`.NAME.jsonl.tmp-PID`).
+/// Called with the session lock held, so no rewrite is in flight.
+pub fn remove_stale_temp_files(dir: &Path, log_file_name: &str) {
+    let prefix = format!(".{log_file_name}.tmp-");
+    if let Ok(entries) = fs::read_dir(dir) {
+        for entry in entries.flatten() {
+            if entry.file_name().to_string_lossy().starts_with(&prefix) {
+                let _ = fs::remove_file(entry.path());
+            }
+        }
+    }
 }
 
 /// Replaces `path` with `bytes` atomically: a reader (or a crash) sees the old

@@ -143,6 +143,7 @@ impl Session {
         files::create_private_dir(dir)?;
         let paths = SessionPaths::new(dir, name);
         let lock = files::lock_exclusive(&paths.lock, name, lock_wait)?;
+        files::remove_stale_temp_files(dir, &format!("{name}.jsonl"));
         let bytes = match std::fs::read(&paths.log) {
             Ok(bytes) => bytes,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
