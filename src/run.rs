@@ -294,7 +294,12 @@ pub fn report_turn(
         return Ok(Exit::ModelFailed);
     }
     if report.interrupted {
-        notices.warn("the server ended the reply early; it is saved, marked interrupted");
+        // The stream closed without a finish reason: the text is incomplete.
+        notices.error(
+            "the connection closed before the reply was finished; the partial reply is saved, \
+             marked interrupted (/retry asks again)",
+        );
+        return Ok(Exit::ModelFailed);
     }
     Ok(Exit::Success)
 }

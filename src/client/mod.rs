@@ -102,3 +102,49 @@ pub enum ClientError {
     #[error("the server's reply was not understood: {message}")]
     Protocol { message: String },
 }
+
+impl ClientError {
+    /// Removes `secret` from every text the error carries: servers echo what
+    /// they were sent (OpenAI quotes a rejected key), and error messages reach
+    /// the terminal and logs.
+    pub fn redact(self, secret: Option<&str>) -> ClientError {
+        let Some(secret) = secret.filter(|s| s.len() >= 4) else {
+            return self;
+        };
+        let clean = |text: String| text.replace(secret, "<redacted>");
+        match self {
+            ClientError::Auth { status, message } => ClientError::Auth {
+                status,
+                message: clean(message),
+            },
+            ClientError::RateLimited { attempts, message } => ClientError::RateLimited {
+                attempts,
+                message: clean(message),
+            },
+            ClientError::ContextTooLong { message } => ClientError::ContextTooLong {
+                message: clean(message),
+            },
+            ClientError::Server {
+                status,
+                attempts,
+                message,
+            } => ClientError::Server {
+                status,
+                attempts,
+                message: clean(message),
+            },
+            ClientError::BadRequest { status, message } => ClientError::BadRequest {
+                status,
+                message: clean(message),
+            },
+            ClientError::Transport { url, message } => ClientError::Transport {
+                url: clean(url),
+                message: clean(message),
+            },
+            ClientError::Protocol { message } => ClientError::Protocol {
+                message: clean(message),
+            },
+            timeout @ ClientError::Timeout { .. } => timeout,
+        }
+    }
+}

@@ -124,6 +124,7 @@ impl OpenAiModel {
             attempts,
             self.settings.idle_timeout,
         )
+        .redact(self.settings.api_key.as_deref())
     }
 
     async fn start(&self, request: ChatRequest) -> Result<ReplyStream, ClientError> {
@@ -138,6 +139,7 @@ impl OpenAiModel {
                 .map_err(|e| self.map_error(e))?;
             let url = self.settings.base_url.clone();
             let idle = self.settings.idle_timeout;
+            let key = self.settings.api_key.clone();
             let events = stream.flat_map(move |item| {
                 let events: Vec<Result<StreamEvent, ClientError>> = match item {
                     Ok(chunk) => chunk.into_events().into_iter().map(Ok).collect(),
@@ -147,7 +149,7 @@ impl OpenAiModel {
                             clip(&content, 120)
                         )))]
                     }
-                    Err(e) => vec![Err(map_error(e, &url, 1, idle))],
+                    Err(e) => vec![Err(map_error(e, &url, 1, idle).redact(key.as_deref()))],
                 };
                 futures::stream::iter(events)
             });
