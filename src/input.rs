@@ -19,6 +19,21 @@ fn has_open_fence(text: &str) -> bool {
         == 1
 }
 
+/// Removes the `\` of every continued line in an edited message (the REPL
+/// receives the whole message at once, backslashes included).
+pub fn strip_continuations(text: &str) -> String {
+    text.split('\n')
+        .map(|line| {
+            if ends_with_continuation(line) {
+                &line[..line.len() - 1]
+            } else {
+                line
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 /// Collects lines into messages.
 #[derive(Debug, Default)]
 pub struct Assembler {
@@ -75,6 +90,12 @@ mod tests {
         let mut out: Vec<String> = lines.iter().filter_map(|l| a.push(l)).collect();
         out.extend(a.finish());
         out
+    }
+
+    #[test]
+    fn continuation_backslashes_are_removed() {
+        assert_eq!(strip_continuations("one \\\ntwo"), "one \ntwo");
+        assert_eq!(strip_continuations("keep \\\\"), "keep \\\\");
     }
 
     #[test]

@@ -170,10 +170,11 @@ pub async fn run(
                 }
             }
         } else {
-            let message = line
+            let message = input::strip_continuations(&line);
+            let message = message
                 .strip_prefix('/')
                 .filter(|m| m.starts_with('/'))
-                .unwrap_or(&line);
+                .unwrap_or(&message);
             engine.send(message, &mut stdout, &mut interrupt).await
         };
         match result {

@@ -1,0 +1,79 @@
+//! The interactive chat in a real pseudo-terminal (rexpect): replies, a
+//! multi-line message, Ctrl-C during a reply (stops only the reply, keeps the
+//! partial text), Ctrl-C at the prompt (clears the line), Ctrl-D (exits), and
+//! the input history kept 0600 across runs.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
+
+mod support;
+
+use std::os::unix::fs::PermissionsExt;
+use std::time::Duration;
+
+use support::Sandbox;
+
+fn spawn(sandbox: &Sandbox, args: &[&str]) -> rexpect::session::PtySession {
+    let mut command = sandbox.command(args);
+    // rexpect wires the pty itself.
+    command.stdin(std::process::Stdio::inherit()).stdout(std::process::Stdio::inherit()).stderr(std::process::Stdio::inherit());
+    command.env("TERM", "xterm");
+    rexpect::session::spawn_command(command, Some(10_000)).unwrap()
+}
+
+#[test]
+fn the_repl_chats_stops_replies_on_ctrl_c_and_keeps_history() {
+    let sandbox = Sandbox::new();
+    let mut p = spawn(&sandbox, &["--mock", "--mock-delay-ms", "150"]);
+    p.exp_string("new session").unwrap();
+    p.exp_string("default 0%> ").unwrap();
+    p.send_line("hello there").unwrap();
+    p.exp_string("You said: \"hello there\"").unwrap();
+    p.exp_string("default ").unwrap();
+
+    // A trailing backslash continues the message on the next line.
+    p.send_line("first part \\").unwrap();
+    p.send_line("second part").unwrap();
+    p.exp_string("You said: \"first part second part\"").unwrap();
+    p.exp_string("%> ").unwrap();
+
+    // Ctrl-C while the reply streams: the reply stops, the chat goes on.
+    p.send_line("please write a long answer").unwrap();
+    p.exp_string("[mock]").unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    p.send_control('c').unwrap();
+    p.exp_string("interrupted").unwrap();
+    p.exp_string("%> ").unwrap();
+
+    // Ctrl-C at the prompt clears the line: "discard me" is never sent.
+    p.send("discard me").unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    p.send_control('c').unwrap();
+    p.exp_string("%> ").unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    p.send_line("/history 2").unwrap();
+    p.exp_string("user: please write a long answer").unwrap();
+    p.exp_string("%> ").unwrap();
+
+    // Ctrl-D leaves.
+    p.send_control('d').unwrap();
+    p.exp_eof().unwrap();
+
+    let records = sandbox.records("default.jsonl");
+    let contents: Vec<&str> = records.iter().filter_map(|r| r["content"].as_str()).collect();
+    assert!(!contents.iter().any(|c| c.contains("discard me")));
+    assert!(contents.contains(&"first part \nsecond part"), "{contents:?}");
+    let partial = records.iter().find(|r| r["interrupted"] == true).expect("a reply marked interrupted");
+    assert!(partial["content"].as_str().unwrap().starts_with("[mock]"));
+
+    let history = sandbox.memory().join(".input-history");
+    let text = std::fs::read_to_string(&history).unwrap();
+    assert!(text.contains("hello there"), "{text}");
+    assert_eq!(std::fs::metadata(&history).unwrap().permissions().mode() & 0o777, 0o600);
+
+    // A new run resumes where the last one stopped.
+    let mut p = spawn(&sandbox, &["--mock"]);
+    p.exp_string("resuming session \"default\"").unwrap();
+    p.exp_string("%> ").unwrap();
+    p.send_line("/exit").unwrap();
+    p.exp_eof().unwrap();
+}
