@@ -359,3 +359,72 @@ fn every_file_is_private_and_the_key_never_leaks() {
     );
     assert!(names.iter().any(|n| n.contains(".corrupt-")), "{names:?}");
 }
+
+/// Runs memchat as an unprivileged user when the tests run as root (root
+/// ignores file modes), so an unwritable memory directory really is one.
+fn unprivileged(
+    sandbox: &Sandbox,
+    dir: &std::path::Path,
+    args: &[&str],
+) -> Option<std::process::Output> {
+    let is_root = Command::new("id")
+        .arg("-u")
+        .output()
+        .ok()
+        .is_some_and(|o| text(&o.stdout).trim() == "0");
+    let mut command = if is_root {
+        if Command::new("setpriv").arg("--version").output().is_err() {
+            return None;
+        }
+        let mut c = Command::new("setpriv");
+        c.args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            env!("CARGO_BIN_EXE_memchat"),
+        ]);
+        c
+    } else {
+        Command::new(env!("CARGO_BIN_EXE_memchat"))
+    };
+    command
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", sandbox.dir.path())
+        .env("MEMCHAT_MEMORY_DIR", dir)
+        .env("NO_COLOR", "1")
+        .current_dir("/")
+        .stdin(Stdio::null());
+    Some(command.output().unwrap())
+}
+
+#[test]
+fn a_read_only_memory_dir_is_a_clear_error_and_nothing_changes() {
+    let sandbox = Sandbox::new();
+    let out = sandbox.run(&["--mock", "written while writable"], &[], None);
+    assert_eq!(out.status.code(), Some(0));
+    let dir = sandbox.memory();
+    // World-traversable path, read-only memory dir and log.
+    std::fs::set_permissions(sandbox.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o555)).unwrap();
+    let log = dir.join("default.jsonl");
+    std::fs::set_permissions(&log, std::fs::Permissions::from_mode(0o444)).unwrap();
+    let before = std::fs::read(&log).unwrap();
+    let Some(out) = unprivileged(&sandbox, &dir, &["--mock", "cannot be written"]) else {
+        eprintln!("skipped: running as root without setpriv");
+        return;
+    };
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(
+        stderr.contains("Permission denied") || stderr.contains("permission denied"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&dir.display().to_string()),
+        "the error names the path: {stderr}"
+    );
+    assert_eq!(std::fs::read(&log).unwrap(), before);
+}

@@ -15,7 +15,10 @@ use support::Sandbox;
 fn spawn(sandbox: &Sandbox, args: &[&str]) -> rexpect::session::PtySession {
     let mut command = sandbox.command(args);
     // rexpect wires the pty itself.
-    command.stdin(std::process::Stdio::inherit()).stdout(std::process::Stdio::inherit()).stderr(std::process::Stdio::inherit());
+    command
+        .stdin(std::process::Stdio::inherit())
+        .stdout(std::process::Stdio::inherit())
+        .stderr(std::process::Stdio::inherit());
     command.env("TERM", "xterm");
     rexpect::session::spawn_command(command, Some(10_000)).unwrap()
 }
@@ -33,7 +36,8 @@ fn the_repl_chats_stops_replies_on_ctrl_c_and_keeps_history() {
     // A trailing backslash continues the message on the next line.
     p.send_line("first part \\").unwrap();
     p.send_line("second part").unwrap();
-    p.exp_string("You said: \"first part second part\"").unwrap();
+    p.exp_string("You said: \"first part second part\"")
+        .unwrap();
     p.exp_string("%> ").unwrap();
 
     // Ctrl-C while the reply streams: the reply stops, the chat goes on.
@@ -59,16 +63,28 @@ fn the_repl_chats_stops_replies_on_ctrl_c_and_keeps_history() {
     p.exp_eof().unwrap();
 
     let records = sandbox.records("default.jsonl");
-    let contents: Vec<&str> = records.iter().filter_map(|r| r["content"].as_str()).collect();
+    let contents: Vec<&str> = records
+        .iter()
+        .filter_map(|r| r["content"].as_str())
+        .collect();
     assert!(!contents.iter().any(|c| c.contains("discard me")));
-    assert!(contents.contains(&"first part \nsecond part"), "{contents:?}");
-    let partial = records.iter().find(|r| r["interrupted"] == true).expect("a reply marked interrupted");
+    assert!(
+        contents.contains(&"first part \nsecond part"),
+        "{contents:?}"
+    );
+    let partial = records
+        .iter()
+        .find(|r| r["interrupted"] == true)
+        .expect("a reply marked interrupted");
     assert!(partial["content"].as_str().unwrap().starts_with("[mock]"));
 
     let history = sandbox.memory().join(".input-history");
     let text = std::fs::read_to_string(&history).unwrap();
     assert!(text.contains("hello there"), "{text}");
-    assert_eq!(std::fs::metadata(&history).unwrap().permissions().mode() & 0o777, 0o600);
+    assert_eq!(
+        std::fs::metadata(&history).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
 
     // A new run resumes where the last one stopped.
     let mut p = spawn(&sandbox, &["--mock"]);
@@ -76,4 +92,33 @@ fn the_repl_chats_stops_replies_on_ctrl_c_and_keeps_history() {
     p.exp_string("%> ").unwrap();
     p.send_line("/exit").unwrap();
     p.exp_eof().unwrap();
+}
+
+#[test]
+fn the_repl_survives_a_failing_server_and_keeps_the_message() {
+    let server = support::FakeServer::start(vec![
+        support::Reply::error(401, "Incorrect API key provided", "invalid_api_key"),
+        support::Reply::streamed(&["back", " again"]),
+    ]);
+    let sandbox = Sandbox::new();
+    let mut command = sandbox.command(&["--base-url", &server.url, "--retries", "0"]);
+    command
+        .stdin(std::process::Stdio::inherit())
+        .stdout(std::process::Stdio::inherit())
+        .stderr(std::process::Stdio::inherit())
+        .env("TERM", "xterm")
+        .env("OPENAI_API_KEY", "sk-test");
+    let mut p = rexpect::session::spawn_command(command, Some(10_000)).unwrap();
+    p.exp_string("%> ").unwrap();
+    p.send_line("first try").unwrap();
+    p.exp_string("refused the API key").unwrap();
+    p.exp_string("%> ").unwrap();
+    p.send_line("/retry").unwrap();
+    p.exp_string("back again").unwrap();
+    p.exp_string("%> ").unwrap();
+    p.send_line("/exit").unwrap();
+    p.exp_eof().unwrap();
+    let records = sandbox.records("default.jsonl");
+    assert_eq!(records[1]["content"], "first try");
+    assert_eq!(records[2]["content"], "back again");
 }

@@ -44,7 +44,7 @@ pub enum StoreError {
     Io {
         action: &'static str,
         path: PathBuf,
-        #[source]
+        // Shown in the message, not chained: the chain would print it twice.
         source: std::io::Error,
     },
     #[error("no session named {0:?}")]
