@@ -161,6 +161,13 @@ impl Engine {
     pub fn model_name(&self) -> String {
         self.model.name()
     }
+    /// Switches to another model (`/model`): its client, tokenizer and budget.
+    pub fn set_model(&mut self, model: Box<dyn ChatModel>, counter: TokenCounter, budget: Budget) {
+        self.model = model;
+        self.counter = counter;
+        self.budget = budget;
+    }
+
     /// Swaps the session (the old one's lock is released when it drops).
     pub fn replace_session(&mut self, session: Session) -> Session {
         std::mem::replace(&mut self.session, session)

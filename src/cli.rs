@@ -39,7 +39,7 @@ pub struct Cli {
 }
 
 /// Options shared by the chat modes and the management commands.
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct ChatArgs {
     /// Conversation to use (1-64 of A-Z a-z 0-9 . _ -).
     #[arg(short, long, env = "MEMCHAT_SESSION", global = true)]
@@ -92,6 +92,19 @@ pub struct ChatArgs {
     #[arg(long, env = "MEMCHAT_RETRIES", value_name = "N")]
     pub retries: Option<u32>,
 
+    /// Start the session afresh: its messages move to the archive first.
+    #[arg(long)]
+    pub new: bool,
+
+    /// Continue the most recently used session.
+    #[arg(short = 'c', long = "continue", conflicts_with = "session")]
+    pub continue_last: bool,
+
+    /// Show the resolved configuration and where each value came from, then
+    /// exit (the API key is never shown).
+    #[arg(long)]
+    pub print_config: bool,
+
     /// Pause of the mock model before each word, in milliseconds (testing).
     #[arg(long, env = "MEMCHAT_MOCK_DELAY_MS", hide = true)]
     pub mock_delay_ms: Option<u64>,
@@ -105,15 +118,83 @@ pub struct ChatArgs {
     pub lock_wait: Option<u64>,
 }
 
+/// Export formats on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum FormatArg {
+    /// The OpenAI message array: [{"role": ..., "content": ...}].
+    Json,
+    /// Markdown, one section per message.
+    #[value(alias = "md")]
+    Markdown,
+}
+
 /// Management commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// List sessions, most recently used first.
+    #[command(visible_alias = "ls")]
+    Sessions,
+    /// Show a session's transcript.
+    Show {
+        /// The session to show.
+        name: String,
+        /// Include the archive: the whole conversation, not just what the
+        /// model is sent.
+        #[arg(long)]
+        all: bool,
+        /// Print the records as JSON, for tools.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Export a whole conversation (archive included) as an OpenAI message
+    /// array or as Markdown.
+    Export {
+        /// The session to export.
+        name: String,
+        /// Output format [default: by the file's extension, else json].
+        #[arg(long, value_enum)]
+        format: Option<FormatArg>,
+        /// Write to this file (0600) instead of stdout.
+        #[arg(short, long, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
+    /// Import a conversation into a new session: a JSON array of
+    /// {"role","content"} messages or a memchat log.
+    Import {
+        /// The file to import.
+        file: PathBuf,
+        /// Name of the new session [default: the file's stem].
+        #[arg(long = "as", value_name = "NAME")]
+        as_name: Option<String>,
+    },
+    /// Delete a session and its archive for good.
+    Delete {
+        /// The session to delete.
+        name: String,
+        /// Do not ask (required when stdin is not a terminal).
+        #[arg(short, long)]
+        yes: bool,
+    },
+    /// Rename a session.
+    Rename {
+        /// The current name.
+        from: String,
+        /// The new name.
+        to: String,
+    },
     /// Move unreadable lines of a session's log to a quarantine file, keeping
     /// every good one.
     Repair {
         /// The session to repair.
         name: String,
     },
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff).
+    Man,
 }
 
 #[cfg(test)]

@@ -3,10 +3,17 @@
 
 use std::io::Write;
 
+use std::path::PathBuf;
+
 use crate::chat::{Engine, TurnError, TurnReport};
+use crate::config::Config;
 use crate::interrupt::Interrupt;
+use crate::manage::{self, ExportFormat};
 use crate::memory::format::Role;
+use crate::memory::{self, Session};
 use crate::render;
+use crate::run;
+use crate::tokens::TokenCounter;
 
 /// One entry of the table.
 pub struct CommandSpec {
@@ -62,6 +69,26 @@ pub const COMMANDS: &[CommandSpec] = &[
         args: "[TEXT]",
         help: "show the system prompt, or set it",
     },
+    CommandSpec {
+        name: "model",
+        args: "[NAME]",
+        help: "show the model, or switch to another",
+    },
+    CommandSpec {
+        name: "session",
+        args: "[NAME]",
+        help: "show the session, or switch to another (created if new)",
+    },
+    CommandSpec {
+        name: "sessions",
+        args: "",
+        help: "list the sessions",
+    },
+    CommandSpec {
+        name: "export",
+        args: "[FILE]",
+        help: "write the whole conversation to FILE (.md or .json; default NAME.md)",
+    },
 ];
 
 /// A parsed command.
@@ -76,6 +103,10 @@ pub enum Command {
     Undo,
     Retry,
     System(Option<String>),
+    Model(Option<String>),
+    Session(Option<String>),
+    Sessions,
+    Export(Option<String>),
 }
 
 /// Whether a line is a command (starts with `/`, not `//` which escapes a
@@ -115,12 +146,18 @@ pub fn parse(line: &str) -> Result<Command, String> {
         "clear" => no_args(Command::Clear),
         "undo" => no_args(Command::Undo),
         "retry" => no_args(Command::Retry),
-        "system" => Ok(Command::System(
-            (!rest.is_empty()).then(|| rest.to_string()),
-        )),
+        "system" => Ok(Command::System(optional(rest))),
+        "model" => Ok(Command::Model(optional(rest))),
+        "session" => Ok(Command::Session(optional(rest))),
+        "sessions" => no_args(Command::Sessions),
+        "export" => Ok(Command::Export(optional(rest))),
         "" => Err("a command name must follow '/'; /help lists them".into()),
         other => Err(format!("unknown command /{other}; /help lists them")),
     }
+}
+
+fn optional(rest: &str) -> Option<String> {
+    (!rest.is_empty()).then(|| rest.to_string())
 }
 
 /// What the front-end does after a command.
@@ -147,6 +184,7 @@ pub fn help_text() -> String {
 pub async fn execute(
     command: Command,
     engine: &mut Engine,
+    config: &mut Config,
     out: &mut dyn Write,
     interrupt: &mut Interrupt,
 ) -> Result<Flow, TurnError> {
@@ -222,6 +260,57 @@ pub async fn execute(
                 .session_mut()
                 .append(Role::System, text, None, false, None)?;
             writeln!(out, "memory: system prompt set").map_err(io)?;
+        }
+        Command::Model(None) => writeln!(out, "{}", engine.model_name()).map_err(io)?,
+        Command::Model(Some(name)) => {
+            let next = config
+                .with_model(&name)
+                .map_err(|e| TurnError::Refused(e.to_string()))?;
+            let counter = TokenCounter::for_model(&next.model);
+            let model =
+                run::model_for(&next, counter).map_err(|e| TurnError::Refused(format!("{e:#}")))?;
+            engine.set_model(model, counter, next.budget);
+            for notice in &next.notices {
+                writeln!(out, "memory: {notice}").map_err(io)?;
+            }
+            writeln!(
+                out,
+                "model: {} (budget {} tokens)",
+                next.model, next.budget.cap
+            )
+            .map_err(io)?;
+            *config = next;
+        }
+        Command::Session(None) => writeln!(out, "{}", engine.session().name()).map_err(io)?,
+        Command::Session(Some(name)) => {
+            memory::validate_session_name(&name).map_err(|e| TurnError::Refused(e.to_string()))?;
+            if name != engine.session().name() {
+                // Open (and lock) the new one before letting go of the old.
+                let mut session = Session::open(&config.memory_dir, &name, config.lock_wait)?;
+                let notices = session.take_notices();
+                engine.replace_session(session);
+                config.session = name.clone();
+                for notice in notices {
+                    writeln!(out, "memory: {notice}").map_err(io)?;
+                }
+            }
+            let messages = engine.session().messages().len();
+            writeln!(out, "session: {name} ({messages} messages)").map_err(io)?;
+        }
+        Command::Sessions => {
+            manage::list(&config.memory_dir, engine.budget(), engine.counter(), out)
+                .map_err(|e| TurnError::Refused(format!("{e:#}")))?;
+        }
+        Command::Export(file) => {
+            let path = file
+                .map(PathBuf::from)
+                .unwrap_or_else(|| manage::default_export_path(engine.session().name()));
+            let format = ExportFormat::for_path(&path);
+            let name = engine.session().name().to_string();
+            manage::export_text(&config.memory_dir, &name, format)
+                .and_then(|text| manage::write_export(&path, &text))
+                .map_err(|e| TurnError::Refused(format!("{e:#}")))?;
+            writeln!(out, "exported session {name:?} to {}", path.display()).map_err(io)?;
         }
     }
     out.flush().map_err(io)?;

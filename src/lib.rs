@@ -20,6 +20,8 @@
 //! | [`commands`] | the `/command` table, parser and handlers |
 //! | [`input`] | multi-line rules (trailing `\`, code fences) |
 //! | [`repl`], [`script`] | the interactive and the piped front-ends |
+//! | [`manage`] | session management: list, show, export, import, delete, rename |
+//! | [`transfer`] | export and import formats (OpenAI array, Markdown, transcript) |
 //! | [`render`] | stdout vs stderr, colour, gauges |
 //! | [`interrupt`] | Ctrl-C as data |
 //!
@@ -41,6 +43,7 @@ pub mod commands;
 pub mod config;
 pub mod input;
 pub mod interrupt;
+pub mod manage;
 pub mod memory;
 pub mod render;
 pub mod repl;
@@ -48,3 +51,4 @@ pub mod run;
 pub mod script;
 pub mod summarize;
 pub mod tokens;
+pub mod transfer;

@@ -3,17 +3,27 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::parser::ValueSource;
+use clap::{CommandFactory, FromArgMatches};
 use memchat::cli::Cli;
 use memchat::run::{self, Exit};
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
-        Ok(cli) => cli,
+    let parsed = Cli::command()
+        .try_get_matches()
+        .and_then(|matches| Cli::from_arg_matches(&matches).map(|cli| (cli, matches)));
+    let (cli, matches) = match parsed {
+        Ok(parsed) => parsed,
         Err(e) => {
             let _ = e.print();
             return ExitCode::from(if e.use_stderr() { Exit::Usage as u8 } else { 0 });
         }
+    };
+    // Where each flag's value came from, for --print-config.
+    let flag_source = |id: &str| match matches.value_source(id) {
+        Some(ValueSource::CommandLine) => Some("command line".to_string()),
+        Some(ValueSource::EnvVariable) => Some("environment".to_string()),
+        _ => None,
     };
     // One thread is plenty for one conversation, and starts fastest.
     let runtime = match tokio::runtime::Builder::new_current_thread()
@@ -26,7 +36,7 @@ fn main() -> ExitCode {
             return ExitCode::from(Exit::ModelFailed as u8);
         }
     };
-    match runtime.block_on(run::run(cli)) {
+    match runtime.block_on(run::run(cli, &flag_source)) {
         Ok(exit) => ExitCode::from(exit as u8),
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {

@@ -123,7 +123,7 @@ fn print_resume(engine: &Engine, notices: Notices) {
 /// Runs the interactive chat until `/exit` or Ctrl-D.
 pub async fn run(
     mut engine: Engine,
-    config: &Config,
+    mut config: Config,
     mut interrupt: Interrupt,
     notices: Notices,
 ) -> anyhow::Result<Exit> {
@@ -156,7 +156,14 @@ pub async fn run(
         let result = if commands::is_command(line.trim_start()) {
             match commands::parse(line.trim()) {
                 Ok(command) => {
-                    match commands::execute(command, &mut engine, &mut stdout, &mut interrupt).await
+                    match commands::execute(
+                        command,
+                        &mut engine,
+                        &mut config,
+                        &mut stdout,
+                        &mut interrupt,
+                    )
+                    .await
                     {
                         Ok(Flow::Continue) => continue,
                         Ok(Flow::Exit) => return Ok(Exit::Success),

@@ -7,12 +7,15 @@ use std::io::{IsTerminal, Read, Write};
 use anyhow::Context;
 
 use crate::chat::{Engine, TurnError, TurnReport};
-use crate::cli::{Cli, Command};
+use clap::CommandFactory;
+
+use crate::cli::{Cli, Command, FormatArg};
 use crate::client::ChatModel;
 use crate::client::mock::MockModel;
 use crate::client::openai::OpenAiModel;
 use crate::config::{self, Backend, Config, UsageError};
 use crate::interrupt::Interrupt;
+use crate::manage::{self, ExportFormat};
 use crate::memory::format::Role;
 use crate::memory::{self, Session, StoreError};
 use crate::render::{self, Notices};
@@ -69,30 +72,64 @@ fn survive_file_size_limit() {
     }
 }
 
-/// Runs the parsed command line.
-pub async fn run(cli: Cli) -> anyhow::Result<Exit> {
+/// Runs the parsed command line. `flag_source` says whether a flag's value
+/// came from the command line or the environment (for `--print-config`).
+pub async fn run(cli: Cli, flag_source: config::FlagSource<'_>) -> anyhow::Result<Exit> {
     let notices = Notices::for_stderr();
     survive_file_size_limit();
     let file_path = config::config_file_path();
     let file = config::load_file(file_path.as_deref())?;
     if let Some(command) = &cli.command {
-        return run_command(command, &cli, &file, notices);
+        return run_command(command, &cli, &file);
+    }
+    let mut chat_args = cli.chat.clone();
+    if chat_args.continue_last {
+        let dir = config::resolve_memory_dir(
+            chat_args.memory_dir.as_deref(),
+            file.memory_dir.as_deref(),
+        )?;
+        match manage::most_recent(&dir)? {
+            Some(name) => {
+                notices.info(&format!("continuing session {name:?}"));
+                chat_args.session = Some(name);
+            }
+            None => notices.info("no session to continue yet; starting the default one"),
+        }
     }
     let api_key = std::env::var("OPENAI_API_KEY").ok();
-    let config = config::resolve(&cli.chat, &file, api_key)?;
+    let config = config::resolve(
+        &chat_args,
+        &file,
+        file_path.as_deref(),
+        api_key,
+        flag_source,
+    )?;
+    if chat_args.print_config {
+        print!("{}", config.describe());
+        return Ok(Exit::Success);
+    }
     for notice in &config.notices {
         notices.info(notice);
     }
     let stdin_is_terminal = std::io::stdin().is_terminal();
     let prompt = one_shot_prompt(&cli.prompt, stdin_is_terminal)?;
-    let mut engine = open_engine(&config, &cli, notices)?;
+    let mut engine = open_engine(&config, notices)?;
+    if chat_args.new {
+        let moved = engine.session_mut().clear()?;
+        if moved > 0 {
+            notices.info(&format!(
+                "started afresh: {moved} records moved to the archive"
+            ));
+        }
+    }
     let mut interrupt = Interrupt::install();
     match prompt {
         Some(prompt) => one_shot(&mut engine, &prompt, &mut interrupt, notices).await,
-        None if stdin_is_terminal => repl::run(engine, &config, interrupt, notices).await,
+        None if stdin_is_terminal => repl::run(engine, config, interrupt, notices).await,
         None => {
             script::run(
                 &mut engine,
+                &config,
                 std::io::stdin().lock(),
                 &mut interrupt,
                 notices,
@@ -102,26 +139,98 @@ pub async fn run(cli: Cli) -> anyhow::Result<Exit> {
     }
 }
 
-fn run_command(
-    command: &Command,
-    cli: &Cli,
-    file: &config::FileConfig,
-    notices: Notices,
-) -> anyhow::Result<Exit> {
+fn valid_name(name: &str) -> Result<(), UsageError> {
+    memory::validate_session_name(name).map_err(|e| UsageError(e.to_string()))
+}
+
+/// The management commands.
+fn run_command(command: &Command, cli: &Cli, file: &config::FileConfig) -> anyhow::Result<Exit> {
     let dir =
         config::resolve_memory_dir(cli.chat.memory_dir.as_deref(), file.memory_dir.as_deref())?;
+    let lock_wait = std::time::Duration::from_secs(cli.chat.lock_wait.unwrap_or(5));
+    let mut out = std::io::stdout().lock();
     match command {
+        Command::Sessions => {
+            let model = cli
+                .chat
+                .model
+                .clone()
+                .or_else(|| file.model.clone())
+                .unwrap_or_else(|| config::DEFAULT_MODEL.to_string());
+            let (budget, _) = config::model_budget(
+                &model,
+                cli.chat.context_limit.or(file.context_limit),
+                cli.chat.budget.or(file.budget),
+            )?;
+            manage::list(&dir, &budget, &TokenCounter::for_model(&model), &mut out)?;
+        }
+        Command::Show { name, all, json } => {
+            valid_name(name)?;
+            manage::show(&dir, name, *all, *json, &mut out)?;
+        }
+        Command::Export {
+            name,
+            format,
+            output,
+        } => {
+            valid_name(name)?;
+            let format = match (format, output) {
+                (Some(FormatArg::Json), _) => ExportFormat::Json,
+                (Some(FormatArg::Markdown), _) => ExportFormat::Markdown,
+                (None, Some(path)) => ExportFormat::for_path(path),
+                (None, None) => ExportFormat::Json,
+            };
+            let text = manage::export_text(&dir, name, format)?;
+            match output {
+                Some(path) => {
+                    manage::write_export(path, &text)?;
+                    eprintln!("memchat: exported session {name:?} to {}", path.display());
+                }
+                None => out.write_all(text.as_bytes())?,
+            }
+        }
+        Command::Import {
+            file: source,
+            as_name,
+        } => {
+            let name = match as_name {
+                Some(name) => name.clone(),
+                None => source
+                    .file_stem()
+                    .map(|s| s.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+            };
+            valid_name(&name).map_err(|e| UsageError(format!("{e}; choose one with --as NAME")))?;
+            manage::import(&dir, source, &name, lock_wait, &mut out)?;
+        }
+        Command::Delete { name, yes } => {
+            valid_name(name)?;
+            let stdin = std::io::stdin();
+            let mut lock = stdin.lock();
+            let ask: Option<&mut dyn std::io::BufRead> = if stdin.is_terminal() {
+                Some(&mut lock)
+            } else {
+                None
+            };
+            manage::delete(&dir, name, *yes, ask, lock_wait, &mut out)?;
+        }
+        Command::Rename { from, to } => {
+            valid_name(from)?;
+            valid_name(to)?;
+            memory::rename_session(&dir, from, to, lock_wait)?;
+            writeln!(out, "renamed session {from:?} to {to:?}")?;
+        }
         Command::Repair { name } => {
-            memory::validate_session_name(name).map_err(|e| UsageError(e.to_string()))?;
-            let report = memory::repair::repair(&dir, name, std::time::Duration::from_secs(5))?;
-            let mut out = std::io::stdout().lock();
+            valid_name(name)?;
+            let report = memory::repair::repair(&dir, name, lock_wait)?;
             match &report.quarantine_file {
                 Some(path) => {
+                    let bad = report.quarantined.len();
+                    let lines = if bad == 1 { "line" } else { "lines" };
                     writeln!(
                         out,
-                        "repaired {name}: kept {} records, moved {} bad lines to {}",
+                        "repaired {name}: kept {} records, moved {bad} bad {lines} to {}",
                         report.kept,
-                        report.quarantined.len(),
                         path.display()
                     )?;
                     for (line, reason) in &report.quarantined {
@@ -139,10 +248,15 @@ fn run_command(
                     report.kept
                 )?,
             }
-            let _ = notices;
-            Ok(Exit::Success)
+        }
+        Command::Completions { shell } => {
+            clap_complete::generate(*shell, &mut Cli::command(), "memchat", &mut out);
+        }
+        Command::Man => {
+            clap_mangen::Man::new(Cli::command()).render(&mut out)?;
         }
     }
+    Ok(Exit::Success)
 }
 
 /// The prompt of a one-shot run, if this is one: the prompt words, with piped
@@ -196,7 +310,7 @@ pub fn model_for(config: &Config, counter: TokenCounter) -> anyhow::Result<Box<d
 }
 
 /// Opens the session and applies the system prompt.
-pub fn open_engine(config: &Config, cli: &Cli, notices: Notices) -> anyhow::Result<Engine> {
+pub fn open_engine(config: &Config, notices: Notices) -> anyhow::Result<Engine> {
     let mut session = Session::open(&config.memory_dir, &config.session, config.lock_wait)?;
     for notice in session.take_notices() {
         notices.warn(&notice);
@@ -204,7 +318,7 @@ pub fn open_engine(config: &Config, cli: &Cli, notices: Notices) -> anyhow::Resu
     apply_system_prompt(
         &mut session,
         config.system_prompt.as_deref(),
-        cli.chat.system.is_some(),
+        config.system_explicit,
         notices,
     )?;
     let counter = TokenCounter::for_model(&config.model);

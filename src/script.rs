@@ -8,6 +8,7 @@ use std::io::BufRead;
 
 use crate::chat::{Engine, TurnError};
 use crate::commands::{self, Flow};
+use crate::config::Config;
 use crate::input::Assembler;
 use crate::interrupt::Interrupt;
 use crate::render::Notices;
@@ -16,10 +17,12 @@ use crate::run::{Exit, report_turn};
 /// Runs every turn and command of `input`.
 pub async fn run(
     engine: &mut Engine,
+    config: &Config,
     input: impl BufRead,
     interrupt: &mut Interrupt,
     notices: Notices,
 ) -> anyhow::Result<Exit> {
+    let mut config = config.clone();
     let mut assembler = Assembler::default();
     let mut stdout = std::io::stdout().lock();
     let mut lines = input.split(b'\n');
@@ -42,7 +45,8 @@ pub async fn run(
                 if !assembler.is_building() && commands::is_command(line.trim_start()) {
                     let flow = match commands::parse(line.trim()) {
                         Ok(command) => {
-                            commands::execute(command, engine, &mut stdout, interrupt).await
+                            commands::execute(command, engine, &mut config, &mut stdout, interrupt)
+                                .await
                         }
                         Err(e) => {
                             notices.error(&format!("line {line_no}: {e}"));

@@ -5,7 +5,8 @@
 //!
 //! A case holds `run1.args` (one argument per line), optionally `run1.stdin`
 //! and `run1.env` (`KEY=VALUE` lines), then `run2.*` and so on, and an
-//! optional `setup/` directory copied into the memory directory first.
+//! optional `setup/` directory copied into the memory directory first, and an
+//! optional `files/` directory copied into the working directory.
 //! Timestamps are normalised. `BLESS=1 cargo test --test golden` rewrites the
 //! `expected` files; review the diff before committing it.
 
@@ -40,7 +41,35 @@ fn normalise(text: &str, tmp: &Path) -> String {
     let text = text.replace(&tmp.display().to_string(), "<TMP>");
     let text = mask_json_field(&text, "at");
     let text = mask_json_field(&text, "created_at");
-    mask_corrupt_names(&text)
+    let text = mask_corrupt_names(&text);
+    mask_timestamps(&text)
+}
+
+/// Any RFC 3339 UTC timestamp (`2026-11-22T10:00:00Z`) → `<T>`.
+fn mask_timestamps(text: &str) -> String {
+    let shape = b"dddd-dd-ddTdd:dd:ddZ";
+    let bytes = text.as_bytes();
+    let mut out = String::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        let fits = bytes.len() - i >= shape.len()
+            && shape.iter().zip(&bytes[i..]).all(|(s, b)| {
+                if *s == b'd' {
+                    b.is_ascii_digit()
+                } else {
+                    s == b
+                }
+            });
+        if fits {
+            out.push_str("<T>");
+            i += shape.len();
+        } else {
+            let ch = text[i..].chars().next().unwrap();
+            out.push(ch);
+            i += ch.len_utf8();
+        }
+    }
+    out
 }
 
 /// `NAME.corrupt-2026-11-22T100000Z` → `NAME.corrupt-<T>`.
@@ -87,6 +116,9 @@ fn run_case(case: &Path) -> String {
     let memory = tmp_path.join("mem");
     if case.join("setup").is_dir() {
         copy_dir(&case.join("setup"), &memory);
+    }
+    if case.join("files").is_dir() {
+        copy_dir(&case.join("files"), &tmp_path);
     }
     let home = tmp_path.join("home");
     fs::create_dir_all(&home).unwrap();

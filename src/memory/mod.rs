@@ -47,8 +47,10 @@ pub enum StoreError {
         // Shown in the message, not chained: the chain would print it twice.
         source: std::io::Error,
     },
-    #[error("no session named {0:?}")]
+    #[error("no session named {0:?} (`memchat sessions` lists them)")]
     NotFound(String),
+    #[error("a session named {0:?} already exists; pick another name")]
+    Exists(String),
 }
 
 impl StoreError {
@@ -130,6 +132,76 @@ impl SessionPaths {
         }
         path
     }
+}
+
+/// Deletes every file of session `name` (log, archive, quarantine copies),
+/// holding its lock so no writer is mid-append. Returns the files removed.
+pub fn delete_session(
+    dir: &Path,
+    name: &str,
+    lock_wait: std::time::Duration,
+) -> Result<Vec<PathBuf>, StoreError> {
+    let paths = SessionPaths::new(dir, name);
+    if !paths.log.exists() && !paths.archive.exists() {
+        return Err(StoreError::NotFound(name.to_string()));
+    }
+    let _lock = files::lock_exclusive(&paths.lock, name, lock_wait)?;
+    let mut removed = Vec::new();
+    for path in session_files(dir, name)? {
+        std::fs::remove_file(&path).map_err(|e| StoreError::io("cannot delete", &path, e))?;
+        removed.push(path);
+    }
+    let _ = std::fs::remove_file(&paths.lock);
+    files::sync_dir(dir)?;
+    Ok(removed)
+}
+
+/// Renames session `from` to `to` (log, archive, quarantine copies).
+pub fn rename_session(
+    dir: &Path,
+    from: &str,
+    to: &str,
+    lock_wait: std::time::Duration,
+) -> Result<(), StoreError> {
+    let old = SessionPaths::new(dir, from);
+    let new = SessionPaths::new(dir, to);
+    if !old.log.exists() {
+        return Err(StoreError::NotFound(from.to_string()));
+    }
+    let _old_lock = files::lock_exclusive(&old.lock, from, lock_wait)?;
+    let _new_lock = files::lock_exclusive(&new.lock, to, lock_wait)?;
+    if new.log.exists() || new.archive.exists() {
+        return Err(StoreError::Exists(to.to_string()));
+    }
+    for path in session_files(dir, from)? {
+        let file_name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let target = dir.join(format!("{to}{}", &file_name[from.len()..]));
+        std::fs::rename(&path, &target).map_err(|e| StoreError::io("cannot rename", &path, e))?;
+    }
+    let _ = std::fs::remove_file(&old.lock);
+    files::sync_dir(dir)
+}
+
+/// The data files of a session: log, archive and quarantine copies.
+fn session_files(dir: &Path, name: &str) -> Result<Vec<PathBuf>, StoreError> {
+    let entries = std::fs::read_dir(dir)
+        .map_err(|e| StoreError::io("cannot read the memory directory", dir, e))?;
+    let exact = [format!("{name}.jsonl"), format!("{name}.archive.jsonl")];
+    let quarantine = format!("{name}.corrupt-");
+    let mut out = Vec::new();
+    for entry in entries.flatten() {
+        let file_name = entry.file_name().to_string_lossy().into_owned();
+        let is_quarantine = file_name.starts_with(&quarantine)
+            && !file_name.ends_with(".jsonl")
+            && !file_name.ends_with(".lock");
+        if exact.contains(&file_name) || is_quarantine {
+            out.push(entry.path());
+        }
+    }
+    Ok(out)
 }
 
 /// Names of the sessions in `dir` (those with an active log), sorted.

@@ -487,3 +487,51 @@ pub fn read_archive(path: &Path) -> Result<(Vec<Record>, usize), StoreError> {
     records.dedup_by_key(|r| r.seq());
     Ok((records, bad))
 }
+
+/// Reads a session's active log without locking or changing it (for `show`,
+/// `sessions`, `export` while another process chats). A torn last line is
+/// ignored here; the next writer recovers it.
+pub fn read_log(paths: &SessionPaths, name: &str) -> Result<LogContents, StoreError> {
+    let bytes = match std::fs::read(&paths.log) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(StoreError::NotFound(name.to_string()));
+        }
+        Err(e) => return Err(StoreError::io("cannot read", &paths.log, e)),
+    };
+    parse_log(&bytes, &paths.log, name)
+}
+
+/// Creates a new session from records (import): the active log holds the
+/// newest system prompt, the summary and the messages; older system prompts
+/// go to the archive. Refuses to overwrite an existing session.
+pub fn create_session(
+    dir: &Path,
+    name: &str,
+    archived: &[Record],
+    active: &[Record],
+    lock_wait: Duration,
+) -> Result<(), StoreError> {
+    files::create_private_dir(dir)?;
+    let paths = SessionPaths::new(dir, name);
+    let _lock = files::lock_exclusive(&paths.lock, name, lock_wait)?;
+    if paths.log.exists() || paths.archive.exists() {
+        return Err(StoreError::Exists(name.to_string()));
+    }
+    let last_seq = archived
+        .iter()
+        .chain(active)
+        .filter_map(Record::seq)
+        .max()
+        .unwrap_or(0);
+    if !archived.is_empty() {
+        append_to_archive(&paths, name, archived)?;
+    }
+    let mut header = Header::new(name, format::now());
+    header.last_seq = Some(last_seq);
+    let mut bytes = format::to_line(&Record::Header(header));
+    for record in active {
+        bytes.extend(format::to_line(record));
+    }
+    files::replace_atomically(&paths.log, &bytes)
+}

@@ -1,0 +1,257 @@
+//! Managing sessions outside a chat: list, show, export, import, delete,
+//! rename. Reading commands take no lock, so they work while another
+//! process chats; writing ones take the session's lock like a chat does.
+//! Output goes to any `Write` so tests can read it.
+
+use std::io::{BufRead, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use anyhow::Context;
+
+use crate::budget::Budget;
+use crate::config::UsageError;
+use crate::memory::format::Record;
+use crate::memory::session::{LogContents, create_session, read_archive, read_log};
+use crate::memory::{self, SessionPaths};
+use crate::summarize;
+use crate::tokens::{REPLY_PRIMING, TokenCounter};
+use crate::transfer;
+
+/// One row of `memchat sessions`.
+#[derive(Debug, Clone)]
+pub struct SessionInfo {
+    pub name: String,
+    pub messages: usize,
+    pub tokens: u64,
+    pub archived: usize,
+    pub last_used: SystemTime,
+}
+
+/// What the model would be sent for this log, in tokens (exact).
+pub fn history_tokens(contents: &LogContents, counter: &TokenCounter) -> u64 {
+    let system = summarize::compose_system(
+        contents.system.as_ref().map(|m| m.content.as_str()),
+        contents.summary.as_ref().map(|s| s.content.as_str()),
+    );
+    let mut total = u64::from(REPLY_PRIMING);
+    total += system.map_or(0, |s| u64::from(counter.message_tokens(&s)));
+    for message in &contents.messages {
+        let raw = counter
+            .cached(message.tokens.as_ref())
+            .unwrap_or_else(|| counter.count_raw(&message.content));
+        total += u64::from(counter.message_cost(raw));
+    }
+    total
+}
+
+/// Facts about every session in `dir`, most recently used first.
+pub fn session_infos(dir: &Path, counter: &TokenCounter) -> anyhow::Result<Vec<SessionInfo>> {
+    let mut infos = Vec::new();
+    for name in memory::list_session_names(dir)? {
+        let paths = SessionPaths::new(dir, &name);
+        let contents = read_log(&paths, &name)?;
+        let (archived, _) = read_archive(&paths.archive)?;
+        let last_used = std::fs::metadata(&paths.log)
+            .and_then(|m| m.modified())
+            .unwrap_or(SystemTime::UNIX_EPOCH);
+        infos.push(SessionInfo {
+            messages: contents.messages.len(),
+            tokens: history_tokens(&contents, counter),
+            archived: archived
+                .iter()
+                .filter(|r| matches!(r, Record::Message(_)))
+                .count(),
+            last_used,
+            name,
+        });
+    }
+    infos.sort_by(|a, b| b.last_used.cmp(&a.last_used).then(a.name.cmp(&b.name)));
+    Ok(infos)
+}
+
+/// The most recently used session, for `--continue`.
+pub fn most_recent(dir: &Path) -> anyhow::Result<Option<String>> {
+    let mut best: Option<(SystemTime, String)> = None;
+    for name in memory::list_session_names(dir)? {
+        let modified = std::fs::metadata(SessionPaths::new(dir, &name).log)
+            .and_then(|m| m.modified())
+            .ok();
+        if let Some(modified) = modified
+            && best.as_ref().is_none_or(|(t, _)| modified > *t)
+        {
+            best = Some((modified, name));
+        }
+    }
+    Ok(best.map(|(_, name)| name))
+}
+
+/// `memchat sessions`: a table, newest first.
+pub fn list(
+    dir: &Path,
+    budget: &Budget,
+    counter: &TokenCounter,
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
+    let infos = session_infos(dir, counter)?;
+    if infos.is_empty() {
+        writeln!(out, "no sessions yet in {}", dir.display())?;
+        return Ok(());
+    }
+    let width = infos.iter().map(|i| i.name.len()).max().unwrap_or(4).max(7);
+    writeln!(
+        out,
+        "{:<width$}  {:>8}  {:>22}  {:>8}  LAST USED",
+        "SESSION", "MESSAGES", "TOKENS / BUDGET", "ARCHIVED"
+    )?;
+    for info in infos {
+        let pct = info.tokens * 100 / u64::from(budget.cap.max(1));
+        let tokens = format!("{} / {} {pct:>3}%", info.tokens, budget.cap);
+        let when = humantime::format_rfc3339_seconds(info.last_used).to_string();
+        writeln!(
+            out,
+            "{:<width$}  {:>8}  {tokens:>22}  {:>8}  {when}",
+            info.name, info.messages, info.archived
+        )?;
+    }
+    Ok(())
+}
+
+fn records_of(dir: &Path, name: &str, all: bool) -> anyhow::Result<Vec<Record>> {
+    let paths = SessionPaths::new(dir, name);
+    let contents = read_log(&paths, name)?;
+    Ok(if all {
+        let (archived, _) = read_archive(&paths.archive)?;
+        transfer::whole_conversation(archived, &contents)
+    } else {
+        transfer::active_records(&contents)
+    })
+}
+
+/// `memchat show NAME`: the transcript (the active log, or everything).
+pub fn show(
+    dir: &Path,
+    name: &str,
+    all: bool,
+    json: bool,
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
+    let records = records_of(dir, name, all)?;
+    let text = if json {
+        transfer::to_records_json(&records)
+    } else {
+        transfer::to_transcript(&records)
+    };
+    out.write_all(text.as_bytes())?;
+    Ok(())
+}
+
+/// Export formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExportFormat {
+    /// The OpenAI message array: `[{"role": ..., "content": ...}]`.
+    Json,
+    /// Markdown, one section per message.
+    Markdown,
+}
+
+impl ExportFormat {
+    /// The format a file name implies (`.md` → Markdown, else JSON).
+    pub fn for_path(path: &Path) -> ExportFormat {
+        match path.extension().and_then(|e| e.to_str()) {
+            Some("md" | "markdown") => ExportFormat::Markdown,
+            _ => ExportFormat::Json,
+        }
+    }
+}
+
+/// The whole conversation rendered for export.
+pub fn export_text(dir: &Path, name: &str, format: ExportFormat) -> anyhow::Result<String> {
+    let records = records_of(dir, name, true)?;
+    Ok(match format {
+        ExportFormat::Json => transfer::to_openai_json(&records),
+        ExportFormat::Markdown => transfer::to_markdown(name, &records),
+    })
+}
+
+/// Writes an export to `path` (0600: it is the user's conversation).
+pub fn write_export(path: &Path, text: &str) -> anyhow::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    file.write_all(text.as_bytes())
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(())
+}
+
+/// `memchat import FILE --as NAME`.
+pub fn import(
+    dir: &Path,
+    file: &Path,
+    name: &str,
+    lock_wait: Duration,
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
+    let bytes = std::fs::read(file)
+        .map_err(|e| UsageError(format!("cannot read {}: {e}", file.display())))?;
+    let imported = transfer::parse_import(&bytes, file).map_err(UsageError)?;
+    create_session(dir, name, &imported.archived, &imported.active, lock_wait)?;
+    writeln!(
+        out,
+        "imported {} messages from {} into session {name:?}",
+        imported.messages,
+        file.display()
+    )?;
+    Ok(())
+}
+
+/// `memchat delete NAME`: asks on a terminal unless `--yes`.
+pub fn delete(
+    dir: &Path,
+    name: &str,
+    yes: bool,
+    ask: Option<&mut dyn BufRead>,
+    lock_wait: Duration,
+    out: &mut dyn Write,
+) -> anyhow::Result<bool> {
+    let paths = SessionPaths::new(dir, name);
+    if !paths.log.exists() && !paths.archive.exists() {
+        return Err(memory::StoreError::NotFound(name.to_string()).into());
+    }
+    if !yes {
+        let Some(input) = ask else {
+            return Err(UsageError(format!(
+                "deleting session {name:?} cannot be undone; add --yes to confirm"
+            ))
+            .into());
+        };
+        let records = records_of(dir, name, true).unwrap_or_default();
+        let messages = records
+            .iter()
+            .filter(|r| matches!(r, Record::Message(_)))
+            .count();
+        eprint!(
+            "Delete session {name:?} and all {messages} of its messages? This cannot be undone. [y/N] "
+        );
+        let mut answer = String::new();
+        input.read_line(&mut answer)?;
+        if !matches!(answer.trim(), "y" | "Y" | "yes" | "Yes") {
+            writeln!(out, "kept session {name:?}")?;
+            return Ok(false);
+        }
+    }
+    let removed = memory::delete_session(dir, name, lock_wait)?;
+    let files = if removed.len() == 1 { "file" } else { "files" };
+    writeln!(out, "deleted session {name:?} ({} {files})", removed.len())?;
+    Ok(true)
+}
+
+/// Default export file name for `/export` without an argument.
+pub fn default_export_path(name: &str) -> PathBuf {
+    PathBuf::from(format!("{name}.md"))
+}

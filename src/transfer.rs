@@ -1,0 +1,278 @@
+//! Conversations in and out: the whole conversation of a session (archive +
+//! active log, in `seq` order, duplicates dropped), rendered as the plain
+//! OpenAI message array, as Markdown, or as a readable transcript; and the
+//! parsing of an OpenAI array (e.g. a tutorial's `agent_memory.json`) or a
+//! memchat log for import. Pure functions over records; no file I/O.
+
+use serde::Deserialize;
+
+use crate::memory::StoreError;
+use crate::memory::format::{self, MessageRecord, Record, Role};
+use crate::memory::session::{LogContents, parse_log};
+
+/// The records of a conversation in `seq` order, once each.
+pub fn whole_conversation(archived: Vec<Record>, active: &LogContents) -> Vec<Record> {
+    let mut all = archived;
+    all.extend(active.system.iter().cloned().map(Record::Message));
+    all.extend(active.summary.iter().cloned().map(Record::Summary));
+    all.extend(active.messages.iter().cloned().map(Record::Message));
+    all.extend(active.stale.iter().cloned());
+    all.sort_by_key(Record::seq);
+    all.dedup_by_key(|r| r.seq());
+    all
+}
+
+/// The records of the active log only, in `seq` order.
+pub fn active_records(active: &LogContents) -> Vec<Record> {
+    whole_conversation(Vec::new(), active)
+}
+
+#[derive(serde::Serialize, Deserialize)]
+struct PlainMessage {
+    role: String,
+    content: String,
+}
+
+/// The OpenAI message array: every message (summaries are memchat's own
+/// bookkeeping and are left out).
+pub fn to_openai_json(records: &[Record]) -> String {
+    let messages: Vec<PlainMessage> = records
+        .iter()
+        .filter_map(|r| match r {
+            Record::Message(m) => Some(PlainMessage {
+                role: m.role.as_str().into(),
+                content: m.content.clone(),
+            }),
+            _ => None,
+        })
+        .collect();
+    let mut text = serde_json::to_string_pretty(&messages).unwrap_or_else(|_| "[]".into());
+    text.push('\n');
+    text
+}
+
+/// Markdown: one section per message.
+pub fn to_markdown(name: &str, records: &[Record]) -> String {
+    let mut out = format!("# memchat session `{name}`\n");
+    for record in records {
+        match record {
+            Record::Message(m) => {
+                let who = match m.role {
+                    Role::System => "System".to_string(),
+                    Role::User => "User".to_string(),
+                    Role::Assistant => match &m.model {
+                        Some(model) => format!("Assistant ({model})"),
+                        None => "Assistant".to_string(),
+                    },
+                };
+                let mark = if m.interrupted {
+                    " *(interrupted)*"
+                } else {
+                    ""
+                };
+                out.push_str(&format!("\n## {who}{mark}\n\n{}\n", m.content.trim_end()));
+            }
+            Record::Summary(s) => {
+                out.push_str(&format!(
+                    "\n> **Summary of messages {}–{}** ({})\n>\n{}\n",
+                    s.covers[0],
+                    s.covers[1],
+                    s.method,
+                    s.content
+                        .lines()
+                        .map(|l| format!("> {l}"))
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                ));
+            }
+            Record::Header(_) => {}
+        }
+    }
+    out
+}
+
+/// A readable transcript for the terminal.
+pub fn to_transcript(records: &[Record]) -> String {
+    let mut out = String::new();
+    for record in records {
+        match record {
+            Record::Message(m) => {
+                let model = m
+                    .model
+                    .as_deref()
+                    .map(|m| format!(" ({m})"))
+                    .unwrap_or_default();
+                let mark = if m.interrupted { " [interrupted]" } else { "" };
+                out.push_str(&format!(
+                    "── {}{model}{mark} · #{} · {}\n{}\n",
+                    m.role.as_str(),
+                    m.seq,
+                    m.at,
+                    m.content.trim_end()
+                ));
+            }
+            Record::Summary(s) => out.push_str(&format!(
+                "── summary of #{}–#{} ({}) · #{} · {}\n{}\n",
+                s.covers[0],
+                s.covers[1],
+                s.method,
+                s.seq,
+                s.at,
+                s.content.trim_end()
+            )),
+            Record::Header(_) => {}
+        }
+    }
+    if out.is_empty() {
+        out.push_str("(no messages)\n");
+    }
+    out
+}
+
+/// Records as a JSON array (for tools).
+pub fn to_records_json(records: &[Record]) -> String {
+    let mut text = serde_json::to_string_pretty(records).unwrap_or_else(|_| "[]".into());
+    text.push('\n');
+    text
+}
+
+/// What an import file holds, ready to become a new session.
+#[derive(Debug)]
+pub struct Imported {
+    pub archived: Vec<Record>,
+    pub active: Vec<Record>,
+    pub messages: usize,
+}
+
+/// Parses an import file: a JSON array of `{"role","content"}` or a memchat
+/// log. Records are renumbered from 1; older system prompts go to the archive.
+pub fn parse_import(bytes: &[u8], source: &std::path::Path) -> Result<Imported, String> {
+    let text =
+        std::str::from_utf8(bytes).map_err(|_| format!("{}: not UTF-8 text", source.display()))?;
+    let trimmed = text.trim_start();
+    let records: Vec<Record> = if trimmed.starts_with('[') {
+        let plain: Vec<serde_json::Value> = serde_json::from_str(text)
+            .map_err(|e| format!("{}: not a JSON array of messages: {e}", source.display()))?;
+        let mut out = Vec::new();
+        for (i, value) in plain.iter().enumerate() {
+            let role = match value.get("role").and_then(|r| r.as_str()) {
+                Some("system") | Some("developer") => Role::System,
+                Some("user") => Role::User,
+                Some("assistant") => Role::Assistant,
+                other => {
+                    return Err(format!(
+                        "{}: message {} has role {:?}; memchat imports system, user and assistant messages",
+                        source.display(),
+                        i + 1,
+                        other.unwrap_or("(none)")
+                    ));
+                }
+            };
+            let content = match value.get("content") {
+                Some(serde_json::Value::String(s)) => s.clone(),
+                // The array-of-parts form: keep the text parts.
+                Some(serde_json::Value::Array(parts)) => parts
+                    .iter()
+                    .filter_map(|p| p.get("text").and_then(|t| t.as_str()))
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+                Some(serde_json::Value::Null) | None => String::new(),
+                Some(other) => {
+                    return Err(format!(
+                        "{}: message {} has content {other}, not text",
+                        source.display(),
+                        i + 1
+                    ));
+                }
+            };
+            out.push(Record::Message(MessageRecord {
+                seq: 0,
+                role,
+                content,
+                at: format::now(),
+                model: None,
+                interrupted: false,
+                tokens: None,
+            }));
+        }
+        out
+    } else {
+        let contents = parse_log(bytes, source, "import").map_err(|e: StoreError| e.to_string())?;
+        whole_conversation(Vec::new(), &contents)
+    };
+    let mut archived = Vec::new();
+    let mut active = Vec::new();
+    let last_system = records
+        .iter()
+        .rposition(|r| matches!(r, Record::Message(m) if m.role == Role::System));
+    let mut messages = 0;
+    for (i, mut record) in records.into_iter().enumerate() {
+        let seq = i as u64 + 1;
+        match &mut record {
+            Record::Message(m) => {
+                m.seq = seq;
+                m.tokens = None;
+                messages += 1;
+                if m.role == Role::System && Some(i) != last_system {
+                    archived.push(record);
+                    continue;
+                }
+            }
+            Record::Summary(s) => s.seq = seq,
+            Record::Header(_) => continue,
+        }
+        active.push(record);
+    }
+    // A summary must stay the only one; keep the newest.
+    let summaries = active
+        .iter()
+        .filter(|r| matches!(r, Record::Summary(_)))
+        .count();
+    if summaries > 1 {
+        let mut seen = 0;
+        let (keep, old): (Vec<Record>, Vec<Record>) = active.into_iter().partition(|r| {
+            if matches!(r, Record::Summary(_)) {
+                seen += 1;
+                seen == summaries
+            } else {
+                true
+            }
+        });
+        active = keep;
+        archived.extend(old);
+    }
+    Ok(Imported {
+        archived,
+        active,
+        messages,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    #[test]
+    fn an_openai_array_imports_and_exports_unchanged() {
+        let array = r#"[
+  {"role": "system", "content": "You are a helpful assistant."},
+  {"role": "user", "content": "My name is Ana."},
+  {"role": "assistant", "content": "Nice to meet you, Ana."},
+  {"role": "user", "content": [{"type": "text", "text": "What is my name?"}]}
+]"#;
+        let imported = parse_import(array.as_bytes(), Path::new("agent_memory.json")).unwrap();
+        assert_eq!(imported.messages, 4);
+        let exported = to_openai_json(&imported.active);
+        let again = parse_import(exported.as_bytes(), Path::new("x.json")).unwrap();
+        assert_eq!(to_openai_json(&again.active), exported);
+        assert!(exported.contains("\"What is my name?\""));
+    }
+
+    #[test]
+    fn unknown_roles_are_refused_with_their_position() {
+        let err =
+            parse_import(br#"[{"role":"tool","content":"x"}]"#, Path::new("m.json")).unwrap_err();
+        assert!(err.contains("message 1 has role \"tool\""), "{err}");
+    }
+}
