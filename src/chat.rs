@@ -107,6 +107,8 @@ pub struct Engine {
     model: Box<dyn ChatModel>,
     counter: TokenCounter,
     budget: Budget,
+    /// Counts were computed that the log does not hold yet.
+    counts_to_persist: bool,
 }
 
 /// Sizes of the active history, estimated or exact.
@@ -117,6 +119,8 @@ struct Sizes {
     summary_raw: u32,
     messages: Vec<u32>,
     roles: Vec<Role>,
+    /// Bytes of the texts without a cached count (bounded, not counted).
+    uncached_bytes: u64,
 }
 
 impl Sizes {
@@ -143,6 +147,7 @@ impl Engine {
             model,
             counter,
             budget,
+            counts_to_persist: false,
         }
     }
 
@@ -186,9 +191,11 @@ impl Engine {
     /// Counts every text that has no cached count yet.
     fn fill_counts(&mut self) {
         let counter = self.counter;
-        let fill = |text: &str, cache: &mut Option<crate::memory::format::TokenCache>| {
+        let mut filled = false;
+        let mut fill = |text: &str, cache: &mut Option<crate::memory::format::TokenCache>| {
             if counter.cached(cache.as_ref()).is_none() {
                 *cache = Some(counter.cache(text));
+                filled = true;
             }
         };
         for message in self.session.messages_mut() {
@@ -200,12 +207,19 @@ impl Engine {
         if let Some(system) = self.session.system_mut() {
             fill(&system.content, &mut system.tokens);
         }
+        self.counts_to_persist |= filled;
     }
 
     /// Sizes from cached counts, bounding uncached texts by their bytes.
     fn measure(&self) -> Sizes {
         let counter = self.counter;
-        let raw = |cached: Option<u32>, text: &str| cached.unwrap_or_else(|| upper_bound(text));
+        let uncached = std::cell::Cell::new(0u64);
+        let raw = |cached: Option<u32>, text: &str| {
+            cached.unwrap_or_else(|| {
+                uncached.set(uncached.get() + text.len() as u64);
+                upper_bound(text)
+            })
+        };
         let prompt = self
             .session
             .system()
@@ -235,6 +249,7 @@ impl Engine {
             summary_raw,
             messages,
             roles,
+            uncached_bytes: uncached.get(),
         }
     }
 
@@ -260,6 +275,25 @@ impl Engine {
         } else {
             self.sizes(true)
         }
+    }
+
+    /// Whether the history may be past the trigger `H`, loading the tokenizer
+    /// only when cheap bounds cannot tell. The byte bound settles "surely
+    /// under". When it does not, a typical estimate (3 bytes a token) may
+    /// still say "under" while the byte bound stays under `B`: compaction is
+    /// then deferred a turn or two, which costs nothing, since the cap `B`
+    /// still holds for certain and the trigger is a soft line.
+    fn maybe_over_trigger(&mut self) -> bool {
+        let bound = self.measure();
+        let upper = bound.view().total();
+        if upper <= u64::from(self.budget.trigger) {
+            return false;
+        }
+        let typical = upper - bound.uncached_bytes + bound.uncached_bytes.div_ceil(3);
+        if typical <= u64::from(self.budget.trigger) && upper <= u64::from(self.budget.cap) {
+            return false;
+        }
+        self.sizes(true).view().total() > u64::from(self.budget.trigger)
     }
 
     /// Token figures for `/tokens` (exact).
@@ -364,6 +398,12 @@ impl Engine {
         if !report.by_user {
             report.compaction = self.compact_with(false, false).await?;
         }
+        if self.counts_to_persist && report.compaction.is_none() {
+            // The tokenizer ran this turn: keep its counts so the next run
+            // need not load it again.
+            self.session.persist_token_counts()?;
+        }
+        self.counts_to_persist = false;
         Ok(report)
     }
 
@@ -452,14 +492,10 @@ impl Engine {
         force: bool,
         harder: bool,
     ) -> Result<Option<CompactionReport>, StoreError> {
-        let sizes = if force || harder {
-            self.sizes(true)
-        } else {
-            self.sizes_against(self.budget.trigger)
-        };
-        if !force && !harder && sizes.view().total() <= u64::from(self.budget.trigger) {
+        if !force && !harder && !self.maybe_over_trigger() {
             return Ok(None);
         }
+        let sizes = self.sizes(true);
         let (target, keep) = if harder {
             (self.budget.target / 2, 1)
         } else {
