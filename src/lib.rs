@@ -22,7 +22,8 @@
 //! | [`repl`], [`script`] | the interactive and the piped front-ends |
 //! | [`manage`] | session management: list, show, export, import, delete, rename |
 //! | [`transfer`] | export and import formats (OpenAI array, Markdown, transcript) |
-//! | [`render`] | stdout vs stderr, colour, gauges |
+//! | [`render`] | stdout vs stderr, colour, gauges, the spinner |
+//! | [`markdown`] | streaming Markdown rendering for the terminal |
 //! | [`interrupt`] | Ctrl-C as data |
 //!
 //! # The path of one turn
@@ -44,6 +45,7 @@ pub mod config;
 pub mod input;
 pub mod interrupt;
 pub mod manage;
+pub mod markdown;
 pub mod memory;
 pub mod render;
 pub mod repl;

@@ -82,3 +82,131 @@ mod tests {
         assert!(out.is_empty());
     }
 }
+
+/// A spinner on stderr while waiting for the first token (terminal only):
+/// a thread redraws it until the first byte of the reply arrives.
+pub struct Spinner {
+    stopped: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    drawn: std::sync::Arc<std::sync::Mutex<bool>>,
+}
+
+impl Spinner {
+    pub fn start() -> Spinner {
+        use std::sync::atomic::Ordering;
+        let stopped = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let drawn = std::sync::Arc::new(std::sync::Mutex::new(false));
+        let (stop, lock) = (stopped.clone(), drawn.clone());
+        std::thread::spawn(move || {
+            const FRAMES: [&str; 10] = ["⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏"];
+            // Quick replies should not flash a spinner.
+            std::thread::sleep(std::time::Duration::from_millis(150));
+            for frame in FRAMES.iter().cycle() {
+                {
+                    let Ok(mut drawn) = lock.lock() else { return };
+                    if stop.load(Ordering::Acquire) {
+                        return;
+                    }
+                    let _ = write!(
+                        std::io::stderr(),
+                        "\r\x1b[2m{frame} waiting for the model…\x1b[0m"
+                    );
+                    *drawn = true;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(80));
+            }
+        });
+        Spinner { stopped, drawn }
+    }
+
+    /// Stops and erases the spinner; idempotent.
+    pub fn stop(&self) {
+        use std::sync::atomic::Ordering;
+        if self.stopped.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        if let Ok(mut drawn) = self.drawn.lock()
+            && *drawn
+        {
+            let _ = write!(std::io::stderr(), "\r\x1b[2K");
+            *drawn = false;
+        }
+    }
+}
+
+impl Drop for Spinner {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Where a reply goes: stdout, rendered as Markdown on a terminal (unless
+/// `NO_COLOR`), with a spinner on stderr until the first byte.
+pub struct ReplyOutput<W: Write> {
+    inner: ReplyInner<W>,
+    spinner: Option<Spinner>,
+}
+
+enum ReplyInner<W: Write> {
+    Raw(W),
+    Markdown(crate::markdown::MarkdownWriter<W>),
+}
+
+impl ReplyOutput<std::io::StdoutLock<'static>> {
+    /// The reply output for this process's stdout.
+    pub fn stdout(spinner: bool) -> Self {
+        use std::io::IsTerminal;
+        let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+        let markdown = std::io::stdout().is_terminal() && !no_color;
+        let spinner = spinner && std::io::stderr().is_terminal();
+        ReplyOutput::new(std::io::stdout().lock(), markdown, spinner)
+    }
+}
+
+impl<W: Write> ReplyOutput<W> {
+    pub fn new(inner: W, markdown: bool, spinner: bool) -> Self {
+        ReplyOutput {
+            inner: if markdown {
+                ReplyInner::Markdown(crate::markdown::MarkdownWriter::new(inner))
+            } else {
+                ReplyInner::Raw(inner)
+            },
+            spinner: spinner.then(Spinner::start),
+        }
+    }
+
+    /// Ends the reply: stops the spinner, writes anything held back.
+    pub fn finish(&mut self) -> std::io::Result<()> {
+        if let Some(spinner) = self.spinner.take() {
+            spinner.stop();
+        }
+        match &mut self.inner {
+            ReplyInner::Raw(w) => w.flush(),
+            ReplyInner::Markdown(w) => w.finish(),
+        }
+    }
+}
+
+impl<W: Write> Write for ReplyOutput<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if let Some(spinner) = self.spinner.take() {
+            spinner.stop();
+        }
+        match &mut self.inner {
+            ReplyInner::Raw(w) => w.write(buf),
+            ReplyInner::Markdown(w) => w.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match &mut self.inner {
+            ReplyInner::Raw(w) => w.flush(),
+            ReplyInner::Markdown(w) => w.flush(),
+        }
+    }
+}
+
+impl<W: Write> Drop for ReplyOutput<W> {
+    fn drop(&mut self) {
+        let _ = self.finish();
+    }
+}

@@ -22,6 +22,7 @@ use crate::commands::{self, Flow};
 use crate::config::Config;
 use crate::input;
 use crate::interrupt::Interrupt;
+use crate::render;
 use crate::render::Notices;
 use crate::run::{Exit, report_turn};
 
@@ -152,7 +153,9 @@ pub async fn run(
         let _ = editor.add_history_entry(line.as_str());
         save_history(&mut editor, &history);
         interrupt.reset();
-        let mut stdout = std::io::stdout().lock();
+        let is_command = commands::is_command(line.trim_start());
+        let mut stdout =
+            render::ReplyOutput::stdout(!is_command || line.trim_start().starts_with("/retry"));
         let result = if commands::is_command(line.trim_start()) {
             match commands::parse(line.trim()) {
                 Ok(command) => {
@@ -188,6 +191,7 @@ pub async fn run(
             Err(TurnError::Refused(reason)) => notices.error(&reason),
             other => {
                 // Model failures and interruptions are reported; the chat goes on.
+                let _ = stdout.finish();
                 report_turn(other, &mut stdout, notices)?;
             }
         }

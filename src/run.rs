@@ -358,8 +358,9 @@ async fn one_shot(
     interrupt: &mut Interrupt,
     notices: Notices,
 ) -> anyhow::Result<Exit> {
-    let mut stdout = std::io::stdout().lock();
+    let mut stdout = render::ReplyOutput::stdout(true);
     let result = engine.send(prompt, &mut stdout, interrupt).await;
+    let _ = stdout.finish();
     Ok(report_turn(result, &mut stdout, notices)?)
 }
 

@@ -11,6 +11,7 @@ use crate::commands::{self, Flow};
 use crate::config::Config;
 use crate::input::Assembler;
 use crate::interrupt::Interrupt;
+use crate::render;
 use crate::render::Notices;
 use crate::run::{Exit, report_turn};
 
@@ -24,7 +25,7 @@ pub async fn run(
 ) -> anyhow::Result<Exit> {
     let mut config = config.clone();
     let mut assembler = Assembler::default();
-    let mut stdout = std::io::stdout().lock();
+    let mut stdout = render::ReplyOutput::stdout(false);
     let mut lines = input.split(b'\n');
     let mut line_no = 0usize;
     loop {
@@ -57,6 +58,7 @@ pub async fn run(
                         Ok(Flow::Continue) => continue,
                         Ok(Flow::Exit) => return Ok(Exit::Success),
                         Ok(Flow::Replied(report)) => {
+                            let _ = stdout.finish();
                             let exit = report_turn(Ok(report), &mut stdout, notices)?;
                             if exit != Exit::Success {
                                 return Ok(exit);
@@ -89,7 +91,10 @@ pub async fn run(
                 notices.error(&format!("line {line_no}: {reason}"));
                 Exit::Usage
             }
-            other => report_turn(other, &mut stdout, notices)?,
+            other => {
+                let _ = stdout.finish();
+                report_turn(other, &mut stdout, notices)?
+            }
         };
         if exit != Exit::Success {
             return Ok(exit);

@@ -1,0 +1,423 @@
+//! Markdown for the terminal, rendered while the reply streams: headings,
+//! list bullets, block quotes, `**bold**`, `*emphasis*`, `inline code`, and
+//! fenced code blocks with light syntax highlighting (keywords, strings,
+//! numbers, comments). Prose is written character by character as it
+//! arrives; only a line's first few characters wait until the line's kind is
+//! known, and code lines wait for their end (highlighting needs whole words).
+//! Markers stay visible, so nothing the model wrote is ever hidden. Used
+//! only on a terminal without `NO_COLOR`; everywhere else text passes raw.
+
+use std::io::{self, Write};
+
+const RESET: &str = "\x1b[0m";
+const BOLD: &str = "\x1b[1m";
+const ITALIC: &str = "\x1b[3m";
+const DIM: &str = "\x1b[2m";
+const HEADING: &str = "\x1b[1;36m";
+const CODE: &str = "\x1b[33m";
+const KEYWORD: &str = "\x1b[35m";
+const STRING: &str = "\x1b[32m";
+const NUMBER: &str = "\x1b[36m";
+const COMMENT: &str = "\x1b[2;37m";
+
+const KEYWORDS: &[&str] = &[
+    "as",
+    "async",
+    "await",
+    "break",
+    "case",
+    "class",
+    "const",
+    "continue",
+    "def",
+    "defer",
+    "do",
+    "elif",
+    "else",
+    "enum",
+    "export",
+    "extern",
+    "false",
+    "fn",
+    "for",
+    "from",
+    "func",
+    "function",
+    "go",
+    "if",
+    "impl",
+    "import",
+    "in",
+    "interface",
+    "let",
+    "loop",
+    "match",
+    "mod",
+    "mut",
+    "new",
+    "nil",
+    "None",
+    "null",
+    "package",
+    "pub",
+    "return",
+    "self",
+    "Self",
+    "static",
+    "struct",
+    "switch",
+    "trait",
+    "true",
+    "True",
+    "False",
+    "try",
+    "type",
+    "use",
+    "var",
+    "where",
+    "while",
+    "with",
+    "yield",
+    "fi",
+    "then",
+    "done",
+    "echo",
+];
+
+/// Where the renderer is within the current line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LineState {
+    /// At the start: collecting the prefix that says what kind of line it is.
+    Start,
+    /// Streaming prose with inline styles.
+    Prose,
+}
+
+/// A `Write` that renders Markdown onto `inner` as text arrives.
+pub struct MarkdownWriter<W: Write> {
+    inner: W,
+    state: LineState,
+    pending: String,
+    in_code_block: bool,
+    bold: bool,
+    italic: bool,
+    code: bool,
+    /// Style applied to the whole line (heading, quote).
+    line_style: Option<&'static str>,
+}
+
+impl<W: Write> MarkdownWriter<W> {
+    pub fn new(inner: W) -> Self {
+        MarkdownWriter {
+            inner,
+            state: LineState::Start,
+            pending: String::new(),
+            in_code_block: false,
+            bold: false,
+            italic: false,
+            code: false,
+            line_style: None,
+        }
+    }
+
+    fn style(&self) -> String {
+        let mut s = String::from(RESET);
+        if let Some(line) = self.line_style {
+            s.push_str(line);
+        }
+        if self.bold {
+            s.push_str(BOLD);
+        }
+        if self.italic {
+            s.push_str(ITALIC);
+        }
+        if self.code {
+            s.push_str(CODE);
+        }
+        s
+    }
+
+    /// Decides the kind of line from its prefix, once enough is known.
+    fn decide(&mut self, complete: bool) -> io::Result<bool> {
+        let trimmed = self.pending.trim_start();
+        if self.in_code_block
+            || trimmed.starts_with("```")
+            || trimmed.starts_with('`') && !complete && trimmed.len() < 3
+        {
+            // Code lines and fences are written whole, at the line's end.
+            return Ok(false);
+        }
+        let undecided = !complete
+            && (trimmed.is_empty()
+                || trimmed.chars().all(|c| c == '#')
+                || matches!(trimmed, "-" | "*" | "+" | ">")
+                || trimmed.chars().all(|c| c.is_ascii_digit()));
+        if undecided {
+            return Ok(false);
+        }
+        let indent = &self.pending[..self.pending.len() - trimmed.len()];
+        let mut out = String::from(indent);
+        let rest: String;
+        if let Some(after) = trimmed
+            .strip_prefix('#')
+            .map(|_| trimmed.trim_start_matches('#'))
+        {
+            self.line_style = Some(HEADING);
+            out.push_str(&format!(
+                "{HEADING}{}",
+                &trimmed[..trimmed.len() - after.len()]
+            ));
+            rest = after.to_string();
+        } else if let Some(after) = trimmed
+            .strip_prefix("- ")
+            .or_else(|| trimmed.strip_prefix("* "))
+            .or_else(|| trimmed.strip_prefix("+ "))
+        {
+            out.push_str(&format!("{BOLD}•{RESET} "));
+            rest = after.to_string();
+        } else if let Some(after) = trimmed.strip_prefix('>') {
+            self.line_style = Some(DIM);
+            out.push_str(&format!("{DIM}│"));
+            rest = after.to_string();
+        } else {
+            rest = trimmed.to_string();
+        }
+        self.inner.write_all(out.as_bytes())?;
+        self.pending.clear();
+        self.state = LineState::Prose;
+        self.prose(&rest)?;
+        Ok(true)
+    }
+
+    /// Writes prose, toggling inline styles on their markers (kept visible).
+    fn prose(&mut self, text: &str) -> io::Result<()> {
+        let mut chars = text.chars().peekable();
+        let mut out = String::new();
+        while let Some(c) = chars.next() {
+            match c {
+                '`' => {
+                    self.code = !self.code;
+                    if self.code {
+                        out.push_str(&self.style());
+                        out.push(c);
+                    } else {
+                        out.push(c);
+                        out.push_str(&self.style());
+                    }
+                }
+                '*' if !self.code && chars.peek() == Some(&'*') => {
+                    chars.next();
+                    self.bold = !self.bold;
+                    if self.bold {
+                        out.push_str(&self.style());
+                        out.push_str("**");
+                    } else {
+                        out.push_str("**");
+                        out.push_str(&self.style());
+                    }
+                }
+                '*' if !self.code => {
+                    self.italic = !self.italic;
+                    if self.italic {
+                        out.push_str(&self.style());
+                        out.push('*');
+                    } else {
+                        out.push('*');
+                        out.push_str(&self.style());
+                    }
+                }
+                _ => out.push(c),
+            }
+        }
+        self.inner.write_all(out.as_bytes())
+    }
+
+    /// Ends a line: resets every style (inline styles never cross lines).
+    fn end_line(&mut self) -> io::Result<()> {
+        if self.state == LineState::Start {
+            let line = std::mem::take(&mut self.pending);
+            let trimmed = line.trim_start();
+            if trimmed.starts_with("```") {
+                self.in_code_block = !self.in_code_block;
+                write!(self.inner, "{DIM}{line}{RESET}")?;
+            } else if self.in_code_block {
+                self.inner.write_all(highlight(&line).as_bytes())?;
+            } else {
+                self.pending = line;
+                self.decide(true)?;
+            }
+        }
+        self.bold = false;
+        self.italic = false;
+        self.code = false;
+        self.line_style = None;
+        self.state = LineState::Start;
+        self.pending.clear();
+        write!(self.inner, "{RESET}\n")
+    }
+
+    fn feed(&mut self, text: &str) -> io::Result<()> {
+        let mut rest = text;
+        while !rest.is_empty() {
+            let (piece, newline) = match rest.find('\n') {
+                Some(i) => (&rest[..i], true),
+                None => (rest, false),
+            };
+            rest = if newline {
+                &rest[piece.len() + 1..]
+            } else {
+                ""
+            };
+            match self.state {
+                LineState::Start => {
+                    self.pending.push_str(piece);
+                    if !newline {
+                        self.decide(false)?;
+                    }
+                }
+                LineState::Prose => self.prose(piece)?,
+            }
+            if newline {
+                self.end_line()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes out whatever is still held (the last line without `\n`).
+    pub fn finish(&mut self) -> io::Result<()> {
+        if !self.pending.is_empty() {
+            let line = std::mem::take(&mut self.pending);
+            if self.in_code_block {
+                self.inner.write_all(highlight(&line).as_bytes())?;
+            } else {
+                self.pending = line;
+                self.decide(true)?;
+            }
+        }
+        write!(self.inner, "{RESET}")?;
+        self.inner.flush()
+    }
+}
+
+impl<W: Write> Write for MarkdownWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        // The engine writes whole UTF-8 chunks; a lossy view is only a guard.
+        self.feed(&String::from_utf8_lossy(buf))?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// Highlights one line of code: comments, strings, numbers, keywords.
+pub fn highlight(line: &str) -> String {
+    let mut out = String::new();
+    let chars: Vec<char> = line.chars().collect();
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        let rest: String = chars[i..].iter().collect();
+        if rest.starts_with("//")
+            || (c == '#' && (i == 0 || chars[i - 1].is_whitespace()))
+            || rest.starts_with("--")
+        {
+            out.push_str(&format!("{COMMENT}{rest}{RESET}"));
+            break;
+        }
+        if c == '"' || c == '\'' {
+            let mut j = i + 1;
+            while j < chars.len() && chars[j] != c {
+                if chars[j] == '\\' {
+                    j += 1;
+                }
+                j += 1;
+            }
+            let end = (j + 1).min(chars.len());
+            let literal: String = chars[i..end].iter().collect();
+            out.push_str(&format!("{STRING}{literal}{RESET}"));
+            i = end;
+            continue;
+        }
+        if c.is_ascii_alphanumeric() || c == '_' {
+            let mut j = i;
+            while j < chars.len() && (chars[j].is_ascii_alphanumeric() || chars[j] == '_') {
+                j += 1;
+            }
+            let word: String = chars[i..j].iter().collect();
+            if word.chars().next().is_some_and(|f| f.is_ascii_digit()) {
+                out.push_str(&format!("{NUMBER}{word}{RESET}"));
+            } else if KEYWORDS.contains(&word.as_str()) {
+                out.push_str(&format!("{KEYWORD}{word}{RESET}"));
+            } else {
+                out.push_str(&word);
+            }
+            i = j;
+            continue;
+        }
+        out.push(c);
+        i += 1;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn render(chunks: &[&str]) -> String {
+        let mut w = MarkdownWriter::new(Vec::new());
+        for c in chunks {
+            w.write_all(c.as_bytes()).unwrap();
+        }
+        w.finish().unwrap();
+        String::from_utf8(w.inner).unwrap()
+    }
+
+    fn plain(text: &str) -> String {
+        let mut out = String::new();
+        let mut in_escape = false;
+        for c in text.chars() {
+            match (in_escape, c) {
+                (false, '\x1b') => in_escape = true,
+                (true, 'm') => in_escape = false,
+                (true, _) => {}
+                (false, c) => out.push(c),
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn text_survives_rendering_whatever_the_chunking() {
+        let text = "# Title\nSome **bold** and *soft* and `code`.\n- one\n- two\n> quoted\n```rust\nfn main() { let x = \"hi\"; // note\n}\n```\nend";
+        let whole = plain(&render(&[text]));
+        let by_char: Vec<String> = text.chars().map(String::from).collect();
+        let by_char: Vec<&str> = by_char.iter().map(String::as_str).collect();
+        assert_eq!(plain(&render(&by_char)), whole);
+        assert_eq!(
+            whole,
+            text.replace("- one", "• one")
+                .replace("- two", "• two")
+                .replace("> quoted", "│ quoted")
+        );
+    }
+
+    #[test]
+    fn styles_are_applied() {
+        let out = render(&["# Head\n", "a **b** c\n", "```\nlet x = 1;\n```\n"]);
+        assert!(out.contains(&format!("{HEADING}#")));
+        assert!(out.contains(BOLD));
+        assert!(out.contains(&format!("{KEYWORD}let{RESET}")));
+        assert!(out.contains(&format!("{NUMBER}1{RESET}")));
+    }
+
+    #[test]
+    fn prose_streams_before_the_line_ends() {
+        let mut w = MarkdownWriter::new(Vec::new());
+        w.write_all(b"Hello wor").unwrap();
+        assert!(plain(&String::from_utf8_lossy(&w.inner)).contains("Hello wor"));
+    }
+}
