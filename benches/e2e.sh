@@ -41,7 +41,7 @@ def msgs(n, words):
         role = "user" if i % 2 == 0 else "assistant"
         out.append({"role": role, "content": f"Message {i}: " + " ".join(f"w{(i*7+j)%97}" for j in range(words))})
     return out
-json.dump(msgs(3000, 14), open(f"{work}/full.json", "w"))
+json.dump(msgs(2600, 14), open(f"{work}/full.json", "w"))
 json.dump(msgs(100000, 12), open(f"{work}/big.json", "w"))
 PY
 "$BIN" import "$WORK/full.json" --as full --memory-dir "$WORK/full" > /dev/null
@@ -53,7 +53,7 @@ echo "archived messages in big: $(grep -c '"type":"message"' "$WORK/big/big.arch
 for d in t200 full big; do cp -a "$WORK/$d" "$WORK/$d.template"; done
 
 echo "== one-shot --mock turns (hyperfine, medians)"
-hyperfine -N --warmup 5 --runs 60 --export-json "$OUT/mock.json" \
+hyperfine --warmup 5 --runs 60 --export-json "$OUT/mock.json" \
   --prepare "rm -rf $WORK/fresh" \
   -n fresh "$BIN --mock --memory-dir $WORK/fresh hello" \
   --prepare "rm -rf $WORK/t200 && cp -a $WORK/t200.template $WORK/t200" \
@@ -68,7 +68,7 @@ PORT=$((18500 + RANDOM % 400))
 python3 benches/fake_openai.py "$PORT" 0 12 & SERVER=$!
 sleep 0.5
 export OPENAI_API_KEY=sk-bench
-hyperfine -N --warmup 5 --runs 40 --export-json "$OUT/server.json" \
+hyperfine --warmup 5 --runs 40 --export-json "$OUT/server.json" \
   --prepare "rm -rf $WORK/sfresh" \
   -n server-fresh "$BIN --base-url http://127.0.0.1:$PORT/v1 --memory-dir $WORK/sfresh hello" \
   --prepare "rm -rf $WORK/big && cp -a $WORK/big.template $WORK/big" \

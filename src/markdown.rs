@@ -253,7 +253,7 @@ impl<W: Write> MarkdownWriter<W> {
         self.line_style = None;
         self.state = LineState::Start;
         self.pending.clear();
-        write!(self.inner, "{RESET}\n")
+        writeln!(self.inner, "{RESET}")
     }
 
     fn feed(&mut self, text: &str) -> io::Result<()> {

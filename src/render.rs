@@ -61,28 +61,6 @@ pub fn gauge(used: u64, total: u64, width: usize) -> String {
     format!("[{}{}]", "#".repeat(filled), ".".repeat(width - filled))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn gauges_fill_proportionally() {
-        assert_eq!(gauge(0, 100, 10), "[..........]");
-        assert_eq!(gauge(50, 100, 10), "[#####.....]");
-        assert_eq!(gauge(200, 100, 4), "[####]");
-    }
-
-    #[test]
-    fn replies_end_with_one_newline() {
-        let mut out = Vec::new();
-        finish_reply(&mut out, "hi").unwrap();
-        assert_eq!(out, b"\n");
-        let mut out = Vec::new();
-        finish_reply(&mut out, "hi\n").unwrap();
-        assert!(out.is_empty());
-    }
-}
-
 /// A spinner on stderr while waiting for the first token (terminal only):
 /// a thread redraws it until the first byte of the reply arrives.
 pub struct Spinner {
@@ -208,5 +186,27 @@ impl<W: Write> Write for ReplyOutput<W> {
 impl<W: Write> Drop for ReplyOutput<W> {
     fn drop(&mut self) {
         let _ = self.finish();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gauges_fill_proportionally() {
+        assert_eq!(gauge(0, 100, 10), "[..........]");
+        assert_eq!(gauge(50, 100, 10), "[#####.....]");
+        assert_eq!(gauge(200, 100, 4), "[####]");
+    }
+
+    #[test]
+    fn replies_end_with_one_newline() {
+        let mut out = Vec::new();
+        finish_reply(&mut out, "hi").unwrap();
+        assert_eq!(out, b"\n");
+        let mut out = Vec::new();
+        finish_reply(&mut out, "hi\n").unwrap();
+        assert!(out.is_empty());
     }
 }
