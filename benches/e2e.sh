@@ -91,3 +91,6 @@ done
 
 echo "== streaming latency"
 python3 benches/stream_latency.py "$BIN"
+
+echo "== a REPL held open for 1,000 turns (pseudo-terminal)"
+python3 benches/repl_memory.py "$BIN" 8000

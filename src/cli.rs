@@ -92,6 +92,11 @@ pub struct ChatArgs {
     #[arg(long, env = "MEMCHAT_RETRIES", value_name = "N")]
     pub retries: Option<u32>,
 
+    /// Colour and Markdown styling: auto (on a terminal, unless NO_COLOR),
+    /// always or never.
+    #[arg(long, env = "MEMCHAT_COLOR", value_name = "WHEN", global = true)]
+    pub color: Option<crate::render::ColorMode>,
+
     /// Start the session afresh: its messages move to the archive first.
     #[arg(long)]
     pub new: bool,

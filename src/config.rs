@@ -38,6 +38,8 @@ pub struct FileConfig {
     pub connect_timeout: Option<u64>,
     pub retries: Option<u32>,
     pub stream: Option<bool>,
+    /// `auto`, `always` or `never`.
+    pub color: Option<String>,
 }
 
 /// Which model back-end to use.

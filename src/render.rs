@@ -4,6 +4,52 @@
 
 use std::io::{IsTerminal, Write};
 
+/// When to use colour (and Markdown styling): `auto` means on a terminal
+/// without `NO_COLOR`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ColorMode {
+    #[default]
+    Auto,
+    Always,
+    Never,
+}
+
+impl std::str::FromStr for ColorMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "auto" => Ok(ColorMode::Auto),
+            "always" => Ok(ColorMode::Always),
+            "never" => Ok(ColorMode::Never),
+            other => Err(format!(
+                "color must be auto, always or never, not {other:?}"
+            )),
+        }
+    }
+}
+
+/// The process-wide colour choice, set once from the configuration.
+static COLOR_MODE: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
+
+/// Records the configured colour choice.
+pub fn set_color_mode(mode: ColorMode) {
+    let value = match mode {
+        ColorMode::Auto => 0,
+        ColorMode::Always => 1,
+        ColorMode::Never => 2,
+    };
+    COLOR_MODE.store(value, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Whether to style output going to a stream that is (or is not) a terminal.
+pub fn use_color(is_terminal: bool) -> bool {
+    match COLOR_MODE.load(std::sync::atomic::Ordering::Relaxed) {
+        1 => true,
+        2 => false,
+        _ => is_terminal && !std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty()),
+    }
+}
+
 /// Writes notices to stderr.
 #[derive(Debug, Clone, Copy)]
 pub struct Notices {
@@ -12,9 +58,8 @@ pub struct Notices {
 
 impl Notices {
     pub fn for_stderr() -> Self {
-        let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
         Notices {
-            color: std::io::stderr().is_terminal() && !no_color,
+            color: use_color(std::io::stderr().is_terminal()),
         }
     }
 
@@ -133,8 +178,7 @@ impl ReplyOutput<std::io::StdoutLock<'static>> {
     /// The reply output for this process's stdout.
     pub fn stdout(spinner: bool) -> Self {
         use std::io::IsTerminal;
-        let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
-        let markdown = std::io::stdout().is_terminal() && !no_color;
+        let markdown = use_color(std::io::stdout().is_terminal());
         let spinner = spinner && std::io::stderr().is_terminal();
         ReplyOutput::new(std::io::stdout().lock(), markdown, spinner)
     }

@@ -75,10 +75,16 @@ fn survive_file_size_limit() {
 /// Runs the parsed command line. `flag_source` says whether a flag's value
 /// came from the command line or the environment (for `--print-config`).
 pub async fn run(cli: Cli, flag_source: config::FlagSource<'_>) -> anyhow::Result<Exit> {
-    let notices = Notices::for_stderr();
     survive_file_size_limit();
     let file_path = config::config_file_path();
     let file = config::load_file(file_path.as_deref())?;
+    let color = match (&cli.chat.color, &file.color) {
+        (Some(mode), _) => *mode,
+        (None, Some(text)) => text.parse().map_err(UsageError)?,
+        (None, None) => render::ColorMode::Auto,
+    };
+    render::set_color_mode(color);
+    let notices = Notices::for_stderr();
     if let Some(command) = &cli.command {
         return run_command(command, &cli, &file);
     }

@@ -40,6 +40,19 @@ fn the_repl_chats_stops_replies_on_ctrl_c_and_keeps_history() {
         .unwrap();
     p.exp_string("%> ").unwrap();
 
+    // An open code fence continues the message until it is closed, and
+    // Alt-Enter inserts a newline without sending.
+    p.send_line("```").unwrap();
+    p.send_line("let x = 1;").unwrap();
+    p.send_line("```").unwrap();
+    p.exp_string("You said: \"``` let x = 1; ```\"").unwrap();
+    p.exp_string("%> ").unwrap();
+    p.send("alt one").unwrap();
+    p.send("\x1b\r").unwrap();
+    p.send_line("alt two").unwrap();
+    p.exp_string("You said: \"alt one alt two\"").unwrap();
+    p.exp_string("%> ").unwrap();
+
     // Ctrl-C while the reply streams: the reply stops, the chat goes on.
     p.send_line("please write a long answer").unwrap();
     p.exp_string("[mock]").unwrap();
@@ -72,6 +85,8 @@ fn the_repl_chats_stops_replies_on_ctrl_c_and_keeps_history() {
         contents.contains(&"first part \nsecond part"),
         "{contents:?}"
     );
+    assert!(contents.contains(&"```\nlet x = 1;\n```"), "{contents:?}");
+    assert!(contents.contains(&"alt one\nalt two"), "{contents:?}");
     let partial = records
         .iter()
         .find(|r| r["interrupted"] == true)
