@@ -46,7 +46,7 @@ pub fn use_color(is_terminal: bool) -> bool {
     match COLOR_MODE.load(std::sync::atomic::Ordering::Relaxed) {
         1 => true,
         2 => false,
-        _ => is_terminal && !std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty()),
+        _ => is_terminal && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
     }
 }
 
