@@ -16,11 +16,19 @@ const DIR_MODE: u32 = 0o700;
 /// Mode of every file memchat creates.
 const FILE_MODE: u32 = 0o600;
 
-/// Creates `dir` (and missing parents) with mode 0700. An existing directory
-/// is left as it is: its mode is the user's choice.
+/// Creates `dir` (and missing parents) with mode 0700. An existing memory
+/// directory that others can read (a fresh git checkout's `memory/` is 0755)
+/// is narrowed to 0700: it holds conversations.
 pub fn create_private_dir(dir: &Path) -> Result<(), StoreError> {
     match fs::metadata(dir) {
-        Ok(meta) if meta.is_dir() => return Ok(()),
+        Ok(meta) if meta.is_dir() => {
+            if meta.permissions().mode() & 0o077 != 0 {
+                // Not ours to change if it fails (another owner): the files
+                // inside are 0600 regardless.
+                let _ = fs::set_permissions(dir, fs::Permissions::from_mode(DIR_MODE));
+            }
+            return Ok(());
+        }
         Ok(_) => {
             return Err(StoreError::io(
                 "the memory directory is not a directory:",
@@ -184,6 +192,19 @@ mod tests {
         assert_eq!(
             fs::metadata(&log).unwrap().permissions().mode() & 0o777,
             0o600
+        );
+    }
+
+    #[test]
+    fn an_existing_open_directory_is_narrowed() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("memory");
+        fs::create_dir(&dir).unwrap();
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();
+        create_private_dir(&dir).unwrap();
+        assert_eq!(
+            fs::metadata(&dir).unwrap().permissions().mode() & 0o777,
+            0o700
         );
     }
 
