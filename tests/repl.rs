@@ -137,3 +137,24 @@ fn the_repl_survives_a_failing_server_and_keeps_the_message() {
     assert_eq!(records[1]["content"], "first try");
     assert_eq!(records[2]["content"], "back again");
 }
+
+#[test]
+fn delete_asks_on_a_terminal() {
+    let sandbox = Sandbox::new();
+    sandbox.run(&["--mock", "-s", "old", "something to delete"], &[], None);
+    // "n" keeps it.
+    let mut p = spawn(&sandbox, &["delete", "old"]);
+    p.exp_string("Delete session \"old\" and all 2 of its messages?")
+        .unwrap();
+    p.send_line("n").unwrap();
+    p.exp_string("kept session \"old\"").unwrap();
+    p.exp_eof().unwrap();
+    assert!(sandbox.memory().join("old.jsonl").exists());
+    // "y" deletes it.
+    let mut p = spawn(&sandbox, &["delete", "old"]);
+    p.exp_string("[y/N]").unwrap();
+    p.send_line("y").unwrap();
+    p.exp_string("deleted session \"old\"").unwrap();
+    p.exp_eof().unwrap();
+    assert!(!sandbox.memory().join("old.jsonl").exists());
+}
