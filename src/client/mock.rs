@@ -34,19 +34,24 @@ impl MockModel {
     /// The reply text for a request (pure, for tests).
     pub fn reply_text(&self, request: &ChatRequest) -> String {
         match request.purpose {
-            Purpose::Summary => {
-                let prompt = request
-                    .messages
-                    .iter()
-                    .rev()
-                    .find(|m| m.role == Role::User)
-                    .map(|m| m.content.as_str())
-                    .unwrap_or("");
-                summarize::extractive_from_prompt(prompt, request.max_tokens, &self.counter)
-            }
+            Purpose::Summary => summarize::extractive_from_prompt(
+                last_user_message(request),
+                request.max_tokens,
+                &self.counter,
+            ),
             Purpose::Reply => describe(request),
         }
     }
+}
+
+/// The newest user message of a request ("" if there is none).
+fn last_user_message(request: &ChatRequest) -> &str {
+    request
+        .messages
+        .iter()
+        .rev()
+        .find(|m| m.role == Role::User)
+        .map_or("", |m| m.content.as_str())
 }
 
 fn describe(request: &ChatRequest) -> String {
@@ -59,13 +64,7 @@ fn describe(request: &ChatRequest) -> String {
         .messages
         .first()
         .is_some_and(|m| m.role == Role::System && m.content.contains(summarize::SUMMARY_HEADING));
-    let last = request
-        .messages
-        .iter()
-        .rev()
-        .find(|m| m.role == Role::User)
-        .map(|m| m.content.as_str())
-        .unwrap_or("");
+    let last = last_user_message(request);
     let flat: String = last.split_whitespace().collect::<Vec<_>>().join(" ");
     let mut quote: String = flat.chars().take(QUOTE_CHARS).collect();
     if quote.len() < flat.len() {
