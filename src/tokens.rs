@@ -190,9 +190,17 @@ impl TokenCounter {
             return text.to_string();
         }
         let tokens = self.encoding.bpe().encode_with_special_tokens(text);
-        let keep = &tokens[..(max as usize).min(tokens.len())];
-        let mut out = self.encoding.bpe().decode(keep).unwrap_or_default();
-        // A cut inside a multi-byte char decodes lossily: re-check and shrink.
+        // A cut inside a multi-byte character does not decode; step back a
+        // token or three until it does (a char spans at most 4 tokens).
+        let mut keep = (max as usize).min(tokens.len());
+        let mut out = loop {
+            match self.encoding.bpe().decode(&tokens[..keep]) {
+                Ok(text) => break text,
+                Err(_) if keep > 0 => keep -= 1,
+                Err(_) => break String::new(),
+            }
+        };
+        // Re-encoding a cut text can merge differently: shrink until it fits.
         while !out.is_empty() && self.count_raw(&out) > max {
             out.pop();
         }
@@ -263,6 +271,18 @@ mod tests {
             "\u{0}\u{7f}",
         ] {
             assert!(counter.count_raw(text) <= upper_bound(text), "{text:?}");
+        }
+    }
+
+    #[test]
+    fn truncation_inside_multibyte_text_keeps_a_prefix() {
+        let counter = TokenCounter::for_model("gpt-4o");
+        let text = "日本語のテキストと🦀🦀🦀の絵文字。".repeat(40);
+        for max in [1, 5, 17, 60] {
+            let cut = counter.truncate_to(&text, max);
+            assert!(counter.count_raw(&cut) <= max);
+            assert!(text.starts_with(&cut));
+            assert!(max < 5 || !cut.is_empty(), "max {max} gave nothing");
         }
     }
 
