@@ -158,7 +158,11 @@ fn planners(c: &mut Criterion) {
 /// A session directory holding an active log of `n` messages.
 fn session_dir(n: usize) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("bench.jsonl"), log_bytes(n)).unwrap();
+    let path = dir.path().join("bench.jsonl");
+    std::fs::write(&path, log_bytes(n)).unwrap();
+    // As in real use, the log is already on disk: otherwise the turn's first
+    // fsync would pay for flushing the whole freshly written file.
+    std::fs::File::open(&path).unwrap().sync_all().unwrap();
     dir
 }
 
