@@ -396,7 +396,17 @@ impl Engine {
             )?;
         }
         if !report.by_user {
-            report.compaction = self.compact_with(false, false).await?;
+            // Compaction may wait on the model for the summary; Ctrl-C stops
+            // that wait. Only the summary call can be cut short (the disk
+            // work runs without an await), so the log stays as it was and
+            // the next turn compacts instead.
+            tokio::select! {
+                compaction = self.compact_with(false, false) => report.compaction = compaction?,
+                () = interrupt.wait() => {
+                    report.by_user = true;
+                    report.notices.push("compaction postponed to the next turn (interrupted)".into());
+                }
+            }
         }
         if self.counts_to_persist && report.compaction.is_none() {
             // The tokenizer ran this turn: keep its counts so the next run

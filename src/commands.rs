@@ -224,9 +224,17 @@ pub async fn execute(
             out.write_all(text.as_bytes()).map_err(io)?;
         }
         Command::Compact => {
-            let text = match engine.compact(true).await? {
-                Some(report) => format!("{report}\n"),
-                None => "memory: nothing to compact (the newest turns always stay)\n".to_string(),
+            // Ctrl-C stops the wait for the summary; nothing is changed then.
+            let outcome = tokio::select! {
+                outcome = engine.compact(true) => Some(outcome?),
+                () = interrupt.wait() => None,
+            };
+            let text = match outcome {
+                Some(Some(report)) => format!("{report}\n"),
+                Some(None) => {
+                    "memory: nothing to compact (the newest turns always stay)\n".to_string()
+                }
+                None => "memory: compaction interrupted; nothing was changed\n".to_string(),
             };
             out.write_all(text.as_bytes()).map_err(io)?;
         }

@@ -405,7 +405,11 @@ pub fn report_turn(
         }
     }
     if report.by_user {
-        notices.warn("interrupted; the partial reply is saved, marked interrupted");
+        if report.interrupted {
+            notices.warn("interrupted; the partial reply is saved, marked interrupted");
+        } else {
+            notices.warn("interrupted; the reply is saved");
+        }
         return Ok(Exit::Interrupted);
     }
     if let Some(e) = &report.stream_error {

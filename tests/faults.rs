@@ -428,3 +428,58 @@ fn a_read_only_memory_dir_is_a_clear_error_and_nothing_changes() {
     );
     assert_eq!(std::fs::read(&log).unwrap(), before);
 }
+
+#[test]
+fn ctrl_c_while_the_summary_is_awaited_keeps_the_reply_and_the_log_whole() {
+    let sandbox = Sandbox::new();
+    // Fill the history up to the trigger offline.
+    let script: String = (0..12)
+        .map(|i| format!("message {i} with enough words to fill a small window quickly\n"))
+        .collect();
+    let out = sandbox.run(
+        &["--mock", "--context-limit", "1500", "--model", "gpt-4"],
+        &[],
+        Some(script.as_bytes()),
+    );
+    assert_eq!(out.status.code(), Some(0));
+    let before = sandbox.records("default.jsonl").len();
+    // The reply comes at once; the summary request then hangs.
+    let long: Vec<String> = (0..60).map(|i| format!("word{i} ")).collect();
+    let long: Vec<&str> = long.iter().map(String::as_str).collect();
+    let server = FakeServer::start(vec![
+        Reply::streamed(&long),
+        Reply::Silence(Duration::from_secs(20)),
+    ]);
+    let mut child = sandbox
+        .command(&[
+            "--base-url",
+            &server.url,
+            "--model",
+            "gpt-4",
+            "--context-limit",
+            "1500",
+            "one more",
+        ])
+        .env("OPENAI_API_KEY", "sk-test")
+        .spawn()
+        .unwrap();
+    // Wait until the summary request has arrived, then interrupt.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while server.requests().len() < 2 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(server.requests().len(), 2, "the summary was requested");
+    interrupt(child.id());
+    let out = child.wait_with_output().unwrap();
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("compaction postponed"), "{stderr}");
+    let records = sandbox.records("default.jsonl");
+    assert_eq!(
+        records.len(),
+        before + 2,
+        "the question and the whole reply were saved"
+    );
+    assert_eq!(records.last().unwrap()["content"], long.concat());
+    assert!(records.last().unwrap().get("interrupted").is_none());
+}
