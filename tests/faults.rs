@@ -450,7 +450,7 @@ fn ctrl_c_while_the_summary_is_awaited_keeps_the_reply_and_the_log_whole() {
         Reply::streamed(&long),
         Reply::Silence(Duration::from_secs(20)),
     ]);
-    let mut child = sandbox
+    let child = sandbox
         .command(&[
             "--base-url",
             &server.url,
