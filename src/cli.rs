@@ -21,7 +21,13 @@ use clap::{Args, Parser, Subcommand};
 /// A prompt that starts with a command's name (`memchat show me ...`) must
 /// follow `--`: `memchat -- show me how`.
 #[derive(Debug, Parser)]
-#[command(name = "memchat", version, args_conflicts_with_subcommands = true)]
+#[command(
+    name = "memchat",
+    version,
+    args_conflicts_with_subcommands = true,
+    // `memchat help me with X` is a prompt, not a request for help.
+    disable_help_subcommand = true
+)]
 pub struct Cli {
     #[command(flatten)]
     pub chat: ChatArgs,
@@ -46,7 +52,7 @@ pub struct ChatArgs {
     pub session: Option<String>,
 
     /// Where conversations are stored [default: ./memory if it exists, else
-    /// the user's data directory]/memchat.
+    /// the user's data directory + /memchat].
     #[arg(long, env = "MEMCHAT_MEMORY_DIR", value_name = "DIR", global = true)]
     pub memory_dir: Option<PathBuf>,
 
@@ -219,5 +225,7 @@ mod tests {
         assert_eq!(cli.prompt, ["repair", "my", "bike"]);
         let cli = Cli::try_parse_from(["memchat", "repair", "default"]).unwrap();
         assert!(matches!(cli.command, Some(Command::Repair { .. })));
+        let cli = Cli::try_parse_from(["memchat", "help", "me", "please"]).unwrap();
+        assert_eq!(cli.prompt, ["help", "me", "please"]);
     }
 }
