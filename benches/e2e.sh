@@ -84,6 +84,11 @@ rm -rf "$WORK/full" && cp -a "$WORK/full.template" "$WORK/full"
 echo "at budget:             $(rss "$BIN" --mock --memory-dir "$WORK/full" -s full hello)"
 rm -rf "$WORK/big" && cp -a "$WORK/big.template" "$WORK/big"
 echo "100k archived:         $(rss "$BIN" --mock --memory-dir "$WORK/big" -s big hello)"
+PORT=$((18500 + RANDOM % 400))
+python3 benches/fake_openai.py "$PORT" 0 12 & SERVER=$!
+sleep 0.5
+rm -rf "$WORK/sm"; echo "real client, one-shot:  $(OPENAI_API_KEY=sk-bench rss "$BIN" --base-url "http://127.0.0.1:$PORT/v1" --memory-dir "$WORK/sm" hello)"
+kill "$SERVER"
 for n in 100 1000; do
   for i in $(seq 1 "$n"); do echo "Turn $i: a line of conversation for the memory test."; done > "$WORK/s$n.txt"
   rm -rf "$WORK/s"; echo "$n turns, one process: $(rss sh -c "$BIN --mock --memory-dir $WORK/s --context-limit 8000 < $WORK/s$n.txt")"
