@@ -333,3 +333,21 @@ fn context_length_exceeded_compacts_harder_and_retries_once() {
     let log = sandbox.records("default.jsonl");
     assert!(log.iter().any(|r| r["type"] == "summary"));
 }
+
+#[test]
+fn no_stream_waits_for_the_whole_reply() {
+    let server = FakeServer::start(vec![Reply::completion("All at once.")]);
+    let sandbox = Sandbox::new();
+    let out = sandbox.run(
+        &["--base-url", &server.url, "--no-stream", "hi"],
+        &[KEY],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "All at once.\n");
+    assert_eq!(server.requests()[0].body["stream"], false);
+    assert_eq!(
+        sandbox.records("default.jsonl")[2]["content"],
+        "All at once."
+    );
+}

@@ -158,3 +158,44 @@ fn delete_asks_on_a_terminal() {
     p.exp_eof().unwrap();
     assert!(!sandbox.memory().join("old.jsonl").exists());
 }
+
+#[test]
+fn a_terminal_gets_markdown_and_a_spinner_a_pipe_gets_raw_text() {
+    let events = vec![
+        support::text_chunk("# Plan\n"),
+        support::text_chunk("Use **bold** and `code`.\n"),
+        support::text_chunk("```rust\nlet x = 1;\n```\n"),
+    ];
+    // The first token comes after 600 ms: long enough for the spinner.
+    let server = support::FakeServer::start(vec![support::Reply::Stream {
+        events,
+        delay: Duration::from_millis(600),
+        done: true,
+    }]);
+    let sandbox = Sandbox::new();
+    let mut command = sandbox.command(&["--base-url", &server.url, "plan it"]);
+    command
+        .stdin(std::process::Stdio::inherit())
+        .stdout(std::process::Stdio::inherit())
+        .stderr(std::process::Stdio::inherit())
+        .env_remove("NO_COLOR")
+        .env("TERM", "xterm")
+        .env("OPENAI_API_KEY", "sk-test");
+    let mut p = rexpect::session::spawn_command(command, Some(10_000)).unwrap();
+    p.exp_string("waiting for the model").unwrap();
+    p.exp_string("\x1b[1;36m#").unwrap(); // heading style
+    p.exp_string("\x1b[1m**bold**").unwrap(); // bold, markers kept
+    p.exp_string("\x1b[35mlet\x1b[0m").unwrap(); // a highlighted keyword
+    p.exp_eof().unwrap();
+    // Piped, the same reply is raw.
+    let out = sandbox.run(
+        &["--base-url", &server.url, "plan it"],
+        &[("OPENAI_API_KEY", "sk-test")],
+        None,
+    );
+    let stdout = support::text(&out.stdout);
+    assert_eq!(
+        stdout,
+        "# Plan\nUse **bold** and `code`.\n```rust\nlet x = 1;\n```\n"
+    );
+}
