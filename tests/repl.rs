@@ -199,3 +199,25 @@ fn a_terminal_gets_markdown_and_a_spinner_a_pipe_gets_raw_text() {
         "# Plan\nUse **bold** and `code`.\n```rust\nlet x = 1;\n```\n"
     );
 }
+
+#[test]
+fn a_bracketed_paste_is_one_message() {
+    let sandbox = Sandbox::new();
+    let mut p = spawn(&sandbox, &["--mock"]);
+    p.exp_string("%> ").unwrap();
+    // Give the editor a moment to enter raw mode, as a human would.
+    std::thread::sleep(Duration::from_millis(200));
+    // What a terminal sends for a pasted two-line text (lines end in CR,
+    // as tmux and most terminals send them), then Enter.
+    p.send("\x1b[200~pasted one\rpasted two\x1b[201~").unwrap();
+    p.flush().unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    p.send("\r").unwrap();
+    p.flush().unwrap();
+    p.exp_string("You said: \"pasted one pasted two\"").unwrap();
+    p.exp_string("%> ").unwrap();
+    p.send_line("/exit").unwrap();
+    p.exp_eof().unwrap();
+    let records = sandbox.records("default.jsonl");
+    assert_eq!(records[1]["content"], "pasted one\npasted two");
+}
