@@ -158,10 +158,11 @@ impl<W: Write> MarkdownWriter<W> {
         let indent = &self.pending[..self.pending.len() - trimmed.len()];
         let mut out = String::from(indent);
         let rest: String;
-        if let Some(after) = trimmed
-            .strip_prefix('#')
-            .map(|_| trimmed.trim_start_matches('#'))
-        {
+        // A heading is 1-6 `#` then a space (or nothing): `#hashtag` is prose.
+        let hashes = trimmed.len() - trimmed.trim_start_matches('#').len();
+        let heading = (1..=6).contains(&hashes)
+            && (trimmed[hashes..].is_empty() || trimmed[hashes..].starts_with(' '));
+        if let Some(after) = heading.then(|| &trimmed[hashes..]) {
             self.line_style = Some(HEADING);
             out.push_str(&format!(
                 "{HEADING}{}",
@@ -412,6 +413,12 @@ mod tests {
         assert!(out.contains(BOLD));
         assert!(out.contains(&format!("{KEYWORD}let{RESET}")));
         assert!(out.contains(&format!("{NUMBER}1{RESET}")));
+    }
+
+    #[test]
+    fn hashtags_are_not_headings() {
+        assert!(!render(&["#rustlang is fun\n"]).contains(HEADING));
+        assert!(render(&["## Real heading\n"]).contains(HEADING));
     }
 
     #[test]
