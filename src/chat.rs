@@ -387,12 +387,17 @@ impl Engine {
         let finished = self.stream_into(stream, out, interrupt, &mut report).await;
         report.interrupted = !finished;
         if !report.reply.is_empty() || finished {
-            self.session.append(
+            let usage = report.usage.map(|u| crate::memory::format::UsageRecord {
+                prompt_tokens: u.prompt_tokens,
+                completion_tokens: u.completion_tokens,
+            });
+            self.session.append_with_usage(
                 Role::Assistant,
                 report.reply.clone(),
                 Some(self.model.name()),
                 report.interrupted,
                 self.counter.cache_if_ready(&report.reply),
+                usage,
             )?;
         }
         if !report.by_user {

@@ -193,6 +193,7 @@ pub fn parse_import(bytes: &[u8], source: &std::path::Path) -> Result<Imported, 
                 model: None,
                 interrupted: false,
                 tokens: None,
+                usage: None,
             }));
         }
         out

@@ -214,6 +214,11 @@ fn the_binary_streams_a_reply_and_saves_both_messages() {
     assert_eq!(records[1]["content"], "Hi there");
     assert_eq!(records[2]["content"], "Hello from the server.");
     assert_eq!(records[2]["model"], "gpt-4o-mini");
+    assert_eq!(
+        records[2]["usage"]["prompt_tokens"], 12,
+        "the server's usage is kept"
+    );
+    assert_eq!(records[2]["usage"]["completion_tokens"], 3);
     // A second run sends the first exchange as context.
     sandbox.run(&["--base-url", &server.url, "And again"], &[KEY], None);
     let second = &server.requests()[1].body["messages"];

@@ -95,6 +95,16 @@ pub struct MessageRecord {
     /// `encoding`, so start-up need not load the tokenizer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tokens: Option<TokenCache>,
+    /// What the server reported for the request that produced this reply.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage: Option<UsageRecord>,
+}
+
+/// Token usage reported by the server for one reply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UsageRecord {
+    pub prompt_tokens: u32,
+    pub completion_tokens: u32,
 }
 
 /// The running summary of everything compaction moved to the archive.

@@ -240,6 +240,19 @@ impl Session {
         interrupted: bool,
         tokens: Option<TokenCache>,
     ) -> Result<&MessageRecord, StoreError> {
+        self.append_with_usage(role, content, model, interrupted, tokens, None)
+    }
+
+    /// [`Session::append`] for a reply, with the server's usage report.
+    pub fn append_with_usage(
+        &mut self,
+        role: Role,
+        content: String,
+        model: Option<String>,
+        interrupted: bool,
+        tokens: Option<TokenCache>,
+        usage: Option<format::UsageRecord>,
+    ) -> Result<&MessageRecord, StoreError> {
         let record = MessageRecord {
             seq: self.contents.last_seq + 1,
             role,
@@ -248,6 +261,7 @@ impl Session {
             model,
             interrupted,
             tokens,
+            usage,
         };
         let line = format::to_line(&Record::Message(record.clone()));
         files::append_durably(&mut self.log, &self.paths.log, &line)?;
