@@ -19,7 +19,6 @@
 //! decisions; they do no I/O and know nothing of files or models.
 
 use crate::memory::format::Role;
-use crate::tokens::REPLY_PRIMING;
 
 /// The window assumed for a model we do not know, when none is configured.
 /// Small on purpose: sending too little costs memory of detail (kept in the
@@ -295,11 +294,6 @@ pub fn plan_window(
         first_message: first,
         summary_limit: Some(lo),
     })
-}
-
-/// The priming every request pays, exported for callers computing `fixed`.
-pub const fn reply_priming() -> u32 {
-    REPLY_PRIMING
 }
 
 #[cfg(test)]

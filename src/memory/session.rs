@@ -7,7 +7,7 @@
 //! read), never a loss; `seq` rises strictly over the session's whole life.
 
 use std::fs::File;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use super::files;
@@ -201,9 +201,6 @@ impl Session {
     }
     pub fn paths(&self) -> &SessionPaths {
         &self.paths
-    }
-    pub fn log_path(&self) -> &PathBuf {
-        &self.paths.log
     }
     pub fn take_notices(&mut self) -> Vec<String> {
         std::mem::take(&mut self.notices)
