@@ -109,6 +109,9 @@ pub struct Engine {
     budget: Budget,
     /// Counts were computed that the log does not hold yet.
     counts_to_persist: bool,
+    /// Leave compaction to the caller after each reply (the REPL runs it
+    /// while the user types the next line).
+    defer_compaction: bool,
 }
 
 /// Sizes of the active history, estimated or exact.
@@ -148,6 +151,7 @@ impl Engine {
             counter,
             budget,
             counts_to_persist: false,
+            defer_compaction: false,
         }
     }
 
@@ -171,6 +175,12 @@ impl Engine {
         self.model = model;
         self.counter = counter;
         self.budget = budget;
+    }
+
+    /// Leaves compaction after a reply to the caller, who must run
+    /// [`Engine::compact`] before the next request.
+    pub fn defer_compaction(&mut self, defer: bool) {
+        self.defer_compaction = defer;
     }
 
     /// Swaps the session (the old one's lock is released when it drops).
@@ -400,7 +410,7 @@ impl Engine {
                 usage,
             )?;
         }
-        if !report.by_user {
+        if !report.by_user && !self.defer_compaction {
             // Compaction may wait on the model for the summary; Ctrl-C stops
             // that wait. Only the summary call can be cut short (the disk
             // work runs without an await), so the log stays as it was and

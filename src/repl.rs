@@ -7,6 +7,7 @@
 //! line and comes back with it.
 
 use std::borrow::Cow;
+use std::io::IsTerminal;
 use std::path::Path;
 
 use rustyline::completion::Completer;
@@ -15,7 +16,7 @@ use rustyline::highlight::Highlighter;
 use rustyline::hint::Hinter;
 use rustyline::history::FileHistory;
 use rustyline::validate::{ValidationContext, ValidationResult, Validator};
-use rustyline::{Cmd, Editor, EventHandler, Helper, KeyCode, KeyEvent, Modifiers};
+use rustyline::{Cmd, Editor, EventHandler, ExternalPrinter, Helper, KeyCode, KeyEvent, Modifiers};
 
 use crate::chat::{Engine, TurnError};
 use crate::commands::{self, Flow};
@@ -132,15 +133,46 @@ pub async fn run(
     engine.counter().warm();
     let history = config.memory_dir.join(HISTORY_FILE);
     let mut editor = make_editor(&history)?;
+    // Compaction runs while the user types the next line (it may wait on the
+    // model for a summary); its notice is printed above the prompt when the
+    // terminal allows, otherwise once the line is in.
+    engine.defer_compaction(true);
+    let mut printer = if std::io::stdout().is_terminal() {
+        editor.create_external_printer().ok()
+    } else {
+        None
+    };
+    let mut compaction_due = false;
     print_resume(&engine, notices);
     loop {
         let prompt = prompt(&engine);
-        let (back, line) = tokio::task::spawn_blocking(move || {
+        let readline = tokio::task::spawn_blocking(move || {
             let line = editor.readline(&prompt);
             (editor, line)
-        })
-        .await?;
+        });
+        let (joined, late_notice) = if std::mem::take(&mut compaction_due) {
+            let compaction = async {
+                match engine.compact(false).await {
+                    Ok(Some(report)) => {
+                        let text = format!("memchat: {report}\n");
+                        let printed = printer.as_mut().is_some_and(|p| p.print(text).is_ok());
+                        if printed { None } else { Some(Ok(report)) }
+                    }
+                    Ok(None) => None,
+                    Err(e) => Some(Err(e)),
+                }
+            };
+            tokio::join!(readline, compaction)
+        } else {
+            (readline.await, None)
+        };
+        let (back, line) = joined?;
         editor = back;
+        match late_notice {
+            Some(Ok(report)) => notices.info(&report.to_string()),
+            Some(Err(e)) => notices.error(&format!("compaction failed: {e}")),
+            None => {}
+        }
         let line = match line {
             Ok(line) => line,
             Err(ReadlineError::Interrupted) => continue,
@@ -190,6 +222,7 @@ pub async fn run(
         match result {
             Err(TurnError::Refused(reason)) => notices.error(&reason),
             other => {
+                compaction_due = other.as_ref().is_ok_and(|r| !r.by_user);
                 // Model failures and interruptions are reported; the chat goes on.
                 let _ = stdout.finish();
                 report_turn(other, &mut stdout, notices)?;

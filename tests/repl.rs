@@ -221,3 +221,31 @@ fn a_bracketed_paste_is_one_message() {
     let records = sandbox.records("default.jsonl");
     assert_eq!(records[1]["content"], "pasted one\npasted two");
 }
+
+#[test]
+fn compaction_runs_while_the_user_types_and_says_so() {
+    let sandbox = Sandbox::new();
+    let mut p = spawn(&sandbox, &["--mock", "--context-limit", "1100"]);
+    let mut seen = p.exp_string("%> ").unwrap();
+    for i in 0..12 {
+        p.send_line(&format!(
+            "message {i} with enough words to fill a small window quickly"
+        ))
+        .unwrap();
+        seen += &p.exp_string(&format!("You said: \"message {i}")).unwrap();
+        seen += &p.exp_string("%> ").unwrap();
+    }
+    p.send_line("/exit").unwrap();
+    seen += &p.exp_eof().unwrap();
+    assert!(
+        seen.contains("memchat: memory: "),
+        "no compaction notice in: {seen}"
+    );
+    assert!(
+        sandbox
+            .records("default.jsonl")
+            .iter()
+            .any(|r| r["type"] == "summary")
+    );
+    assert!(!sandbox.records("default.archive.jsonl").is_empty());
+}
