@@ -122,6 +122,13 @@ fn print_resume(engine: &Engine, notices: Notices) {
     eprint!("{}", commands::history_text(engine, 2));
 }
 
+/// What a compaction run alongside the prompt has to say afterwards.
+enum Late {
+    Report(crate::chat::CompactionReport),
+    Failed(crate::memory::StoreError),
+    Postponed,
+}
+
 /// Runs the interactive chat until `/exit` or Ctrl-D.
 pub async fn run(
     mut engine: Engine,
@@ -156,21 +163,46 @@ pub async fn run(
                     Ok(Some(report)) => {
                         let text = format!("memchat: {report}\n");
                         let printed = printer.as_mut().is_some_and(|p| p.print(text).is_ok());
-                        if printed { None } else { Some(Ok(report)) }
+                        if printed {
+                            None
+                        } else {
+                            Some(Late::Report(report))
+                        }
                     }
                     Ok(None) => None,
-                    Err(e) => Some(Err(e)),
+                    Err(e) => Some(Late::Failed(e)),
                 }
             };
-            tokio::join!(readline, compaction)
+            let mut compaction = std::pin::pin!(compaction);
+            let mut readline = readline;
+            tokio::select! {
+                late = &mut compaction => (readline.await, late),
+                joined = &mut readline => {
+                    // The line is in, the summary is not: wait for it (the
+                    // next request needs it), but let Ctrl-C postpone it.
+                    interrupt.reset();
+                    let late = tokio::select! {
+                        late = &mut compaction => late,
+                        () = tokio::time::sleep(std::time::Duration::from_millis(300)) => {
+                            notices.info("finishing the summary of older turns (Ctrl-C postpones it)");
+                            tokio::select! {
+                                late = &mut compaction => late,
+                                () = interrupt.wait() => Some(Late::Postponed),
+                            }
+                        }
+                    };
+                    (joined, late)
+                }
+            }
         } else {
             (readline.await, None)
         };
         let (back, line) = joined?;
         editor = back;
         match late_notice {
-            Some(Ok(report)) => notices.info(&report.to_string()),
-            Some(Err(e)) => notices.error(&format!("compaction failed: {e}")),
+            Some(Late::Report(report)) => notices.info(&report.to_string()),
+            Some(Late::Failed(e)) => notices.error(&format!("compaction failed: {e}")),
+            Some(Late::Postponed) => notices.info("compaction postponed to the next turn"),
             None => {}
         }
         let line = match line {

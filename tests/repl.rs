@@ -249,3 +249,60 @@ fn compaction_runs_while_the_user_types_and_says_so() {
     );
     assert!(!sandbox.records("default.archive.jsonl").is_empty());
 }
+
+#[test]
+fn a_slow_summary_can_be_postponed_with_ctrl_c() {
+    let sandbox = Sandbox::new();
+    let script: String = (0..12)
+        .map(|i| format!("message {i} with enough words to fill a small window quickly\n"))
+        .collect();
+    let out = sandbox.run(
+        &["--mock", "--model", "gpt-4", "--context-limit", "1500"],
+        &[],
+        Some(script.as_bytes()),
+    );
+    assert_eq!(out.status.code(), Some(0));
+    let long: Vec<String> = (0..60).map(|i| format!("word{i} ")).collect();
+    let long: Vec<&str> = long.iter().map(String::as_str).collect();
+    let server = support::FakeServer::start(vec![
+        support::Reply::streamed(&long),
+        support::Reply::Silence(Duration::from_secs(30)),
+        support::Reply::streamed(&["after", " all"]),
+    ]);
+    let mut command = sandbox.command(&[
+        "--base-url",
+        &server.url,
+        "--model",
+        "gpt-4",
+        "--context-limit",
+        "1500",
+    ]);
+    command
+        .stdin(std::process::Stdio::inherit())
+        .stdout(std::process::Stdio::inherit())
+        .stderr(std::process::Stdio::inherit())
+        .env("TERM", "xterm")
+        .env("OPENAI_API_KEY", "sk-test");
+    let mut p = rexpect::session::spawn_command(command, Some(10_000)).unwrap();
+    p.exp_string("%> ").unwrap();
+    p.send_line("one more").unwrap();
+    p.exp_string("word59").unwrap();
+    p.exp_string("%> ").unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    // The summary request hangs; the next line waits for it, Ctrl-C postpones it.
+    p.send_line("and then").unwrap();
+    p.exp_string("finishing the summary").unwrap();
+    p.send_control('c').unwrap();
+    p.exp_string("compaction postponed").unwrap();
+    p.exp_string("after all").unwrap();
+    p.exp_string("%> ").unwrap();
+    p.send_line("/exit").unwrap();
+    p.exp_eof().unwrap();
+    let contents: Vec<String> = sandbox
+        .records("default.jsonl")
+        .iter()
+        .filter_map(|r| r["content"].as_str().map(str::to_string))
+        .collect();
+    assert!(contents.contains(&"and then".to_string()));
+    assert!(contents.contains(&"after all".to_string()));
+}
