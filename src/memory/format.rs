@@ -215,6 +215,15 @@ pub fn to_line(record: &Record) -> Vec<u8> {
     line
 }
 
+/// A whole log: the header line, then one line per record.
+pub fn log_bytes<'a>(header: &Header, records: impl IntoIterator<Item = &'a Record>) -> Vec<u8> {
+    let mut bytes = to_line(&Record::Header(header.clone()));
+    for record in records {
+        bytes.extend(to_line(record));
+    }
+    bytes
+}
+
 /// Current time as RFC 3339 UTC with second precision.
 pub fn now() -> String {
     humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()

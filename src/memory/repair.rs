@@ -77,11 +77,7 @@ pub fn repair(dir: &Path, name: &str, lock_wait: Duration) -> Result<RepairRepor
         Some(path)
     };
     if quarantine_file.is_some() || header_added {
-        let mut out = format::to_line(&Record::Header(header));
-        for record in &kept {
-            out.extend(format::to_line(record));
-        }
-        files::replace_atomically(&paths.log, &out)?;
+        files::replace_atomically(&paths.log, &format::log_bytes(&header, &kept))?;
     }
     Ok(RepairReport {
         kept: kept.len(),

@@ -400,11 +400,7 @@ impl Session {
         records.extend(self.contents.summary.iter().cloned().map(Record::Summary));
         records.extend(self.contents.messages.iter().cloned().map(Record::Message));
         records.sort_by_key(|r| r.seq());
-        let mut bytes = format::to_line(&Record::Header(header.clone()));
-        for record in &records {
-            bytes.extend_from_slice(&format::to_line(record));
-        }
-        files::replace_atomically(&self.paths.log, &bytes)?;
+        files::replace_atomically(&self.paths.log, &format::log_bytes(&header, &records))?;
         self.contents.header = Some(header);
         // The old handle points at the replaced inode: reopen.
         let (log, _) = files::open_append(&self.paths.log)?;
@@ -540,9 +536,5 @@ pub fn create_session(
     }
     let mut header = Header::new(name, format::now());
     header.last_seq = Some(last_seq);
-    let mut bytes = format::to_line(&Record::Header(header));
-    for record in active {
-        bytes.extend(format::to_line(record));
-    }
-    files::replace_atomically(&paths.log, &bytes)
+    files::replace_atomically(&paths.log, &format::log_bytes(&header, active))
 }
