@@ -293,17 +293,19 @@ impl Engine {
     /// still say "under" while the byte bound stays under `B`: compaction is
     /// then deferred a turn or two, which costs nothing, since the cap `B`
     /// still holds for certain and the trigger is a soft line.
-    fn maybe_over_trigger(&mut self) -> bool {
+    /// Returns the exact sizes when the history is past the trigger.
+    fn sizes_over_trigger(&mut self) -> Option<Sizes> {
         let bound = self.measure();
         let upper = bound.view().total();
         if upper <= u64::from(self.budget.trigger) {
-            return false;
+            return None;
         }
         let typical = upper - bound.uncached_bytes + bound.uncached_bytes.div_ceil(3);
         if typical <= u64::from(self.budget.trigger) && upper <= u64::from(self.budget.cap) {
-            return false;
+            return None;
         }
-        self.sizes(true).view().total() > u64::from(self.budget.trigger)
+        let exact = self.sizes(true);
+        (exact.view().total() > u64::from(self.budget.trigger)).then_some(exact)
     }
 
     /// Token figures for `/tokens` (exact).
@@ -517,10 +519,14 @@ impl Engine {
         force: bool,
         harder: bool,
     ) -> Result<Option<CompactionReport>, StoreError> {
-        if !force && !harder && !self.maybe_over_trigger() {
-            return Ok(None);
-        }
-        let sizes = self.sizes(true);
+        let sizes = if force || harder {
+            self.sizes(true)
+        } else {
+            match self.sizes_over_trigger() {
+                Some(sizes) => sizes,
+                None => return Ok(None),
+            }
+        };
         let (target, keep) = if harder {
             (self.budget.target / 2, 1)
         } else {
