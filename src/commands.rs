@@ -9,11 +9,10 @@ use crate::chat::{Engine, TurnError, TurnReport};
 use crate::config::Config;
 use crate::interrupt::Interrupt;
 use crate::manage::{self, ExportFormat};
+use crate::memory;
 use crate::memory::format::Role;
-use crate::memory::{self, Session};
-use crate::render;
+use crate::render::{self, Notices};
 use crate::run;
-use crate::tokens::TokenCounter;
 
 /// One entry of the table.
 pub struct CommandSpec {
@@ -274,9 +273,8 @@ pub async fn execute(
             let next = config
                 .with_model(&name)
                 .map_err(|e| TurnError::Refused(e.to_string()))?;
-            let counter = TokenCounter::for_model(&next.model);
-            let model =
-                run::model_for(&next, counter).map_err(|e| TurnError::Refused(format!("{e:#}")))?;
+            let (model, counter) =
+                run::model_for(&next).map_err(|e| TurnError::Refused(format!("{e:#}")))?;
             engine.set_model(model, counter, next.budget);
             for notice in &next.notices {
                 writeln!(out, "memory: {notice}").map_err(io)?;
@@ -293,14 +291,11 @@ pub async fn execute(
         Command::Session(Some(name)) => {
             memory::validate_session_name(&name).map_err(|e| TurnError::Refused(e.to_string()))?;
             if name != engine.session().name() {
-                // Open (and lock) the new one before letting go of the old.
-                let mut session = Session::open(&config.memory_dir, &name, config.lock_wait)?;
-                let notices = session.take_notices();
+                // Open (and lock) the new one before letting go of the old,
+                // exactly as `--session` would.
+                let session = run::open_session(config, &name, Notices::for_stderr())?;
                 engine.replace_session(session);
                 config.session = name.clone();
-                for notice in notices {
-                    writeln!(out, "memory: {notice}").map_err(io)?;
-                }
             }
             let messages = engine.session().messages().len();
             writeln!(out, "session: {name} ({messages} messages)").map_err(io)?;

@@ -308,16 +308,20 @@ fn one_shot_prompt(words: &[String], stdin_is_terminal: bool) -> anyhow::Result<
 }
 
 /// The model client for the configuration.
-pub fn model_for(config: &Config, counter: TokenCounter) -> anyhow::Result<Box<dyn ChatModel>> {
-    Ok(match &config.backend {
+/// The model client for the configuration, with the token counter for its model.
+pub fn model_for(config: &Config) -> anyhow::Result<(Box<dyn ChatModel>, TokenCounter)> {
+    let counter = TokenCounter::for_model(&config.model);
+    let model: Box<dyn ChatModel> = match &config.backend {
         Backend::Mock { delay } => Box::new(MockModel::new(counter, *delay)),
         Backend::OpenAi(settings) => Box::new(OpenAiModel::new(settings.clone())?),
-    })
+    };
+    Ok((model, counter))
 }
 
-/// Opens the session and applies the system prompt.
-pub fn open_engine(config: &Config, notices: Notices) -> anyhow::Result<Engine> {
-    let mut session = Session::open(&config.memory_dir, &config.session, config.lock_wait)?;
+/// Opens (and locks) session `name` the one way every front-end does:
+/// recovered torn writes are reported, the configured system prompt applied.
+pub fn open_session(config: &Config, name: &str, notices: Notices) -> Result<Session, StoreError> {
+    let mut session = Session::open(&config.memory_dir, name, config.lock_wait)?;
     for notice in session.take_notices() {
         notices.warn(&notice);
     }
@@ -327,8 +331,13 @@ pub fn open_engine(config: &Config, notices: Notices) -> anyhow::Result<Engine> 
         config.system_explicit,
         notices,
     )?;
-    let counter = TokenCounter::for_model(&config.model);
-    let model = model_for(config, counter)?;
+    Ok(session)
+}
+
+/// Opens the configured session with the configured model.
+pub fn open_engine(config: &Config, notices: Notices) -> anyhow::Result<Engine> {
+    let session = open_session(config, &config.session, notices)?;
+    let (model, counter) = model_for(config)?;
     Ok(Engine::new(session, model, counter, config.budget))
 }
 

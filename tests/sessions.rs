@@ -95,3 +95,19 @@ fn reading_commands_work_while_a_session_is_in_use() {
     busy.kill().unwrap();
     busy.wait().unwrap();
 }
+
+#[test]
+fn switching_with_slash_session_opens_it_as_dash_dash_session_would() {
+    let sandbox = Sandbox::new();
+    let script = "hello\n/session other\nhello there\n";
+    let out = sandbox.run(
+        &["--mock", "--system", "Be kind."],
+        &[],
+        Some(script.as_bytes()),
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let other = sandbox.records("other.jsonl");
+    assert_eq!(other[1]["role"], "system");
+    assert_eq!(other[1]["content"], "Be kind.");
+    assert!(text(&out.stdout).contains("[mock] turn 1, 2 messages"));
+}
