@@ -114,6 +114,13 @@ pub fn is_command(line: &str) -> bool {
     line.starts_with('/') && !line.starts_with("//")
 }
 
+/// The message a non-command line sends: `//text` sends `/text`.
+pub fn unescape(line: &str) -> &str {
+    line.strip_prefix('/')
+        .filter(|m| m.starts_with('/'))
+        .unwrap_or(line)
+}
+
 /// Parses a command line such as `/history 5`.
 pub fn parse(line: &str) -> Result<Command, String> {
     let body = line.trim().trim_start_matches('/');
@@ -385,5 +392,7 @@ mod tests {
         assert!(is_command("/help"));
         assert!(!is_command("//etc/passwd is a file"));
         assert!(!is_command("hello"));
+        assert_eq!(unescape("//etc/passwd"), "/etc/passwd");
+        assert_eq!(unescape("hello"), "hello");
     }
 }

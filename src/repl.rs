@@ -245,18 +245,15 @@ pub async fn run(
             }
         } else {
             let message = input::strip_continuations(&line);
-            let message = message
-                .strip_prefix('/')
-                .filter(|m| m.starts_with('/'))
-                .unwrap_or(&message);
-            engine.send(message, &mut stdout, &mut interrupt).await
+            engine
+                .send(commands::unescape(&message), &mut stdout, &mut interrupt)
+                .await
         };
         match result {
             Err(TurnError::Refused(reason)) => notices.error(&reason),
             other => {
                 compaction_due = other.as_ref().is_ok_and(|r| !r.by_user);
                 // Model failures and interruptions are reported; the chat goes on.
-                let _ = stdout.finish();
                 report_turn(other, &mut stdout, notices)?;
             }
         }

@@ -375,17 +375,19 @@ async fn one_shot(
 ) -> anyhow::Result<Exit> {
     let mut stdout = render::ReplyOutput::stdout(true);
     let result = engine.send(prompt, &mut stdout, interrupt).await;
-    let _ = stdout.finish();
     Ok(report_turn(result, &mut stdout, notices)?)
 }
 
 /// Prints what a turn left to say and returns the exit status it implies.
 /// Model errors are reported here; store and refusal errors propagate.
-pub fn report_turn(
+/// The reply output is finished first (spinner stopped, held-back Markdown
+/// written) so notices never interleave with it.
+pub fn report_turn<W: Write>(
     result: Result<TurnReport, TurnError>,
-    out: &mut dyn Write,
+    out: &mut render::ReplyOutput<W>,
     notices: Notices,
 ) -> Result<Exit, TurnError> {
+    let _ = out.finish();
     let report = match result {
         Ok(report) => report,
         Err(TurnError::Model(e)) => {

@@ -58,7 +58,6 @@ pub async fn run(
                         Ok(Flow::Continue) => continue,
                         Ok(Flow::Exit) => return Ok(Exit::Success),
                         Ok(Flow::Replied(report)) => {
-                            let _ = stdout.finish();
                             let exit = report_turn(Ok(report), &mut stdout, notices)?;
                             if exit != Exit::Success {
                                 return Ok(exit);
@@ -81,20 +80,15 @@ pub async fn run(
                 None => return Ok(Exit::Success),
             },
         };
-        let message = message
-            .strip_prefix('/')
-            .filter(|m| m.starts_with('/'))
-            .map_or(message.clone(), str::to_string);
-        let result = engine.send(&message, &mut stdout, interrupt).await;
+        let result = engine
+            .send(commands::unescape(&message), &mut stdout, interrupt)
+            .await;
         let exit = match result {
             Err(TurnError::Refused(reason)) => {
                 notices.error(&format!("line {line_no}: {reason}"));
                 Exit::Usage
             }
-            other => {
-                let _ = stdout.finish();
-                report_turn(other, &mut stdout, notices)?
-            }
+            other => report_turn(other, &mut stdout, notices)?,
         };
         if exit != Exit::Success {
             return Ok(exit);
