@@ -156,6 +156,25 @@ pub fn model_budget(
     Ok((budget, notice))
 }
 
+/// The model and its budget by the usual precedence (flag/env > file >
+/// default), for commands that need no backend (`memchat sessions`).
+pub fn model_and_budget(
+    args: &ChatArgs,
+    file: &FileConfig,
+) -> Result<(String, Budget), UsageError> {
+    let model = args
+        .model
+        .clone()
+        .or_else(|| file.model.clone())
+        .unwrap_or_else(|| DEFAULT_MODEL.to_string());
+    let (budget, _) = model_budget(
+        &model,
+        args.context_limit.or(file.context_limit),
+        args.budget.or(file.budget),
+    )?;
+    Ok((model, budget))
+}
+
 /// Tells whether a flag's value came from the command line or its
 /// environment variable (clap knows; the rest of the program need not).
 pub type FlagSource<'a> = &'a dyn Fn(&str) -> Option<String>;

@@ -157,17 +157,7 @@ fn run_command(command: &Command, cli: &Cli, file: &config::FileConfig) -> anyho
     let mut out = std::io::stdout().lock();
     match command {
         Command::Sessions => {
-            let model = cli
-                .chat
-                .model
-                .clone()
-                .or_else(|| file.model.clone())
-                .unwrap_or_else(|| config::DEFAULT_MODEL.to_string());
-            let (budget, _) = config::model_budget(
-                &model,
-                cli.chat.context_limit.or(file.context_limit),
-                cli.chat.budget.or(file.budget),
-            )?;
+            let (model, budget) = config::model_and_budget(&cli.chat, file)?;
             manage::list(&dir, &budget, &TokenCounter::for_model(&model), &mut out)?;
         }
         Command::Show { name, all, json } => {
