@@ -45,6 +45,13 @@ pub fn history_tokens(contents: &LogContents, counter: &TokenCounter) -> u64 {
     total
 }
 
+/// When a session was last written: its active log's modification time.
+fn last_used(paths: &SessionPaths) -> Option<SystemTime> {
+    std::fs::metadata(&paths.log)
+        .and_then(|m| m.modified())
+        .ok()
+}
+
 /// Facts about every session in `dir`, most recently used first.
 pub fn session_infos(dir: &Path, counter: &TokenCounter) -> anyhow::Result<Vec<SessionInfo>> {
     let mut infos = Vec::new();
@@ -52,9 +59,7 @@ pub fn session_infos(dir: &Path, counter: &TokenCounter) -> anyhow::Result<Vec<S
         let paths = SessionPaths::new(dir, &name);
         let contents = read_log(&paths, &name)?;
         let (archived, _) = read_archive(&paths.archive)?;
-        let last_used = std::fs::metadata(&paths.log)
-            .and_then(|m| m.modified())
-            .unwrap_or(SystemTime::UNIX_EPOCH);
+        let last_used = last_used(&paths).unwrap_or(SystemTime::UNIX_EPOCH);
         infos.push(SessionInfo {
             messages: contents.messages.len(),
             tokens: history_tokens(&contents, counter),
@@ -74,10 +79,7 @@ pub fn session_infos(dir: &Path, counter: &TokenCounter) -> anyhow::Result<Vec<S
 pub fn most_recent(dir: &Path) -> anyhow::Result<Option<String>> {
     let mut best: Option<(SystemTime, String)> = None;
     for name in memory::list_session_names(dir)? {
-        let modified = std::fs::metadata(SessionPaths::new(dir, &name).log)
-            .and_then(|m| m.modified())
-            .ok();
-        if let Some(modified) = modified
+        if let Some(modified) = last_used(&SessionPaths::new(dir, &name))
             && best.as_ref().is_none_or(|(t, _)| modified > *t)
         {
             best = Some((modified, name));
