@@ -224,10 +224,8 @@ fn sigkill_during_a_slow_stream_from_a_real_server() {
     // ...and 60 against the real client reading a slow SSE stream.
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let (kills, seed) = kills_and_seed();
-    let pieces: Vec<String> = (0..20).map(|i| format!("word{i} ")).collect();
-    let pieces: Vec<&str> = pieces.iter().map(String::as_str).collect();
     let server = support::FakeServer::start(vec![support::Reply::slow(
-        &pieces,
+        &support::words(20),
         Duration::from_millis(1),
     )]);
     kill_repeatedly(

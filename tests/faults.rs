@@ -432,20 +432,10 @@ fn a_read_only_memory_dir_is_a_clear_error_and_nothing_changes() {
 #[test]
 fn ctrl_c_while_the_summary_is_awaited_keeps_the_reply_and_the_log_whole() {
     let sandbox = Sandbox::new();
-    // Fill the history up to the trigger offline.
-    let script: String = (0..12)
-        .map(|i| format!("message {i} with enough words to fill a small window quickly\n"))
-        .collect();
-    let out = sandbox.run(
-        &["--mock", "--context-limit", "1500", "--model", "gpt-4"],
-        &[],
-        Some(script.as_bytes()),
-    );
-    assert_eq!(out.status.code(), Some(0));
+    support::fill_small_window(&sandbox);
     let before = sandbox.records("default.jsonl").len();
     // The reply comes at once; the summary request then hangs.
-    let long: Vec<String> = (0..60).map(|i| format!("word{i} ")).collect();
-    let long: Vec<&str> = long.iter().map(String::as_str).collect();
+    let long = support::words(60);
     let server = FakeServer::start(vec![
         Reply::streamed(&long),
         Reply::Silence(Duration::from_secs(20)),

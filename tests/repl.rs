@@ -12,14 +12,31 @@ use std::time::Duration;
 
 use support::Sandbox;
 
+/// memchat in a pseudo-terminal, in the sandbox's clean environment.
 fn spawn(sandbox: &Sandbox, args: &[&str]) -> rexpect::session::PtySession {
+    spawn_with(sandbox, args, |_| {})
+}
+
+/// memchat in a pseudo-terminal, talking to a local server with a test key.
+fn spawn_for_server(sandbox: &Sandbox, args: &[&str]) -> rexpect::session::PtySession {
+    spawn_with(sandbox, args, |command| {
+        command.env("OPENAI_API_KEY", "sk-test");
+    })
+}
+
+fn spawn_with(
+    sandbox: &Sandbox,
+    args: &[&str],
+    adjust: impl FnOnce(&mut std::process::Command),
+) -> rexpect::session::PtySession {
     let mut command = sandbox.command(args);
     // rexpect wires the pty itself.
     command
         .stdin(std::process::Stdio::inherit())
         .stdout(std::process::Stdio::inherit())
-        .stderr(std::process::Stdio::inherit());
-    command.env("TERM", "xterm");
+        .stderr(std::process::Stdio::inherit())
+        .env("TERM", "xterm");
+    adjust(&mut command);
     rexpect::session::spawn_command(command, Some(10_000)).unwrap()
 }
 
@@ -116,14 +133,7 @@ fn the_repl_survives_a_failing_server_and_keeps_the_message() {
         support::Reply::streamed(&["back", " again"]),
     ]);
     let sandbox = Sandbox::new();
-    let mut command = sandbox.command(&["--base-url", &server.url, "--retries", "0"]);
-    command
-        .stdin(std::process::Stdio::inherit())
-        .stdout(std::process::Stdio::inherit())
-        .stderr(std::process::Stdio::inherit())
-        .env("TERM", "xterm")
-        .env("OPENAI_API_KEY", "sk-test");
-    let mut p = rexpect::session::spawn_command(command, Some(10_000)).unwrap();
+    let mut p = spawn_for_server(&sandbox, &["--base-url", &server.url, "--retries", "0"]);
     p.exp_string("%> ").unwrap();
     p.send_line("first try").unwrap();
     p.exp_string("refused the API key").unwrap();
@@ -173,15 +183,15 @@ fn a_terminal_gets_markdown_and_a_spinner_a_pipe_gets_raw_text() {
         done: true,
     }]);
     let sandbox = Sandbox::new();
-    let mut command = sandbox.command(&["--base-url", &server.url, "plan it"]);
-    command
-        .stdin(std::process::Stdio::inherit())
-        .stdout(std::process::Stdio::inherit())
-        .stderr(std::process::Stdio::inherit())
-        .env_remove("NO_COLOR")
-        .env("TERM", "xterm")
-        .env("OPENAI_API_KEY", "sk-test");
-    let mut p = rexpect::session::spawn_command(command, Some(10_000)).unwrap();
+    let mut p = spawn_with(
+        &sandbox,
+        &["--base-url", &server.url, "plan it"],
+        |command| {
+            command
+                .env_remove("NO_COLOR")
+                .env("OPENAI_API_KEY", "sk-test");
+        },
+    );
     p.exp_string("waiting for the model").unwrap();
     p.exp_string("\x1b[1;36m#").unwrap(); // heading style
     p.exp_string("\x1b[1m**bold**").unwrap(); // bold, markers kept
@@ -253,37 +263,24 @@ fn compaction_runs_while_the_user_types_and_says_so() {
 #[test]
 fn a_slow_summary_can_be_postponed_with_ctrl_c() {
     let sandbox = Sandbox::new();
-    let script: String = (0..12)
-        .map(|i| format!("message {i} with enough words to fill a small window quickly\n"))
-        .collect();
-    let out = sandbox.run(
-        &["--mock", "--model", "gpt-4", "--context-limit", "1500"],
-        &[],
-        Some(script.as_bytes()),
-    );
-    assert_eq!(out.status.code(), Some(0));
-    let long: Vec<String> = (0..60).map(|i| format!("word{i} ")).collect();
-    let long: Vec<&str> = long.iter().map(String::as_str).collect();
+    support::fill_small_window(&sandbox);
+    let long = support::words(60);
     let server = support::FakeServer::start(vec![
         support::Reply::streamed(&long),
         support::Reply::Silence(Duration::from_secs(30)),
         support::Reply::streamed(&["after", " all"]),
     ]);
-    let mut command = sandbox.command(&[
-        "--base-url",
-        &server.url,
-        "--model",
-        "gpt-4",
-        "--context-limit",
-        "1500",
-    ]);
-    command
-        .stdin(std::process::Stdio::inherit())
-        .stdout(std::process::Stdio::inherit())
-        .stderr(std::process::Stdio::inherit())
-        .env("TERM", "xterm")
-        .env("OPENAI_API_KEY", "sk-test");
-    let mut p = rexpect::session::spawn_command(command, Some(10_000)).unwrap();
+    let mut p = spawn_for_server(
+        &sandbox,
+        &[
+            "--base-url",
+            &server.url,
+            "--model",
+            "gpt-4",
+            "--context-limit",
+            "1500",
+        ],
+    );
     p.exp_string("%> ").unwrap();
     p.send_line("one more").unwrap();
     p.exp_string("word59").unwrap();

@@ -33,8 +33,8 @@ pub enum Reply {
 
 impl Reply {
     /// A normal streamed reply made of `pieces`, with usage, ending in `[DONE]`.
-    pub fn streamed(pieces: &[&str]) -> Reply {
-        let mut events: Vec<String> = pieces.iter().map(|p| text_chunk(p)).collect();
+    pub fn streamed<S: AsRef<str>>(pieces: &[S]) -> Reply {
+        let mut events: Vec<String> = pieces.iter().map(|p| text_chunk(p.as_ref())).collect();
         events.push(r#"{"id":"c1","object":"chat.completion.chunk","created":1,"model":"gpt-4o-mini","choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}"#.to_string());
         events.push(r#"{"id":"c1","object":"chat.completion.chunk","created":1,"model":"gpt-4o-mini","choices":[],"usage":{"prompt_tokens":12,"completion_tokens":3,"total_tokens":15}}"#.to_string());
         Reply::Stream {
@@ -45,7 +45,7 @@ impl Reply {
     }
 
     /// A streamed reply with a pause before each event.
-    pub fn slow(pieces: &[&str], delay: Duration) -> Reply {
+    pub fn slow<S: AsRef<str>>(pieces: &[S], delay: Duration) -> Reply {
         match Reply::streamed(pieces) {
             Reply::Stream { events, done, .. } => Reply::Stream {
                 events,
@@ -79,6 +79,26 @@ impl Reply {
             headers: vec![],
         }
     }
+}
+
+/// `n` reply pieces: "word0 ", "word1 ", ...
+pub fn words(n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("word{i} ")).collect()
+}
+
+/// Fills the default session of `sandbox`, offline, up to the compaction
+/// trigger of a 1,500-token window counted as gpt-4 (the flags the callers
+/// then use too).
+pub fn fill_small_window(sandbox: &Sandbox) {
+    let script: String = (0..12)
+        .map(|i| format!("message {i} with enough words to fill a small window quickly\n"))
+        .collect();
+    let out = sandbox.run(
+        &["--mock", "--model", "gpt-4", "--context-limit", "1500"],
+        &[],
+        Some(script.as_bytes()),
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
 }
 
 /// One streamed chunk carrying `text`.
