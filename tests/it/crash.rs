@@ -10,19 +10,16 @@
 //! crash -- --nocapture` for a long run. The seed is printed and can be
 //! replayed with `MEMCHAT_CRASH_SEED`.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
-
-mod support;
-
+use crate::support;
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use crate::support::Sandbox;
 use memchat::memory::Session;
 use memchat::memory::format::{Record, Role};
 use memchat::memory::session::read_archive;
-use support::Sandbox;
 
 /// xorshift64*: deterministic for a seed, no dependency.
 struct Rng(u64);

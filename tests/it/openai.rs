@@ -2,17 +2,13 @@
 //! streaming, non-streaming, errors, retries, lenient chunks; both through
 //! the library and through the binary.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
-
-mod support;
-
 use std::time::Duration;
 
+use crate::support::{FakeServer, Reply, Sandbox, text};
 use futures::StreamExt;
 use memchat::client::openai::{OpenAiModel, OpenAiSettings};
 use memchat::client::{ChatMessage, ChatModel, ChatRequest, ClientError, Purpose, StreamEvent};
 use memchat::memory::format::Role;
-use support::{FakeServer, Reply, Sandbox, text};
 
 fn settings(url: &str, stream: bool) -> OpenAiSettings {
     OpenAiSettings {

@@ -10,8 +10,6 @@
 //! - turns are never split (the active history starts at a user message);
 //! - the K = 2 newest turns stay verbatim in the active log when they fit.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
-
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -205,7 +203,7 @@ fn run_conversation(window: u32, turns: &[(usize, usize)], system: bool, fail_su
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 40, ..ProptestConfig::default() })]
+    #![proptest_config(crate::support::proptest_config(40))]
 
     #[test]
     fn no_request_exceeds_the_budget_and_nothing_is_lost(

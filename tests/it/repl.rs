@@ -3,14 +3,11 @@
 //! partial text), Ctrl-C at the prompt (clears the line), Ctrl-D (exits), and
 //! the input history kept 0600 across runs.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
-
-mod support;
-
+use crate::support;
 use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
 
-use support::Sandbox;
+use crate::support::Sandbox;
 
 /// memchat in a pseudo-terminal, in the sandbox's clean environment.
 fn spawn(sandbox: &Sandbox, args: &[&str]) -> rexpect::session::PtySession {

@@ -5,15 +5,12 @@
 //! leaking. In every case: a clear message, the right exit code, and the log
 //! intact.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
-
-mod support;
-
+use crate::support;
 use std::os::unix::fs::PermissionsExt;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use support::{FakeServer, Reply, Sandbox, text};
+use crate::support::{FakeServer, Reply, Sandbox, text};
 
 const KEY: (&str, &str) = ("OPENAI_API_KEY", "sk-leak-canary-7f3a9");
 

@@ -2,13 +2,9 @@
 //! export round trip changes nothing, and the reading commands work while
 //! another process holds the session.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
-
-mod support;
-
 use std::time::Duration;
 
-use support::{Sandbox, text};
+use crate::support::{Sandbox, text};
 
 #[test]
 fn export_then_import_round_trips_unchanged() {

@@ -7,10 +7,13 @@
 //! and `run1.env` (`KEY=VALUE` lines), then `run2.*` and so on, and an
 //! optional `setup/` directory copied into the memory directory first, and an
 //! optional `files/` directory copied into the working directory.
-//! Timestamps are normalised. `BLESS=1 cargo test --test golden` rewrites the
-//! `expected` files; review the diff before committing it.
-
-#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
+//! Timestamps are normalised, and so is the temporary directory (`<TMP>`; on
+//! a line showing it, runs of spaces count as one, since its length depends on
+//! `TMPDIR`). Each case is its own test: `cargo test --test it
+//! golden::one_shot`. `BLESS=1 cargo test --test it golden::` rewrites the
+//! `expected` files (only `BLESS=1`; `BLESS=0` compares); review the diff
+//! before committing it. A new case directory must be added to
+//! `golden_cases!` below, or `every_case_directory_is_listed` fails.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -38,11 +41,40 @@ fn mask_json_field(text: &str, key: &str) -> String {
 
 /// Masks what changes from run to run: times, the temp directory.
 fn normalise(text: &str, tmp: &Path) -> String {
-    let text = text.replace(&tmp.display().to_string(), "<TMP>");
+    let text = mask_tmp(text, tmp);
     let text = mask_json_field(&text, "at");
     let text = mask_json_field(&text, "created_at");
     let text = mask_corrupt_names(&text);
     mask_timestamps(&text)
+}
+
+/// The temporary directory → `<TMP>`. Its length depends on `TMPDIR`, so on
+/// a line that shows it, padding (a column aligned after the path) is
+/// compared as one space: the transcript is the same wherever the test runs.
+fn mask_tmp(text: &str, tmp: &Path) -> String {
+    let tmp = tmp.display().to_string();
+    let mut out = String::with_capacity(text.len());
+    for line in text.split_inclusive('\n') {
+        if line.contains(&tmp) {
+            let masked = line.replace(&tmp, "<TMP>");
+            let (body, end) = match masked.strip_suffix('\n') {
+                Some(body) => (body, "\n"),
+                None => (masked.as_str(), ""),
+            };
+            let mut previous_space = false;
+            for ch in body.chars() {
+                if ch == ' ' && previous_space {
+                    continue;
+                }
+                previous_space = ch == ' ';
+                out.push(ch);
+            }
+            out.push_str(end);
+        } else {
+            out.push_str(line);
+        }
+    }
+    out
 }
 
 /// Any RFC 3339 UTC timestamp (`2026-11-22T10:00:00Z`) → `<T>`.
@@ -199,35 +231,85 @@ fn run_case(case: &Path) -> String {
     normalise(&transcript, &tmp_path)
 }
 
+/// `BLESS=1` rewrites the expected files instead of comparing; unset or
+/// `BLESS=0` compares. Any other value is a mistake worth stopping for.
+fn blessing() -> bool {
+    match std::env::var("BLESS").as_deref() {
+        Err(_) | Ok("" | "0") => false,
+        Ok("1") => true,
+        Ok(other) => panic!("BLESS={other:?}: use BLESS=1 to rewrite the expected files"),
+    }
+}
+
+/// Runs the case `name` and compares (or, blessing, rewrites) its transcript.
+fn check(name: &str) {
+    let case = cases_dir().join(name);
+    assert!(case.is_dir(), "no golden case directory {}", case.display());
+    let actual = run_case(&case);
+    let expected_path = case.join("expected");
+    if blessing() {
+        fs::write(&expected_path, &actual).unwrap();
+        eprintln!("blessed golden case {name}");
+        return;
+    }
+    let expected = fs::read_to_string(&expected_path)
+        .unwrap_or_else(|e| panic!("{}: {e} (BLESS=1 writes it)", expected_path.display()));
+    if expected != actual {
+        panic!(
+            "golden case {name} differs (BLESS=1 rewrites it)\n--- expected\n{expected}\n--- actual\n{actual}"
+        );
+    }
+}
+
+/// One `#[test]` per case, named after its directory, and the list of names
+/// the completeness test checks against `tests/golden/`.
+macro_rules! golden_cases {
+    ($($name:ident),* $(,)?) => {
+        const CASES: &[&str] = &[$(stringify!($name)),*];
+        $(
+            #[test]
+            fn $name() {
+                check(stringify!($name));
+            }
+        )*
+    };
+}
+
+golden_cases! {
+    bad_session_name,
+    compaction_36_turns,
+    continue_across_runs,
+    corrupt_middle_line,
+    help_and_tokens,
+    invalid_utf8,
+    missing_header,
+    missing_key,
+    multiline_script,
+    one_shot,
+    print_config,
+    script_commands,
+    script_session_commands,
+    sessions_management,
+    stdin_attached,
+    system_prompt,
+    three_turn_script,
+    torn_last_line,
+    unknown_version,
+}
+
 #[test]
-fn golden_cases() {
-    let bless = std::env::var_os("BLESS").is_some();
-    let mut cases: Vec<PathBuf> = fs::read_dir(cases_dir())
+fn every_case_directory_is_listed() {
+    let mut on_disk: Vec<String> = fs::read_dir(cases_dir())
         .unwrap()
         .map(|e| e.unwrap().path())
         .filter(|p| p.is_dir())
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
         .collect();
-    cases.sort();
-    assert!(cases.len() >= 6, "the golden cases are missing");
-    let mut failures = Vec::new();
-    for case in &cases {
-        let actual = run_case(case);
-        let expected_path = case.join("expected");
-        if bless {
-            fs::write(&expected_path, &actual).unwrap();
-            continue;
-        }
-        let expected = fs::read_to_string(&expected_path).unwrap_or_default();
-        if expected != actual {
-            let name = case.file_name().unwrap().to_string_lossy().to_string();
-            eprintln!(
-                "=== golden case {name} differs\n--- expected\n{expected}\n--- actual\n{actual}"
-            );
-            failures.push(name);
-        }
-    }
-    assert!(
-        failures.is_empty(),
-        "golden cases differ: {failures:?} (BLESS=1 rewrites them)"
+    on_disk.sort();
+    let mut listed: Vec<String> = CASES.iter().map(|c| c.to_string()).collect();
+    listed.sort();
+    assert_eq!(
+        on_disk, listed,
+        "every directory under tests/golden/ must be listed in golden_cases! (tests/it/golden.rs), and every listed case must exist"
     );
 }

@@ -3,7 +3,7 @@
 //! the real binary against it. Plain std threads, so it serves equally while
 //! a test awaits the library or waits for a child process.
 
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+#![allow(dead_code)]
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -232,6 +232,20 @@ fn serve(stream: TcpStream, log: &Mutex<Vec<Received>>, script: &Mutex<(Vec<Repl
         Reply::Silence(duration) => std::thread::sleep(duration),
     }
     let _ = out.flush();
+}
+
+/// A proptest configuration running `cases` cases, whose regression file is
+/// `<test file>.proptest-regressions` next to the test file. (proptest's
+/// default looks for a `main.rs` above the source and would use
+/// `tests/proptest-regressions/<file>.txt` for this binary instead.)
+pub fn proptest_config(cases: u32) -> proptest::test_runner::Config {
+    proptest::test_runner::Config {
+        cases,
+        failure_persistence: Some(Box::new(
+            proptest::test_runner::FileFailurePersistence::WithSource("proptest-regressions"),
+        )),
+        ..proptest::test_runner::Config::default()
+    }
 }
 
 /// A temporary home for one binary run: memory dir, clean environment.

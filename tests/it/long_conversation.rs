@@ -2,13 +2,9 @@
 //! 2000`: the history stays under B at every check, and the archive ends up
 //! holding every one of the 2,000 messages exactly once, in order.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
-
-mod support;
-
 use std::collections::BTreeMap;
 
-use support::{Sandbox, text};
+use crate::support::{Sandbox, text};
 
 #[test]
 fn a_thousand_turns_stay_bounded_and_lose_nothing() {

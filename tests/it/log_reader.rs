@@ -3,8 +3,6 @@
 //! set aside) or fails with a line number; and `repair` always yields a log
 //! that loads and keeps every good record.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
-
 use std::path::Path;
 use std::time::Duration;
 
@@ -25,7 +23,7 @@ fn valid_log(messages: usize) -> Vec<u8> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+    #![proptest_config(crate::support::proptest_config(300))]
 
     #[test]
     fn arbitrary_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..2048)) {
