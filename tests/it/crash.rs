@@ -6,9 +6,10 @@
 //! `seq` must rise strictly, and active log + archive must agree.
 //!
 //! 200 kills per `cargo test` (140 with the slow mock model, 60 against a
-//! local server streaming slowly through the real client); `MEMCHAT_CRASH_KILLS=5000 cargo test --test
-//! crash -- --nocapture` for a long run. The seed is printed and can be
-//! replayed with `MEMCHAT_CRASH_SEED`.
+//! local server streaming slowly through the real client);
+//! `MEMCHAT_CRASH_KILLS=5000 cargo test --test it crash:: -- --nocapture` for
+//! a long run. The seed of the kill instants is printed (and shown with the
+//! output of a failing test); `MEMCHAT_CRASH_SEED=N` replays it.
 
 use crate::support;
 use std::collections::BTreeMap;
@@ -143,6 +144,7 @@ fn kill_repeatedly(
         } else {
             rng.below(60_000)
         };
+        // Not a wait for readiness: the random instant is the point.
         std::thread::sleep(Duration::from_micros(wait));
         if child.try_wait().unwrap().is_none() {
             killed_mid_run += 1;
@@ -175,22 +177,29 @@ fn kill_repeatedly(
 /// memchat that rarely reaches a compaction.
 static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
+/// `MEMCHAT_CRASH_KILLS` (default 200) and `MEMCHAT_CRASH_SEED` (default:
+/// from the clock). The seed is printed, and the test's output is shown when
+/// it fails: rerun with it to replay the same kill schedule.
 fn kills_and_seed() -> (usize, u64) {
-    let kills: usize = std::env::var("MEMCHAT_CRASH_KILLS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(200);
-    let seed: u64 = std::env::var("MEMCHAT_CRASH_SEED")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos() as u64
-                | 1
-        });
-    println!("crash test: MEMCHAT_CRASH_SEED={seed}");
+    let from_env = |name: &str| {
+        std::env::var(name).ok().map(|v| {
+            v.parse::<u64>()
+                .unwrap_or_else(|_| panic!("{name}={v:?} is not a whole number"))
+        })
+    };
+    let kills = from_env("MEMCHAT_CRASH_KILLS").unwrap_or(200) as usize;
+    let seed = from_env("MEMCHAT_CRASH_SEED").unwrap_or_else(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos() as u64
+            | 1
+    });
+    assert!(
+        seed != 0,
+        "MEMCHAT_CRASH_SEED must not be 0 (xorshift stays at 0)"
+    );
+    println!("crash test: replay with MEMCHAT_CRASH_SEED={seed}");
     (kills, seed)
 }
 

@@ -10,7 +10,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::support::{FakeServer, Reply, Sandbox, text};
+use crate::support::{Capture, FakeServer, Reply, Sandbox, skip, text, wait_until};
 
 const KEY: (&str, &str) = ("OPENAI_API_KEY", "sk-leak-canary-7f3a9");
 
@@ -89,23 +89,46 @@ fn a_memory_dir_that_is_a_file_is_a_store_error() {
 #[test]
 fn a_second_process_on_the_same_session_waits_then_fails_naming_it() {
     let sandbox = Sandbox::new();
-    // The first process holds the session while it streams slowly.
-    let mut first = sandbox.command(&["--mock", "--mock-delay-ms", "200", "a slow reply please"]);
-    let mut first = first.spawn().unwrap();
-    std::thread::sleep(Duration::from_millis(300));
+    // The first process holds the session while it waits on a server that
+    // never answers: it holds the lock until it is killed.
+    let server = FakeServer::start(vec![Reply::Silence(Duration::from_secs(120))]);
+    let mut first = sandbox
+        .command(&[
+            "--base-url",
+            &server.url,
+            "--retries",
+            "0",
+            "a slow reply please",
+        ])
+        .env(KEY.0, KEY.1)
+        .spawn()
+        .unwrap();
+    // The request is sent after the lock is taken and the message appended.
+    wait_until("the first process to send its request", || {
+        !server.requests().is_empty()
+    });
+    let log = sandbox.memory().join("default.jsonl");
+    let before = std::fs::read(&log).unwrap();
     let started = Instant::now();
     let second = sandbox.run(&["--mock", "me too"], &[("MEMCHAT_LOCK_WAIT", "1")], None);
     let stderr = text(&second.stderr);
     assert_eq!(second.status.code(), Some(3), "{stderr}");
     assert!(stderr.contains("session \"default\" is in use"), "{stderr}");
+    // A lower bound only: a slow machine makes it longer, never shorter.
     assert!(
         started.elapsed() >= Duration::from_millis(900),
         "it waited first"
     );
+    // Repair is refused too rather than racing the writer.
+    let repair = sandbox.run(&["repair", "default"], &[("MEMCHAT_LOCK_WAIT", "1")], None);
+    let stderr = text(&repair.stderr);
+    assert_eq!(repair.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains("session \"default\" is in use"), "{stderr}");
+    assert_eq!(std::fs::read(&log).unwrap(), before, "nothing was written");
     // Another session runs in parallel freely.
     let other = sandbox.run(&["--mock", "--session", "other", "parallel"], &[], None);
     assert_eq!(other.status.code(), Some(0), "{}", text(&other.stderr));
-    // Repair is refused politely too rather than racing the writer.
+    assert!(first.try_wait().unwrap().is_none(), "the first still runs");
     first.kill().unwrap();
     first.wait().unwrap();
 }
@@ -258,9 +281,11 @@ fn interrupt(pid: u32) {
 fn ctrl_c_in_one_shot_and_script_modes_saves_the_partial_reply_and_exits_130() {
     for stdin in [None, Some("a long reply please\nnever sent\n")] {
         let sandbox = Sandbox::new();
+        // 200 ms a word: the mock reply (a dozen words) is still streaming
+        // for seconds after its first word.
         let mut command = match stdin {
-            None => sandbox.command(&["--mock", "--mock-delay-ms", "50", "a long reply please"]),
-            Some(_) => sandbox.command(&["--mock", "--mock-delay-ms", "50"]),
+            None => sandbox.command(&["--mock", "--mock-delay-ms", "200", "a long reply please"]),
+            Some(_) => sandbox.command(&["--mock", "--mock-delay-ms", "200"]),
         };
         if stdin.is_some() {
             command.stdin(Stdio::piped());
@@ -275,26 +300,28 @@ fn ctrl_c_in_one_shot_and_script_modes_saves_the_partial_reply_and_exits_130() {
                 .write_all(script.as_bytes())
                 .unwrap();
         }
-        std::thread::sleep(Duration::from_millis(400));
+        let stdout = Capture::start(child.stdout.take().unwrap());
+        let stderr = Capture::start(child.stderr.take().unwrap());
+        // The handler is installed before the turn starts: once the reply
+        // streams, Ctrl-C is data, not death.
+        stdout.wait_for("[mock]");
         interrupt(child.id());
-        let out = child.wait_with_output().unwrap();
-        assert_eq!(out.status.code(), Some(130), "{}", text(&out.stderr));
-        assert!(
-            text(&out.stderr).contains("interrupted"),
-            "{}",
-            text(&out.stderr)
-        );
+        let status = child.wait().unwrap();
+        let (stdout, stderr) = (stdout.finish(), stderr.finish());
+        assert_eq!(status.code(), Some(130), "{stderr}");
+        assert!(stderr.contains("interrupted"), "{stderr}");
         let records = sandbox.records("default.jsonl");
         assert_eq!(
             records.len(),
             3,
             "header, question, partial reply: {records:?}"
         );
+        assert_eq!(records[1]["content"], "a long reply please");
         assert_eq!(records[2]["interrupted"], true);
         let partial = records[2]["content"].as_str().unwrap();
         assert!(
-            !partial.is_empty() && text(&out.stdout).starts_with(partial),
-            "the saved text is what was shown"
+            !partial.is_empty() && stdout.starts_with(partial),
+            "the saved text {partial:?} is what was shown: {stdout:?}"
         );
     }
 }
@@ -364,11 +391,9 @@ fn unprivileged(
     dir: &std::path::Path,
     args: &[&str],
 ) -> Option<std::process::Output> {
-    let is_root = Command::new("id")
-        .arg("-u")
-        .output()
-        .ok()
-        .is_some_and(|o| text(&o.stdout).trim() == "0");
+    // This process owns its /proc entry: its uid, without a libc binding.
+    let is_root =
+        std::os::unix::fs::MetadataExt::uid(&std::fs::metadata("/proc/self").unwrap()) == 0;
     let mut command = if is_root {
         if Command::new("setpriv").arg("--version").output().is_err() {
             return None;
@@ -409,7 +434,10 @@ fn a_read_only_memory_dir_is_a_clear_error_and_nothing_changes() {
     std::fs::set_permissions(&log, std::fs::Permissions::from_mode(0o444)).unwrap();
     let before = std::fs::read(&log).unwrap();
     let Some(out) = unprivileged(&sandbox, &dir, &["--mock", "cannot be written"]) else {
-        eprintln!("skipped: running as root without setpriv");
+        skip(
+            "faults::a_read_only_memory_dir_is_a_clear_error_and_nothing_changes",
+            "running as root and setpriv (util-linux) is missing, so no second uid to test with",
+        );
         return;
     };
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
@@ -451,10 +479,7 @@ fn ctrl_c_while_the_summary_is_awaited_keeps_the_reply_and_the_log_whole() {
         .spawn()
         .unwrap();
     // Wait until the summary request has arrived, then interrupt.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while server.requests().len() < 2 && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_until("the summary request", || server.requests().len() >= 2);
     assert_eq!(server.requests().len(), 2, "the summary was requested");
     interrupt(child.id());
     let out = child.wait_with_output().unwrap();

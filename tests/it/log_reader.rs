@@ -48,15 +48,35 @@ proptest! {
         messages in 2usize..20,
         flips in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..4),
     ) {
-        let mut log = valid_log(messages);
+        let original = valid_log(messages);
+        let mut log = original.clone();
         for (index, byte) in &flips {
             let i = index.index(log.len());
             log[i] = *byte;
         }
+        // The 1-based lines (of the corrupted log) holding a changed byte.
+        let line_of = |i: usize| 1 + log[..i].iter().filter(|&&b| b == b'\n').count();
+        let changed: Vec<usize> = (0..log.len()).filter(|&i| log[i] != original[i]).collect();
         match parse_log(&log, Path::new("x.jsonl"), "x") {
-            Ok(_) => {}
-            Err(StoreError::Corrupt { line, .. }) => prop_assert!(line >= 1),
-            Err(StoreError::Unsupported { .. }) => {}
+            Ok(parsed) => {
+                if changed.is_empty() {
+                    prop_assert_eq!(parsed.messages.len(), messages);
+                }
+            }
+            Err(StoreError::Corrupt { line, reason, .. }) => {
+                prop_assert!(!changed.is_empty(), "an intact log is corrupt at line {}: {}", line, reason);
+                // Never an intact line before the damage; at most one line
+                // after it (a damaged `seq` is caught on the next line).
+                let first = line_of(changed[0]);
+                let last = line_of(changed[changed.len() - 1]);
+                prop_assert!(
+                    first <= line && line <= last + 1,
+                    "line {} reported, the damage is on lines {}..={}: {}", line, first, last, reason
+                );
+            }
+            Err(StoreError::Unsupported { .. }) => {
+                prop_assert!(!changed.is_empty() && line_of(changed[0]) == 1, "only the header names a version");
+            }
             Err(other) => prop_assert!(false, "unexpected error {other}"),
         }
         let dir = tempfile::tempdir().unwrap();

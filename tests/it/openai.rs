@@ -216,7 +216,8 @@ fn the_binary_streams_a_reply_and_saves_both_messages() {
     );
     assert_eq!(records[2]["usage"]["completion_tokens"], 3);
     // A second run sends the first exchange as context.
-    sandbox.run(&["--base-url", &server.url, "And again"], &[KEY], None);
+    let out = sandbox.run(&["--base-url", &server.url, "And again"], &[KEY], None);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let second = &server.requests()[1].body["messages"];
     assert_eq!(second.as_array().unwrap().len(), 3);
     assert_eq!(second[0]["content"], "Hi there");

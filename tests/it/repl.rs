@@ -37,6 +37,15 @@ fn spawn_with(
     rexpect::session::spawn_command(command, Some(10_000)).unwrap()
 }
 
+/// Waits until the line editor reads keys in raw mode with its prompt drawn.
+/// rustyline switches bracketed paste on (`ESC [?2004h`) as it enters raw
+/// mode for each line, then draws the prompt: keys sent after both are read
+/// by the editor, none by the terminal's line discipline.
+fn editing(p: &mut rexpect::session::PtySession) {
+    p.exp_string("\x1b[?2004h").unwrap();
+    p.exp_string("%> ").unwrap();
+}
+
 #[test]
 fn the_repl_chats_stops_replies_on_ctrl_c_and_keeps_history() {
     let sandbox = Sandbox::new();
@@ -68,19 +77,18 @@ fn the_repl_chats_stops_replies_on_ctrl_c_and_keeps_history() {
     p.exp_string("%> ").unwrap();
 
     // Ctrl-C while the reply streams: the reply stops, the chat goes on.
+    // The reply has a dozen words at 150 ms each: once its first word is
+    // shown it streams for over a second more.
     p.send_line("please write a long answer").unwrap();
     p.exp_string("[mock]").unwrap();
-    std::thread::sleep(Duration::from_millis(300));
     p.send_control('c').unwrap();
     p.exp_string("interrupted").unwrap();
-    p.exp_string("%> ").unwrap();
+    editing(&mut p);
 
     // Ctrl-C at the prompt clears the line: "discard me" is never sent.
     p.send("discard me").unwrap();
-    std::thread::sleep(Duration::from_millis(100));
     p.send_control('c').unwrap();
-    p.exp_string("%> ").unwrap();
-    std::thread::sleep(Duration::from_millis(200));
+    editing(&mut p);
     p.send_line("/history 2").unwrap();
     p.exp_string("user: please write a long answer").unwrap();
     p.exp_string("%> ").unwrap();
@@ -148,7 +156,8 @@ fn the_repl_survives_a_failing_server_and_keeps_the_message() {
 #[test]
 fn delete_asks_on_a_terminal() {
     let sandbox = Sandbox::new();
-    sandbox.run(&["--mock", "-s", "old", "something to delete"], &[], None);
+    let out = sandbox.run(&["--mock", "-s", "old", "something to delete"], &[], None);
+    assert_eq!(out.status.code(), Some(0), "{}", support::text(&out.stderr));
     // "n" keeps it.
     let mut p = spawn(&sandbox, &["delete", "old"]);
     p.exp_string("Delete session \"old\" and all 2 of its messages?")
@@ -211,14 +220,13 @@ fn a_terminal_gets_markdown_and_a_spinner_a_pipe_gets_raw_text() {
 fn a_bracketed_paste_is_one_message() {
     let sandbox = Sandbox::new();
     let mut p = spawn(&sandbox, &["--mock"]);
-    p.exp_string("%> ").unwrap();
-    // Give the editor a moment to enter raw mode, as a human would.
-    std::thread::sleep(Duration::from_millis(200));
+    editing(&mut p);
     // What a terminal sends for a pasted two-line text (lines end in CR,
-    // as tmux and most terminals send them), then Enter.
+    // as tmux and most terminals send them), then Enter once the editor
+    // shows the pasted text.
     p.send("\x1b[200~pasted one\rpasted two\x1b[201~").unwrap();
     p.flush().unwrap();
-    std::thread::sleep(Duration::from_millis(100));
+    p.exp_string("pasted two").unwrap();
     p.send("\r").unwrap();
     p.flush().unwrap();
     p.exp_string("You said: \"pasted one pasted two\"").unwrap();
@@ -282,8 +290,8 @@ fn a_slow_summary_can_be_postponed_with_ctrl_c() {
     p.send_line("one more").unwrap();
     p.exp_string("word59").unwrap();
     p.exp_string("%> ").unwrap();
-    std::thread::sleep(Duration::from_millis(200));
     // The summary request hangs; the next line waits for it, Ctrl-C postpones it.
+    support::wait_until("the summary request", || server.requests().len() >= 2);
     p.send_line("and then").unwrap();
     p.exp_string("finishing the summary").unwrap();
     p.send_control('c').unwrap();

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use crate::support::{Sandbox, text};
+use crate::support::{FakeServer, Reply, Sandbox, text, wait_until};
 
 #[test]
 fn export_then_import_round_trips_unchanged() {
@@ -58,12 +58,19 @@ fn export_then_import_round_trips_unchanged() {
 #[test]
 fn reading_commands_work_while_a_session_is_in_use() {
     let sandbox = Sandbox::new();
-    sandbox.run(&["--mock", "first"], &[], None);
+    let out = sandbox.run(&["--mock", "first"], &[], None);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    // Waiting on a server that never answers, `busy` holds the session until
+    // it is killed; its request shows that it has taken the lock.
+    let server = FakeServer::start(vec![Reply::Silence(Duration::from_secs(120))]);
     let mut busy = sandbox
-        .command(&["--mock", "--mock-delay-ms", "200", "a slow one"])
+        .command(&["--base-url", &server.url, "--retries", "0", "a slow one"])
+        .env("OPENAI_API_KEY", "sk-test")
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(300));
+    wait_until("the busy process to send its request", || {
+        !server.requests().is_empty()
+    });
     for args in [
         vec!["sessions"],
         vec!["show", "default"],
@@ -86,8 +93,9 @@ fn reading_commands_work_while_a_session_is_in_use() {
     }
     // Writing ones wait for the lock and then say who holds it.
     let out = sandbox.run(&["delete", "default", "--yes"], &[], None);
-    assert_eq!(out.status.code(), Some(3));
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
     assert!(text(&out.stderr).contains("in use"));
+    assert!(busy.try_wait().unwrap().is_none(), "busy held the lock");
     busy.kill().unwrap();
     busy.wait().unwrap();
 }

@@ -10,7 +10,8 @@ use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 /// What the server does with one request.
 #[derive(Clone, Debug)]
@@ -324,4 +325,70 @@ pub fn read_records(path: &Path) -> Vec<serde_json::Value> {
 
 pub fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// How long a test waits for a condition that should come within
+/// milliseconds. Generous: it only bounds a hang on a loaded machine, and is
+/// never a claim about speed.
+pub const PATIENCE: Duration = Duration::from_secs(60);
+
+/// Polls `condition` until it holds, instead of sleeping for a time that is
+/// "probably enough"; panics naming `what` after [`PATIENCE`].
+pub fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + PATIENCE;
+    while !condition() {
+        assert!(
+            Instant::now() < deadline,
+            "gave up after {PATIENCE:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Collects a child's output pipe in the background, so a test can wait for
+/// a piece of text to appear while the child still runs.
+pub struct Capture {
+    bytes: Arc<Mutex<Vec<u8>>>,
+    thread: JoinHandle<()>,
+}
+
+impl Capture {
+    pub fn start(mut pipe: impl Read + Send + 'static) -> Capture {
+        let bytes = Arc::new(Mutex::new(Vec::new()));
+        let sink = bytes.clone();
+        let thread = std::thread::spawn(move || {
+            let mut buffer = [0u8; 4096];
+            while let Ok(n) = pipe.read(&mut buffer) {
+                if n == 0 {
+                    break;
+                }
+                sink.lock().unwrap().extend_from_slice(&buffer[..n]);
+            }
+        });
+        Capture { bytes, thread }
+    }
+
+    /// What arrived so far.
+    pub fn text(&self) -> String {
+        text(&self.bytes.lock().unwrap())
+    }
+
+    /// Waits until `needle` has arrived.
+    pub fn wait_for(&self, needle: &str) {
+        wait_until(&format!("{needle:?} in the output"), || {
+            self.text().contains(needle)
+        });
+    }
+
+    /// Everything, once the pipe has closed (the child has exited).
+    pub fn finish(self) -> String {
+        self.thread.join().unwrap();
+        text(&self.bytes.lock().unwrap())
+    }
+}
+
+/// Says loudly that a test could not run here, past the test harness's
+/// output capture (a skipped test still shows as passed).
+pub fn skip(test: &str, reason: &str) {
+    let _ = writeln!(std::io::stderr(), "\n*** SKIPPED {test}: {reason} ***\n");
 }
