@@ -245,6 +245,11 @@ fn blessing() -> bool {
 fn check(name: &str) {
     let case = cases_dir().join(name);
     assert!(case.is_dir(), "no golden case directory {}", case.display());
+    assert!(
+        case.join("run1.args").is_file(),
+        "{}: a case runs memchat at least once (run1.args)",
+        case.display()
+    );
     let actual = run_case(&case);
     let expected_path = case.join("expected");
     if blessing() {
