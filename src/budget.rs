@@ -29,37 +29,6 @@ pub const MIN_WINDOW: u32 = 1024;
 /// Newest turns kept verbatim by compaction.
 pub const KEEP_TURNS: usize = 2;
 
-/// Context windows of the models we know, by name prefix (longest first).
-const KNOWN_WINDOWS: &[(&str, u32)] = &[
-    ("gpt-4o-mini", 128_000),
-    ("gpt-4o", 128_000),
-    ("chatgpt-4o", 128_000),
-    ("gpt-4.1", 1_047_576),
-    ("gpt-4.5", 128_000),
-    ("gpt-4-turbo", 128_000),
-    ("gpt-4-32k", 32_768),
-    ("gpt-4", 8_192),
-    ("gpt-3.5-turbo", 16_385),
-    ("gpt-5", 400_000),
-    ("o1-mini", 128_000),
-    ("o1", 200_000),
-    ("o3", 200_000),
-    ("o4-mini", 200_000),
-];
-
-/// The context window of a known model, if we know it.
-pub fn known_context_window(model: &str) -> Option<u32> {
-    let name = model
-        .rsplit('/')
-        .next()
-        .unwrap_or(model)
-        .to_ascii_lowercase();
-    KNOWN_WINDOWS
-        .iter()
-        .find(|(prefix, _)| name.starts_with(prefix))
-        .map(|&(_, window)| window)
-}
-
 /// The budget numbers for one model and configuration.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Budget {
@@ -318,14 +287,6 @@ mod tests {
         let capped = Budget::new(128_000, Some(8000), None).unwrap();
         assert_eq!(capped.cap, 8000);
         assert!(Budget::new(500, None, None).is_err());
-    }
-
-    #[test]
-    fn known_models_have_windows() {
-        assert_eq!(known_context_window("gpt-4o-mini"), Some(128_000));
-        assert_eq!(known_context_window("gpt-4"), Some(8_192));
-        assert_eq!(known_context_window("openai/gpt-4.1-mini"), Some(1_047_576));
-        assert_eq!(known_context_window("llama3.2"), None);
     }
 
     #[test]

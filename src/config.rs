@@ -14,6 +14,7 @@ use crate::budget::{self, Budget};
 use crate::cli::ChatArgs;
 use crate::client::openai::{OPENAI_BASE_URL, OpenAiSettings};
 use crate::memory;
+use crate::models;
 
 /// The model used when none is configured.
 pub const DEFAULT_MODEL: &str = "gpt-4o-mini";
@@ -140,7 +141,7 @@ pub fn model_budget(
     let mut notice = None;
     let window = match context_limit {
         Some(limit) => limit,
-        None => match budget::known_context_window(model) {
+        None => match models::context_window(model) {
             Some(window) => window,
             None => {
                 notice = Some(format!(

@@ -13,6 +13,7 @@
 //! | [`run`] | one invocation: open the session, pick the mode, exit statuses |
 //! | [`client`] | the [`client::ChatModel`] trait, [`client::openai`] and [`client::mock`] |
 //! | [`memory`] | sessions on disk: [`memory::Session`], [`memory::format`], repair |
+//! | [`models`] | the model registry: window, encoding, reasoning rules |
 //! | [`tokens`] | counting tokens per model, the cheap byte bound |
 //! | [`budget`] | the budget numbers and the pure planners (evict, fit) |
 //! | [`summarize`] | the summary prompt, chunked folding, the extractive fallback |
@@ -47,6 +48,7 @@ pub mod interrupt;
 pub mod manage;
 pub mod markdown;
 pub mod memory;
+pub mod models;
 pub mod render;
 pub mod repl;
 pub mod run;

@@ -2,7 +2,8 @@
 //! the OpenAI cookbook's chat formula (3 tokens of framing per message, plus
 //! the role, plus 3 to prime the reply).
 //!
-//! Models we cannot identify (anything served by Ollama, vLLM, ...) are counted
+//! The encoding comes from the model registry ([`crate::models`]). Models it
+//! does not know (anything served by Ollama, vLLM, ...) are counted
 //! with o200k_base plus 10%: their tokenizers differ, and over-counting only
 //! costs a little context while under-counting costs a failed request.
 //!
@@ -15,6 +16,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::memory::format::TokenCache;
+use crate::models;
 
 /// Set once an encoding's tables are loaded in this process, so callers can
 /// count for free when the cost is already paid.
@@ -28,74 +30,28 @@ pub const REPLY_PRIMING: u32 = 3;
 /// Every role name ("system", "user", "assistant") is one token in both encodings.
 pub const ROLE: u32 = 1;
 
-/// The BPE encodings memchat knows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Encoding {
-    O200kBase,
-    Cl100kBase,
+pub use crate::models::Encoding;
+
+/// The loaded BPE tables of an encoding (built on first use).
+fn bpe(encoding: Encoding) -> &'static tiktoken_rs::CoreBPE {
+    let bpe = match encoding {
+        Encoding::O200kBase => tiktoken_rs::o200k_base_singleton(),
+        Encoding::Cl100kBase => tiktoken_rs::cl100k_base_singleton(),
+    };
+    ready_flag(encoding).store(true, Ordering::Release);
+    bpe
 }
 
-impl Encoding {
-    pub fn name(self) -> &'static str {
-        match self {
-            Encoding::O200kBase => "o200k_base",
-            Encoding::Cl100kBase => "cl100k_base",
-        }
-    }
-
-    fn bpe(self) -> &'static tiktoken_rs::CoreBPE {
-        let bpe = match self {
-            Encoding::O200kBase => tiktoken_rs::o200k_base_singleton(),
-            Encoding::Cl100kBase => tiktoken_rs::cl100k_base_singleton(),
-        };
-        self.ready_flag().store(true, Ordering::Release);
-        bpe
-    }
-
-    fn ready_flag(self) -> &'static AtomicBool {
-        match self {
-            Encoding::O200kBase => &O200K_READY,
-            Encoding::Cl100kBase => &CL100K_READY,
-        }
-    }
-
-    /// Whether the tables are loaded (counting is then cheap).
-    pub fn is_ready(self) -> bool {
-        self.ready_flag().load(Ordering::Acquire)
+fn ready_flag(encoding: Encoding) -> &'static AtomicBool {
+    match encoding {
+        Encoding::O200kBase => &O200K_READY,
+        Encoding::Cl100kBase => &CL100K_READY,
     }
 }
 
-/// Which family a model name belongs to, after any `provider/` prefix.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ModelFamily {
-    /// gpt-4o, gpt-4.1, gpt-4.5, gpt-5, o1/o3/o4 and their variants.
-    OpenAiO200k,
-    /// gpt-4 (original and turbo) and gpt-3.5.
-    OpenAiCl100k,
-    Unknown,
-}
-
-/// Classifies a model name (`openai/gpt-4o` and `gpt-4o-2024-08-06` alike).
-pub fn model_family(model: &str) -> ModelFamily {
-    let name = model
-        .rsplit('/')
-        .next()
-        .unwrap_or(model)
-        .to_ascii_lowercase();
-    let o_series = ["o1", "o3", "o4"]
-        .iter()
-        .any(|p| name == *p || name.starts_with(&format!("{p}-")));
-    if o_series
-        || ["gpt-4o", "chatgpt-4o", "gpt-4.1", "gpt-4.5", "gpt-5"]
-            .iter()
-            .any(|p| name.starts_with(p))
-    {
-        ModelFamily::OpenAiO200k
-    } else if name.starts_with("gpt-4") || name.starts_with("gpt-3.5") {
-        ModelFamily::OpenAiCl100k
-    } else {
-        ModelFamily::Unknown
-    }
+/// Whether the encoding's tables are loaded (counting is then cheap).
+fn is_ready(encoding: Encoding) -> bool {
+    ready_flag(encoding).load(Ordering::Acquire)
 }
 
 /// Counts tokens for one model.
@@ -107,17 +63,15 @@ pub struct TokenCounter {
 }
 
 impl TokenCounter {
+    /// The counter for `model`: its encoding from the model registry, or
+    /// o200k_base plus the margin for a model the registry does not know.
     pub fn for_model(model: &str) -> Self {
-        match model_family(model) {
-            ModelFamily::OpenAiO200k => TokenCounter {
-                encoding: Encoding::O200kBase,
+        match models::lookup(model) {
+            Some(info) => TokenCounter {
+                encoding: info.encoding,
                 inflate: false,
             },
-            ModelFamily::OpenAiCl100k => TokenCounter {
-                encoding: Encoding::Cl100kBase,
-                inflate: false,
-            },
-            ModelFamily::Unknown => TokenCounter {
+            None => TokenCounter {
                 encoding: Encoding::O200kBase,
                 inflate: true,
             },
@@ -133,13 +87,13 @@ impl TokenCounter {
     pub fn warm(&self) {
         let encoding = self.encoding;
         std::thread::spawn(move || {
-            encoding.bpe();
+            bpe(encoding);
         });
     }
 
     /// Exact tokens of `text` in this encoding, without inflation or framing.
     pub fn count_raw(&self, text: &str) -> u32 {
-        let n = self.encoding.bpe().encode_with_special_tokens(text).len();
+        let n = bpe(self.encoding).encode_with_special_tokens(text).len();
         u32::try_from(n).unwrap_or(u32::MAX)
     }
 
@@ -154,7 +108,7 @@ impl TokenCounter {
     /// The cache entry for `text` if the tokenizer is already loaded; never
     /// pays the load just to fill a cache.
     pub fn cache_if_ready(&self, text: &str) -> Option<TokenCache> {
-        self.encoding.is_ready().then(|| self.cache(text))
+        is_ready(self.encoding).then(|| self.cache(text))
     }
 
     /// The raw count from a cache entry, if it was made with this encoding.
@@ -189,12 +143,12 @@ impl TokenCounter {
         if upper_bound(text) <= max || self.count_raw(text) <= max {
             return text.to_string();
         }
-        let tokens = self.encoding.bpe().encode_with_special_tokens(text);
+        let tokens = bpe(self.encoding).encode_with_special_tokens(text);
         // A cut inside a multi-byte character does not decode; step back a
         // token or three until it does (a char spans at most 4 tokens).
         let mut keep = (max as usize).min(tokens.len());
         let mut out = loop {
-            match self.encoding.bpe().decode(&tokens[..keep]) {
+            match bpe(self.encoding).decode(&tokens[..keep]) {
                 Ok(text) => break text,
                 Err(_) if keep > 0 => keep -= 1,
                 Err(_) => break String::new(),
@@ -219,18 +173,26 @@ mod tests {
     use super::*;
 
     #[test]
-    fn families_follow_the_model_names() {
-        assert_eq!(model_family("gpt-4o-mini"), ModelFamily::OpenAiO200k);
+    fn encodings_come_from_the_model_registry() {
         assert_eq!(
-            model_family("openai/gpt-4.1-nano"),
-            ModelFamily::OpenAiO200k
+            TokenCounter::for_model("gpt-4o-mini").encoding(),
+            Encoding::O200kBase
         );
-        assert_eq!(model_family("o3-mini"), ModelFamily::OpenAiO200k);
-        assert_eq!(model_family("gpt-5"), ModelFamily::OpenAiO200k);
-        assert_eq!(model_family("gpt-4-turbo"), ModelFamily::OpenAiCl100k);
-        assert_eq!(model_family("gpt-3.5-turbo"), ModelFamily::OpenAiCl100k);
-        assert_eq!(model_family("llama3.2"), ModelFamily::Unknown);
-        assert_eq!(model_family("o1x"), ModelFamily::Unknown);
+        assert_eq!(
+            TokenCounter::for_model("openai/gpt-4.1-nano").encoding(),
+            Encoding::O200kBase
+        );
+        assert_eq!(
+            TokenCounter::for_model("GPT-4-turbo").encoding(),
+            Encoding::Cl100kBase
+        );
+        assert_eq!(
+            TokenCounter::for_model("gpt-3.5-turbo").encoding(),
+            Encoding::Cl100kBase
+        );
+        // Known models are counted exactly, unknown ones with the margin.
+        assert_eq!(TokenCounter::for_model("o3-mini").inflated(100), 100);
+        assert_eq!(TokenCounter::for_model("o1x").inflated(100), 110);
     }
 
     #[test]

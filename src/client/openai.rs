@@ -102,7 +102,7 @@ impl OpenAiModel {
     fn wire_request<'a>(&'a self, request: &'a ChatRequest, stream: bool) -> WireRequest<'a> {
         // Reasoning models reject `max_tokens` and `temperature`; everyone
         // else (and every local server) knows `max_tokens`.
-        let reasoning = is_reasoning_model(&self.settings.model);
+        let reasoning = crate::models::is_reasoning(&self.settings.model);
         WireRequest {
             model: &self.settings.model,
             messages: &request.messages,
@@ -175,14 +175,6 @@ impl ChatModel for OpenAiModel {
     fn stream(&self, request: ChatRequest) -> BoxFuture<'_, Result<ReplyStream, ClientError>> {
         Box::pin(self.start(request))
     }
-}
-
-fn is_reasoning_model(model: &str) -> bool {
-    let name = model.rsplit('/').next().unwrap_or(model);
-    ["o1", "o3", "o4", "gpt-5"]
-        .iter()
-        .any(|p| name == *p || name.starts_with(&format!("{p}-")))
-        || name.starts_with("gpt-5")
 }
 
 fn clip(text: &str, max: usize) -> String {
