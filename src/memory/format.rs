@@ -13,6 +13,20 @@ pub const FORMAT_VERSION: u32 = 1;
 /// The `format` field of every header: guards against loading a random JSONL file.
 pub const FORMAT_NAME: &str = "memchat";
 
+/// The most bytes of text one message may hold: a user's input, a reply (the
+/// client stops a stream here and keeps what came, marked truncated), one
+/// imported message. 4 MiB is about a million tokens, the largest context
+/// window of any model memchat knows, so no message that could be sent is
+/// refused, while one absurd message cannot take the machine's memory.
+pub const MAX_CONTENT_BYTES: usize = 4 * 1024 * 1024;
+
+/// The most bytes one line of a log or archive may hold. A message of
+/// [`MAX_CONTENT_BYTES`] fits even at JSON's worst escaping (6 bytes per
+/// control character) with room for the other fields; a longer line is damage,
+/// reported with file:line and quarantined by `repair` without being read
+/// into memory whole.
+pub const MAX_LINE_BYTES: usize = 6 * MAX_CONTENT_BYTES + 64 * 1024;
+
 /// Who wrote a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
