@@ -18,9 +18,13 @@ impl Interrupt {
     /// Installs the SIGINT handler (call inside the tokio runtime).
     pub fn install() -> Interrupt {
         let (tx, rx) = watch::channel(0u64);
+        // Registered here, not inside the task (which first runs at the
+        // caller's next await): SIGINT is data from the moment this returns.
+        let signal = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt());
         tokio::spawn(async move {
+            let Ok(mut signal) = signal else { return };
             let mut count = 0u64;
-            while tokio::signal::ctrl_c().await.is_ok() {
+            while signal.recv().await.is_some() {
                 count += 1;
                 if tx.send(count).is_err() {
                     break;
