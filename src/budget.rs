@@ -26,8 +26,29 @@ use crate::memory::format::Role;
 pub const DEFAULT_UNKNOWN_WINDOW: u32 = 8192;
 /// Below this, the reserve, margin and summary leave no room to talk.
 pub const MIN_WINDOW: u32 = 1024;
-/// Newest turns kept verbatim by compaction.
+/// Newest turns kept verbatim by compaction: the exchange in progress and the
+/// one before it, which the next message most often refers to.
 pub const KEEP_TURNS: usize = 2;
+/// `R` is at most this: long answers fit, and a big window is not spent on
+/// a reply that rarely needs more.
+const REPLY_RESERVE_MAX: u32 = 4096;
+/// `R` is at most a quarter of the window, so a small window keeps room to talk.
+const REPLY_RESERVE_DIVISOR: u32 = 4;
+/// `M` is at least this many tokens: server framing the count cannot see.
+const MARGIN_MIN: u32 = 256;
+/// `M` is at least 2% of the window (1/50): counting error grows with size.
+const MARGIN_DIVISOR: u32 = 50;
+/// `H`, in percent of `B`: compaction starts here.
+const TRIGGER_PERCENT: u64 = 80;
+/// `L`, in percent of `B`: compaction goes down to here; the gap to `H`
+/// makes it rare.
+const TARGET_PERCENT: u64 = 55;
+/// `S`, in percent of `B`, clamped to [`SUMMARY_MIN`, `SUMMARY_MAX`].
+const SUMMARY_PERCENT: u64 = 8;
+/// A summary shorter than this cannot carry a conversation's facts.
+const SUMMARY_MIN: u32 = 256;
+/// A summary longer than this crowds out the conversation it summarizes.
+const SUMMARY_MAX: u32 = 2048;
 
 /// The budget numbers for one model and configuration.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,8 +85,9 @@ impl Budget {
                  least {MIN_WINDOW}"
             ));
         }
-        let reply_reserve = reply_reserve.unwrap_or((window / 4).min(4096));
-        let margin = (window / 50).max(256);
+        let reply_reserve =
+            reply_reserve.unwrap_or((window / REPLY_RESERVE_DIVISOR).min(REPLY_RESERVE_MAX));
+        let margin = (window / MARGIN_DIVISOR).max(MARGIN_MIN);
         let natural = window.saturating_sub(reply_reserve).saturating_sub(margin);
         let cap = cost_cap.map_or(natural, |c| c.min(natural));
         if cap < MIN_WINDOW / 2 {
@@ -80,11 +102,38 @@ impl Budget {
             reply_reserve,
             margin,
             cap,
-            trigger: percent(cap, 80),
-            target: percent(cap, 55),
-            summary_cap: percent(cap, 8).clamp(256, 2048),
+            trigger: percent(cap, TRIGGER_PERCENT),
+            target: percent(cap, TARGET_PERCENT),
+            summary_cap: percent(cap, SUMMARY_PERCENT).clamp(SUMMARY_MIN, SUMMARY_MAX),
             keep_turns: KEEP_TURNS,
         })
+    }
+}
+
+impl Budget {
+    /// The budget numbers in two lines, as `/tokens` and `--print-config`
+    /// both show them.
+    pub fn describe(&self) -> String {
+        let natural = self
+            .window
+            .saturating_sub(self.reply_reserve)
+            .saturating_sub(self.margin);
+        let cap = if self.cap < natural {
+            format!("budget B {} (lowered from W-R-M {natural})", self.cap)
+        } else {
+            format!("budget B = W-R-M {}", self.cap)
+        };
+        format!(
+            "window W {}  reply reserve R {}  margin M {}  {cap}\n\
+             compaction at H {} down to L {}  summary cap S {}  newest turns kept K {}\n",
+            self.window,
+            self.reply_reserve,
+            self.margin,
+            self.trigger,
+            self.target,
+            self.summary_cap,
+            self.keep_turns,
+        )
     }
 }
 
@@ -287,6 +336,24 @@ mod tests {
         let capped = Budget::new(128_000, Some(8000), None).unwrap();
         assert_eq!(capped.cap, 8000);
         assert!(Budget::new(500, None, None).is_err());
+    }
+
+    #[test]
+    fn the_description_names_every_number_and_a_lowered_cap() {
+        let b = Budget::new(4000, None, None).unwrap();
+        assert_eq!(
+            b.describe(),
+            "window W 4000  reply reserve R 1000  margin M 256  budget B = W-R-M 2744\n\
+             compaction at H 2195 down to L 1509  summary cap S 256  newest turns kept K 2\n"
+        );
+        let capped = Budget::new(128_000, Some(8000), None).unwrap();
+        assert!(
+            capped
+                .describe()
+                .contains("budget B 8000 (lowered from W-R-M 121344)"),
+            "{}",
+            capped.describe()
+        );
     }
 
     #[test]

@@ -45,7 +45,7 @@ pub struct Cli {
 }
 
 /// Options shared by the chat modes and the management commands.
-#[derive(Debug, Clone, Args)]
+#[derive(Debug, Clone, Default, Args)]
 pub struct ChatArgs {
     /// Conversation to use (1-64 of A-Z a-z 0-9 . _ -).
     #[arg(short, long, env = "MEMCHAT_SESSION", global = true)]

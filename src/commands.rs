@@ -21,6 +21,10 @@ pub struct CommandSpec {
     pub help: &'static str,
 }
 
+/// Messages `/history` shows without a count: a screenful, enough to see
+/// where the conversation stands. (Its help text below says the same.)
+pub const DEFAULT_HISTORY: usize = 10;
+
 /// Every command, in the order `/help` lists them.
 pub const COMMANDS: &[CommandSpec] = &[
     CommandSpec {
@@ -140,7 +144,7 @@ pub fn parse(line: &str) -> Result<Command, String> {
         "exit" | "quit" => no_args(Command::Exit),
         "history" => {
             if rest.is_empty() {
-                Ok(Command::History(10))
+                Ok(Command::History(DEFAULT_HISTORY))
             } else {
                 rest.parse::<usize>()
                     .map(Command::History)
@@ -208,9 +212,7 @@ pub async fn execute(
             let pct = stats.history * 100 / u64::from(b.cap.max(1));
             let text = format!(
                 "history   {} / {} tokens {} {pct}%\n\
-                 ({} messages, system prompt + priming {}, summary {}; counted with {})\n\
-                 window W {}  reply reserve R {}  margin M {}  budget B = W-R-M {}\n\
-                 compaction at H {} down to L {}  summary cap S {}  newest turns kept K {}\n",
+                 ({} messages, system prompt + priming {}, summary {}; counted with {})\n{}",
                 stats.history,
                 b.cap,
                 render::gauge(stats.history, u64::from(b.cap), 20),
@@ -218,14 +220,7 @@ pub async fn execute(
                 stats.system,
                 stats.summary,
                 stats.encoding,
-                b.window,
-                b.reply_reserve,
-                b.margin,
-                b.cap,
-                b.trigger,
-                b.target,
-                b.summary_cap,
-                b.keep_turns,
+                b.describe(),
             );
             out.write_all(text.as_bytes()).map_err(io)?;
         }
@@ -360,10 +355,16 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_history_help_states_the_default() {
+        let spec = COMMANDS.iter().find(|c| c.name == "history");
+        assert!(spec.is_some_and(|c| c.help.contains(&format!("(default {DEFAULT_HISTORY})"))));
+    }
+
+    #[test]
     fn commands_parse() {
         assert_eq!(parse("/help"), Ok(Command::Help));
         assert_eq!(parse("/quit"), Ok(Command::Exit));
-        assert_eq!(parse("/history"), Ok(Command::History(10)));
+        assert_eq!(parse("/history"), Ok(Command::History(DEFAULT_HISTORY)));
         assert_eq!(parse("/history 3"), Ok(Command::History(3)));
         assert!(parse("/history x").is_err());
         assert_eq!(

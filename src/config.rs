@@ -16,8 +16,30 @@ use crate::client::openai::{OPENAI_BASE_URL, OpenAiSettings};
 use crate::memory;
 use crate::models;
 
-/// The model used when none is configured.
+// The defaults, each named once. `--print-config` shows which ones applied.
+
+/// The model used when none is configured: OpenAI's small, inexpensive chat
+/// model, a sensible first choice for a chat that sends its history each turn.
 pub const DEFAULT_MODEL: &str = "gpt-4o-mini";
+/// Seconds of silence from the server before a request is given up: long
+/// enough for a large model to start on a long prompt, short enough that a
+/// dead connection does not hang the terminal for good.
+pub const DEFAULT_TIMEOUT_SECS: u64 = 120;
+/// Seconds to wait for a connection: a reachable server answers in well
+/// under a second; ten means it is down or unreachable.
+pub const DEFAULT_CONNECT_TIMEOUT_SECS: u64 = 10;
+/// Retries after the first attempt for 429, 5xx and connect errors: rides
+/// out a brief outage or rate limit without making the user wait minutes.
+pub const DEFAULT_RETRIES: u32 = 3;
+/// First backoff delay; doubles each retry (0.5, 1, 2 s with the defaults).
+pub const DEFAULT_RETRY_BASE: Duration = Duration::from_millis(500);
+/// The longest single wait before a retry, whatever `Retry-After` asks: a
+/// server that wants minutes is better reported than waited for.
+pub const RETRY_CAP: Duration = Duration::from_secs(20);
+/// How long to wait for a session another process holds: enough for a
+/// one-shot run in another terminal to finish its turn; a REPL holding it
+/// will not let go, and the user should hear so rather than wait.
+pub const DEFAULT_LOCK_WAIT: Duration = Duration::from_secs(5);
 
 /// A usage or configuration error: exit code 2.
 #[derive(Debug, thiserror::Error)]
@@ -114,19 +136,7 @@ impl Config {
                 origin.setting, origin.value, origin.source
             ));
         }
-        let b = &self.budget;
-        out.push_str(&format!(
-            "{:<width$}  W {} R {} M {} B {} H {} L {} S {} K {}\n",
-            "tokens",
-            b.window,
-            b.reply_reserve,
-            b.margin,
-            b.cap,
-            b.trigger,
-            b.target,
-            b.summary_cap,
-            b.keep_turns
-        ));
+        out.push_str(&self.budget.describe());
         out
     }
 }
@@ -155,68 +165,6 @@ pub fn model_budget(
     };
     let budget = Budget::new(window, cost_cap, None).map_err(UsageError)?;
     Ok((budget, notice))
-}
-
-/// The model and its budget by the usual precedence (flag/env > file >
-/// default), for commands that need no backend (`memchat sessions`).
-pub fn model_and_budget(
-    args: &ChatArgs,
-    file: &FileConfig,
-) -> Result<(String, Budget), UsageError> {
-    let model = args
-        .model
-        .clone()
-        .or_else(|| file.model.clone())
-        .unwrap_or_else(|| DEFAULT_MODEL.to_string());
-    let (budget, _) = model_budget(
-        &model,
-        args.context_limit.or(file.context_limit),
-        args.budget.or(file.budget),
-    )?;
-    Ok((model, budget))
-}
-
-/// Tells whether a flag's value came from the command line or its
-/// environment variable (clap knows; the rest of the program need not).
-pub type FlagSource<'a> = &'a dyn Fn(&str) -> Option<String>;
-
-/// Picks a setting: flag/env (as clap resolved it) > file > default, and
-/// records where it came from.
-fn pick<T: Clone + ToString>(
-    origins: &mut Vec<Origin>,
-    setting: &'static str,
-    flag: Option<T>,
-    file: Option<T>,
-    default: Option<T>,
-    flag_source: FlagSource<'_>,
-    file_path: Option<&Path>,
-) -> Option<T> {
-    let (value, source) = match (flag, file, default) {
-        (Some(v), _, _) => (
-            Some(v),
-            flag_source(setting).unwrap_or_else(|| "command line".into()),
-        ),
-        (None, Some(v), _) => (
-            Some(v),
-            format!(
-                "config file {}",
-                file_path
-                    .map(|p| p.display().to_string())
-                    .unwrap_or_default()
-            ),
-        ),
-        (None, None, Some(v)) => (Some(v), "default".into()),
-        (None, None, None) => (None, "not set".into()),
-    };
-    origins.push(Origin {
-        setting,
-        value: value
-            .as_ref()
-            .map(ToString::to_string)
-            .unwrap_or_else(|| "-".into()),
-        source,
-    });
-    value
 }
 
 /// Where the config file is looked for.
@@ -255,6 +203,154 @@ pub fn resolve_memory_dir(flag: Option<&Path>, file: Option<&Path>) -> Result<Pa
     })
 }
 
+/// Tells whether a flag's value came from the command line or its
+/// environment variable (clap knows; the rest of the program need not).
+pub type FlagSource<'a> = &'a dyn Fn(&str) -> Option<String>;
+
+/// Picks settings by one rule, flag/env (as clap resolved them) > config
+/// file > default, and records each value with where it came from.
+struct Resolver<'a> {
+    flag_source: FlagSource<'a>,
+    file_path: Option<&'a Path>,
+    origins: Vec<Origin>,
+}
+
+impl<'a> Resolver<'a> {
+    fn new(flag_source: FlagSource<'a>, file_path: Option<&'a Path>) -> Self {
+        Resolver {
+            flag_source,
+            file_path,
+            origins: Vec::new(),
+        }
+    }
+
+    /// A setting with no default: `None` (shown as "not set") if neither
+    /// the flag nor the file gives one.
+    fn pick<T: ToString>(
+        &mut self,
+        setting: &'static str,
+        flag: Option<T>,
+        file: Option<T>,
+    ) -> Option<T> {
+        match self.choose(setting, flag, file) {
+            Some((value, source)) => {
+                self.record(setting, value.to_string(), source);
+                Some(value)
+            }
+            None => {
+                self.record(setting, "-".into(), "not set".into());
+                None
+            }
+        }
+    }
+
+    /// A setting with a default, whose flag has the setting's name.
+    fn pick_or<T: ToString>(
+        &mut self,
+        setting: &'static str,
+        flag: Option<T>,
+        file: Option<T>,
+        default: T,
+    ) -> T {
+        self.pick_flag_or(setting, setting, flag, file, default)
+    }
+
+    /// A setting with a default, set by the flag whose clap id is `flag_id`.
+    fn pick_flag_or<T: ToString>(
+        &mut self,
+        setting: &'static str,
+        flag_id: &str,
+        flag: Option<T>,
+        file: Option<T>,
+        default: T,
+    ) -> T {
+        let (value, source) = self
+            .choose(flag_id, flag, file)
+            .unwrap_or_else(|| (default, "default".into()));
+        self.record(setting, value.to_string(), source);
+        value
+    }
+
+    fn choose<T>(&self, flag_id: &str, flag: Option<T>, file: Option<T>) -> Option<(T, String)> {
+        flag.map(|v| (v, self.flag_origin(flag_id)))
+            .or_else(|| file.map(|v| (v, self.file_origin())))
+    }
+
+    /// `flag_id` must be a clap argument id: clap panics on any other.
+    fn flag_origin(&self, flag_id: &str) -> String {
+        (self.flag_source)(flag_id).unwrap_or_else(|| "command line".into())
+    }
+
+    fn file_origin(&self) -> String {
+        match self.file_path {
+            Some(path) => format!("config file {}", path.display()),
+            None => "config file".into(),
+        }
+    }
+
+    /// Records a setting resolved by its own rule.
+    fn record(&mut self, setting: &'static str, value: String, source: String) {
+        self.origins.push(Origin {
+            setting,
+            value,
+            source,
+        });
+    }
+}
+
+/// The model and what follows from it.
+struct ModelChoice {
+    model: String,
+    context_limit: Option<u32>,
+    cost_cap: Option<u32>,
+    budget: Budget,
+    notice: Option<String>,
+}
+
+/// The model, its window settings and its budget.
+fn pick_model(
+    r: &mut Resolver<'_>,
+    args: &ChatArgs,
+    file: &FileConfig,
+) -> Result<ModelChoice, UsageError> {
+    let model = r.pick_or(
+        "model",
+        args.model.clone(),
+        file.model.clone(),
+        DEFAULT_MODEL.to_string(),
+    );
+    if model.trim().is_empty() {
+        return Err(UsageError("the model name is empty".into()));
+    }
+    let context_limit = r.pick("context_limit", args.context_limit, file.context_limit);
+    let cost_cap = r.pick("budget", args.budget, file.budget);
+    let (budget, notice) = model_budget(&model, context_limit, cost_cap)?;
+    Ok(ModelChoice {
+        model,
+        context_limit,
+        cost_cap,
+        budget,
+        notice,
+    })
+}
+
+/// The model and its budget by the usual precedence, for commands that need
+/// no backend (`memchat sessions`).
+pub fn model_and_budget(
+    args: &ChatArgs,
+    file: &FileConfig,
+) -> Result<(String, Budget), UsageError> {
+    let no_flag_sources = |_: &str| None;
+    let choice = pick_model(&mut Resolver::new(&no_flag_sources, None), args, file)?;
+    Ok((choice.model, choice.budget))
+}
+
+/// How long to wait for a session another process holds.
+pub fn lock_wait(args: &ChatArgs) -> Duration {
+    args.lock_wait
+        .map_or(DEFAULT_LOCK_WAIT, Duration::from_secs)
+}
+
 /// Resolves the chat configuration from the command line and the file.
 pub fn resolve(
     args: &ChatArgs,
@@ -263,185 +359,258 @@ pub fn resolve(
     api_key: Option<String>,
     flag_source: FlagSource<'_>,
 ) -> Result<Config, UsageError> {
-    let mut origins = Vec::new();
-    let o = &mut origins;
-    let session = pick(
-        o,
+    let mut r = Resolver::new(flag_source, file_path);
+    let session = r.pick_or(
         "session",
         args.session.clone(),
         file.session.clone(),
-        Some(memory::DEFAULT_SESSION.to_string()),
-        flag_source,
-        file_path,
-    )
-    .unwrap_or_default();
+        memory::DEFAULT_SESSION.to_string(),
+    );
     memory::validate_session_name(&session).map_err(|e| UsageError(e.to_string()))?;
     let memory_dir = resolve_memory_dir(args.memory_dir.as_deref(), file.memory_dir.as_deref())?;
-    o.push(Origin {
-        setting: "memory_dir",
-        value: memory_dir.display().to_string(),
-        source: if args.memory_dir.is_some() {
-            flag_source("memory_dir").unwrap_or_else(|| "command line".into())
-        } else if file.memory_dir.is_some() {
-            "config file".into()
-        } else {
-            "default (./memory if present, else the data directory)".into()
-        },
-    });
-    let model = pick(
-        o,
-        "model",
-        args.model.clone(),
-        file.model.clone(),
-        Some(DEFAULT_MODEL.to_string()),
-        flag_source,
-        file_path,
-    )
-    .unwrap_or_default();
-    if model.trim().is_empty() {
-        return Err(UsageError("the model name is empty".into()));
-    }
-    let context_limit = pick(
-        o,
-        "context_limit",
-        args.context_limit,
-        file.context_limit,
-        None,
-        flag_source,
-        file_path,
+    let memory_dir_source = if args.memory_dir.is_some() {
+        r.flag_origin("memory_dir")
+    } else if file.memory_dir.is_some() {
+        r.file_origin()
+    } else {
+        "default (./memory if present, else the data directory)".into()
+    };
+    r.record(
+        "memory_dir",
+        memory_dir.display().to_string(),
+        memory_dir_source,
     );
-    let cost_cap = pick(
-        o,
-        "budget",
-        args.budget,
-        file.budget,
-        None,
-        flag_source,
-        file_path,
-    );
-    let (budget, notice) = model_budget(&model, context_limit, cost_cap)?;
-    let system_prompt = pick(
-        o,
-        "system",
-        args.system.clone(),
-        file.system.clone(),
-        None,
-        flag_source,
-        file_path,
-    );
+    let choice = pick_model(&mut r, args, file)?;
+    let system_prompt = r.pick("system", args.system.clone(), file.system.clone());
     let backend = if args.mock {
-        o.push(Origin {
-            setting: "backend",
-            value: "mock".into(),
-            source: "--mock".into(),
-        });
+        r.record("backend", "mock".into(), "--mock".into());
         Backend::Mock {
             delay: Duration::from_millis(args.mock_delay_ms.unwrap_or(0)),
         }
     } else {
-        let base_url = pick(
-            o,
-            "base_url",
-            args.base_url.clone(),
-            file.base_url.clone(),
-            Some(OPENAI_BASE_URL.to_string()),
-            flag_source,
-            file_path,
-        )
-        .unwrap_or_default();
-        let base_url = base_url.trim().trim_end_matches('/').to_string();
-        if let Some(origin) = o.iter_mut().find(|o| o.setting == "base_url") {
-            origin.value.clone_from(&base_url);
-        }
-        if !(base_url.starts_with("http://") || base_url.starts_with("https://")) {
-            return Err(UsageError(format!(
-                "the base URL {base_url:?} must start with http:// or https://"
-            )));
-        }
-        let api_key = api_key.filter(|k| !k.trim().is_empty());
-        o.push(Origin {
-            setting: "api_key",
-            value: if api_key.is_some() {
-                "(set)".into()
-            } else {
-                "(not set)".into()
-            },
-            source: "environment OPENAI_API_KEY".into(),
-        });
-        if api_key.is_none() && base_url == OPENAI_BASE_URL {
-            return Err(UsageError(
-                "no API key: set OPENAI_API_KEY (export OPENAI_API_KEY=sk-...), point \
-                 --base-url at a local server (Ollama, vLLM, LM Studio, llama.cpp), or run \
-                 offline with --mock"
-                    .into(),
-            ));
-        }
-        let stream = !args.no_stream && file.stream.unwrap_or(true);
-        o.push(Origin {
-            setting: "stream",
-            value: stream.to_string(),
-            source: if args.no_stream {
-                "--no-stream".into()
-            } else if file.stream.is_some() {
-                "config file".into()
-            } else {
-                "default".into()
-            },
-        });
-        let timeout = pick(
-            o,
-            "timeout",
-            args.timeout,
-            file.timeout,
-            Some(120),
-            flag_source,
-            file_path,
-        )
-        .unwrap_or(120);
-        let connect = pick(
-            o,
-            "connect_timeout",
-            args.connect_timeout,
-            file.connect_timeout,
-            Some(10),
-            flag_source,
-            file_path,
-        )
-        .unwrap_or(10);
-        let retries = pick(
-            o,
-            "retries",
-            args.retries,
-            file.retries,
-            Some(3),
-            flag_source,
-            file_path,
-        )
-        .unwrap_or(3);
-        Backend::OpenAi(OpenAiSettings {
-            base_url,
-            api_key,
-            model: model.clone(),
-            stream,
-            connect_timeout: Duration::from_secs(connect.max(1)),
-            idle_timeout: Duration::from_secs(timeout.max(1)),
-            max_retries: retries,
-            retry_base: Duration::from_millis(args.retry_base_ms.unwrap_or(500)),
-            retry_cap: Duration::from_secs(20),
-        })
+        Backend::OpenAi(openai_settings(&mut r, args, file, api_key, &choice.model)?)
     };
     Ok(Config {
         session,
         memory_dir,
-        model,
+        model: choice.model,
         backend,
-        budget,
-        context_limit,
-        cost_cap,
-        notices: notice.into_iter().collect(),
+        budget: choice.budget,
+        context_limit: choice.context_limit,
+        cost_cap: choice.cost_cap,
+        notices: choice.notice.into_iter().collect(),
         system_prompt,
         system_explicit: args.system.is_some(),
-        lock_wait: Duration::from_secs(args.lock_wait.unwrap_or(5)),
-        origins,
+        lock_wait: lock_wait(args),
+        origins: r.origins,
     })
+}
+
+/// How to reach an OpenAI-compatible server: URL, key, streaming, patience.
+fn openai_settings(
+    r: &mut Resolver<'_>,
+    args: &ChatArgs,
+    file: &FileConfig,
+    api_key: Option<String>,
+    model: &str,
+) -> Result<OpenAiSettings, UsageError> {
+    // `/v1/` would become `/v1//chat/completions`, a 404 on strict servers.
+    let normalize = |url: &String| url.trim().trim_end_matches('/').to_string();
+    let base_url = r.pick_or(
+        "base_url",
+        args.base_url.as_ref().map(normalize),
+        file.base_url.as_ref().map(normalize),
+        OPENAI_BASE_URL.to_string(),
+    );
+    if !(base_url.starts_with("http://") || base_url.starts_with("https://")) {
+        return Err(UsageError(format!(
+            "the base URL {base_url:?} must start with http:// or https://"
+        )));
+    }
+    let api_key = api_key.filter(|k| !k.trim().is_empty());
+    let key_state = if api_key.is_some() {
+        "(set)"
+    } else {
+        "(not set)"
+    };
+    r.record(
+        "api_key",
+        key_state.into(),
+        "environment OPENAI_API_KEY".into(),
+    );
+    if api_key.is_none() && base_url == OPENAI_BASE_URL {
+        return Err(UsageError(
+            "no API key: set OPENAI_API_KEY (export OPENAI_API_KEY=sk-...), point \
+             --base-url at a local server (Ollama, vLLM, LM Studio, llama.cpp), or run \
+             offline with --mock"
+                .into(),
+        ));
+    }
+    // `--no-stream` can only turn streaming off.
+    let no_stream = args.no_stream.then_some(false);
+    let stream = r.pick_flag_or("stream", "no_stream", no_stream, file.stream, true);
+    let timeout = r.pick_or("timeout", args.timeout, file.timeout, DEFAULT_TIMEOUT_SECS);
+    let connect = r.pick_or(
+        "connect_timeout",
+        args.connect_timeout,
+        file.connect_timeout,
+        DEFAULT_CONNECT_TIMEOUT_SECS,
+    );
+    let retries = r.pick_or("retries", args.retries, file.retries, DEFAULT_RETRIES);
+    Ok(OpenAiSettings {
+        base_url,
+        api_key,
+        model: model.to_string(),
+        stream,
+        // Zero would mean "give up at once"; one second is the least useful wait.
+        connect_timeout: Duration::from_secs(connect.max(1)),
+        idle_timeout: Duration::from_secs(timeout.max(1)),
+        max_retries: retries,
+        retry_base: args
+            .retry_base_ms
+            .map_or(DEFAULT_RETRY_BASE, Duration::from_millis),
+        retry_cap: RETRY_CAP,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args() -> ChatArgs {
+        ChatArgs {
+            memory_dir: Some(PathBuf::from("/tmp/memchat-test-mem")),
+            ..ChatArgs::default()
+        }
+    }
+
+    /// A flag source that, like clap's, accepts only real argument ids;
+    /// `env` lists the ids that "came from the environment".
+    fn flag_source(env: &'static [&'static str]) -> impl Fn(&str) -> Option<String> {
+        use clap::CommandFactory;
+        let ids: Vec<String> = crate::cli::Cli::command()
+            .get_arguments()
+            .map(|a| a.get_id().to_string())
+            .collect();
+        move |id: &str| {
+            assert!(ids.iter().any(|i| i == id), "{id:?} is not a flag id");
+            env.contains(&id).then(|| "environment".to_string())
+        }
+    }
+
+    fn origin<'c>(config: &'c Config, setting: &str) -> (&'c str, &'c str) {
+        let o = config
+            .origins
+            .iter()
+            .find(|o| o.setting == setting)
+            .unwrap_or_else(|| panic!("no origin for {setting}"));
+        (o.value.as_str(), o.source.as_str())
+    }
+
+    #[test]
+    fn flag_beats_file_beats_default_and_each_says_so() {
+        let mut args = args();
+        args.model = Some("gpt-4o".into());
+        args.retries = Some(1);
+        let file = FileConfig {
+            model: Some("gpt-4.1".into()),
+            context_limit: Some(64_000),
+            timeout: Some(30),
+            retries: Some(7),
+            ..FileConfig::default()
+        };
+        let from_env = flag_source(&["retries"]);
+        let path = Path::new("memchat.toml");
+        let config = resolve(&args, &file, Some(path), Some("sk-x".into()), &from_env).unwrap();
+        assert_eq!(origin(&config, "model"), ("gpt-4o", "command line"));
+        assert_eq!(
+            origin(&config, "context_limit"),
+            ("64000", "config file memchat.toml")
+        );
+        assert_eq!(origin(&config, "budget"), ("-", "not set"));
+        assert_eq!(origin(&config, "retries"), ("1", "environment"));
+        assert_eq!(
+            origin(&config, "timeout"),
+            ("30", "config file memchat.toml")
+        );
+        assert_eq!(origin(&config, "connect_timeout"), ("10", "default"));
+        assert_eq!(origin(&config, "session"), ("default", "default"));
+        assert_eq!(config.budget.window, 64_000);
+        let Backend::OpenAi(settings) = &config.backend else {
+            panic!("not the OpenAI backend");
+        };
+        assert_eq!(settings.max_retries, 1);
+        assert_eq!(settings.idle_timeout, Duration::from_secs(30));
+        assert_eq!(
+            settings.connect_timeout,
+            Duration::from_secs(DEFAULT_CONNECT_TIMEOUT_SECS)
+        );
+        assert_eq!(settings.retry_base, DEFAULT_RETRY_BASE);
+        assert_eq!(settings.retry_cap, RETRY_CAP);
+        assert_eq!(config.lock_wait, DEFAULT_LOCK_WAIT);
+    }
+
+    #[test]
+    fn the_base_url_is_shown_as_it_is_used() {
+        let mut args = args();
+        args.base_url = Some(" http://localhost:11434/v1/ ".into());
+        let none = flag_source(&[]);
+        let config = resolve(&args, &FileConfig::default(), None, None, &none).unwrap();
+        assert_eq!(
+            origin(&config, "base_url"),
+            ("http://localhost:11434/v1", "command line")
+        );
+        assert_eq!(
+            origin(&config, "api_key"),
+            ("(not set)", "environment OPENAI_API_KEY")
+        );
+        // No key is fine for a local server, not for OpenAI's.
+        args.base_url = None;
+        assert!(resolve(&args, &FileConfig::default(), None, None, &none).is_err());
+    }
+
+    #[test]
+    fn no_stream_turns_streaming_off_over_the_file() {
+        let mut args = args();
+        args.no_stream = true;
+        let file = FileConfig {
+            stream: Some(true),
+            ..FileConfig::default()
+        };
+        let none = flag_source(&[]);
+        let config = resolve(&args, &file, None, Some("k".into()), &none).unwrap();
+        assert_eq!(origin(&config, "stream"), ("false", "command line"));
+        args.no_stream = false;
+        let config = resolve(&args, &file, None, Some("k".into()), &none).unwrap();
+        assert_eq!(origin(&config, "stream").1, "config file");
+    }
+
+    #[test]
+    fn sessions_and_chat_agree_on_model_and_budget() {
+        let mut args = args();
+        args.budget = Some(5000);
+        let file = FileConfig {
+            model: Some("llama3.2".into()),
+            context_limit: Some(32_000),
+            ..FileConfig::default()
+        };
+        let (model, budget) = model_and_budget(&args, &file).unwrap();
+        args.mock = true;
+        let none = flag_source(&[]);
+        let config = resolve(&args, &file, None, None, &none).unwrap();
+        assert_eq!(
+            (model.as_str(), budget),
+            (config.model.as_str(), config.budget)
+        );
+        assert_eq!(budget.cap, 5000);
+    }
+
+    #[test]
+    fn an_unknown_model_gets_the_small_default_window_and_a_notice() {
+        let (budget, notice) = model_budget("llama3.2", None, None).unwrap();
+        assert_eq!(budget.window, budget::DEFAULT_UNKNOWN_WINDOW);
+        assert!(notice.is_some_and(|n| n.contains("--context-limit")));
+        let (budget, notice) = model_budget("O3-mini", None, None).unwrap();
+        assert_eq!((budget.window, notice), (200_000, None));
+    }
 }

@@ -153,7 +153,7 @@ fn valid_name(name: &str) -> Result<(), UsageError> {
 fn run_command(command: &Command, cli: &Cli, file: &config::FileConfig) -> anyhow::Result<Exit> {
     let dir =
         config::resolve_memory_dir(cli.chat.memory_dir.as_deref(), file.memory_dir.as_deref())?;
-    let lock_wait = std::time::Duration::from_secs(cli.chat.lock_wait.unwrap_or(5));
+    let lock_wait = config::lock_wait(&cli.chat);
     let mut out = std::io::stdout().lock();
     match command {
         Command::Sessions => {
