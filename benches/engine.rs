@@ -50,6 +50,7 @@ fn log_bytes(n: usize) -> Vec<u8> {
             at: format::now(),
             model: None,
             interrupted: false,
+            truncated: false,
             usage: None,
         };
         bytes.extend(format::to_line(&Record::Message(record)));

@@ -23,6 +23,7 @@ use crate::client::{
 use crate::interrupt::Interrupt;
 use crate::memory::format::Role;
 use crate::memory::{Session, StoreError};
+use crate::reply_cap::ReplyCap;
 use crate::summarize::{self, Method};
 use crate::tokens::{self, TokenCounter, upper_bound};
 
@@ -47,6 +48,9 @@ pub struct TurnReport {
     pub interrupted: bool,
     /// The interruption came from the user (Ctrl-C).
     pub by_user: bool,
+    /// The reply ran past the reply cap and was stopped there (saved, marked
+    /// truncated); says which cap.
+    pub truncated: Option<String>,
     /// A stream error after some text: the partial reply was saved.
     pub stream_error: Option<ClientError>,
     pub skipped_chunks: usize,
@@ -396,7 +400,10 @@ impl Engine {
                 Err(e) => return Err(e.into()),
             }
         };
-        let finished = self.stream_into(stream, out, interrupt, &mut report).await;
+        let cap = ReplyCap::for_request(self.budget.reply_reserve);
+        let finished = self
+            .stream_into(stream, cap, out, interrupt, &mut report)
+            .await;
         report.interrupted = !finished;
         if !report.reply.is_empty() || finished {
             let usage = report.usage.map(|u| crate::memory::format::UsageRecord {
@@ -408,6 +415,7 @@ impl Engine {
                 report.reply.clone(),
                 Some(self.model.name()),
                 report.interrupted,
+                report.truncated.is_some(),
                 self.counter.cache_if_ready(&report.reply),
                 usage,
             )?;
@@ -435,10 +443,12 @@ impl Engine {
     }
 
     /// Copies the reply stream to `out`, chunk by chunk, until it finishes,
-    /// fails or the user interrupts. Returns whether the server finished it.
+    /// fails, reaches the reply cap or the user interrupts. Returns whether
+    /// it ended complete (finished by the server, or stopped at the cap).
     async fn stream_into(
         &mut self,
         mut stream: crate::client::ReplyStream,
+        mut cap: ReplyCap,
         out: &mut dyn Write,
         interrupt: &mut Interrupt,
         report: &mut TurnReport,
@@ -455,10 +465,16 @@ impl Engine {
             match event {
                 None => return finished,
                 Some(Ok(StreamEvent::Text(text))) => {
+                    let (text, full) = cap.take(&text);
                     // Flush per chunk: the point of streaming is to see it now.
                     // A closed stdout must not lose the reply: keep collecting.
                     let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
-                    report.reply.push_str(&text);
+                    report.reply.push_str(text);
+                    if full {
+                        // Dropping the stream closes the connection.
+                        report.truncated = Some(cap.describe());
+                        return true;
+                    }
                 }
                 Some(Ok(StreamEvent::Finished(_))) => finished = true,
                 Some(Ok(StreamEvent::Usage(usage))) => report.usage = Some(usage),

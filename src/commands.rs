@@ -341,7 +341,13 @@ pub fn history_text(engine: &Engine, n: usize) -> String {
         out.push_str(&format!("(summary of earlier turns) {}\n", summary.content));
     }
     for m in &messages[start..] {
-        let mark = if m.interrupted { " (interrupted)" } else { "" };
+        let mark = if m.interrupted {
+            " (interrupted)"
+        } else if m.truncated {
+            " (truncated)"
+        } else {
+            ""
+        };
         out.push_str(&format!("{}{mark}: {}\n", m.role.as_str(), m.content));
     }
     if out.is_empty() {

@@ -428,6 +428,10 @@ fn openai_settings(
         )));
     }
     let api_key = api_key.filter(|k| !k.trim().is_empty());
+    if let Some(key) = &api_key {
+        crate::client::openai::check_api_key(key)
+            .map_err(|problem| UsageError(format!("OPENAI_API_KEY {problem}")))?;
+    }
     let key_state = if api_key.is_some() {
         "(set)"
     } else {

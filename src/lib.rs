@@ -18,6 +18,7 @@
 //! | [`budget`] | the budget numbers and the pure planners (evict, fit) |
 //! | [`summarize`] | the summary prompt, chunked folding, the extractive fallback |
 //! | [`chat`] | the turn engine |
+//! | [`reply_cap`] | the bound on one reply (a server may ignore `max_tokens`) |
 //! | [`commands`] | the `/command` table, parser and handlers |
 //! | [`input`] | multi-line rules (trailing `\`, code fences) |
 //! | [`repl`], [`script`] | the interactive and the piped front-ends |
@@ -26,6 +27,7 @@
 //! | [`render`] | stdout vs stderr, colour, gauges, the spinner |
 //! | [`markdown`] | streaming Markdown rendering for the terminal |
 //! | [`interrupt`] | Ctrl-C as data |
+//! | [`visible`] | outside text made harmless for a terminal (control characters shown) |
 //!
 //! # The path of one turn
 //!
@@ -51,8 +53,10 @@ pub mod memory;
 pub mod models;
 pub mod render;
 pub mod repl;
+pub mod reply_cap;
 pub mod run;
 pub mod script;
 pub mod summarize;
 pub mod tokens;
 pub mod transfer;
+pub mod visible;

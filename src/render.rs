@@ -163,10 +163,13 @@ impl Drop for Spinner {
 }
 
 /// Where a reply goes: stdout, rendered as Markdown on a terminal (unless
-/// `NO_COLOR`), with a spinner on stderr until the first byte.
+/// `NO_COLOR`), with a spinner on stderr until the first byte. Bound for a
+/// terminal, the model's control characters are shown, not executed
+/// ([`crate::visible`]); a pipe gets them byte for byte.
 pub struct ReplyOutput<W: Write> {
     inner: ReplyInner<W>,
     spinner: Option<Spinner>,
+    neutralizer: Option<crate::visible::Neutralizer>,
 }
 
 enum ReplyInner<W: Write> {
@@ -178,9 +181,12 @@ impl ReplyOutput<std::io::StdoutLock<'static>> {
     /// The reply output for this process's stdout.
     pub fn stdout(spinner: bool) -> Self {
         use std::io::IsTerminal;
-        let markdown = use_color(std::io::stdout().is_terminal());
+        let terminal = std::io::stdout().is_terminal();
+        let markdown = use_color(terminal);
         let spinner = spinner && std::io::stderr().is_terminal();
+        // Markdown output is meant for a terminal even when forced elsewhere.
         ReplyOutput::new(std::io::stdout().lock(), markdown, spinner)
+            .neutralizing(terminal || markdown)
     }
 }
 
@@ -193,7 +199,14 @@ impl<W: Write> ReplyOutput<W> {
                 ReplyInner::Raw(inner)
             },
             spinner: spinner.then(Spinner::start),
+            neutralizer: None,
         }
+    }
+
+    /// Shows control characters in what is written instead of passing them.
+    pub fn neutralizing(mut self, yes: bool) -> Self {
+        self.neutralizer = yes.then(crate::visible::Neutralizer::default);
+        self
     }
 
     /// Ends the reply: stops the spinner, writes anything held back.
@@ -201,9 +214,21 @@ impl<W: Write> ReplyOutput<W> {
         if let Some(spinner) = self.spinner.take() {
             spinner.stop();
         }
+        if let Some(neutralizer) = &mut self.neutralizer {
+            let mut rest = String::new();
+            neutralizer.finish(&mut rest);
+            self.write_inner(rest.as_bytes())?;
+        }
         match &mut self.inner {
             ReplyInner::Raw(w) => w.flush(),
             ReplyInner::Markdown(w) => w.finish(),
+        }
+    }
+
+    fn write_inner(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        match &mut self.inner {
+            ReplyInner::Raw(w) => w.write_all(buf),
+            ReplyInner::Markdown(w) => w.write_all(buf),
         }
     }
 }
@@ -212,6 +237,13 @@ impl<W: Write> Write for ReplyOutput<W> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         if let Some(spinner) = self.spinner.take() {
             spinner.stop();
+        }
+        if let Some(neutralizer) = &mut self.neutralizer {
+            // The engine and the commands write whole UTF-8 texts.
+            let mut shown = String::with_capacity(buf.len());
+            neutralizer.push(&String::from_utf8_lossy(buf), &mut shown);
+            self.write_inner(shown.as_bytes())?;
+            return Ok(buf.len());
         }
         match &mut self.inner {
             ReplyInner::Raw(w) => w.write(buf),

@@ -119,7 +119,11 @@ fn print_resume(engine: &Engine, notices: Notices) {
             ""
         }
     ));
-    eprint!("{}", commands::history_text(engine, 2));
+    // The history is the model's text: shown, never executed, on the terminal.
+    eprint!(
+        "{}",
+        crate::visible::text(&commands::history_text(engine, 2))
+    );
 }
 
 /// What a compaction run alongside the prompt has to say afterwards.

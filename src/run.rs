@@ -154,7 +154,10 @@ fn run_command(command: &Command, cli: &Cli, file: &config::FileConfig) -> anyho
     let dir =
         config::resolve_memory_dir(cli.chat.memory_dir.as_deref(), file.memory_dir.as_deref())?;
     let lock_wait = config::lock_wait(&cli.chat);
-    let mut out = std::io::stdout().lock();
+    // What a session holds came from outside (the model): on a terminal its
+    // control characters are shown, not executed; a pipe gets the bytes.
+    let terminal = std::io::stdout().is_terminal();
+    let mut out = crate::visible::Writer::new(std::io::stdout().lock(), terminal);
     match command {
         Command::Sessions => {
             let (model, budget) = config::model_and_budget(&cli.chat, file)?;
@@ -252,6 +255,7 @@ fn run_command(command: &Command, cli: &Cli, file: &config::FileConfig) -> anyho
             clap_mangen::Man::new(Cli::command()).render(&mut out)?;
         }
     }
+    out.finish()?;
     Ok(Exit::Success)
 }
 
@@ -391,6 +395,11 @@ pub fn report_turn<W: Write>(
     let _ = render::finish_reply(out, &report.reply);
     for notice in &report.notices {
         notices.info(notice);
+    }
+    if let Some(why) = &report.truncated {
+        notices.warn(&format!(
+            "{why}; it was stopped there and saved, marked truncated"
+        ));
     }
     if report.skipped_chunks > 0 {
         notices.warn(&format!(

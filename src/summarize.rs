@@ -205,12 +205,21 @@ pub async fn collect(
     model: &dyn ChatModel,
     request: ChatRequest,
 ) -> Result<Option<String>, ClientError> {
+    let mut cap = crate::reply_cap::ReplyCap::for_request(request.max_tokens);
     let mut stream = model.stream(request).await?;
     let mut text = String::new();
     let mut finished = false;
     while let Some(event) = stream.next().await {
         match event? {
-            StreamEvent::Text(t) => text.push_str(&t),
+            StreamEvent::Text(t) => {
+                // A server that ignores max_tokens would never end the summary;
+                // it is cut to its cap later anyway.
+                let (kept, full) = cap.take(&t);
+                text.push_str(kept);
+                if full {
+                    return Ok(Some(text));
+                }
+            }
             StreamEvent::Finished(_) => finished = true,
             StreamEvent::Usage(_) | StreamEvent::Skipped(_) => {}
         }

@@ -67,6 +67,8 @@ pub fn to_markdown(name: &str, records: &[Record]) -> String {
                 };
                 let mark = if m.interrupted {
                     " *(interrupted)*"
+                } else if m.truncated {
+                    " *(truncated)*"
                 } else {
                     ""
                 };
@@ -102,7 +104,13 @@ pub fn to_transcript(records: &[Record]) -> String {
                     .as_deref()
                     .map(|m| format!(" ({m})"))
                     .unwrap_or_default();
-                let mark = if m.interrupted { " [interrupted]" } else { "" };
+                let mark = if m.interrupted {
+                    " [interrupted]"
+                } else if m.truncated {
+                    " [truncated]"
+                } else {
+                    ""
+                };
                 out.push_str(&format!(
                     "── {}{model}{mark} · #{} · {}\n{}\n",
                     m.role.as_str(),
@@ -192,6 +200,7 @@ pub fn parse_import(bytes: &[u8], source: &std::path::Path) -> Result<Imported, 
                 at: format::now(),
                 model: None,
                 interrupted: false,
+                truncated: false,
                 tokens: None,
                 usage: None,
             }));

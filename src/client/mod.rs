@@ -103,15 +103,25 @@ pub enum ClientError {
     Protocol { message: String },
 }
 
+/// How much of a server's error text is shown: enough to read the reason,
+/// bounded so a server cannot flood the terminal.
+pub const MAX_ERROR_CHARS: usize = 300;
+
 impl ClientError {
-    /// Removes `secret` from every text the error carries: servers echo what
-    /// they were sent (OpenAI quotes a rejected key), and error messages reach
-    /// the terminal and logs.
-    pub fn redact(self, secret: Option<&str>) -> ClientError {
-        let Some(secret) = secret.filter(|s| s.len() >= 4) else {
-            return self;
-        };
-        let clean = |text: String| text.replace(secret, "<redacted>");
+    /// Makes every text the error carries safe to show: `secret` (the API
+    /// key) is masked first, wherever it occurs, because servers echo what
+    /// they were sent (OpenAI quotes a rejected key); then control characters
+    /// are made visible (the text is the server's, see [`crate::visible`]);
+    /// then the text is cut to [`MAX_ERROR_CHARS`], and a start of the key
+    /// left at the end (the server cut its own echo) is masked too. Masking
+    /// before cutting is what keeps a key that straddles the cut from leaking.
+    pub fn scrub(self, secret: Option<&str>) -> ClientError {
+        let secret = secret.filter(|s| s.len() >= MIN_MASKED);
+        self.map_texts(|text| scrub_text(&text, secret, MAX_ERROR_CHARS))
+    }
+
+    /// Applies `clean` to every text the error carries.
+    fn map_texts(self, clean: impl Fn(String) -> String) -> ClientError {
         match self {
             ClientError::Auth { status, message } => ClientError::Auth {
                 status,
@@ -146,5 +156,82 @@ impl ClientError {
             },
             timeout @ ClientError::Timeout { .. } => timeout,
         }
+    }
+}
+
+/// The shortest piece of the key that is masked where a text ends with the
+/// key's first characters (shorter pieces are too common to mean anything).
+const MIN_MASKED: usize = 4;
+
+const MASK: &str = "<redacted>";
+
+/// See [`ClientError::scrub`].
+fn scrub_text(text: &str, secret: Option<&str>, max_chars: usize) -> String {
+    let masked = match secret {
+        Some(secret) => text.replace(secret, MASK),
+        None => text.to_string(),
+    };
+    let shown = crate::visible::text(&masked);
+    let (mut kept, cut) = match shown.char_indices().nth(max_chars) {
+        Some((at, _)) => (shown[..at].to_string(), true),
+        None => (shown, false),
+    };
+    if let Some(secret) = secret {
+        mask_key_start(&mut kept, secret);
+    }
+    if cut {
+        kept.push('…');
+    }
+    kept
+}
+
+/// Masks the longest end of `text` that is a start of `secret`.
+fn mask_key_start(text: &mut String, secret: &str) {
+    let longest = secret.len().min(text.len());
+    for n in (MIN_MASKED..=longest).rev() {
+        let at = text.len() - n;
+        if text.is_char_boundary(at) && secret.is_char_boundary(n) && text[at..] == secret[..n] {
+            text.truncate(at);
+            text.push_str(MASK);
+            return;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KEY: &str = "sk-proj-0123456789abcdefghij";
+
+    #[test]
+    fn a_key_straddling_the_cut_is_masked_whole() {
+        for before in 280..=305 {
+            let text = format!("{}{KEY} and more", "x".repeat(before));
+            let shown = scrub_text(&text, Some(KEY), MAX_ERROR_CHARS);
+            for n in MIN_MASKED..=KEY.len() {
+                assert!(!shown.contains(&KEY[..n]), "{before}: {shown}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_start_of_the_key_at_the_end_is_masked() {
+        let shown = scrub_text("Incorrect API key provided: sk-proj-01", Some(KEY), 300);
+        assert_eq!(shown, "Incorrect API key provided: <redacted>");
+        // Too short to be the key.
+        assert_eq!(scrub_text("tasks", Some(KEY), 300), "tasks");
+    }
+
+    #[test]
+    fn control_characters_from_the_server_are_shown() {
+        let error = ClientError::Auth {
+            status: 401,
+            message: "bad \x1b]0;title\x07 key".to_string(),
+        };
+        let ClientError::Auth { message, .. } = error.scrub(Some(KEY)) else {
+            unreachable!()
+        };
+        assert_eq!(message, "bad ^[]0;title^G key");
     }
 }

@@ -73,6 +73,14 @@ impl OpenAiModel {
         // seconds, aws-lc in minutes); install ring once. A second install
         // fails harmlessly.
         let _ = rustls::crypto::ring::default_provider().install_default();
+        if let Some(key) = &settings.api_key {
+            // The key goes into an HTTP header, where a line break or control
+            // byte makes the HTTP stack panic.
+            check_api_key(key).map_err(|problem| ClientError::Transport {
+                url: settings.base_url.clone(),
+                message: format!("OPENAI_API_KEY {problem}"),
+            })?;
+        }
         let http = reqwest::Client::builder()
             .connect_timeout(settings.connect_timeout)
             .read_timeout(settings.idle_timeout)
@@ -124,7 +132,7 @@ impl OpenAiModel {
             attempts,
             self.settings.idle_timeout,
         )
-        .redact(self.settings.api_key.as_deref())
+        .scrub(self.settings.api_key.as_deref())
     }
 
     async fn start(&self, request: ChatRequest) -> Result<ReplyStream, ClientError> {
@@ -149,7 +157,7 @@ impl OpenAiModel {
                             clip(&content, 120)
                         )))]
                     }
-                    Err(e) => vec![Err(map_error(e, &url, 1, idle).redact(key.as_deref()))],
+                    Err(e) => vec![Err(map_error(e, &url, 1, idle).scrub(key.as_deref()))],
                 };
                 futures::stream::iter(events)
             });
@@ -177,6 +185,29 @@ impl ChatModel for OpenAiModel {
     }
 }
 
+/// Checks that an API key can be sent: one run of visible ASCII characters
+/// (what an HTTP header allows, and what every provider's keys are made of).
+/// The problem is described without showing the key.
+pub fn check_api_key(key: &str) -> Result<(), String> {
+    let Some((at, c)) = key.chars().enumerate().find(|(_, c)| !c.is_ascii_graphic()) else {
+        return Ok(());
+    };
+    let what = match c {
+        '\n' => "a line break".to_string(),
+        '\r' => "a carriage return".to_string(),
+        ' ' => "a space".to_string(),
+        '\t' => "a tab".to_string(),
+        c if c.is_control() => format!("a control character (U+{:04X})", c as u32),
+        _ => "a character outside ASCII".to_string(),
+    };
+    Err(format!(
+        "contains {what} at character {} of {}; an API key is one line of visible \
+         ASCII characters (check how the variable was set, e.g. a trailing newline from a file)",
+        at + 1,
+        key.chars().count()
+    ))
+}
+
 fn clip(text: &str, max: usize) -> String {
     let mut out: String = text.chars().take(max).collect();
     if out.len() < text.len() {
@@ -185,12 +216,13 @@ fn clip(text: &str, max: usize) -> String {
     out
 }
 
-/// Maps async-openai's error to the engine's typed error.
+/// Maps async-openai's error to the engine's typed error. Texts are kept
+/// whole here: [`ClientError::scrub`] masks the key, then cuts them.
 fn map_error(error: OpenAIError, url: &str, attempts: u32, idle: Duration) -> ClientError {
     match error {
         OpenAIError::ApiError(api) => {
             let status = api.status_code.as_u16();
-            let message = clip(api.api_error.message.trim(), 300);
+            let message = api.api_error.message.trim().to_string();
             let code = api.api_error.code.clone().unwrap_or_default();
             let lower = message.to_ascii_lowercase();
             match status {
@@ -230,7 +262,7 @@ fn map_error(error: OpenAIError, url: &str, attempts: u32, idle: Duration) -> Cl
             }
         }
         OpenAIError::JSONDeserialize(e, content) => ClientError::Protocol {
-            message: format!("{e} in {}", clip(&content, 200)),
+            message: format!("{e} in {content}"),
         },
         OpenAIError::StreamError(e) => {
             let text = e.to_string();
@@ -241,12 +273,12 @@ fn map_error(error: OpenAIError, url: &str, attempts: u32, idle: Duration) -> Cl
             } else {
                 ClientError::Transport {
                     url: url.to_string(),
-                    message: clip(&text, 300),
+                    message: text,
                 }
             }
         }
         other => ClientError::Protocol {
-            message: clip(&other.to_string(), 300),
+            message: other.to_string(),
         },
     }
 }

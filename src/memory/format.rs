@@ -105,6 +105,10 @@ pub struct MessageRecord {
     /// The reply was cut short (Ctrl-C, a dropped stream): the text is partial.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub interrupted: bool,
+    /// memchat stopped the reply at its size cap (the server ignored
+    /// `max_tokens`): the text is the reply's beginning.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub truncated: bool,
     /// Cached exact token count of `content` (no per-message overhead) in
     /// `encoding`, so start-up need not load the tokenizer.
     #[serde(default, skip_serializing_if = "Option::is_none")]

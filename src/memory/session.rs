@@ -237,16 +237,19 @@ impl Session {
         interrupted: bool,
         tokens: Option<TokenCache>,
     ) -> Result<&MessageRecord, StoreError> {
-        self.append_with_usage(role, content, model, interrupted, tokens, None)
+        self.append_with_usage(role, content, model, interrupted, false, tokens, None)
     }
 
-    /// [`Session::append`] for a reply, with the server's usage report.
+    /// [`Session::append`] for a reply, with the server's usage report and
+    /// whether memchat stopped it at the reply cap.
+    #[allow(clippy::too_many_arguments)]
     pub fn append_with_usage(
         &mut self,
         role: Role,
         content: String,
         model: Option<String>,
         interrupted: bool,
+        truncated: bool,
         tokens: Option<TokenCache>,
         usage: Option<format::UsageRecord>,
     ) -> Result<&MessageRecord, StoreError> {
@@ -257,6 +260,7 @@ impl Session {
             at: format::now(),
             model,
             interrupted,
+            truncated,
             tokens,
             usage,
         };

@@ -16,6 +16,7 @@ mod budget_invariants;
 mod crash;
 mod faults;
 mod golden;
+mod io_safety;
 mod log_reader;
 mod long_conversation;
 mod openai;
