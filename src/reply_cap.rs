@@ -13,9 +13,12 @@
 pub const REPLY_CAP_FACTOR: u64 = 4;
 
 /// The most text one reply may hold: 256 KiB, about 64,000 tokens, far above
-/// any reply within the largest reserve (4,096 tokens). Its record on disk
-/// stays under 1.5 MiB even if every byte needed JSON escaping.
+/// any reply within the largest reserve (4,096 tokens), and well under the
+/// store's cap on one message (`MAX_CONTENT_BYTES`).
 pub const MAX_REPLY_BYTES: usize = 256 * 1024;
+
+// A capped reply must always be a message the store accepts and can read back.
+const _: () = assert!(MAX_REPLY_BYTES <= crate::memory::format::MAX_CONTENT_BYTES);
 
 /// Counts a reply as it streams.
 #[derive(Debug, Clone)]
