@@ -26,6 +26,7 @@
 //! | [`transfer`] | export and import formats (OpenAI array, Markdown, transcript) |
 //! | [`render`] | stdout vs stderr, colour, gauges, the spinner |
 //! | [`markdown`] | streaming Markdown rendering for the terminal |
+//! | [`highlight`] | code block highlighting, comments by the fence's language |
 //! | [`interrupt`] | Ctrl-C as data |
 //! | [`visible`] | outside text made harmless for a terminal (control characters shown) |
 //!
@@ -45,6 +46,7 @@ pub mod cli;
 pub mod client;
 pub mod commands;
 pub mod config;
+pub mod highlight;
 pub mod input;
 pub mod interrupt;
 pub mod manage;

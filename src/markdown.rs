@@ -1,7 +1,7 @@
 //! Markdown for the terminal, rendered while the reply streams: headings,
 //! list bullets, block quotes, `**bold**`, `*emphasis*`, `inline code`, and
-//! fenced code blocks with light syntax highlighting (keywords, strings,
-//! numbers, comments). Prose is written character by character as it
+//! fenced code blocks with light syntax highlighting ([`crate::highlight`],
+//! comments by the fence's language). Prose is written character by character as it
 //! arrives; only a line's first few characters wait until the line's kind is
 //! known, and code lines wait for their end (highlighting needs whole words).
 //! Markers stay visible, so nothing the model wrote is ever hidden. Used
@@ -9,80 +9,15 @@
 
 use std::io::{self, Write};
 
-const RESET: &str = "\x1b[0m";
-const BOLD: &str = "\x1b[1m";
-const ITALIC: &str = "\x1b[3m";
-const DIM: &str = "\x1b[2m";
-const HEADING: &str = "\x1b[1;36m";
-const CODE: &str = "\x1b[33m";
-const KEYWORD: &str = "\x1b[35m";
-const STRING: &str = "\x1b[32m";
-const NUMBER: &str = "\x1b[36m";
-const COMMENT: &str = "\x1b[2;37m";
+use anstyle::{AnsiColor, Reset, Style};
 
-const KEYWORDS: &[&str] = &[
-    "as",
-    "async",
-    "await",
-    "break",
-    "case",
-    "class",
-    "const",
-    "continue",
-    "def",
-    "defer",
-    "do",
-    "elif",
-    "else",
-    "enum",
-    "export",
-    "extern",
-    "false",
-    "fn",
-    "for",
-    "from",
-    "func",
-    "function",
-    "go",
-    "if",
-    "impl",
-    "import",
-    "in",
-    "interface",
-    "let",
-    "loop",
-    "match",
-    "mod",
-    "mut",
-    "new",
-    "nil",
-    "None",
-    "null",
-    "package",
-    "pub",
-    "return",
-    "self",
-    "Self",
-    "static",
-    "struct",
-    "switch",
-    "trait",
-    "true",
-    "True",
-    "False",
-    "try",
-    "type",
-    "use",
-    "var",
-    "where",
-    "while",
-    "with",
-    "yield",
-    "fi",
-    "then",
-    "done",
-    "echo",
-];
+use crate::highlight::Highlighter;
+
+const BOLD: Style = Style::new().bold();
+const ITALIC: Style = Style::new().italic();
+const DIM: Style = Style::new().dimmed();
+const HEADING: Style = AnsiColor::Cyan.on_default().bold();
+const CODE: Style = AnsiColor::Yellow.on_default();
 
 /// Where the renderer is within the current line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,12 +33,13 @@ pub struct MarkdownWriter<W: Write> {
     inner: W,
     state: LineState,
     pending: String,
-    in_code_block: bool,
+    /// Inside a fenced code block: its highlighter.
+    code_block: Option<Highlighter>,
     bold: bool,
     italic: bool,
     code: bool,
     /// Style applied to the whole line (heading, quote).
-    line_style: Option<&'static str>,
+    line_style: Option<Style>,
 }
 
 impl<W: Write> MarkdownWriter<W> {
@@ -112,7 +48,7 @@ impl<W: Write> MarkdownWriter<W> {
             inner,
             state: LineState::Start,
             pending: String::new(),
-            in_code_block: false,
+            code_block: None,
             bold: false,
             italic: false,
             code: false,
@@ -121,18 +57,18 @@ impl<W: Write> MarkdownWriter<W> {
     }
 
     fn style(&self) -> String {
-        let mut s = String::from(RESET);
+        let mut s = Reset.to_string();
         if let Some(line) = self.line_style {
-            s.push_str(line);
+            s.push_str(&line.to_string());
         }
         if self.bold {
-            s.push_str(BOLD);
+            s.push_str(&BOLD.to_string());
         }
         if self.italic {
-            s.push_str(ITALIC);
+            s.push_str(&ITALIC.to_string());
         }
         if self.code {
-            s.push_str(CODE);
+            s.push_str(&CODE.to_string());
         }
         s
     }
@@ -140,7 +76,7 @@ impl<W: Write> MarkdownWriter<W> {
     /// Decides the kind of line from its prefix, once enough is known.
     fn decide(&mut self, complete: bool) -> io::Result<bool> {
         let trimmed = self.pending.trim_start();
-        if self.in_code_block
+        if self.code_block.is_some()
             || trimmed.starts_with("```")
             || trimmed.starts_with('`') && !complete && trimmed.len() < 3
         {
@@ -174,7 +110,7 @@ impl<W: Write> MarkdownWriter<W> {
             .or_else(|| trimmed.strip_prefix("* "))
             .or_else(|| trimmed.strip_prefix("+ "))
         {
-            out.push_str(&format!("{BOLD}•{RESET} "));
+            out.push_str(&format!("{BOLD}•{Reset} "));
             rest = after.to_string();
         } else if let Some(after) = trimmed.strip_prefix('>') {
             self.line_style = Some(DIM);
@@ -238,11 +174,20 @@ impl<W: Write> MarkdownWriter<W> {
         if self.state == LineState::Start {
             let line = std::mem::take(&mut self.pending);
             let trimmed = line.trim_start();
-            if trimmed.starts_with("```") {
-                self.in_code_block = !self.in_code_block;
-                write!(self.inner, "{DIM}{line}{RESET}")?;
-            } else if self.in_code_block {
-                self.inner.write_all(highlight(&line).as_bytes())?;
+            if let Some(info) = trimmed.strip_prefix("```") {
+                self.code_block = match self.code_block {
+                    Some(_) => None,
+                    // The info string's first word names the language.
+                    None => Some(Highlighter::new(
+                        info.trim_start_matches('`')
+                            .split_whitespace()
+                            .next()
+                            .unwrap_or(""),
+                    )),
+                };
+                write!(self.inner, "{DIM}{line}{Reset}")?;
+            } else if let Some(highlighter) = &mut self.code_block {
+                self.inner.write_all(highlighter.line(&line).as_bytes())?;
             } else {
                 self.pending = line;
                 self.decide(true)?;
@@ -254,7 +199,7 @@ impl<W: Write> MarkdownWriter<W> {
         self.line_style = None;
         self.state = LineState::Start;
         self.pending.clear();
-        writeln!(self.inner, "{RESET}")
+        writeln!(self.inner, "{Reset}")
     }
 
     fn feed(&mut self, text: &str) -> io::Result<()> {
@@ -289,14 +234,14 @@ impl<W: Write> MarkdownWriter<W> {
     pub fn finish(&mut self) -> io::Result<()> {
         if !self.pending.is_empty() {
             let line = std::mem::take(&mut self.pending);
-            if self.in_code_block {
-                self.inner.write_all(highlight(&line).as_bytes())?;
+            if let Some(highlighter) = &mut self.code_block {
+                self.inner.write_all(highlighter.line(&line).as_bytes())?;
             } else {
                 self.pending = line;
                 self.decide(true)?;
             }
         }
-        write!(self.inner, "{RESET}")?;
+        write!(self.inner, "{Reset}")?;
         self.inner.flush()
     }
 }
@@ -313,60 +258,10 @@ impl<W: Write> Write for MarkdownWriter<W> {
     }
 }
 
-/// Highlights one line of code: comments, strings, numbers, keywords.
-pub fn highlight(line: &str) -> String {
-    let mut out = String::new();
-    let chars: Vec<char> = line.chars().collect();
-    let mut i = 0;
-    while i < chars.len() {
-        let c = chars[i];
-        let rest: String = chars[i..].iter().collect();
-        if rest.starts_with("//")
-            || (c == '#' && (i == 0 || chars[i - 1].is_whitespace()))
-            || rest.starts_with("--")
-        {
-            out.push_str(&format!("{COMMENT}{rest}{RESET}"));
-            break;
-        }
-        if c == '"' || c == '\'' {
-            let mut j = i + 1;
-            while j < chars.len() && chars[j] != c {
-                if chars[j] == '\\' {
-                    j += 1;
-                }
-                j += 1;
-            }
-            let end = (j + 1).min(chars.len());
-            let literal: String = chars[i..end].iter().collect();
-            out.push_str(&format!("{STRING}{literal}{RESET}"));
-            i = end;
-            continue;
-        }
-        if c.is_ascii_alphanumeric() || c == '_' {
-            let mut j = i;
-            while j < chars.len() && (chars[j].is_ascii_alphanumeric() || chars[j] == '_') {
-                j += 1;
-            }
-            let word: String = chars[i..j].iter().collect();
-            if word.chars().next().is_some_and(|f| f.is_ascii_digit()) {
-                out.push_str(&format!("{NUMBER}{word}{RESET}"));
-            } else if KEYWORDS.contains(&word.as_str()) {
-                out.push_str(&format!("{KEYWORD}{word}{RESET}"));
-            } else {
-                out.push_str(&word);
-            }
-            i = j;
-            continue;
-        }
-        out.push(c);
-        i += 1;
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::highlight::{COMMENT, KEYWORD, NUMBER};
 
     fn render(chunks: &[&str]) -> String {
         let mut w = MarkdownWriter::new(Vec::new());
@@ -378,17 +273,7 @@ mod tests {
     }
 
     fn plain(text: &str) -> String {
-        let mut out = String::new();
-        let mut in_escape = false;
-        for c in text.chars() {
-            match (in_escape, c) {
-                (false, '\x1b') => in_escape = true,
-                (true, 'm') => in_escape = false,
-                (true, _) => {}
-                (false, c) => out.push(c),
-            }
-        }
-        out
+        anstream::adapter::strip_str(text).to_string()
     }
 
     #[test]
@@ -410,15 +295,31 @@ mod tests {
     fn styles_are_applied() {
         let out = render(&["# Head\n", "a **b** c\n", "```\nlet x = 1;\n```\n"]);
         assert!(out.contains(&format!("{HEADING}#")));
-        assert!(out.contains(BOLD));
-        assert!(out.contains(&format!("{KEYWORD}let{RESET}")));
-        assert!(out.contains(&format!("{NUMBER}1{RESET}")));
+        assert!(out.contains(&BOLD.to_string()));
+        assert!(out.contains(&format!("{KEYWORD}let{KEYWORD:#}")));
+        assert!(out.contains(&format!("{NUMBER}1{NUMBER:#}")));
+    }
+
+    #[test]
+    fn code_blocks_take_comment_syntax_from_their_fence() {
+        let sql = render(&["```sql\nselect 1; -- one\n```\n"]);
+        assert!(
+            sql.contains(&format!("{COMMENT}-- one{COMMENT:#}")),
+            "{sql:?}"
+        );
+        let c = render(&["```c\ni--; // one\n```\n"]);
+        assert!(c.contains(&format!("{COMMENT}// one{COMMENT:#}")), "{c:?}");
+        assert!(!c.contains(&format!("{COMMENT}--")), "{c:?}");
+        // The language is per block: the next block starts afresh.
+        let both = render(&["```python\n# a\n```\n```\n# b\n```\n"]);
+        assert!(both.contains(&format!("{COMMENT}# a{COMMENT:#}")));
+        assert!(!both.contains(&format!("{COMMENT}# b")), "{both:?}");
     }
 
     #[test]
     fn hashtags_are_not_headings() {
-        assert!(!render(&["#rustlang is fun\n"]).contains(HEADING));
-        assert!(render(&["## Real heading\n"]).contains(HEADING));
+        assert!(!render(&["#rustlang is fun\n"]).contains(&HEADING.to_string()));
+        assert!(render(&["## Real heading\n"]).contains(&HEADING.to_string()));
     }
 
     #[test]

@@ -4,6 +4,18 @@
 
 use std::io::{IsTerminal, Write};
 
+use anstyle::{AnsiColor, Style};
+
+const INFO: Style = Style::new().dimmed();
+const WARNING: Style = AnsiColor::Yellow.on_default();
+const ERROR: Style = AnsiColor::Red.on_default();
+/// Moves to the line's start and clears it (a cursor control, not a style).
+const ERASE_LINE: &str = "\r\x1b[2K";
+/// Quick replies should not flash a spinner: it appears after this long.
+const SPINNER_DELAY: std::time::Duration = std::time::Duration::from_millis(150);
+/// Time per spinner frame: ten frames turn about once a second.
+const SPINNER_FRAME: std::time::Duration = std::time::Duration::from_millis(80);
+
 /// When to use colour (and Markdown styling): `auto` means on a terminal
 /// without `NO_COLOR`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -63,28 +75,28 @@ impl Notices {
         }
     }
 
-    fn emit(&self, style: &str, label: &str, message: &str) {
-        let mut err = std::io::stderr().lock();
-        let _ = if self.color {
-            writeln!(err, "\x1b[{style}mmemchat: {label}{message}\x1b[0m")
-        } else {
-            writeln!(err, "memchat: {label}{message}")
-        };
+    fn emit(&self, style: Style, label: &str, message: &str) {
+        let style = if self.color { style } else { Style::new() };
+        // A plain style renders as nothing, its reset too.
+        let _ = writeln!(
+            std::io::stderr().lock(),
+            "{style}memchat: {label}{message}{style:#}"
+        );
     }
 
     /// Something the user should know (a compaction, an assumption).
     pub fn info(&self, message: &str) {
-        self.emit("2", "", message);
+        self.emit(INFO, "", message);
     }
 
     /// Something went wrong but memchat carries on.
     pub fn warn(&self, message: &str) {
-        self.emit("33", "warning: ", message);
+        self.emit(WARNING, "warning: ", message);
     }
 
     /// Something failed.
     pub fn error(&self, message: &str) {
-        self.emit("31", "error: ", message);
+        self.emit(ERROR, "error: ", message);
     }
 }
 
@@ -119,10 +131,15 @@ impl Spinner {
         let stopped = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let drawn = std::sync::Arc::new(std::sync::Mutex::new(false));
         let (stop, lock) = (stopped.clone(), drawn.clone());
+        // The spinner is drawn on a terminal only, but is plain under NO_COLOR.
+        let style = if use_color(std::io::stderr().is_terminal()) {
+            INFO
+        } else {
+            Style::new()
+        };
         std::thread::spawn(move || {
             const FRAMES: [&str; 10] = ["⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏"];
-            // Quick replies should not flash a spinner.
-            std::thread::sleep(std::time::Duration::from_millis(150));
+            std::thread::sleep(SPINNER_DELAY);
             for frame in FRAMES.iter().cycle() {
                 {
                     let Ok(mut drawn) = lock.lock() else { return };
@@ -131,11 +148,11 @@ impl Spinner {
                     }
                     let _ = write!(
                         std::io::stderr(),
-                        "\r\x1b[2m{frame} waiting for the model…\x1b[0m"
+                        "\r{style}{frame} waiting for the model…{style:#}"
                     );
                     *drawn = true;
                 }
-                std::thread::sleep(std::time::Duration::from_millis(80));
+                std::thread::sleep(SPINNER_FRAME);
             }
         });
         Spinner { stopped, drawn }
@@ -150,7 +167,7 @@ impl Spinner {
         if let Ok(mut drawn) = self.drawn.lock()
             && *drawn
         {
-            let _ = write!(std::io::stderr(), "\r\x1b[2K");
+            let _ = write!(std::io::stderr(), "{ERASE_LINE}");
             *drawn = false;
         }
     }

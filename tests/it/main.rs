@@ -13,6 +13,7 @@
 mod support;
 
 mod budget_invariants;
+mod colour;
 mod crash;
 mod faults;
 mod golden;

@@ -199,7 +199,7 @@ fn a_terminal_gets_markdown_and_a_spinner_a_pipe_gets_raw_text() {
         },
     );
     p.exp_string("waiting for the model").unwrap();
-    p.exp_string("\x1b[1;36m#").unwrap(); // heading style
+    p.exp_string("\x1b[1m\x1b[36m#").unwrap(); // heading style (bold, cyan)
     p.exp_string("\x1b[1m**bold**").unwrap(); // bold, markers kept
     p.exp_string("\x1b[35mlet\x1b[0m").unwrap(); // a highlighted keyword
     p.exp_eof().unwrap();
