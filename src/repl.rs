@@ -126,6 +126,16 @@ fn print_resume(engine: &Engine, notices: Notices) {
     );
 }
 
+/// A store error inside the REPL (a `/session` to a locked or corrupt
+/// session, a full disk) ends nothing: it is reported and the prompt comes
+/// back on the session the user had, which the failed step left as it was.
+fn report_store_error(error: &TurnError, engine: &Engine, notices: Notices) {
+    notices.error(&format!(
+        "{error} (still on session {:?})",
+        engine.session().name()
+    ));
+}
+
 /// What a compaction run alongside the prompt has to say afterwards.
 enum Late {
     Report(crate::chat::CompactionReport),
@@ -258,7 +268,9 @@ pub async fn run(
             other => {
                 compaction_due = other.as_ref().is_ok_and(|r| !r.by_user);
                 // Model failures and interruptions are reported; the chat goes on.
-                report_turn(other, &mut stdout, notices)?;
+                if let Err(e) = report_turn(other, &mut stdout, notices) {
+                    report_store_error(&e, &engine, notices);
+                }
             }
         }
     }

@@ -164,11 +164,7 @@ const HOSTILE: &str =
     "title\x1b]0;pwned\x07 clear\x1b[2J clip\x1b]52;c;aGk=\x07 red\u{9b}31m back\r\nend\n";
 
 fn hostile_server() -> FakeServer {
-    FakeServer::start(vec![Reply::Stream {
-        events: vec![text_chunk(&HOSTILE[..12]), text_chunk(&HOSTILE[12..])],
-        delay: Duration::ZERO,
-        done: true,
-    }])
+    FakeServer::start(vec![Reply::streamed(&[&HOSTILE[..12], &HOSTILE[12..]])])
 }
 
 fn assert_neutralised(screen: &str) {
@@ -194,6 +190,7 @@ fn escape_sequences_in_a_reply_are_shown_on_a_terminal_and_kept_in_a_pipe() {
         });
         let screen = p.exp_eof().unwrap();
         assert_neutralised(&screen);
+        assert!(!screen.contains("error"), "{screen:?}");
         assert!(screen.contains("end"), "{screen:?}");
     }
     // The log and a pipe keep the reply byte for byte.
@@ -209,4 +206,150 @@ fn escape_sequences_in_a_reply_are_shown_on_a_terminal_and_kept_in_a_pipe() {
     // `show` on a terminal neutralises what it replays.
     let mut p = spawn_pty(&sandbox, &["show", "default"], |_| {});
     assert_neutralised(&p.exp_eof().unwrap());
+}
+
+// ---- 9. store errors inside the REPL --------------------------------------
+
+/// Waits until the line editor reads keys in raw mode with its prompt drawn
+/// (rustyline switches bracketed paste on as it enters raw mode).
+fn editing(p: &mut rexpect::session::PtySession) {
+    p.exp_string("\x1b[?2004h").unwrap();
+    p.exp_string("%> ").unwrap();
+}
+
+/// [`editing`], with the prompt naming `session`.
+fn editing_on(p: &mut rexpect::session::PtySession, session: &str) {
+    p.exp_string("\x1b[?2004h").unwrap();
+    p.exp_string(&format!("{session} ")).unwrap();
+    p.exp_string("%> ").unwrap();
+}
+
+fn user_messages(sandbox: &Sandbox, file: &str) -> Vec<String> {
+    sandbox
+        .records(file)
+        .iter()
+        .filter(|r| r["role"] == "user")
+        .map(|r| r["content"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn the_repl_reports_a_locked_or_corrupt_session_and_stays_where_it_was() {
+    let sandbox = Sandbox::new();
+    // Another memchat holds session "busy".
+    let mut holder = spawn_pty(&sandbox, &["--mock", "-s", "busy"], |_| {});
+    editing(&mut holder);
+    // Session "bad" has a damaged line in the middle.
+    std::fs::write(
+        sandbox.memory().join("bad.jsonl"),
+        "{\"type\":\"header\",\"format\":\"memchat\",\"version\":1,\"session\":\"bad\",\"created_at\":\"2026-01-01T00:00:00Z\"}\n\
+         not json\n\
+         {\"type\":\"message\",\"seq\":2,\"role\":\"user\",\"content\":\"hi\",\"at\":\"2026-01-01T00:00:00Z\"}\n",
+    )
+    .unwrap();
+
+    let mut p = spawn_pty(&sandbox, &["--mock"], |_| {});
+    editing(&mut p);
+    p.send_line("/session busy").unwrap();
+    p.exp_string("in use by another memchat process").unwrap();
+    p.exp_string("still on session \"default\"").unwrap();
+    editing_on(&mut p, "default");
+    p.send_line("/session bad").unwrap();
+    p.exp_string("bad.jsonl:2").unwrap();
+    editing_on(&mut p, "default");
+    p.send_line("still here").unwrap();
+    p.exp_string("You said: \"still here\"").unwrap();
+    editing(&mut p);
+    p.send_line("/exit").unwrap();
+    p.exp_eof().unwrap();
+    holder.send_line("/exit").unwrap();
+    holder.exp_eof().unwrap();
+
+    assert_eq!(user_messages(&sandbox, "default.jsonl"), ["still here"]);
+    assert!(user_messages(&sandbox, "busy.jsonl").is_empty());
+}
+
+#[test]
+fn the_repl_reports_a_full_disk_and_stays_at_its_prompt() {
+    let sandbox = Sandbox::new();
+    let out = sandbox.run(&["--mock", "a first question"], &[], None);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let log = sandbox.memory().join("default.jsonl");
+    let before = std::fs::read(&log).unwrap();
+    // A file size limit just above the log: the next append cannot fit.
+    let blocks = before.len().div_ceil(512);
+    let template = sandbox.command(&[]);
+    let mut command = std::process::Command::new("sh");
+    command
+        .args([
+            "-c",
+            &format!("ulimit -f {blocks}; exec \"$0\" \"$@\""),
+            env!("CARGO_BIN_EXE_memchat"),
+            "--mock",
+        ])
+        .env_clear()
+        .current_dir(sandbox.dir.path())
+        .env("TERM", "xterm");
+    for (key, value) in template.get_envs() {
+        if let Some(value) = value {
+            command.env(key, value);
+        }
+    }
+    let mut p = rexpect::session::spawn_command(command, Some(15_000)).unwrap();
+    editing(&mut p);
+    p.send_line(&"too long to fit ".repeat(64)).unwrap();
+    p.exp_string("cannot write to").unwrap();
+    p.exp_string("still on session \"default\"").unwrap();
+    editing(&mut p);
+    p.send_line("/history 1").unwrap();
+    p.exp_string("[mock]").unwrap();
+    editing(&mut p);
+    p.send_line("/exit").unwrap();
+    p.exp_eof().unwrap();
+    assert_eq!(std::fs::read(&log).unwrap(), before, "the log is unchanged");
+}
+
+// ---- 10. lines that arrive together ---------------------------------------
+
+#[test]
+fn lines_pasted_without_bracketed_paste_are_each_sent() {
+    let sandbox = Sandbox::new();
+    let mut p = spawn_pty(&sandbox, &["--mock"], |_| {});
+    editing(&mut p);
+    // Three lines in one write, as a terminal without bracketed paste sends
+    // a pasted text.
+    p.send("one\rtwo\rthree\r").unwrap();
+    p.flush().unwrap();
+    for word in ["one", "two", "three"] {
+        p.exp_string(&format!("You said: \"{word}\"")).unwrap();
+    }
+    editing(&mut p);
+    p.send_line("/exit").unwrap();
+    p.exp_eof().unwrap();
+    assert_eq!(
+        user_messages(&sandbox, "default.jsonl"),
+        ["one", "two", "three"]
+    );
+}
+
+#[test]
+fn lines_typed_while_a_reply_streams_are_each_sent() {
+    let sandbox = Sandbox::new();
+    let mut p = spawn_pty(&sandbox, &["--mock", "--mock-delay-ms", "100"], |_| {});
+    editing(&mut p);
+    p.send_line("first").unwrap();
+    // The reply streams for over a second: type two lines meanwhile.
+    p.exp_string("[mock]").unwrap();
+    p.send("second\rthird\r").unwrap();
+    p.flush().unwrap();
+    for word in ["first", "second", "third"] {
+        p.exp_string(&format!("You said: \"{word}\"")).unwrap();
+    }
+    editing(&mut p);
+    p.send_line("/exit").unwrap();
+    p.exp_eof().unwrap();
+    assert_eq!(
+        user_messages(&sandbox, "default.jsonl"),
+        ["first", "second", "third"]
+    );
 }
