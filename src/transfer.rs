@@ -157,59 +157,70 @@ pub struct Imported {
 pub fn parse_import(bytes: &[u8], source: &std::path::Path) -> Result<Imported, String> {
     let text =
         std::str::from_utf8(bytes).map_err(|_| format!("{}: not UTF-8 text", source.display()))?;
-    let trimmed = text.trim_start();
-    let records: Vec<Record> = if trimmed.starts_with('[') {
-        let plain: Vec<serde_json::Value> = serde_json::from_str(text)
-            .map_err(|e| format!("{}: not a JSON array of messages: {e}", source.display()))?;
-        let mut out = Vec::new();
-        for (i, value) in plain.iter().enumerate() {
-            let role = match value.get("role").and_then(|r| r.as_str()) {
-                Some("system") | Some("developer") => Role::System,
-                Some("user") => Role::User,
-                Some("assistant") => Role::Assistant,
-                other => {
-                    return Err(format!(
-                        "{}: message {} has role {:?}; memchat imports system, user and assistant messages",
-                        source.display(),
-                        i + 1,
-                        other.unwrap_or("(none)")
-                    ));
-                }
-            };
-            let content = match value.get("content") {
-                Some(serde_json::Value::String(s)) => s.clone(),
-                // The array-of-parts form: keep the text parts.
-                Some(serde_json::Value::Array(parts)) => parts
-                    .iter()
-                    .filter_map(|p| p.get("text").and_then(|t| t.as_str()))
-                    .collect::<Vec<_>>()
-                    .join("\n"),
-                Some(serde_json::Value::Null) | None => String::new(),
-                Some(other) => {
-                    return Err(format!(
-                        "{}: message {} has content {other}, not text",
-                        source.display(),
-                        i + 1
-                    ));
-                }
-            };
-            out.push(Record::Message(MessageRecord {
+    let records = if text.trim_start().starts_with('[') {
+        parse_openai_array(text, source)?
+    } else {
+        let contents = parse_log(bytes, source, "import").map_err(|e: StoreError| e.to_string())?;
+        whole_conversation(Vec::new(), &contents)
+    };
+    Ok(into_session(records))
+}
+
+/// The messages of an OpenAI message array, in order.
+fn parse_openai_array(text: &str, source: &std::path::Path) -> Result<Vec<Record>, String> {
+    let plain: Vec<serde_json::Value> = serde_json::from_str(text)
+        .map_err(|e| format!("{}: not a JSON array of messages: {e}", source.display()))?;
+    plain
+        .iter()
+        .enumerate()
+        .map(|(i, value)| {
+            let at = |problem: String| format!("{}: message {} {problem}", source.display(), i + 1);
+            Ok(Record::Message(MessageRecord {
                 seq: 0,
-                role,
-                content,
+                role: import_role(value).map_err(at)?,
+                content: import_content(value).map_err(at)?,
                 at: format::now(),
                 model: None,
                 interrupted: false,
                 truncated: false,
                 tokens: None,
                 usage: None,
-            }));
-        }
-        out
-    } else {
-        let contents = parse_log(bytes, source, "import").map_err(|e: StoreError| e.to_string())?;
-        whole_conversation(Vec::new(), &contents)
-    };
+            }))
+        })
+        .collect()
+}
+
+/// A message's role; `developer` is OpenAI's newer name for `system`.
+fn import_role(value: &serde_json::Value) -> Result<Role, String> {
+    match value.get("role").and_then(|r| r.as_str()) {
+        Some("system" | "developer") => Ok(Role::System),
+        Some("user") => Ok(Role::User),
+        Some("assistant") => Ok(Role::Assistant),
+        other => Err(format!(
+            "has role {:?}; memchat imports system, user and assistant messages",
+            other.unwrap_or("(none)")
+        )),
+    }
+}
+
+/// A message's text: a string, or the text parts of the array-of-parts form.
+fn import_content(value: &serde_json::Value) -> Result<String, String> {
+    match value.get("content") {
+        Some(serde_json::Value::String(s)) => Ok(s.clone()),
+        Some(serde_json::Value::Array(parts)) => Ok(parts
+            .iter()
+            .filter_map(|p| p.get("text").and_then(|t| t.as_str()))
+            .collect::<Vec<_>>()
+            .join("\n")),
+        Some(serde_json::Value::Null) | None => Ok(String::new()),
+        Some(other) => Err(format!("has content {other}, not text")),
+    }
+}
+
+/// Arranges imported records as a new session: renumbered from 1, cached
+/// token counts dropped, the last system prompt and the newest summary kept
+/// active, older ones archived.
+fn into_session(records: Vec<Record>) -> Imported {
     let mut archived = Vec::new();
     let mut active = Vec::new();
     let last_system = records
@@ -233,29 +244,29 @@ pub fn parse_import(bytes: &[u8], source: &std::path::Path) -> Result<Imported, 
         }
         active.push(record);
     }
-    // A summary must stay the only one; keep the newest.
-    let summaries = active
-        .iter()
-        .filter(|r| matches!(r, Record::Summary(_)))
-        .count();
-    if summaries > 1 {
-        let mut seen = 0;
-        let (keep, old): (Vec<Record>, Vec<Record>) = active.into_iter().partition(|r| {
-            if matches!(r, Record::Summary(_)) {
-                seen += 1;
-                seen == summaries
-            } else {
-                true
-            }
-        });
-        active = keep;
-        archived.extend(old);
-    }
-    Ok(Imported {
+    archive_older_summaries(&mut active, &mut archived);
+    Imported {
         archived,
         active,
         messages,
-    })
+    }
+}
+
+/// An active log holds at most one summary: keep the newest, archive the rest.
+fn archive_older_summaries(active: &mut Vec<Record>, archived: &mut Vec<Record>) {
+    let is_summary = |r: &Record| matches!(r, Record::Summary(_));
+    let Some(newest) = active.iter().rposition(is_summary) else {
+        return;
+    };
+    let mut i = 0;
+    active.retain(|r| {
+        let keep = !is_summary(r) || i == newest;
+        if !keep {
+            archived.push(r.clone());
+        }
+        i += 1;
+        keep
+    });
 }
 
 #[cfg(test)]
@@ -284,5 +295,71 @@ mod tests {
         let err =
             parse_import(br#"[{"role":"tool","content":"x"}]"#, Path::new("m.json")).unwrap_err();
         assert!(err.contains("message 1 has role \"tool\""), "{err}");
+        let err = parse_import(
+            br#"[{"role":"user","content":"a"},{"role":"user","content":7}]"#,
+            Path::new("m.json"),
+        )
+        .unwrap_err();
+        assert_eq!(err, "m.json: message 2 has content 7, not text");
+    }
+
+    fn seqs(records: &[Record]) -> Vec<u64> {
+        records.iter().filter_map(Record::seq).collect()
+    }
+
+    #[test]
+    fn older_system_prompts_go_to_the_archive() {
+        let array = br#"[
+  {"role": "developer", "content": "Be brief."},
+  {"role": "user", "content": "hi"},
+  {"role": "system", "content": "Be kind."},
+  {"role": "assistant", "content": null}
+]"#;
+        let imported = parse_import(array, Path::new("a.json")).unwrap();
+        assert_eq!(imported.messages, 4);
+        assert_eq!(seqs(&imported.archived), [1]);
+        assert_eq!(seqs(&imported.active), [2, 3, 4]);
+        let Record::Message(last) = &imported.active[2] else {
+            panic!("not a message");
+        };
+        assert_eq!(last.content, "");
+    }
+
+    #[test]
+    fn a_log_with_two_summaries_keeps_the_newest_active() {
+        let log = concat!(
+            r#"{"type":"header","format":"memchat","version":1,"session":"s","created_at":"t"}"#,
+            "\n",
+            r#"{"type":"message","seq":3,"role":"user","content":"a","at":"t"}"#,
+            "\n",
+            r#"{"type":"summary","seq":5,"content":"old","covers":[1,2],"at":"t"}"#,
+            "\n",
+            r#"{"type":"summary","seq":8,"content":"new","covers":[1,7],"at":"t"}"#,
+            "\n",
+            r#"{"type":"message","seq":9,"role":"assistant","content":"b","at":"t"}"#,
+            "\n",
+        );
+        let imported = parse_import(log.as_bytes(), Path::new("s.jsonl")).unwrap();
+        let summaries: Vec<&str> = imported
+            .active
+            .iter()
+            .filter_map(|r| match r {
+                Record::Summary(s) => Some(s.content.as_str()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(summaries, ["new"]);
+        assert_eq!(imported.messages, 2);
+        assert!(
+            imported
+                .archived
+                .iter()
+                .any(|r| matches!(r, Record::Summary(s) if s.content == "old"))
+        );
+        // Renumbered from 1 across both, with no gap or repeat.
+        let mut all = seqs(&imported.archived);
+        all.extend(seqs(&imported.active));
+        all.sort_unstable();
+        assert_eq!(all, [1, 2, 3, 4]);
     }
 }
