@@ -20,6 +20,7 @@ mod golden;
 mod io_safety;
 mod log_reader;
 mod long_conversation;
+mod models;
 mod openai;
 mod repl;
 mod sessions;
