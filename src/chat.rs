@@ -20,7 +20,7 @@ use crate::budget::{self, Budget, HistorySizes};
 use crate::client::{
     ChatMessage, ChatModel, ChatRequest, ClientError, Purpose, StreamEvent, Usage,
 };
-use crate::interrupt::Interrupt;
+use crate::interrupt::{Interrupt, Termination};
 use crate::memory::format::Role;
 use crate::memory::{Session, StoreError};
 use crate::reply_cap::ReplyCap;
@@ -46,8 +46,11 @@ pub struct TurnReport {
     pub reply: String,
     /// The reply was cut (Ctrl-C or a dropped stream) and saved as partial.
     pub interrupted: bool,
-    /// The interruption came from the user (Ctrl-C).
+    /// The interruption came from the user (Ctrl-C) or a signal.
     pub by_user: bool,
+    /// A SIGTERM or SIGHUP arrived during the turn: the front-end exits once
+    /// this report is shown.
+    pub signal: Option<Termination>,
     /// The reply ran past the reply cap and was stopped there (saved, marked
     /// truncated); says which cap.
     pub truncated: Option<String>,
@@ -364,13 +367,29 @@ impl Engine {
         let cache = self
             .check_fits_alone(input)?
             .or_else(|| self.counter.cache_if_ready(input));
+        // SIGTERM/SIGHUP from here on stop the turn like Ctrl-C and wait for
+        // what was received to be saved.
+        let _saving = interrupt.hold();
         self.session
             .append(Role::User, input.to_string(), None, false, cache)?;
         self.reply(out, interrupt).await
     }
 
     /// Streams a reply to the history as it stands (used by `send` and `/retry`).
+    /// A SIGTERM or SIGHUP meanwhile stops it like Ctrl-C; the partial reply
+    /// is saved before the front-end sees [`TurnReport::signal`] and exits.
     pub async fn reply(
+        &mut self,
+        out: &mut dyn Write,
+        interrupt: &mut Interrupt,
+    ) -> Result<TurnReport, TurnError> {
+        let _saving = interrupt.hold();
+        let mut report = self.reply_held(out, interrupt).await?;
+        report.signal = interrupt.termination();
+        Ok(report)
+    }
+
+    async fn reply_held(
         &mut self,
         out: &mut dyn Write,
         interrupt: &mut Interrupt,

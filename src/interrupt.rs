@@ -1,69 +1,202 @@
-//! Ctrl-C as data. Once a tokio signal handler is installed SIGINT no longer
-//! kills the process, so every front-end must look here: the engine stops a
-//! reply when a new interrupt arrives, and one-shot and script modes exit 130
-//! after saving what they have.
+//! Signals as data: SIGINT (Ctrl-C), SIGTERM and SIGHUP (the terminal closed).
+//! Once a handler is installed none of them kills the process any more, so
+//! every front-end must look here.
+//!
+//! - SIGINT stops the reply in progress (its partial text is saved, marked
+//!   interrupted); the REPL goes on, one-shot and script modes exit 130.
+//! - SIGTERM and SIGHUP end memchat. While a turn is being saved (a
+//!   [`Hold`] is alive) they stop the reply like SIGINT, the partial text is
+//!   saved, and the front-end then exits 143 (SIGTERM) or 129 (SIGHUP), the
+//!   shell's 128 + signal number. Anywhere else (at the prompt, waiting for
+//!   stdin) nothing is unsaved, and memchat exits at once with that status.
+//!
+//! The handlers run on a thread of their own: script mode reads stdin with a
+//! blocking read on the runtime's thread, and SIGTERM must still end it.
+
+use std::io::Write;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use tokio::sync::watch;
 
-/// A handle on the count of SIGINTs received.
+/// A signal that ends memchat once the reply in progress is saved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Termination {
+    /// SIGHUP: the terminal went away.
+    Hangup,
+    /// SIGTERM: asked to stop (`kill`, a shutdown, a supervisor).
+    Terminate,
+}
+
+impl Termination {
+    pub fn signal_name(self) -> &'static str {
+        match self {
+            Termination::Hangup => "SIGHUP",
+            Termination::Terminate => "SIGTERM",
+        }
+    }
+
+    /// The exit status: 128 + the signal number, as a shell reports it.
+    pub fn exit_status(self) -> u8 {
+        match self {
+            Termination::Hangup => 129,
+            Termination::Terminate => 143,
+        }
+    }
+}
+
+/// What the handlers have seen.
+#[derive(Debug, Clone, Copy, Default)]
+struct Seen {
+    /// Signals that stop a reply (all three kinds).
+    count: u64,
+    /// The first SIGTERM or SIGHUP, if any.
+    termination: Option<Termination>,
+}
+
+/// A handle on the signals received.
 #[derive(Clone)]
 pub struct Interrupt {
-    rx: watch::Receiver<u64>,
+    rx: watch::Receiver<Seen>,
     seen: u64,
+    /// How many [`Hold`]s are alive; the handler thread reads it under the
+    /// lock, so no hold can start while it decides to exit.
+    holds: Arc<Mutex<usize>>,
     // Keeps the channel open for handles that never fire (tests, pipes).
-    _tx: Option<std::sync::Arc<watch::Sender<u64>>>,
+    _tx: Option<Arc<watch::Sender<Seen>>>,
+}
+
+/// While alive, SIGTERM and SIGHUP let the holder save its work before
+/// memchat exits (see the module doc).
+pub struct Hold {
+    holds: Arc<Mutex<usize>>,
+}
+
+impl Drop for Hold {
+    fn drop(&mut self) {
+        *self.holds.lock().unwrap_or_else(PoisonError::into_inner) -= 1;
+    }
 }
 
 impl Interrupt {
-    /// Installs the SIGINT handler (call inside the tokio runtime).
+    /// Installs the handlers. They are registered before this returns, so
+    /// each signal is data from then on.
     pub fn install() -> Interrupt {
-        let (tx, rx) = watch::channel(0u64);
-        // Registered here, not inside the task (which first runs at the
-        // caller's next await): SIGINT is data from the moment this returns.
-        let signal = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt());
-        tokio::spawn(async move {
-            let Ok(mut signal) = signal else { return };
-            let mut count = 0u64;
-            while signal.recv().await.is_some() {
-                count += 1;
-                if tx.send(count).is_err() {
-                    break;
-                }
-            }
-        });
+        let (tx, rx) = watch::channel(Seen::default());
+        let holds = Arc::new(Mutex::new(0usize));
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let thread_holds = holds.clone();
+        let spawned = std::thread::Builder::new()
+            .name("memchat-signals".into())
+            .spawn(move || watch_signals(&tx, &thread_holds, &ready_tx));
+        if spawned.is_ok() {
+            // Either registered or failed (then the default actions stay).
+            let _ = ready_rx.recv();
+        }
         Interrupt {
             rx,
             seen: 0,
+            holds,
             _tx: None,
         }
     }
 
     /// A handle that never fires.
     pub fn never() -> Interrupt {
-        let (tx, rx) = watch::channel(0u64);
+        let (tx, rx) = watch::channel(Seen::default());
         Interrupt {
             rx,
             seen: 0,
-            _tx: Some(std::sync::Arc::new(tx)),
+            holds: Arc::new(Mutex::new(0)),
+            _tx: Some(Arc::new(tx)),
+        }
+    }
+
+    /// Marks work that SIGTERM and SIGHUP must let finish (a turn being
+    /// saved) until the returned guard drops.
+    pub fn hold(&self) -> Hold {
+        *self.holds.lock().unwrap_or_else(PoisonError::into_inner) += 1;
+        Hold {
+            holds: self.holds.clone(),
         }
     }
 
     /// Forgets interrupts received so far (e.g. a Ctrl-C at the prompt).
+    /// A termination is never forgotten.
     pub fn reset(&mut self) {
-        self.seen = *self.rx.borrow();
+        self.seen = self.rx.borrow().count;
     }
 
     /// Whether an interrupt arrived since the last reset.
     pub fn fired(&self) -> bool {
-        *self.rx.borrow() > self.seen
+        self.rx.borrow().count > self.seen
+    }
+
+    /// The SIGTERM or SIGHUP received, if any: the front-end must exit.
+    pub fn termination(&self) -> Option<Termination> {
+        self.rx.borrow().termination
     }
 
     /// Resolves when an interrupt arrives (at once if one already has).
     pub async fn wait(&mut self) {
         let seen = self.seen;
-        if self.rx.wait_for(|count| *count > seen).await.is_err() {
+        if self.rx.wait_for(|s| s.count > seen).await.is_err() {
             // The handler is gone: no interrupt can come any more.
             std::future::pending::<()>().await;
         }
     }
+}
+
+/// The handler thread: its own small runtime, so it runs whatever the main
+/// thread is blocked on.
+fn watch_signals(
+    tx: &watch::Sender<Seen>,
+    holds: &Mutex<usize>,
+    ready: &std::sync::mpsc::Sender<()>,
+) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()
+    else {
+        let _ = ready.send(());
+        return;
+    };
+    runtime.block_on(async move {
+        let streams = (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+            signal(SignalKind::hangup()),
+        );
+        let _ = ready.send(());
+        let (Ok(mut int), Ok(mut term), Ok(mut hup)) = streams else {
+            return;
+        };
+        loop {
+            let termination = tokio::select! {
+                Some(()) = int.recv() => None,
+                Some(()) = term.recv() => Some(Termination::Terminate),
+                Some(()) = hup.recv() => Some(Termination::Hangup),
+                else => return,
+            };
+            let held = holds.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Some(signal) = termination
+                && *held == 0
+            {
+                // Nothing is being saved: end now, as the signal itself
+                // would have, but with the shell's status. Every write is
+                // already durable; the lock dies with the process.
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "memchat: {} received; exiting",
+                    signal.signal_name()
+                );
+                std::process::exit(i32::from(signal.exit_status()));
+            }
+            tx.send_modify(|seen| {
+                seen.count += 1;
+                seen.termination = seen.termination.or(termination);
+            });
+            drop(held);
+        }
+    });
 }

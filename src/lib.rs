@@ -27,7 +27,7 @@
 //! | [`render`] | stdout vs stderr, colour, gauges, the spinner |
 //! | [`markdown`] | streaming Markdown rendering for the terminal |
 //! | [`highlight`] | code block highlighting, comments by the fence's language |
-//! | [`interrupt`] | Ctrl-C as data |
+//! | [`interrupt`] | signals as data: Ctrl-C, SIGTERM, SIGHUP |
 //! | [`visible`] | outside text made harmless for a terminal (control characters shown) |
 //!
 //! # The path of one turn

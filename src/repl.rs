@@ -166,6 +166,10 @@ pub async fn run(
     let mut compaction_due = false;
     print_resume(&engine, notices);
     loop {
+        if let Some(signal) = interrupt.termination() {
+            // SIGTERM or SIGHUP arrived during the last turn, now saved.
+            return Ok(signal.into());
+        }
         let prompt = prompt(&engine);
         let readline = tokio::task::spawn_blocking(move || {
             let line = editor.readline(&prompt);

@@ -14,7 +14,7 @@ use crate::client::ChatModel;
 use crate::client::mock::MockModel;
 use crate::client::openai::OpenAiModel;
 use crate::config::{self, Backend, Config, UsageError};
-use crate::interrupt::Interrupt;
+use crate::interrupt::{Interrupt, Termination};
 use crate::manage::{self, ExportFormat};
 use crate::memory::format::Role;
 use crate::memory::{self, Session, StoreError};
@@ -34,6 +34,19 @@ pub enum Exit {
     Store = 3,
     /// Ctrl-C.
     Interrupted = 130,
+    /// SIGHUP (the terminal closed), after saving the partial reply.
+    Hangup = 129,
+    /// SIGTERM, after saving the partial reply.
+    Terminated = 143,
+}
+
+impl From<Termination> for Exit {
+    fn from(signal: Termination) -> Exit {
+        match signal {
+            Termination::Hangup => Exit::Hangup,
+            Termination::Terminate => Exit::Terminated,
+        }
+    }
 }
 
 /// The exit status for an error, by its kind.
@@ -129,7 +142,10 @@ pub async fn run(cli: Cli, flag_source: config::FlagSource<'_>) -> anyhow::Resul
         }
     }
     let mut interrupt = Interrupt::install();
-    match prompt {
+    // A SIGTERM or SIGHUP during a turn ends any mode once the turn is saved;
+    // the exit status says which signal it was.
+    let signals = interrupt.clone();
+    let exit = match prompt {
         Some(prompt) => one_shot(&mut engine, &prompt, &mut interrupt, notices).await,
         None if stdin_is_terminal => repl::run(engine, config, interrupt, notices).await,
         None => {
@@ -142,7 +158,8 @@ pub async fn run(cli: Cli, flag_source: config::FlagSource<'_>) -> anyhow::Resul
             )
             .await
         }
-    }
+    }?;
+    Ok(signals.termination().map_or(exit, Exit::from))
 }
 
 fn valid_name(name: &str) -> Result<(), UsageError> {
@@ -413,6 +430,18 @@ pub fn report_turn<W: Write>(
         } else {
             notices.info(&compaction.to_string());
         }
+    }
+    if let Some(signal) = report.signal {
+        notices.warn(&format!(
+            "{} received; {}; exiting",
+            signal.signal_name(),
+            if report.interrupted {
+                "the partial reply is saved, marked interrupted"
+            } else {
+                "the reply is saved"
+            }
+        ));
+        return Ok(signal.into());
     }
     if report.by_user {
         if report.interrupted {

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use memchat::reply_cap::{MAX_REPLY_BYTES, REPLY_CAP_FACTOR};
 
-use crate::support::{FakeServer, Reply, Sandbox, text, text_chunk};
+use crate::support::{Capture, FakeServer, Reply, Sandbox, text, text_chunk};
 
 const KEY: &str = "sk-io-test-5d8f2a9c7b1e4f60";
 
@@ -351,5 +351,127 @@ fn lines_typed_while_a_reply_streams_are_each_sent() {
     assert_eq!(
         user_messages(&sandbox, "default.jsonl"),
         ["first", "second", "third"]
+    );
+}
+
+// ---- 8. SIGTERM and SIGHUP ------------------------------------------------
+
+/// Sends a signal the way `kill` does (the tests have no libc binding).
+fn send_signal(pid: u32, signal: &str) {
+    let status = std::process::Command::new("kill")
+        .args([format!("-{signal}"), pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+#[test]
+fn sigterm_or_sighup_during_a_reply_saves_it_marked_interrupted_then_exits() {
+    let script = "a long reply please\nnever sent\n";
+    for (signal, status, piped) in [
+        ("TERM", 143, false),
+        ("HUP", 129, false),
+        ("TERM", 143, true),
+    ] {
+        let sandbox = Sandbox::new();
+        let mut args = vec!["--mock", "--mock-delay-ms", "150"];
+        if !piped {
+            args.push("a long reply please");
+        }
+        let mut command = sandbox.command(&args);
+        if piped {
+            command.stdin(std::process::Stdio::piped());
+        }
+        let mut child = command.spawn().unwrap();
+        if piped {
+            use std::io::Write;
+            let mut stdin = child.stdin.take().unwrap();
+            stdin.write_all(script.as_bytes()).unwrap();
+        }
+        let stdout = Capture::start(child.stdout.take().unwrap());
+        let stderr = Capture::start(child.stderr.take().unwrap());
+        // The reply has a dozen words at 150 ms each: it is mid-stream.
+        stdout.wait_for("[mock]");
+        send_signal(child.id(), signal);
+        let exit = child.wait().unwrap();
+        let (shown, stderr) = (stdout.finish(), stderr.finish());
+        assert_eq!(exit.code(), Some(status), "SIG{signal}: {stderr}");
+        assert!(
+            stderr.contains(&format!(
+                "SIG{signal} received; the partial reply is saved, marked interrupted"
+            )),
+            "{stderr}"
+        );
+        let records = messages(&sandbox);
+        assert_eq!(records.len(), 2, "question and partial reply: {records:?}");
+        assert_eq!(records[1]["interrupted"], true);
+        let partial = records[1]["content"].as_str().unwrap();
+        assert!(
+            partial.starts_with("[mock]") && shown.starts_with(partial),
+            "saved {partial:?}, shown {shown:?}"
+        );
+    }
+}
+
+#[test]
+fn sighup_during_a_repl_reply_saves_it_and_exits_129() {
+    let sandbox = Sandbox::new();
+    let mut p = spawn_pty(&sandbox, &["--mock", "--mock-delay-ms", "150"], |_| {});
+    editing(&mut p);
+    p.send_line("please write a long answer").unwrap();
+    p.exp_string("[mock]").unwrap();
+    p.process_mut()
+        .signal(rexpect::process::Signal::SIGHUP)
+        .unwrap();
+    let status = p.process().wait().unwrap();
+    assert!(
+        matches!(status, rexpect::process::WaitStatus::Exited(_, 129)),
+        "{status:?}"
+    );
+    let records = messages(&sandbox);
+    assert_eq!(records.len(), 2, "{records:?}");
+    assert_eq!(records[1]["interrupted"], true);
+    assert!(
+        records[1]["content"]
+            .as_str()
+            .unwrap()
+            .starts_with("[mock]")
+    );
+}
+
+#[test]
+fn sigterm_between_turns_ends_memchat_at_once() {
+    // At the REPL prompt.
+    let sandbox = Sandbox::new();
+    let mut p = spawn_pty(&sandbox, &["--mock"], |_| {});
+    editing(&mut p);
+    p.process_mut()
+        .signal(rexpect::process::Signal::SIGTERM)
+        .unwrap();
+    p.exp_string("SIGTERM received; exiting").unwrap();
+    let status = p.process().wait().unwrap();
+    assert!(
+        matches!(status, rexpect::process::WaitStatus::Exited(_, 143)),
+        "{status:?}"
+    );
+    // In script mode, blocked reading the next line of stdin.
+    let mut command = sandbox.command(&["--mock"]);
+    command.stdin(std::process::Stdio::piped());
+    let mut child = command.spawn().unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    {
+        use std::io::Write;
+        stdin.write_all(b"hello\n").unwrap();
+    }
+    let stdout = Capture::start(child.stdout.take().unwrap());
+    stdout.wait_for("You said: \"hello\"");
+    send_signal(child.id(), "TERM");
+    let exit = child.wait().unwrap();
+    drop(stdin);
+    assert_eq!(exit.code(), Some(143));
+    assert_eq!(
+        user_messages(&sandbox, "default.jsonl"),
+        ["hello"],
+        "the finished turn is kept"
     );
 }
