@@ -337,6 +337,16 @@ impl Engine {
         if content.trim().is_empty() {
             return Err(TurnError::Refused("the message is empty".into()));
         }
+        let byte_cap = crate::memory::format::MAX_CONTENT_BYTES;
+        if content.len() > byte_cap {
+            // Before any token counting: counting an absurd message costs
+            // seconds and gigabytes.
+            return Err(TurnError::Refused(format!(
+                "the message is {} bytes, over the {byte_cap} bytes one message may hold; nothing \
+                 was saved",
+                content.len()
+            )));
+        }
         let fixed = self.sizes(false).fixed;
         let cap = u64::from(self.budget.cap);
         let bound = u64::from(fixed) + u64::from(self.counter.message_cost(upper_bound(content)));

@@ -47,12 +47,12 @@ pub struct Cli {
 /// Options shared by the chat modes and the management commands.
 #[derive(Debug, Clone, Default, Args)]
 pub struct ChatArgs {
-    /// Conversation to use (1-64 of A-Z a-z 0-9 . _ -).
+    /// Conversation to use (1-64 of A-Z a-z 0-9 _ -).
     #[arg(short, long, env = "MEMCHAT_SESSION", global = true)]
     pub session: Option<String>,
 
-    /// Where conversations are stored [default: ./memory if it exists, else
-    /// the user's data directory + /memchat].
+    /// Where conversations are stored [default: ./memory if it is a memchat
+    /// memory directory, else the user's data directory + /memchat].
     #[arg(long, env = "MEMCHAT_MEMORY_DIR", value_name = "DIR", global = true)]
     pub memory_dir: Option<PathBuf>,
 

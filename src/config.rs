@@ -188,14 +188,15 @@ pub fn load_file(path: Option<&Path>) -> Result<FileConfig, UsageError> {
     }
 }
 
-/// The memory directory: flag/env > config file > `./memory` if it exists >
+/// The memory directory: flag/env > config file > `./memory` if it is a
+/// memchat memory directory (the repository ships one with a marker file) >
 /// the user's data directory.
 pub fn resolve_memory_dir(flag: Option<&Path>, file: Option<&Path>) -> Result<PathBuf, UsageError> {
     if let Some(dir) = flag.or(file) {
         return Ok(dir.to_path_buf());
     }
     let local = Path::new("memory");
-    if local.is_dir() {
+    if memory::is_memory_dir(local) {
         return Ok(local.to_path_buf());
     }
     dirs::data_dir().map(|d| d.join("memchat")).ok_or_else(|| {
@@ -368,12 +369,13 @@ pub fn resolve(
     );
     memory::validate_session_name(&session).map_err(|e| UsageError(e.to_string()))?;
     let memory_dir = resolve_memory_dir(args.memory_dir.as_deref(), file.memory_dir.as_deref())?;
+    memory::check_session_name(&memory_dir, &session).map_err(|e| UsageError(e.to_string()))?;
     let memory_dir_source = if args.memory_dir.is_some() {
         r.flag_origin("memory_dir")
     } else if file.memory_dir.is_some() {
         r.file_origin()
     } else {
-        "default (./memory if present, else the data directory)".into()
+        "default (./memory if it is a memchat memory directory, else the data directory)".into()
     };
     r.record(
         "memory_dir",

@@ -45,6 +45,19 @@ pub fn history_tokens(contents: &LogContents, counter: &TokenCounter) -> u64 {
     total
 }
 
+/// How long a reading command waits to finish a rename or delete that a
+/// crash interrupted (it needs the sessions' locks).
+const SETTLE_WAIT: Duration = Duration::from_secs(5);
+
+/// Before reading: refuses a memory directory that is not the user's own,
+/// and finishes an interrupted rename or delete, so a reader never sees a
+/// session split between two names.
+fn ready_to_read(dir: &Path, name: Option<&str>) -> Result<(), memory::StoreError> {
+    memory::files::check_dir(dir)?;
+    memory::pending::settle(dir, name, SETTLE_WAIT)?;
+    Ok(())
+}
+
 /// When a session was last written: its active log's modification time.
 fn last_used(paths: &SessionPaths) -> Option<SystemTime> {
     std::fs::metadata(&paths.log)
@@ -54,6 +67,7 @@ fn last_used(paths: &SessionPaths) -> Option<SystemTime> {
 
 /// Facts about every session in `dir`, most recently used first.
 pub fn session_infos(dir: &Path, counter: &TokenCounter) -> anyhow::Result<Vec<SessionInfo>> {
+    ready_to_read(dir, None)?;
     let mut infos = Vec::new();
     for name in memory::list_session_names(dir)? {
         let paths = SessionPaths::new(dir, &name);
@@ -120,6 +134,7 @@ pub fn list(
 }
 
 fn records_of(dir: &Path, name: &str, all: bool) -> anyhow::Result<Vec<Record>> {
+    ready_to_read(dir, Some(name))?;
     let paths = SessionPaths::new(dir, name);
     let contents = read_log(&paths, name)?;
     Ok(if all {
@@ -199,8 +214,7 @@ pub fn import(
     lock_wait: Duration,
     out: &mut dyn Write,
 ) -> anyhow::Result<()> {
-    let bytes = std::fs::read(file)
-        .map_err(|e| UsageError(format!("cannot read {}: {e}", file.display())))?;
+    let bytes = read_capped(file, transfer::MAX_IMPORT_BYTES)?;
     let imported = transfer::parse_import(&bytes, file).map_err(UsageError)?;
     create_session(dir, name, &imported.archived, &imported.active, lock_wait)?;
     writeln!(
@@ -212,6 +226,27 @@ pub fn import(
     Ok(())
 }
 
+/// Reads a file to import, refusing one over `cap` bytes without reading
+/// more than that (a device or a growing file has no trustworthy size).
+fn read_capped(file: &Path, cap: usize) -> Result<Vec<u8>, UsageError> {
+    use std::io::Read;
+    let cannot = |e: std::io::Error| UsageError(format!("cannot read {}: {e}", file.display()));
+    let mut bytes = Vec::new();
+    std::fs::File::open(file)
+        .map_err(cannot)?
+        .take(cap as u64 + 1)
+        .read_to_end(&mut bytes)
+        .map_err(cannot)?;
+    if bytes.len() > cap {
+        return Err(UsageError(format!(
+            "{} is over {} MiB, the most memchat imports at once",
+            file.display(),
+            cap / (1024 * 1024)
+        )));
+    }
+    Ok(bytes)
+}
+
 /// `memchat delete NAME`: asks on a terminal unless `--yes`.
 pub fn delete(
     dir: &Path,
@@ -221,8 +256,8 @@ pub fn delete(
     lock_wait: Duration,
     out: &mut dyn Write,
 ) -> anyhow::Result<bool> {
-    let paths = SessionPaths::new(dir, name);
-    if !paths.log.exists() && !paths.archive.exists() {
+    ready_to_read(dir, Some(name))?;
+    if !SessionPaths::new(dir, name).exists() {
         return Err(memory::StoreError::NotFound(name.to_string()).into());
     }
     if !yes {

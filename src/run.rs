@@ -239,31 +239,7 @@ fn run_command(command: &Command, cli: &Cli, file: &config::FileConfig) -> anyho
         Command::Repair { name } => {
             valid_name(name)?;
             let report = memory::repair::repair(&dir, name, lock_wait)?;
-            match &report.quarantine_file {
-                Some(path) => {
-                    let bad = report.quarantined.len();
-                    let lines = if bad == 1 { "line" } else { "lines" };
-                    writeln!(
-                        out,
-                        "repaired {name}: kept {} records, moved {bad} bad {lines} to {}",
-                        report.kept,
-                        path.display()
-                    )?;
-                    for (line, reason) in &report.quarantined {
-                        writeln!(out, "  line {line}: {reason}")?;
-                    }
-                }
-                None if report.header_added => writeln!(
-                    out,
-                    "repaired {name}: added the missing header; kept {} records",
-                    report.kept
-                )?,
-                None => writeln!(
-                    out,
-                    "{name} is healthy: {} records, nothing to repair",
-                    report.kept
-                )?,
-            }
+            out.write_all(report.describe(name).as_bytes())?;
         }
         Command::Completions { shell } => {
             clap_complete::generate(*shell, &mut Cli::command(), "memchat", &mut out);
@@ -283,11 +259,19 @@ fn one_shot_prompt(words: &[String], stdin_is_terminal: bool) -> anyhow::Result<
         return Ok(None);
     }
     let read_stdin = || -> anyhow::Result<String> {
+        let cap = crate::memory::format::MAX_CONTENT_BYTES;
         let mut bytes = Vec::new();
         std::io::stdin()
             .lock()
+            .take(cap as u64 + 1)
             .read_to_end(&mut bytes)
             .context("cannot read stdin")?;
+        if bytes.len() > cap {
+            return Err(UsageError(format!(
+                "stdin holds more than {cap} bytes, the most one message may hold; nothing was saved"
+            ))
+            .into());
+        }
         String::from_utf8(bytes).map_err(|e| {
             UsageError(format!(
                 "stdin is not UTF-8 text (invalid byte at offset {}); memchat sends text only",
@@ -335,6 +319,10 @@ pub fn open_session(config: &Config, name: &str, notices: Notices) -> Result<Ses
     let mut session = Session::open(&config.memory_dir, name, config.lock_wait)?;
     for notice in session.take_notices() {
         notices.warn(&notice);
+    }
+    if session.is_new() {
+        let dir = std::path::absolute(&config.memory_dir).unwrap_or(config.memory_dir.clone());
+        notices.info(&format!("new session {name:?} in {}", dir.display()));
     }
     apply_system_prompt(
         &mut session,

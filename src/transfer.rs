@@ -10,6 +10,10 @@ use crate::memory::StoreError;
 use crate::memory::format::{self, MessageRecord, Record, Role};
 use crate::memory::session::{LogContents, parse_log};
 
+/// The largest file `memchat import` reads. An export of a very long
+/// conversation is a few MiB; this bounds the memory an import can take.
+pub const MAX_IMPORT_BYTES: usize = 64 * 1024 * 1024;
+
 /// The records of a conversation in `seq` order, once each.
 pub fn whole_conversation(archived: Vec<Record>, active: &LogContents) -> Vec<Record> {
     let mut all = archived;
@@ -163,7 +167,29 @@ pub fn parse_import(bytes: &[u8], source: &std::path::Path) -> Result<Imported, 
         let contents = parse_log(bytes, source, "import").map_err(|e: StoreError| e.to_string())?;
         whole_conversation(Vec::new(), &contents)
     };
+    check_sizes(&records, source)?;
     Ok(into_session(records))
+}
+
+/// Refuses a message over the store's cap for one message's text.
+fn check_sizes(records: &[Record], source: &std::path::Path) -> Result<(), String> {
+    let cap = format::MAX_CONTENT_BYTES;
+    for (i, record) in records.iter().enumerate() {
+        let content = match record {
+            Record::Message(m) => &m.content,
+            Record::Summary(s) => &s.content,
+            Record::Header(_) => continue,
+        };
+        if content.len() > cap {
+            return Err(format!(
+                "{}: message {} is {} bytes, over the {cap} bytes one message may hold",
+                source.display(),
+                i + 1,
+                content.len()
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The messages of an OpenAI message array, in order.

@@ -27,6 +27,12 @@ pub const MAX_CONTENT_BYTES: usize = 4 * 1024 * 1024;
 /// into memory whole.
 pub const MAX_LINE_BYTES: usize = 6 * MAX_CONTENT_BYTES + 64 * 1024;
 
+/// The highest `seq` a record may carry: 2^53 - 1, the largest integer every
+/// JSON reader represents exactly. No conversation reaches it (a message a
+/// microsecond for 285 years); a higher one can only be forged or damaged, and
+/// is refused with file:line rather than wrapped.
+pub const MAX_SEQ: u64 = (1 << 53) - 1;
+
 /// Who wrote a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -161,6 +167,10 @@ pub enum LineError {
     UnexpectedHeader,
     WrongFormat(String),
     UnsupportedVersion(u32),
+    /// The line is longer than [`MAX_LINE_BYTES`] (its length in bytes).
+    TooLong(u64),
+    /// A `seq` (or `last_seq`, or a summary's `covers`) of 0 or over [`MAX_SEQ`].
+    ImpossibleSeq(u64),
 }
 
 impl std::fmt::Display for LineError {
@@ -177,6 +187,14 @@ impl std::fmt::Display for LineError {
                 f,
                 "format version {v} is not supported by this memchat (it reads version \
                  {FORMAT_VERSION}); upgrade memchat to open it"
+            ),
+            LineError::TooLong(len) => write!(
+                f,
+                "the line is {len} bytes, over the cap of {MAX_LINE_BYTES} bytes for one record"
+            ),
+            LineError::ImpossibleSeq(seq) => write!(
+                f,
+                "seq {seq} is impossible (a seq is between 1 and {MAX_SEQ})"
             ),
         }
     }
@@ -213,7 +231,30 @@ pub fn parse_line(bytes: &[u8], first: bool) -> Result<Record, LineError> {
         (Record::Header(_), false) => return Err(LineError::UnexpectedHeader),
         _ => {}
     }
+    check_seqs(&record)?;
     Ok(record)
+}
+
+/// Parses a line read by [`super::lines::Lines`]: one over the cap is
+/// [`LineError::TooLong`] without its bytes ever being held.
+pub fn parse_read_line(line: &super::lines::Line, first: bool) -> Result<Record, LineError> {
+    match &line.bytes {
+        Some(bytes) => parse_line(bytes, first),
+        None => Err(LineError::TooLong(line.len)),
+    }
+}
+
+/// Refuses a `seq` that no memchat could have given: 0 or over [`MAX_SEQ`].
+fn check_seqs(record: &Record) -> Result<(), LineError> {
+    let seqs: Vec<u64> = match record {
+        Record::Header(h) => h.last_seq.into_iter().filter(|&s| s != 0).collect(),
+        Record::Message(m) => vec![m.seq],
+        Record::Summary(s) => vec![s.seq, s.covers[0], s.covers[1]],
+    };
+    match seqs.into_iter().find(|&s| s == 0 || s > MAX_SEQ) {
+        Some(bad) => Err(LineError::ImpossibleSeq(bad)),
+        None => Ok(()),
+    }
 }
 
 fn peek_version(text: &str) -> Option<u32> {
@@ -282,6 +323,26 @@ mod tests {
         );
         let odd = br#"{"type":"header","format":"memchat","version":7}"#;
         assert_eq!(parse_line(odd, true), Err(LineError::UnsupportedVersion(7)));
+    }
+
+    #[test]
+    fn impossible_seqs_are_refused() {
+        let max = format!(
+            r#"{{"type":"message","seq":{MAX_SEQ},"role":"user","content":"hi","at":"x"}}"#
+        );
+        assert!(parse_line(max.as_bytes(), false).is_ok());
+        for seq in ["0", "9007199254740992", "18446744073709551615"] {
+            let line = format!(
+                r#"{{"type":"message","seq":{seq},"role":"user","content":"hi","at":"x"}}"#
+            );
+            assert!(
+                matches!(
+                    parse_line(line.as_bytes(), false),
+                    Err(LineError::ImpossibleSeq(_))
+                ),
+                "{seq}"
+            );
+        }
     }
 
     #[test]

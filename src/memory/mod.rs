@@ -1,22 +1,35 @@
 //! The memory store: a directory of sessions, each an active log plus an archive.
 //!
-//! This module owns session names, the directory's creation and permissions,
-//! and the store's typed errors. `session.rs` owns one open session (lock, load,
-//! append, atomic rewrite); `format.rs` the records; `files.rs` the low-level,
-//! durability-minded file operations; `repair.rs` the quarantine path.
+//! This module owns session names (and why no name can reach another
+//! session's files), the paths of a session's files, and the store's typed
+//! errors. `session.rs` owns one open session (lock, load, append, atomic
+//! rewrite); `archive.rs` the archive; `format.rs` the records; `lines.rs`
+//! reading lines with a bounded memory cost; `files.rs` the low-level,
+//! durability- and privacy-minded file operations; `pending.rs` crash-safe
+//! rename and delete; `repair.rs` the quarantine path.
 
+pub mod archive;
 pub mod files;
 pub mod format;
+pub mod lines;
+pub mod pending;
 pub mod repair;
 pub mod session;
 
 use std::path::{Path, PathBuf};
 
+pub use pending::{delete_session, rename_session};
 pub use session::Session;
 
 /// The name used when the user names no session.
 pub const DEFAULT_SESSION: &str = "default";
 const MAX_NAME_LEN: usize = 64;
+
+/// The file that marks a directory as a memchat memory directory. The
+/// repository ships `memory/` with it, so `cargo run` keeps its conversations
+/// there, while an unrelated folder that happens to be called `memory` is
+/// never adopted. Its name starts with a dot, which no session name can.
+pub const MARKER_FILE: &str = ".memchat-memory";
 
 /// Errors of the store. Every variant maps to exit code 3, and every message
 /// names the file or session concerned.
@@ -51,6 +64,34 @@ pub enum StoreError {
     NotFound(String),
     #[error("a session named {0:?} already exists; pick another name")]
     Exists(String),
+    #[error(
+        "{path} is a symbolic link; memchat never reads or writes a session file through a link \
+         (put the real file in the memory directory, or point --memory-dir at the directory \
+         that holds it)"
+    )]
+    Symlink { path: PathBuf },
+    #[error(
+        "the memory directory {path} belongs to another user (uid {owner}, you are uid {me}); \
+         memchat only keeps conversations in a directory of your own (set --memory-dir or \
+         MEMCHAT_MEMORY_DIR)"
+    )]
+    NotYours { path: PathBuf, owner: u32, me: u32 },
+    #[error(
+        "other users can write to the memory directory {path} (mode {mode:04o}), so they could \
+         change what the model is sent; memchat will not use it. Use a private directory \
+         (`chmod 700` one of yours, or set --memory-dir)"
+    )]
+    OpenToOthers { path: PathBuf, mode: u32 },
+    #[error("{0}")]
+    BadName(#[from] BadSessionName),
+    #[error(
+        "{path}: a record of {len} bytes is over the cap of {cap} bytes for one line; nothing \
+         was written",
+        cap = format::MAX_LINE_BYTES
+    )]
+    TooLarge { path: PathBuf, len: usize },
+    #[error("{path}: {reason}")]
+    Refused { path: PathBuf, reason: String },
 }
 
 impl StoreError {
@@ -65,17 +106,19 @@ impl StoreError {
 
 /// A session name that failed validation (a usage error, not a store error).
 #[derive(Debug, thiserror::Error)]
-#[error(
-    "invalid session name {name:?}: {why} (use 1-64 of the characters A-Z a-z 0-9 . _ -, not \
-     starting with a dot)"
-)]
+#[error("invalid session name {name:?}: {why} (use 1-64 of the characters A-Z a-z 0-9 _ -)")]
 pub struct BadSessionName {
     pub name: String,
     pub why: &'static str,
 }
 
-/// Checks a session name: 1-64 of `A-Z a-z 0-9 . _ -`, not starting with `.`.
-/// This is what keeps names from reaching outside the memory directory.
+/// Checks a session name's shape: 1-64 of `A-Z a-z 0-9 _ -`. This is what
+/// keeps names from reaching outside the memory directory.
+///
+/// A dot is accepted here only so that sessions created by earlier versions
+/// (which allowed `.`) stay usable; [`check_session_name`] refuses a dot in
+/// the name of a session that does not exist yet, and no name may end in
+/// `.archive` (its log would be another session's archive).
 pub fn validate_session_name(name: &str) -> Result<(), BadSessionName> {
     let bad = |why| {
         Err(BadSessionName {
@@ -96,18 +139,59 @@ pub fn validate_session_name(name: &str) -> Result<(), BadSessionName> {
         .chars()
         .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
     {
-        return bad("it contains a character other than letters, digits, '.', '_' or '-'");
+        return bad("it contains a character other than letters, digits, '_' or '-'");
+    }
+    if name.ends_with(".archive") {
+        return bad("NAME.archive.jsonl is the archive of session NAME, not a session of its own");
+    }
+    Ok(())
+}
+
+/// Checks a name for a session that may not exist yet: the shape of
+/// [`validate_session_name`], and no dot unless the session already exists
+/// (an earlier version created it).
+pub fn check_session_name(dir: &Path, name: &str) -> Result<(), BadSessionName> {
+    validate_session_name(name)?;
+    if name.contains('.') && !SessionPaths::new(dir, name).exists() {
+        return Err(BadSessionName {
+            name: name.to_string(),
+            why: "a new session's name cannot contain '.' (earlier versions allowed it; such \
+                  sessions still open)",
+        });
+    }
+    Ok(())
+}
+
+/// Checks the name of a session about to be created (rename target, import).
+pub fn validate_new_session_name(name: &str) -> Result<(), BadSessionName> {
+    validate_session_name(name)?;
+    if name.contains('.') {
+        return Err(BadSessionName {
+            name: name.to_string(),
+            why: "it contains '.'",
+        });
     }
     Ok(())
 }
 
 /// The files of one session inside the memory directory.
+///
+/// Every file of session `NAME` is `NAME` followed by a suffix that starts
+/// with a dot (`.jsonl`, `.archive.jsonl`, `.lock`, `.pending`,
+/// `.corrupt-STAMP`); temp files are `.` + one of those + `.tmp-PID`. New
+/// names have no dot, so the session a file belongs to is the part of its
+/// name before the first dot: no name can produce another session's file.
+/// (Names with a dot from earlier versions: of all these suffixes only
+/// `.archive.jsonl` ends in another, `.jsonl`, and names ending in
+/// `.archive` are refused, so they cannot either.)
 #[derive(Debug, Clone)]
 pub struct SessionPaths {
     pub dir: PathBuf,
     pub log: PathBuf,
     pub archive: PathBuf,
     pub lock: PathBuf,
+    /// The intent of an unfinished rename or delete (`pending.rs`).
+    pub pending: PathBuf,
 }
 
 impl SessionPaths {
@@ -118,7 +202,14 @@ impl SessionPaths {
             log: dir.join(format!("{name}.jsonl")),
             archive: dir.join(format!("{name}.archive.jsonl")),
             lock: dir.join(format!("{name}.lock")),
+            pending: dir.join(format!("{name}.pending")),
         }
+    }
+
+    /// Whether the session has a log or an archive (a link counts: it is
+    /// there, and refused when used).
+    pub fn exists(&self) -> bool {
+        self.log.symlink_metadata().is_ok() || self.archive.symlink_metadata().is_ok()
     }
 
     /// A fresh quarantine file name for bad or torn lines.
@@ -126,7 +217,7 @@ impl SessionPaths {
         let stamp = format::now().replace(':', "");
         let mut path = self.dir.join(format!("{name}.corrupt-{stamp}"));
         let mut n = 1;
-        while path.exists() {
+        while path.symlink_metadata().is_ok() {
             n += 1;
             path = self.dir.join(format!("{name}.corrupt-{stamp}-{n}"));
         }
@@ -134,74 +225,73 @@ impl SessionPaths {
     }
 }
 
-/// Deletes every file of session `name` (log, archive, quarantine copies),
-/// holding its lock so no writer is mid-append. Returns the files removed.
-pub fn delete_session(
-    dir: &Path,
-    name: &str,
-    lock_wait: std::time::Duration,
-) -> Result<Vec<PathBuf>, StoreError> {
+/// Whether `file_name` is a quarantine file of session `name`:
+/// `NAME.corrupt-` and a stamp of digits, `T`, `Z` and `-` (no dot, so a
+/// session called `NAME.corrupt-x` of an earlier version is not one).
+pub fn is_quarantine_of(file_name: &str, name: &str) -> bool {
+    file_name
+        .strip_prefix(name)
+        .and_then(|rest| rest.strip_prefix(".corrupt-"))
+        .is_some_and(|stamp| {
+            !stamp.is_empty()
+                && stamp
+                    .bytes()
+                    .all(|b| b.is_ascii_digit() || matches!(b, b'T' | b'Z' | b'-'))
+        })
+}
+
+/// The data files of a session: archive, quarantine copies, then the log.
+pub fn session_files(dir: &Path, name: &str) -> Result<Vec<PathBuf>, StoreError> {
     let paths = SessionPaths::new(dir, name);
-    if !paths.log.exists() && !paths.archive.exists() {
-        return Err(StoreError::NotFound(name.to_string()));
-    }
-    let _lock = files::lock_exclusive(&paths.lock, name, lock_wait)?;
-    let mut removed = Vec::new();
-    for path in session_files(dir, name)? {
-        std::fs::remove_file(&path).map_err(|e| StoreError::io("cannot delete", &path, e))?;
-        removed.push(path);
-    }
-    let _ = std::fs::remove_file(&paths.lock);
-    files::sync_dir(dir)?;
-    Ok(removed)
-}
-
-/// Renames session `from` to `to` (log, archive, quarantine copies).
-pub fn rename_session(
-    dir: &Path,
-    from: &str,
-    to: &str,
-    lock_wait: std::time::Duration,
-) -> Result<(), StoreError> {
-    let old = SessionPaths::new(dir, from);
-    let new = SessionPaths::new(dir, to);
-    if !old.log.exists() {
-        return Err(StoreError::NotFound(from.to_string()));
-    }
-    let _old_lock = files::lock_exclusive(&old.lock, from, lock_wait)?;
-    let _new_lock = files::lock_exclusive(&new.lock, to, lock_wait)?;
-    if new.log.exists() || new.archive.exists() {
-        return Err(StoreError::Exists(to.to_string()));
-    }
-    for path in session_files(dir, from)? {
-        let file_name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let target = dir.join(format!("{to}{}", &file_name[from.len()..]));
-        std::fs::rename(&path, &target).map_err(|e| StoreError::io("cannot rename", &path, e))?;
-    }
-    let _ = std::fs::remove_file(&old.lock);
-    files::sync_dir(dir)
-}
-
-/// The data files of a session: log, archive and quarantine copies.
-fn session_files(dir: &Path, name: &str) -> Result<Vec<PathBuf>, StoreError> {
     let entries = std::fs::read_dir(dir)
         .map_err(|e| StoreError::io("cannot read the memory directory", dir, e))?;
-    let exact = [format!("{name}.jsonl"), format!("{name}.archive.jsonl")];
-    let quarantine = format!("{name}.corrupt-");
     let mut out = Vec::new();
-    for entry in entries.flatten() {
-        let file_name = entry.file_name().to_string_lossy().into_owned();
-        let is_quarantine = file_name.starts_with(&quarantine)
-            && !file_name.ends_with(".jsonl")
-            && !file_name.ends_with(".lock");
-        if exact.contains(&file_name) || is_quarantine {
-            out.push(entry.path());
-        }
+    if paths.archive.symlink_metadata().is_ok() {
+        out.push(paths.archive.clone());
+    }
+    let mut quarantined: Vec<PathBuf> = entries
+        .flatten()
+        .filter(|e| is_quarantine_of(&e.file_name().to_string_lossy(), name))
+        .map(|e| e.path())
+        .collect();
+    quarantined.sort();
+    out.extend(quarantined);
+    if paths.log.symlink_metadata().is_ok() {
+        out.push(paths.log.clone());
     }
     Ok(out)
+}
+
+/// Whether `dir` is a memchat memory directory: it holds the marker file, or
+/// (made by an earlier version) a log that starts with a memchat header.
+/// Used to adopt `./memory`, and only that.
+pub fn is_memory_dir(dir: &Path) -> bool {
+    if dir
+        .join(MARKER_FILE)
+        .symlink_metadata()
+        .is_ok_and(|m| m.is_file())
+    {
+        return true;
+    }
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return false;
+    };
+    entries.flatten().any(|entry| {
+        let name = entry.file_name();
+        let is_log = name.to_string_lossy().ends_with(".jsonl");
+        is_log
+            && files::open_read(&entry.path())
+                .ok()
+                .flatten()
+                .is_some_and(starts_with_header)
+    })
+}
+
+fn starts_with_header(file: std::fs::File) -> bool {
+    use std::io::Read;
+    let mut start = Vec::new();
+    let _ = file.take(64).read_to_end(&mut start);
+    start.starts_with(br#"{"type":"header","format":"memchat""#)
 }
 
 /// Names of the sessions in `dir` (those with an active log), sorted.
@@ -249,8 +339,27 @@ mod tests {
         ] {
             assert!(validate_session_name(bad).is_err(), "{bad:?} accepted");
         }
-        for good in ["default", "work-2026", "a.b_c", &"x".repeat(64)] {
-            assert!(validate_session_name(good).is_ok(), "{good:?} refused");
+        for good in ["default", "work-2026", "a_b-c", &"x".repeat(64)] {
+            assert!(validate_new_session_name(good).is_ok(), "{good:?} refused");
         }
+    }
+
+    #[test]
+    fn no_name_reaches_another_sessions_files() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        assert!(validate_session_name("foo.archive").is_err());
+        assert!(
+            check_session_name(dir, "foo.bar").is_err(),
+            "a new dotted name"
+        );
+        std::fs::write(dir.join("foo.bar.jsonl"), "").unwrap();
+        assert!(
+            check_session_name(dir, "foo.bar").is_ok(),
+            "an existing one"
+        );
+        assert!(is_quarantine_of("a.corrupt-2026-11-22T101010Z-2", "a"));
+        assert!(!is_quarantine_of("a.corrupt-x.jsonl", "a"));
+        assert!(!is_quarantine_of("a.corrupt-x.corrupt-2026", "a"));
     }
 }

@@ -4,17 +4,22 @@
 //! Invariants kept here: every append is one `write_all` plus `sync_data`; a
 //! rewrite appends to the archive and fsyncs it *before* the active log is
 //! replaced, so a crash in between leaves duplicates (dropped by `seq` on
-//! read), never a loss; `seq` rises strictly over the session's whole life.
+//! read), never a loss; `seq` rises strictly over the session's whole life,
+//! continuing from the archive when the active log has lost track (emptied,
+//! deleted). Lines are read with a bounded memory cost (`lines.rs`).
 
 use std::fs::File;
+use std::io::BufRead;
 use std::path::Path;
 use std::time::Duration;
 
-use super::files;
 use super::format::{
     self, Header, LineError, MessageRecord, Record, Role, SummaryRecord, TokenCache,
 };
-use super::{SessionPaths, StoreError};
+use super::lines::Lines;
+use super::{SessionPaths, StoreError, archive, files, pending};
+
+pub use super::archive::read_archive;
 
 /// A read-only view of a session's active log, as parsed.
 #[derive(Debug, Clone, Default)]
@@ -29,36 +34,45 @@ pub struct LogContents {
     /// summaries); archived at the next rewrite.
     pub stale: Vec<Record>,
     pub last_seq: u64,
-    /// A final line that was cut short by a crash: its byte offset and bytes.
-    pub torn: Option<(u64, Vec<u8>)>,
+    /// A final line that was cut short by a crash: its byte offset and length.
+    pub torn: Option<(u64, u64)>,
     /// The final line parsed but lacked its `\n`.
     pub missing_newline: bool,
 }
 
 /// Parses an active log. `path` and `session` only name things in errors.
 pub fn parse_log(bytes: &[u8], path: &Path, session: &str) -> Result<LogContents, StoreError> {
+    parse_log_from(bytes, path, session)
+}
+
+/// Parses an active log from a reader, holding at most
+/// [`format::MAX_LINE_BYTES`] of any one line.
+pub fn parse_log_from(
+    reader: impl BufRead,
+    path: &Path,
+    session: &str,
+) -> Result<LogContents, StoreError> {
     let mut out = LogContents::default();
-    let mut offset = 0usize;
-    let mut line_no = 0usize;
     let mut last_seen_seq = 0u64;
-    while offset < bytes.len() {
-        line_no += 1;
-        let rest = &bytes[offset..];
-        let (line, terminated) = match rest.iter().position(|&b| b == b'\n') {
-            Some(i) => (&rest[..i], true),
-            None => (rest, false),
-        };
-        let line_start = offset;
-        offset += line.len() + usize::from(terminated);
-        let is_last = offset >= bytes.len();
-        if line.iter().all(u8::is_ascii_whitespace) {
+    let mut lines = Lines::new(reader, format::MAX_LINE_BYTES);
+    let read_error = |e| StoreError::io("cannot read", path, e);
+    while let Some(line) = lines.next_line().map_err(read_error)? {
+        let line_no = line.number;
+        let line_start = line.offset;
+        let terminated = line.terminated;
+        let is_last = line.is_last;
+        if line
+            .bytes
+            .as_ref()
+            .is_some_and(|b| b.iter().all(u8::is_ascii_whitespace))
+        {
             if !terminated {
-                out.torn = Some((line_start as u64, line.to_vec()));
+                out.torn = Some((line_start, line.len));
             }
             continue;
         }
         let first = out.header.is_none();
-        let parsed = format::parse_line(line, first);
+        let parsed = format::parse_read_line(&line, first);
         let record = match parsed {
             Ok(record) => record,
             Err(LineError::UnsupportedVersion(v)) => {
@@ -70,7 +84,11 @@ pub fn parse_log(bytes: &[u8], path: &Path, session: &str) -> Result<LogContents
             Err(LineError::Json(_) | LineError::NotUtf8) if is_last => {
                 // A crash mid-append leaves a partial last line: a torn write,
                 // not corruption. The caller keeps a copy and truncates it.
-                out.torn = Some((line_start as u64, line.to_vec()));
+                out.torn = Some((line_start, line.len));
+                continue;
+            }
+            Err(LineError::TooLong(_)) if is_last && !terminated => {
+                out.torn = Some((line_start, line.len));
                 continue;
             }
             Err(reason) => {
@@ -134,27 +152,58 @@ pub struct Session {
     contents: LogContents,
     /// Warnings from opening (a torn write recovered), for the front-end.
     notices: Vec<String>,
+    /// The session held nothing before this open: it starts here.
+    is_new: bool,
 }
 
 impl Session {
     /// Opens (creating if needed) the session `name` in `dir`, holding its
-    /// lock. A torn final line is copied to a quarantine file and truncated.
+    /// lock. A torn final line is copied to a quarantine file and truncated;
+    /// a rename or delete a crash interrupted is finished first.
     pub fn open(dir: &Path, name: &str, lock_wait: Duration) -> Result<Session, StoreError> {
-        files::create_private_dir(dir)?;
+        super::check_session_name(dir, name)?;
+        let mut notices = files::prepare_dir(dir)?;
+        notices.extend(pending::settle(dir, Some(name), lock_wait)?);
         let paths = SessionPaths::new(dir, name);
         let lock = files::lock_exclusive(&paths.lock, name, lock_wait)?;
         files::remove_stale_temp_files(dir, &format!("{name}.jsonl"));
-        let bytes = match std::fs::read(&paths.log) {
-            Ok(bytes) => bytes,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-            Err(e) => return Err(StoreError::io("cannot read", &paths.log, e)),
+        files::remove_stale_temp_files(dir, &format!("{name}.archive.jsonl"));
+        let had_archive = paths.archive.symlink_metadata().is_ok();
+        let mut contents = match files::open_read(&paths.log)? {
+            Some(file) => parse_log_from(std::io::BufReader::new(file), &paths.log, name)?,
+            None => LogContents::default(),
         };
-        let mut contents = parse_log(&bytes, &paths.log, name)?;
-        let mut notices = Vec::new();
+        let is_new = !had_archive
+            && contents.header.is_none()
+            && contents.system.is_none()
+            && contents.summary.is_none()
+            && contents.messages.is_empty();
+        let header_knows_last_seq = contents
+            .header
+            .as_ref()
+            .is_some_and(|h| h.last_seq.is_some());
+        if had_archive && !header_knows_last_seq {
+            // The active log was emptied, deleted, or never rewritten since
+            // its creation: only the archive knows how far `seq` got.
+            contents.last_seq = contents.last_seq.max(archive::max_seq(&paths.archive)?);
+        }
         let (mut log, created) = files::open_append(&paths.log)?;
-        if let Some((offset, torn)) = contents.torn.take() {
+        if let Some((offset, len)) = contents.torn.take() {
             let quarantine = paths.quarantine(name);
-            files::write_new_private(&quarantine, &torn)?;
+            let mut source = files::open_read(&paths.log)?.ok_or_else(|| {
+                StoreError::io(
+                    "cannot read",
+                    &paths.log,
+                    std::io::Error::from(std::io::ErrorKind::NotFound),
+                )
+            })?;
+            files::copy_ranges_to_new(
+                &mut source,
+                &paths.log,
+                &[(offset, len)],
+                &quarantine,
+                false,
+            )?;
             log.set_len(offset)
                 .and_then(|()| log.sync_all())
                 .map_err(|e| StoreError::io("cannot truncate the torn line of", &paths.log, e))?;
@@ -171,7 +220,10 @@ impl Session {
             contents.missing_newline = false;
         }
         if contents.header.is_none() {
-            let header = Header::new(name, format::now());
+            let mut header = Header::new(name, format::now());
+            if contents.last_seq > 0 {
+                header.last_seq = Some(contents.last_seq);
+            }
             files::append_durably(
                 &mut log,
                 &paths.log,
@@ -189,11 +241,34 @@ impl Session {
             _lock: lock,
             contents,
             notices,
+            is_new,
         };
         if !session.contents.stale.is_empty() {
             session.rewrite(Vec::new())?;
         }
         Ok(session)
+    }
+
+    /// Whether this open started the session (nothing was stored under its
+    /// name before), so the front-end can say where it lives.
+    pub fn is_new(&self) -> bool {
+        self.is_new
+    }
+
+    /// The `seq` the next record gets; refused, never wrapped, past
+    /// [`format::MAX_SEQ`].
+    fn next_seq(&self) -> Result<u64, StoreError> {
+        self.contents
+            .last_seq
+            .checked_add(1)
+            .filter(|&seq| seq <= format::MAX_SEQ)
+            .ok_or_else(|| StoreError::Refused {
+                path: self.paths.log.clone(),
+                reason: format!(
+                    "seq has reached its maximum ({}); no record can be added",
+                    format::MAX_SEQ
+                ),
+            })
     }
 
     pub fn name(&self) -> &str {
@@ -254,7 +329,7 @@ impl Session {
         usage: Option<format::UsageRecord>,
     ) -> Result<&MessageRecord, StoreError> {
         let record = MessageRecord {
-            seq: self.contents.last_seq + 1,
+            seq: self.next_seq()?,
             role,
             content,
             at: format::now(),
@@ -265,6 +340,13 @@ impl Session {
             usage,
         };
         let line = format::to_line(&Record::Message(record.clone()));
+        if line.len() > format::MAX_LINE_BYTES {
+            // Never write a line memchat would refuse to read back.
+            return Err(StoreError::TooLarge {
+                path: self.paths.log.clone(),
+                len: line.len(),
+            });
+        }
         files::append_durably(&mut self.log, &self.paths.log, &line)?;
         self.contents.last_seq = record.seq;
         if role == Role::System {
@@ -312,7 +394,7 @@ impl Session {
             return Ok(());
         };
         let new_summary = SummaryRecord {
-            seq: self.contents.last_seq + 1,
+            seq: self.next_seq()?,
             content: summary,
             covers: [first, last],
             at: format::now(),
@@ -326,8 +408,8 @@ impl Session {
         archived.extend(evicted.into_iter().map(Record::Message));
         let previous = self.contents.clone();
         self.contents.messages.drain(..evict);
+        self.contents.last_seq = new_summary.seq;
         self.contents.summary = Some(new_summary);
-        self.contents.last_seq += 1;
         self.rewrite_or_restore(archived, previous)
     }
 
@@ -391,7 +473,7 @@ impl Session {
         archived.append(&mut self.contents.stale);
         archived.sort_by_key(|r| r.seq());
         if !archived.is_empty() {
-            append_to_archive(&self.paths, &self.name, &archived)?;
+            archive::append(&self.paths, &self.name, &archived)?;
         }
         let mut header = self
             .contents
@@ -421,96 +503,14 @@ fn unreachable_state(path: &Path) -> StoreError {
     )
 }
 
-/// Appends records to a session's archive and fsyncs it.
-fn append_to_archive(
-    paths: &SessionPaths,
-    name: &str,
-    records: &[Record],
-) -> Result<(), StoreError> {
-    let (mut file, created) = files::open_append(&paths.archive)?;
-    let mut bytes = Vec::new();
-    let empty = file.metadata().map(|m| m.len() == 0).unwrap_or(true);
-    if empty {
-        bytes.extend(format::to_line(&Record::Header(Header::new(
-            name,
-            format::now(),
-        ))));
-    } else {
-        // A crash mid-append may have left a torn last line; start ours on a
-        // fresh line so it stays readable.
-        bytes.extend(archive_line_break(&paths.archive));
-    }
-    for record in records {
-        bytes.extend(format::to_line(record));
-    }
-    files::append_durably(&mut file, &paths.archive, &bytes)?;
-    if created {
-        files::sync_dir(&paths.dir)?;
-    }
-    Ok(())
-}
-
-fn archive_line_break(path: &Path) -> Vec<u8> {
-    use std::io::{Read, Seek, SeekFrom};
-    let mut last = [0u8; 1];
-    let ends_with_newline = File::open(path)
-        .and_then(|mut f| {
-            f.seek(SeekFrom::End(-1))?;
-            f.read_exact(&mut last)
-        })
-        .map(|()| last[0] == b'\n')
-        .unwrap_or(true);
-    if ends_with_newline {
-        Vec::new()
-    } else {
-        b"\n".to_vec()
-    }
-}
-
-/// Reads an archive, tolerating torn lines and dropping duplicates by `seq`
-/// (left by a crash between the archive append and the active rewrite).
-/// Returns the records in `seq` order and the number of unreadable lines.
-pub fn read_archive(path: &Path) -> Result<(Vec<Record>, usize), StoreError> {
-    let bytes = match std::fs::read(path) {
-        Ok(bytes) => bytes,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((Vec::new(), 0)),
-        Err(e) => return Err(StoreError::io("cannot read", path, e)),
-    };
-    let mut records = Vec::new();
-    let mut bad = 0;
-    for (i, line) in bytes.split(|&b| b == b'\n').enumerate() {
-        if line.iter().all(u8::is_ascii_whitespace) {
-            continue;
-        }
-        match format::parse_line(line, i == 0) {
-            Ok(Record::Header(_)) => {}
-            Ok(record) => records.push(record),
-            Err(LineError::UnsupportedVersion(v)) => {
-                return Err(StoreError::Unsupported {
-                    path: path.to_path_buf(),
-                    reason: LineError::UnsupportedVersion(v).to_string(),
-                });
-            }
-            Err(_) => bad += 1,
-        }
-    }
-    records.sort_by_key(|r| r.seq());
-    records.dedup_by_key(|r| r.seq());
-    Ok((records, bad))
-}
-
 /// Reads a session's active log without locking or changing it (for `show`,
 /// `sessions`, `export` while another process chats). A torn last line is
 /// ignored here; the next writer recovers it.
 pub fn read_log(paths: &SessionPaths, name: &str) -> Result<LogContents, StoreError> {
-    let bytes = match std::fs::read(&paths.log) {
-        Ok(bytes) => bytes,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(StoreError::NotFound(name.to_string()));
-        }
-        Err(e) => return Err(StoreError::io("cannot read", &paths.log, e)),
-    };
-    parse_log(&bytes, &paths.log, name)
+    match files::open_read(&paths.log)? {
+        Some(file) => parse_log_from(std::io::BufReader::new(file), &paths.log, name),
+        None => Err(StoreError::NotFound(name.to_string())),
+    }
 }
 
 /// Creates a new session from records (import): the active log holds the
@@ -523,10 +523,12 @@ pub fn create_session(
     active: &[Record],
     lock_wait: Duration,
 ) -> Result<(), StoreError> {
-    files::create_private_dir(dir)?;
+    super::validate_new_session_name(name)?;
+    files::prepare_dir(dir)?;
+    pending::settle(dir, Some(name), lock_wait)?;
     let paths = SessionPaths::new(dir, name);
     let _lock = files::lock_exclusive(&paths.lock, name, lock_wait)?;
-    if paths.log.exists() || paths.archive.exists() {
+    if paths.exists() {
         return Err(StoreError::Exists(name.to_string()));
     }
     let last_seq = archived
@@ -536,7 +538,7 @@ pub fn create_session(
         .max()
         .unwrap_or(0);
     if !archived.is_empty() {
-        append_to_archive(&paths, name, archived)?;
+        archive::append(&paths, name, archived)?;
     }
     let mut header = Header::new(name, format::now());
     header.last_seq = Some(last_seq);

@@ -432,6 +432,12 @@ fn a_read_only_memory_dir_is_a_clear_error_and_nothing_changes() {
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o555)).unwrap();
     let log = dir.join("default.jsonl");
     std::fs::set_permissions(&log, std::fs::Permissions::from_mode(0o444)).unwrap();
+    // The directory is the unprivileged user's own (memchat refuses anyone
+    // else's), only read-only. As a non-root user this chown fails and the
+    // directory is already the runner's.
+    for path in [&dir, &log] {
+        let _ = std::os::unix::fs::chown(path, Some(65534), Some(65534));
+    }
     let before = std::fs::read(&log).unwrap();
     let Some(out) = unprivileged(&sandbox, &dir, &["--mock", "cannot be written"]) else {
         skip(

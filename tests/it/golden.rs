@@ -148,6 +148,9 @@ fn run_case(case: &Path) -> String {
     let memory = tmp_path.join("mem");
     if case.join("setup").is_dir() {
         copy_dir(&case.join("setup"), &memory);
+        // As memchat would have created it: private, whatever the umask.
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(&memory, fs::Permissions::from_mode(0o700)).unwrap();
     }
     if case.join("files").is_dir() {
         copy_dir(&case.join("files"), &tmp_path);

@@ -83,6 +83,7 @@ proptest! {
         std::fs::write(dir.path().join("s.jsonl"), &log).unwrap();
         match repair(dir.path(), "s", Duration::from_secs(1)) {
             Ok(report) => {
+                let report = report.log.expect("the log was repaired");
                 prop_assert!(report.kept <= messages);
                 let session = Session::open(dir.path(), "s", Duration::from_secs(1));
                 prop_assert!(session.is_ok(), "the repaired log does not open: {:?}", session.err());

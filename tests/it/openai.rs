@@ -251,7 +251,8 @@ fn the_binary_reports_401_and_500_with_exit_1_and_keeps_the_message() {
         assert_eq!(out.status.code(), Some(1), "{stderr}");
         assert!(stderr.contains(needle), "{stderr}");
         assert!(!stderr.contains("sk-test-key-123"));
-        assert_eq!(stderr.lines().count(), 1, "one clear line: {stderr}");
+        let errors = stderr.lines().filter(|l| !l.contains("new session"));
+        assert_eq!(errors.count(), 1, "one clear line: {stderr}");
         let records = sandbox.records("default.jsonl");
         assert_eq!(records.len(), 2, "header and the user's message");
         assert_eq!(records[1]["content"], "Keep me");
