@@ -175,6 +175,7 @@ mod tests {
             at: "x".into(),
             model: None,
             interrupted: false,
+            truncated: false,
             tokens: None,
             usage: None,
         })
