@@ -3,7 +3,90 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::builder::{PossibleValuesParser, TypedValueParser};
+use clap::{Args, CommandFactory, Parser, Subcommand};
+
+use crate::render::ColorMode;
+
+mod grammar;
+
+pub use grammar::parse_from;
+
+/// The chat options each command takes as well (by clap id), and so accepts
+/// before or after its name. Every other chat option would do nothing with
+/// the command and is refused. `lock_wait` (hidden) is for the commands that
+/// write a session and so take its lock.
+pub const COMMAND_OPTIONS: &[(&str, &[&str])] = &[
+    (
+        "sessions",
+        &["memory_dir", "model", "context_limit", "budget"],
+    ),
+    ("show", &["memory_dir"]),
+    ("export", &["memory_dir"]),
+    ("import", &["memory_dir", "lock_wait"]),
+    ("delete", &["memory_dir", "lock_wait"]),
+    ("rename", &["memory_dir", "lock_wait"]),
+    ("repair", &["memory_dir", "lock_wait"]),
+    ("completions", &[]),
+    ("man", &[]),
+];
+
+/// The whole command line as clap sees it: `Cli` with each command given
+/// copies of the chat options it takes (`COMMAND_OPTIONS`), so one
+/// definition serves both, and `memchat show --help` lists only what `show`
+/// takes. Completions and the man page are generated from this.
+pub fn command() -> clap::Command {
+    let mut cmd = Cli::command();
+    let shared: Vec<clap::Arg> = cmd.get_arguments().cloned().collect();
+    for (name, ids) in COMMAND_OPTIONS {
+        cmd = cmd.mut_subcommand(*name, |mut sub| {
+            for id in *ids {
+                if let Some(arg) = shared.iter().find(|a| a.get_id() == *id) {
+                    sub = sub.arg(arg.clone());
+                }
+            }
+            sub
+        });
+    }
+    cmd
+}
+
+impl ChatArgs {
+    /// Takes the chat options a command was given (`COMMAND_OPTIONS`) from
+    /// its matches, so the rest of the program reads options in one place.
+    fn take_command_options(&mut self, command: &str, matches: &clap::ArgMatches) {
+        let ids = COMMAND_OPTIONS
+            .iter()
+            .find(|(name, _)| *name == command)
+            .map_or(&[][..], |(_, ids)| *ids);
+        for id in ids {
+            match *id {
+                "memory_dir" => take(&mut self.memory_dir, matches, id),
+                "model" => take(&mut self.model, matches, id),
+                "context_limit" => take(&mut self.context_limit, matches, id),
+                "budget" => take(&mut self.budget, matches, id),
+                "lock_wait" => take(&mut self.lock_wait, matches, id),
+                // A bug (caught by `every_shared_option_reaches_the_chat_args`).
+                other => unreachable!("COMMAND_OPTIONS names {other}, which is not taken"),
+            }
+        }
+    }
+}
+
+fn take<T: Clone + Send + Sync + 'static>(
+    field: &mut Option<T>,
+    matches: &clap::ArgMatches,
+    id: &str,
+) {
+    if let Some(value) = matches.get_one::<T>(id) {
+        *field = Some(value.clone());
+    }
+}
+
+/// Parses the process's command line (see `grammar` for the rule).
+pub fn parse() -> Result<(Cli, clap::ArgMatches), clap::Error> {
+    parse_from(std::env::args_os())
+}
 
 /// memchat: chat with any OpenAI-compatible model, and never lose the
 /// conversation.
@@ -18,12 +101,17 @@ use clap::{Args, Parser, Subcommand};
 /// reads the whole prompt from stdin); a piped script without a prompt sends
 /// each line as a turn (lines starting with `/` are commands).
 ///
-/// A prompt that starts with a command's name (`memchat show me ...`) must
-/// follow `--`: `memchat -- show me how`.
+/// The command line: options go anywhere, and the first other word is a
+/// command if it names one, an error if it is one typo away from one, and
+/// otherwise the first word of the prompt; after `--` every word is the
+/// prompt (`memchat -- show me how`). An option that would do nothing is
+/// refused.
 #[derive(Debug, Parser)]
 #[command(
     name = "memchat",
     version,
+    // The grammar (cli/grammar.rs) puts a command's name first, so a word
+    // after options or prompt words is never taken for a command.
     args_conflicts_with_subcommands = true,
     // `memchat help me with X` is a prompt, not a request for help.
     disable_help_subcommand = true
@@ -35,25 +123,27 @@ pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
 
-    /// The prompt: its words are joined with spaces. `-` reads it from stdin.
-    #[arg(
-        value_name = "PROMPT",
-        trailing_var_arg = true,
-        allow_hyphen_values = false
-    )]
+    /// The prompt: its words are joined with spaces. `-` alone reads it from
+    /// stdin.
+    #[arg(value_name = "PROMPT")]
     pub prompt: Vec<String>,
+
+    /// Prompt words after `--`, taken as written even when they look like an
+    /// option or a command (parsing joins them to PROMPT).
+    #[arg(last = true, value_name = "WORDS")]
+    pub verbatim: Vec<String>,
 }
 
 /// Options shared by the chat modes and the management commands.
 #[derive(Debug, Clone, Default, Args)]
 pub struct ChatArgs {
     /// Conversation to use (1-64 of A-Z a-z 0-9 _ -).
-    #[arg(short, long, env = "MEMCHAT_SESSION", global = true)]
+    #[arg(short, long, env = "MEMCHAT_SESSION")]
     pub session: Option<String>,
 
     /// Where conversations are stored [default: ./memory if it is a memchat
     /// memory directory, else the user's data directory + /memchat].
-    #[arg(long, env = "MEMCHAT_MEMORY_DIR", value_name = "DIR", global = true)]
+    #[arg(long, env = "MEMCHAT_MEMORY_DIR", value_name = "DIR")]
     pub memory_dir: Option<PathBuf>,
 
     /// Model name, as the server knows it.
@@ -100,8 +190,14 @@ pub struct ChatArgs {
 
     /// Colour and Markdown styling: auto (on a terminal, unless NO_COLOR),
     /// always or never.
-    #[arg(long, env = "MEMCHAT_COLOR", value_name = "WHEN", global = true)]
-    pub color: Option<crate::render::ColorMode>,
+    #[arg(
+        long,
+        env = "MEMCHAT_COLOR",
+        value_name = "WHEN",
+        value_parser = PossibleValuesParser::new(["auto", "always", "never"])
+            .try_map(|s| s.parse::<ColorMode>())
+    )]
+    pub color: Option<ColorMode>,
 
     /// Start the session afresh: its messages move to the archive first.
     #[arg(long)]
@@ -211,21 +307,69 @@ pub enum Command {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::CommandFactory;
 
     #[test]
     fn the_cli_definition_is_consistent() {
-        Cli::command().debug_assert();
+        command().debug_assert();
+    }
+
+    #[test]
+    fn every_command_says_which_chat_options_it_takes() {
+        let cmd = command();
+        let listed: Vec<&str> = COMMAND_OPTIONS.iter().map(|(name, _)| *name).collect();
+        let commands: Vec<&str> = cmd.get_subcommands().map(|s| s.get_name()).collect();
+        assert_eq!(listed, commands);
+        for (name, ids) in COMMAND_OPTIONS {
+            let sub = cmd.find_subcommand(name).unwrap();
+            for id in *ids {
+                assert!(
+                    sub.get_arguments().any(|a| a.get_id() == *id),
+                    "{name} lacks {id}: not a chat option"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn every_shared_option_reaches_the_chat_args() {
+        for (name, ids) in COMMAND_OPTIONS {
+            let mut args = vec!["memchat".to_string(), name.to_string()];
+            let sub = command();
+            let sub = sub.find_subcommand(name).unwrap();
+            for positional in sub.get_positionals() {
+                args.push(match positional.get_id().as_str() {
+                    "shell" => "bash".into(),
+                    _ => "x".into(),
+                });
+            }
+            for id in *ids {
+                args.push(format!("--{}", id.replace('_', "-")));
+                args.push("7".into());
+            }
+            let (cli, _) = parse_from(&args).unwrap_or_else(|e| panic!("{args:?}: {e}"));
+            let chat = &cli.chat;
+            for id in *ids {
+                let got = match *id {
+                    "memory_dir" => chat.memory_dir.as_ref().map(|p| p.display().to_string()),
+                    "model" => chat.model.clone(),
+                    "context_limit" => chat.context_limit.map(|v| v.to_string()),
+                    "budget" => chat.budget.map(|v| v.to_string()),
+                    "lock_wait" => chat.lock_wait.map(|v| v.to_string()),
+                    other => panic!("{other} is not checked here"),
+                };
+                assert_eq!(got.as_deref(), Some("7"), "{name} --{id}");
+            }
+        }
     }
 
     #[test]
     fn a_prompt_named_like_a_command_is_expressible() {
-        let cli = Cli::try_parse_from(["memchat", "--", "repair", "my", "bike"]).unwrap();
+        let (cli, _) = parse_from(["memchat", "--", "repair", "my", "bike"]).unwrap();
         assert!(cli.command.is_none());
         assert_eq!(cli.prompt, ["repair", "my", "bike"]);
-        let cli = Cli::try_parse_from(["memchat", "repair", "default"]).unwrap();
+        let (cli, _) = parse_from(["memchat", "repair", "default"]).unwrap();
         assert!(matches!(cli.command, Some(Command::Repair { .. })));
-        let cli = Cli::try_parse_from(["memchat", "help", "me", "please"]).unwrap();
+        let (cli, _) = parse_from(["memchat", "help", "me", "please"]).unwrap();
         assert_eq!(cli.prompt, ["help", "me", "please"]);
     }
 }

@@ -4,15 +4,11 @@
 use std::process::ExitCode;
 
 use clap::parser::ValueSource;
-use clap::{CommandFactory, FromArgMatches};
-use memchat::cli::Cli;
+use memchat::cli;
 use memchat::run::{self, Exit};
 
 fn main() -> ExitCode {
-    let parsed = Cli::command()
-        .try_get_matches()
-        .and_then(|matches| Cli::from_arg_matches(&matches).map(|cli| (cli, matches)));
-    let (cli, matches) = match parsed {
+    let (cli, matches) = match cli::parse() {
         Ok(parsed) => parsed,
         Err(e) => {
             let _ = e.print();

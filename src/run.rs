@@ -7,7 +7,6 @@ use std::io::{IsTerminal, Read, Write};
 use anyhow::Context;
 
 use crate::chat::{Engine, TurnError, TurnReport};
-use clap::CommandFactory;
 
 use crate::cli::{Cli, Command, FormatArg};
 use crate::client::ChatModel;
@@ -242,10 +241,10 @@ fn run_command(command: &Command, cli: &Cli, file: &config::FileConfig) -> anyho
             out.write_all(report.describe(name).as_bytes())?;
         }
         Command::Completions { shell } => {
-            clap_complete::generate(*shell, &mut Cli::command(), "memchat", &mut out);
+            clap_complete::generate(*shell, &mut crate::cli::command(), "memchat", &mut out);
         }
         Command::Man => {
-            clap_mangen::Man::new(Cli::command()).render(&mut out)?;
+            clap_mangen::Man::new(crate::cli::command()).render(&mut out)?;
         }
     }
     out.finish()?;

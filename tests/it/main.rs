@@ -14,6 +14,7 @@ mod support;
 
 mod budget_invariants;
 mod colour;
+mod command_line;
 mod crash;
 mod faults;
 mod golden;
