@@ -18,7 +18,7 @@
 //! every cut falls between turns. The planners here take sizes and return
 //! decisions; they do no I/O and know nothing of files or models.
 
-use crate::memory::format::Role;
+use crate::message::Role;
 
 /// The window assumed for a model we do not know, when none is configured.
 /// Small on purpose: sending too little costs memory of detail (kept in the

@@ -17,14 +17,13 @@ use std::io::Write;
 use futures::StreamExt;
 
 use crate::budget::{self, Budget, HistorySizes};
-use crate::client::{
-    ChatMessage, ChatModel, ChatRequest, ClientError, Purpose, StreamEvent, Usage,
-};
+use crate::client::{ChatModel, ChatRequest, ClientError, Purpose, StreamEvent, Usage};
 use crate::interrupt::{Interrupt, Termination};
-use crate::memory::format::Role;
 use crate::memory::{Session, StoreError};
+use crate::message::{ChatMessage, Role};
 use crate::reply_cap::ReplyCap;
 use crate::summarize::{self, Method};
+use crate::summary_text;
 use crate::tokens::{self, TokenCounter, upper_bound};
 
 /// Why a turn did not complete normally.
@@ -274,7 +273,7 @@ impl Engine {
     /// the heading (bounded by its bytes), and the framing if the summary is
     /// the system message's only content.
     fn summary_cost(&self, raw: u32, has_prompt: bool) -> u32 {
-        let heading = upper_bound(summarize::SUMMARY_HEADING) + 16;
+        let heading = upper_bound(summary_text::SUMMARY_HEADING) + 16;
         let framing = if has_prompt {
             0
         } else {
@@ -537,7 +536,7 @@ impl Engine {
         let prompt = self.session.system().map(|s| s.content.as_str());
         let mut messages = Vec::new();
         if let Some(system) =
-            summarize::compose_system(prompt, summary.as_deref().filter(|s| !s.is_empty()))
+            summary_text::compose_system(prompt, summary.as_deref().filter(|s| !s.is_empty()))
         {
             messages.push(ChatMessage::new(Role::System, system));
         }

@@ -10,7 +10,7 @@ use crate::config::Config;
 use crate::interrupt::Interrupt;
 use crate::manage::{self, ExportFormat};
 use crate::memory;
-use crate::memory::format::Role;
+use crate::message::Role;
 use crate::render::{self, Notices};
 use crate::run;
 

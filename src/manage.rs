@@ -14,7 +14,7 @@ use crate::config::UsageError;
 use crate::memory::format::Record;
 use crate::memory::session::{LogContents, create_session, read_archive, read_log};
 use crate::memory::{self, SessionPaths};
-use crate::summarize;
+use crate::summary_text;
 use crate::tokens::{REPLY_PRIMING, TokenCounter};
 use crate::transfer;
 
@@ -30,7 +30,7 @@ pub struct SessionInfo {
 
 /// What the model would be sent for this log, in tokens (exact).
 pub fn history_tokens(contents: &LogContents, counter: &TokenCounter) -> u64 {
-    let system = summarize::compose_system(
+    let system = summary_text::compose_system(
         contents.system.as_ref().map(|m| m.content.as_str()),
         contents.summary.as_ref().map(|s| s.content.as_str()),
     );

@@ -11,8 +11,8 @@ use futures::StreamExt;
 use futures::future::BoxFuture;
 
 use super::{ChatModel, ChatRequest, ClientError, Purpose, ReplyStream, StreamEvent};
-use crate::memory::format::Role;
-use crate::summarize;
+use crate::message::Role;
+use crate::summary_text;
 use crate::tokens::TokenCounter;
 
 /// The name the mock records on its replies.
@@ -34,7 +34,7 @@ impl MockModel {
     /// The reply text for a request (pure, for tests).
     pub fn reply_text(&self, request: &ChatRequest) -> String {
         match request.purpose {
-            Purpose::Summary => summarize::extractive_from_prompt(
+            Purpose::Summary => summary_text::extractive_from_prompt(
                 last_user_message(request),
                 request.max_tokens,
                 &self.counter,
@@ -60,10 +60,9 @@ fn describe(request: &ChatRequest) -> String {
         .iter()
         .filter(|m| m.role == Role::User)
         .count();
-    let summary = request
-        .messages
-        .first()
-        .is_some_and(|m| m.role == Role::System && m.content.contains(summarize::SUMMARY_HEADING));
+    let summary = request.messages.first().is_some_and(|m| {
+        m.role == Role::System && m.content.contains(summary_text::SUMMARY_HEADING)
+    });
     let last = last_user_message(request);
     let flat: String = last.split_whitespace().collect::<Vec<_>>().join(" ");
     let mut quote: String = flat.chars().take(QUOTE_CHARS).collect();

@@ -10,25 +10,8 @@ pub mod openai;
 
 use futures::future::BoxFuture;
 use futures::stream::BoxStream;
-use serde::Serialize;
 
-use crate::memory::format::Role;
-
-/// One message of a request.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct ChatMessage {
-    pub role: Role,
-    pub content: String,
-}
-
-impl ChatMessage {
-    pub fn new(role: Role, content: impl Into<String>) -> Self {
-        ChatMessage {
-            role,
-            content: content.into(),
-        }
-    }
-}
+pub use crate::message::ChatMessage;
 
 /// Why a request is made; the mock answers summary requests differently.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -33,24 +33,9 @@ pub const MAX_LINE_BYTES: usize = 6 * MAX_CONTENT_BYTES + 64 * 1024;
 /// is refused with file:line rather than wrapped.
 pub const MAX_SEQ: u64 = (1 << 53) - 1;
 
-/// Who wrote a message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Role {
-    System,
-    User,
-    Assistant,
-}
-
-impl Role {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::System => "system",
-            Role::User => "user",
-            Role::Assistant => "assistant",
-        }
-    }
-}
+/// Roles live on the bottom floor (the client speaks them too); the records
+/// here store them.
+pub use crate::message::Role;
 
 /// One line of a log.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
