@@ -37,6 +37,10 @@ pub enum TurnError {
     /// The model failed; the user's message is in the log.
     #[error("{0}")]
     Model(#[from] ClientError),
+    /// Writing a command's output failed (a reader that went away is told
+    /// apart by the exit mapping, which reads the cause).
+    #[error("cannot write the output")]
+    Output(#[source] std::io::Error),
 }
 
 /// What happened during a turn, for the front-end to report.
@@ -161,11 +165,10 @@ impl Engine {
         }
     }
 
+    /// The session, to read. Every change goes through the engine's methods,
+    /// which keep the invariants (the budget, the archive).
     pub fn session(&self) -> &Session {
         &self.session
-    }
-    pub fn session_mut(&mut self) -> &mut Session {
-        &mut self.session
     }
     pub fn budget(&self) -> &Budget {
         &self.budget
@@ -187,6 +190,99 @@ impl Engine {
     /// [`Engine::compact`] before the next request.
     pub fn defer_compaction(&mut self, defer: bool) {
         self.defer_compaction = defer;
+    }
+
+    /// The system prompt, if the session has one.
+    pub fn system_prompt(&self) -> Option<&str> {
+        self.session.system().map(|s| s.content.as_str())
+    }
+
+    /// Sets the system prompt (`/system TEXT`, `--system`); the old one goes
+    /// to the archive. A prompt that leaves no room in `B` for the newest
+    /// message is refused before anything is written.
+    pub fn set_system(&mut self, prompt: &str) -> Result<(), TurnError> {
+        let prompt = prompt.trim();
+        if prompt.is_empty() {
+            return Err(TurnError::Refused("the system prompt is empty".into()));
+        }
+        let newest = self
+            .session
+            .messages()
+            .iter()
+            .rposition(|m| m.role == Role::User);
+        let cap = u64::from(self.budget.cap);
+        let need = |engine: &mut Self, prompt_tokens: u32, exact: bool| {
+            let newest = newest.map_or(0, |i| {
+                let message = &engine.session.messages()[i];
+                let raw = match engine.counter.cached(message.tokens.as_ref()) {
+                    Some(n) => n,
+                    None if exact => engine.counter.count_raw(&message.content),
+                    None => upper_bound(&message.content),
+                };
+                engine.counter.message_cost(raw)
+            });
+            u64::from(tokens::REPLY_PRIMING)
+                + u64::from(engine.counter.message_cost(prompt_tokens))
+                + u64::from(newest)
+        };
+        let mut cache = self.counter.cache_if_ready(prompt);
+        if need(self, upper_bound(prompt), false) > cap {
+            let exact = self.counter.cache(prompt);
+            let needed = need(self, exact.count, true);
+            if needed > cap {
+                let with = if newest.is_some() {
+                    " with the newest message"
+                } else {
+                    ""
+                };
+                return Err(TurnError::Refused(format!(
+                    "the system prompt needs {needed} tokens{with}, but a request may carry at \
+                     most {cap}; it was not set. Shorten it, or raise --context-limit if the \
+                     model allows more"
+                )));
+            }
+            cache = Some(exact);
+        }
+        self.session
+            .append(Role::System, prompt.to_string(), None, false, cache)?;
+        Ok(())
+    }
+
+    /// Moves every message and the summary to the archive (`/clear`,
+    /// `--new`); the system prompt stays. Returns how many records moved.
+    pub fn clear(&mut self) -> Result<usize, TurnError> {
+        Ok(self.session.clear()?)
+    }
+
+    /// Moves the last exchange (the newest user message and what followed)
+    /// to the archive (`/undo`). Returns how many messages moved.
+    pub fn undo(&mut self) -> Result<usize, TurnError> {
+        match self.last_user_index() {
+            Some(i) => Ok(self.session.archive_tail(i)?),
+            None => Ok(0),
+        }
+    }
+
+    /// Asks for the last reply again (`/retry`): what followed the newest
+    /// user message goes to the archive and a new reply streams into `out`.
+    /// `None` when there is no user message to answer.
+    pub async fn retry(
+        &mut self,
+        out: &mut dyn Write,
+        interrupt: &mut Interrupt,
+    ) -> Result<Option<TurnReport>, TurnError> {
+        let Some(user) = self.last_user_index() else {
+            return Ok(None);
+        };
+        self.session.archive_tail(user + 1)?;
+        self.reply(out, interrupt).await.map(Some)
+    }
+
+    fn last_user_index(&self) -> Option<usize> {
+        self.session
+            .messages()
+            .iter()
+            .rposition(|m| m.role == Role::User)
     }
 
     /// Swaps the session (the old one's lock is released when it drops).
@@ -387,7 +483,7 @@ impl Engine {
     /// Streams a reply to the history as it stands (used by `send` and `/retry`).
     /// A SIGTERM or SIGHUP meanwhile stops it like Ctrl-C; the partial reply
     /// is saved before the front-end sees [`TurnReport::signal`] and exits.
-    pub async fn reply(
+    async fn reply(
         &mut self,
         out: &mut dyn Write,
         interrupt: &mut Interrupt,

@@ -304,6 +304,20 @@ pub enum Command {
     Man,
 }
 
+/// Writes what the command line describes about itself: a completion
+/// script or the man page. Other commands write nothing (they are run by
+/// `manage.rs`, after `config.rs` made them plain data).
+pub fn write_generated(command: &Command, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+    match command {
+        Command::Completions { shell } => {
+            clap_complete::generate(*shell, &mut self::command(), "memchat", out);
+            Ok(())
+        }
+        Command::Man => clap_mangen::Man::new(self::command()).render(out),
+        _ => Ok(()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,14 +5,13 @@ use std::io::Write;
 
 use std::path::PathBuf;
 
-use crate::chat::{Engine, TurnError, TurnReport};
+use crate::chat::{Engine, TokenStats, TurnError, TurnReport};
 use crate::config::Config;
 use crate::interrupt::Interrupt;
 use crate::manage::{self, ExportFormat};
 use crate::memory;
-use crate::message::Role;
 use crate::render::{self, Notices};
-use crate::run;
+use crate::setup;
 
 /// One entry of the table.
 pub struct CommandSpec {
@@ -197,137 +196,164 @@ pub async fn execute(
     config: &mut Config,
     out: &mut dyn Write,
     interrupt: &mut Interrupt,
+    notices: Notices,
 ) -> Result<Flow, TurnError> {
-    let io = |e: std::io::Error| TurnError::Refused(format!("cannot write output: {e}"));
     match command {
-        Command::Help => out.write_all(help_text().as_bytes()).map_err(io)?,
+        Command::Help => print(out, &help_text())?,
         Command::Exit => return Ok(Flow::Exit),
-        Command::History(n) => {
-            let text = history_text(engine, n);
-            out.write_all(text.as_bytes()).map_err(io)?;
-        }
-        Command::Tokens => {
-            let stats = engine.stats();
-            let b = stats.budget;
-            let pct = stats.history * 100 / u64::from(b.cap.max(1));
-            let text = format!(
-                "history   {} / {} tokens {} {pct}%\n\
-                 ({} messages, system prompt + priming {}, summary {}; counted with {})\n{}",
-                stats.history,
-                b.cap,
-                render::gauge(stats.history, u64::from(b.cap), 20),
-                stats.messages,
-                stats.system,
-                stats.summary,
-                stats.encoding,
-                b.describe(),
-            );
-            out.write_all(text.as_bytes()).map_err(io)?;
-        }
-        Command::Compact => {
-            // Ctrl-C stops the wait for the summary; nothing is changed then.
-            let outcome = tokio::select! {
-                outcome = engine.compact(true) => Some(outcome?),
-                () = interrupt.wait() => None,
-            };
-            let text = match outcome {
-                Some(Some(report)) => format!("{report}\n"),
-                Some(None) => {
-                    "memory: nothing to compact (the newest turns always stay)\n".to_string()
-                }
-                None => "memory: compaction interrupted; nothing was changed\n".to_string(),
-            };
-            out.write_all(text.as_bytes()).map_err(io)?;
-        }
+        Command::History(n) => print(out, &history_text(engine, n))?,
+        Command::Tokens => print(out, &tokens_text(&engine.stats()))?,
+        Command::Compact => compact(engine, out, interrupt).await?,
         Command::Clear => {
-            let moved = engine.session_mut().clear()?;
-            writeln!(out, "memory: cleared; {moved} records moved to the archive").map_err(io)?;
+            let moved = engine.clear()?;
+            print(
+                out,
+                &format!("memory: cleared; {moved} records moved to the archive\n"),
+            )?;
         }
         Command::Undo => {
-            let from = last_user_index(engine);
-            let moved = match from {
-                Some(i) => engine.session_mut().archive_tail(i)?,
-                None => 0,
-            };
-            writeln!(out, "memory: {moved} messages moved to the archive").map_err(io)?;
+            let moved = engine.undo()?;
+            print(
+                out,
+                &format!("memory: {moved} messages moved to the archive\n"),
+            )?;
         }
-        Command::Retry => {
-            let Some(user) = last_user_index(engine) else {
-                writeln!(out, "memory: nothing to retry").map_err(io)?;
-                return Ok(Flow::Continue);
-            };
-            engine.session_mut().archive_tail(user + 1)?;
-            let report = engine.reply(out, interrupt).await?;
-            return Ok(Flow::Replied(report));
-        }
+        Command::Retry => match engine.retry(out, interrupt).await? {
+            Some(report) => return Ok(Flow::Replied(report)),
+            None => print(out, "memory: nothing to retry\n")?,
+        },
         Command::System(None) => {
-            let text = engine.session().system().map(|s| s.content.clone());
-            writeln!(out, "{}", text.as_deref().unwrap_or("(no system prompt)")).map_err(io)?;
+            let text = engine.system_prompt().unwrap_or("(no system prompt)");
+            print(out, &format!("{text}\n"))?;
         }
         Command::System(Some(text)) => {
-            engine
-                .session_mut()
-                .append(Role::System, text, None, false, None)?;
-            writeln!(out, "memory: system prompt set").map_err(io)?;
+            engine.set_system(&text)?;
+            print(out, "memory: system prompt set\n")?;
         }
-        Command::Model(None) => writeln!(out, "{}", engine.model_name()).map_err(io)?,
-        Command::Model(Some(name)) => {
-            let next = config
-                .with_model(&name)
-                .map_err(|e| TurnError::Refused(e.to_string()))?;
-            let (model, counter) =
-                run::model_for(&next).map_err(|e| TurnError::Refused(format!("{e:#}")))?;
-            engine.set_model(model, counter, next.budget);
-            for notice in &next.notices {
-                writeln!(out, "memory: {notice}").map_err(io)?;
-            }
-            writeln!(
-                out,
-                "model: {} (budget {} tokens)",
-                next.model, next.budget.cap
-            )
-            .map_err(io)?;
-            *config = next;
-        }
-        Command::Session(None) => writeln!(out, "{}", engine.session().name()).map_err(io)?,
-        Command::Session(Some(name)) => {
-            memory::validate_session_name(&name).map_err(|e| TurnError::Refused(e.to_string()))?;
-            if name != engine.session().name() {
-                // Open (and lock) the new one before letting go of the old,
-                // exactly as `--session` would.
-                let session = run::open_session(config, &name, Notices::for_stderr())?;
-                engine.replace_session(session);
-                config.session = name.clone();
-            }
-            let messages = engine.session().messages().len();
-            writeln!(out, "session: {name} ({messages} messages)").map_err(io)?;
-        }
+        Command::Model(None) => print(out, &format!("{}\n", engine.model_name()))?,
+        Command::Model(Some(name)) => switch_model(engine, config, &name, out)?,
+        Command::Session(None) => print(out, &format!("{}\n", engine.session().name()))?,
+        Command::Session(Some(name)) => switch_session(engine, config, &name, out, notices)?,
         Command::Sessions => {
             manage::list(&config.memory_dir, engine.budget(), engine.counter(), out)
-                .map_err(|e| TurnError::Refused(format!("{e:#}")))?;
+                .map_err(refused)?;
         }
-        Command::Export(file) => {
-            let path = file
-                .map(PathBuf::from)
-                .unwrap_or_else(|| manage::default_export_path(engine.session().name()));
-            let format = ExportFormat::for_path(&path);
-            let name = engine.session().name().to_string();
-            manage::export_text(&config.memory_dir, &name, format)
-                .and_then(|text| manage::write_export(&path, &text))
-                .map_err(|e| TurnError::Refused(format!("{e:#}")))?;
-            writeln!(out, "exported session {name:?} to {}", path.display()).map_err(io)?;
-        }
+        Command::Export(file) => export(engine, config, file, out)?,
     }
-    out.flush().map_err(io)?;
+    out.flush().map_err(TurnError::Output)?;
     Ok(Flow::Continue)
 }
 
-fn last_user_index(engine: &Engine) -> Option<usize> {
-    engine
-        .session()
-        .messages()
-        .iter()
-        .rposition(|m| m.role == Role::User)
+/// Writes a command's output.
+fn print(out: &mut dyn Write, text: &str) -> Result<(), TurnError> {
+    out.write_all(text.as_bytes()).map_err(TurnError::Output)
+}
+
+/// A failure that leaves the conversation as it was, reported with its chain.
+fn refused(error: anyhow::Error) -> TurnError {
+    TurnError::Refused(format!("{error:#}"))
+}
+
+/// The `/tokens` text: the history against the budget, and every number of
+/// the budget.
+pub fn tokens_text(stats: &TokenStats) -> String {
+    let b = stats.budget;
+    let pct = stats.history * 100 / u64::from(b.cap.max(1));
+    format!(
+        "history   {} / {} tokens {} {pct}%\n\
+         ({} messages, system prompt + priming {}, summary {}; counted with {})\n{}",
+        stats.history,
+        b.cap,
+        render::gauge(stats.history, u64::from(b.cap), 20),
+        stats.messages,
+        stats.system,
+        stats.summary,
+        stats.encoding,
+        b.describe(),
+    )
+}
+
+/// `/compact`: fold now. Ctrl-C stops the wait for the summary; nothing is
+/// changed then.
+async fn compact(
+    engine: &mut Engine,
+    out: &mut dyn Write,
+    interrupt: &mut Interrupt,
+) -> Result<(), TurnError> {
+    let outcome = tokio::select! {
+        outcome = engine.compact(true) => Some(outcome?),
+        () = interrupt.wait() => None,
+    };
+    let text = match outcome {
+        Some(Some(report)) => format!("{report}\n"),
+        Some(None) => "memory: nothing to compact (the newest turns always stay)\n".to_string(),
+        None => "memory: compaction interrupted; nothing was changed\n".to_string(),
+    };
+    print(out, &text)
+}
+
+/// `/model NAME`: the new model's client, tokenizer and budget.
+fn switch_model(
+    engine: &mut Engine,
+    config: &mut Config,
+    name: &str,
+    out: &mut dyn Write,
+) -> Result<(), TurnError> {
+    let next = config
+        .with_model(name)
+        .map_err(|e| TurnError::Refused(e.to_string()))?;
+    let (model, counter) = setup::model_for(&next).map_err(refused)?;
+    engine.set_model(model, counter, next.budget);
+    for notice in &next.notices {
+        print(out, &format!("memory: {notice}\n"))?;
+    }
+    print(
+        out,
+        &format!(
+            "model: {} (budget {} tokens)\n",
+            next.model, next.budget.cap
+        ),
+    )?;
+    *config = next;
+    Ok(())
+}
+
+/// `/session NAME`: opened exactly as `--session` would open it.
+fn switch_session(
+    engine: &mut Engine,
+    config: &mut Config,
+    name: &str,
+    out: &mut dyn Write,
+    notices: Notices,
+) -> Result<(), TurnError> {
+    memory::validate_session_name(name).map_err(|e| TurnError::Refused(e.to_string()))?;
+    if name != engine.session().name() {
+        setup::switch_session(engine, config, name, notices)?;
+        config.session = name.to_string();
+    }
+    let messages = engine.session().messages().len();
+    print(out, &format!("session: {name} ({messages} messages)\n"))
+}
+
+/// `/export [FILE]`: the whole conversation, archive included.
+fn export(
+    engine: &Engine,
+    config: &Config,
+    file: Option<String>,
+    out: &mut dyn Write,
+) -> Result<(), TurnError> {
+    let name = engine.session().name().to_string();
+    let path = file
+        .map(PathBuf::from)
+        .unwrap_or_else(|| manage::default_export_path(&name));
+    let format = ExportFormat::for_path(&path);
+    manage::export_text(&config.memory_dir, &name, format)
+        .and_then(|text| manage::write_export(&path, &text))
+        .map_err(refused)?;
+    print(
+        out,
+        &format!("exported session {name:?} to {}\n", path.display()),
+    )
 }
 
 /// The last `n` messages of the active history as readable text.

@@ -3,36 +3,46 @@
 //! model sees stays under its context window by folding old turns into a
 //! running summary; nothing is ever deleted, only archived.
 //!
-//! # Module map
+//! # Floors
 //!
-//! | module | owns |
-//! |---|---|
-//! | `main.rs` | wiring: parse, run, map the outcome to an exit code |
-//! | [`cli`] | clap definitions; their doc comments are the help |
-//! | [`config`] | the resolved [`config::Config`]: flags > env > file > defaults |
-//! | [`run`] | one invocation: open the session, pick the mode, exit statuses |
-//! | [`client`] | the [`client::ChatModel`] trait, [`client::openai`] and [`client::mock`] |
-//! | [`memory`] | sessions on disk: [`memory::Session`], [`memory::format`], repair |
-//! | [`models`] | the model registry: window, encoding, reasoning rules |
-//! | [`tokens`] | counting tokens per model, the cheap byte bound |
-//! | [`budget`] | the budget numbers and the pure planners (evict, fit) |
-//! | [`summarize`] | the summary prompt, chunked folding, the extractive fallback |
-//! | [`chat`] | the turn engine |
-//! | [`reply_cap`] | the bound on one reply (a server may ignore `max_tokens`) |
-//! | [`commands`] | the `/command` table, parser and handlers |
-//! | [`input`] | multi-line rules (trailing `\`, code fences) |
-//! | [`repl`], [`script`] | the interactive and the piped front-ends |
-//! | [`manage`] | session management: list, show, export, import, delete, rename |
-//! | [`transfer`] | export and import formats (OpenAI array, Markdown, transcript) |
-//! | [`render`] | stdout vs stderr, colour, gauges, the spinner |
-//! | [`markdown`] | streaming Markdown rendering for the terminal |
-//! | [`highlight`] | code block highlighting, comments by the fence's language |
-//! | [`interrupt`] | signals as data: Ctrl-C, SIGTERM, SIGHUP |
-//! | [`visible`] | outside text made harmless for a terminal (control characters shown) |
+//! The modules stand on floors. A module uses only modules on its own floor
+//! or below, never above, and the imports form no circle; a unit test below
+//! reads every source file and checks both against this table, so the table
+//! cannot drift from the code. `main.rs` stands above everything: it parses
+//! the command line, resolves the configuration and dispatches to a mode.
+//!
+//! | floor | module | its one job |
+//! |---|---|---|
+//! | 1 | [`message`] | the words of a conversation: [`message::Role`], [`message::ChatMessage`] |
+//! | 1 | [`interrupt`] | signals as data: Ctrl-C, SIGTERM, SIGHUP |
+//! | 1 | [`input`] | multi-line rules (trailing `\`, code fences) |
+//! | 1 | [`markdown`] | streaming Markdown rendering for the terminal |
+//! | 1 | [`highlight`] | code block highlighting, comments by the fence's language |
+//! | 1 | [`models`] | the model registry: window, encoding, reasoning rules |
+//! | 1 | [`visible`] | text from outside made harmless for a terminal (controls shown, not run) |
+//! | 2 | [`memory`] | sessions on disk: [`memory::Session`], [`memory::format`], repair |
+//! | 2 | [`transfer`] | export and import formats (OpenAI array, Markdown, transcript) |
+//! | 2 | [`render`] | stdout vs stderr, colour, gauges, the spinner |
+//! | 3 | [`tokens`] | counting tokens per model, the cheap byte bound |
+//! | 3 | [`budget`] | the budget numbers and the pure planners (evict, fit) |
+//! | 3 | [`reply_cap`] | the bound on one reply (pieces and bytes) |
+//! | 3 | [`summary_text`] | the summary's texts: prompt, parsing, heading, extractive fallback |
+//! | 4 | [`client`] | the [`client::ChatModel`] trait, [`client::openai`] and [`client::mock`] |
+//! | 4 | [`summarize`] | asking the model for a summary: chunked folding, the fallback |
+//! | 5 | [`cli`] | clap definitions; their doc comments are the help |
+//! | 5 | [`config`] | clap to plain data: the [`config::Config`] (flags > env > file > defaults), management commands |
+//! | 6 | [`chat`] | the turn engine, the only way into a session |
+//! | 6 | [`manage`] | session management: list, show, export, import, delete, rename, repair |
+//! | 7 | [`exit`] | exit statuses, and every error mapped to one by its kind |
+//! | 7 | [`setup`] | a `Config` made live: model client, opened session, engine |
+//! | 7 | [`commands`] | the `/command` table, parser and handlers |
+//! | 8 | [`frontend`] | handling one line and reporting a turn, shared by REPL and script |
+//! | 8 | [`oneshot`], [`repl`], [`script`] | the three chat modes |
 //!
 //! # The path of one turn
 //!
-//! `repl`/`script`/`run::one_shot` → [`chat::Engine::send`]: check the message
+//! `oneshot`/`repl`/`script` (the latter two through
+//! [`frontend::handle_line`]) → [`chat::Engine::send`]: check the message
 //! fits alone → [`memory::Session::append`] (write + fsync) →
 //! `build_request` ([`budget::plan_window`]: the final fit under `B`) →
 //! [`client::ChatModel::stream`] → each chunk written and flushed to stdout →
@@ -46,21 +56,27 @@ pub mod cli;
 pub mod client;
 pub mod commands;
 pub mod config;
+pub mod exit;
+pub mod frontend;
 pub mod highlight;
 pub mod input;
 pub mod interrupt;
 pub mod manage;
 pub mod markdown;
 pub mod memory;
-pub mod models;
 pub mod message;
+pub mod models;
+pub mod oneshot;
 pub mod render;
 pub mod repl;
 pub mod reply_cap;
-pub mod run;
 pub mod script;
+pub mod setup;
 pub mod summarize;
 pub mod summary_text;
 pub mod tokens;
 pub mod transfer;
 pub mod visible;
+
+#[cfg(test)]
+mod floors;

@@ -1,18 +1,27 @@
-//! The `memchat` binary: parse the command line, run, map the outcome to an
-//! exit code. Everything else lives in the library.
+//! The `memchat` binary: parse the command line, resolve the configuration,
+//! dispatch to a mode, map the outcome to an exit code. Everything else
+//! lives in the library (`lib.rs` shows its floors).
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::parser::ValueSource;
-use memchat::cli;
-use memchat::run::{self, Exit};
+use memchat::cli::{self, Cli};
+use memchat::exit::{self, Exit};
+use memchat::interrupt::Interrupt;
+use memchat::render::{self, Notices};
+use memchat::{config, manage, oneshot, repl, script, setup, visible};
 
 fn main() -> ExitCode {
     let (cli, matches) = match cli::parse() {
         Ok(parsed) => parsed,
         Err(e) => {
             let _ = e.print();
-            return ExitCode::from(if e.use_stderr() { Exit::Usage as u8 } else { 0 });
+            return ExitCode::from(if e.use_stderr() {
+                Exit::Usage.code()
+            } else {
+                0
+            });
         }
     };
     // Where each flag's value came from, for --print-config.
@@ -29,24 +38,81 @@ fn main() -> ExitCode {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("memchat: error: cannot start the async runtime: {e}");
-            return ExitCode::from(Exit::ModelFailed as u8);
+            return ExitCode::from(Exit::ModelFailed.code());
         }
     };
-    match runtime.block_on(run::run(cli, &flag_source)) {
-        Ok(exit) => ExitCode::from(exit as u8),
-        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
+    match runtime.block_on(run(cli, &flag_source)) {
+        Ok(exit) => ExitCode::from(exit.code()),
         Err(e) => {
-            eprintln!("memchat: error: {e:#}");
-            ExitCode::from(run::exit_for_error(&e) as u8)
+            let exit = exit::exit_for_error(&e);
+            if exit != Exit::Success {
+                eprintln!("memchat: error: {e:#}");
+            }
+            ExitCode::from(exit.code())
         }
     }
 }
 
-/// A reader that went away (`memchat ... | head`) is not an error.
-fn is_broken_pipe(error: &anyhow::Error) -> bool {
-    error.chain().any(|cause| {
-        cause
-            .downcast_ref::<std::io::Error>()
-            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
-    })
+/// Runs the parsed command line: a management command, or a chat mode.
+async fn run(cli: Cli, flag_source: config::FlagSource<'_>) -> anyhow::Result<Exit> {
+    setup::survive_file_size_limit();
+    let file_path = config::config_file_path();
+    let file = config::load_file(file_path.as_deref())?;
+    render::set_color_mode(config::color_mode(cli.chat.color, &file)?);
+    let notices = Notices::for_stderr();
+    if let Some(command) = &cli.command {
+        // What a session holds came from outside (the model): on a terminal
+        // its control characters are shown, not executed; a pipe gets the bytes.
+        let terminal = std::io::stdout().is_terminal();
+        let mut out = visible::Writer::new(std::io::stdout().lock(), terminal);
+        match config::management(command, &cli.chat, &file)? {
+            Some(management) => manage::run(management, &mut out)?,
+            None => cli::write_generated(command, &mut out)?,
+        }
+        out.finish()?;
+        return Ok(Exit::Success);
+    }
+    let mut args = cli.chat.clone();
+    if args.continue_last
+        && let Some(name) = setup::session_to_continue(
+            args.memory_dir.as_deref(),
+            file.memory_dir.as_deref(),
+            notices,
+        )?
+    {
+        args.session = Some(name);
+    }
+    let api_key = std::env::var("OPENAI_API_KEY").ok();
+    let config = config::resolve(&args, &file, file_path.as_deref(), api_key, flag_source)?;
+    if args.print_config {
+        print!("{}", config.describe());
+        return Ok(Exit::Success);
+    }
+    for notice in &config.notices {
+        notices.info(notice);
+    }
+    let stdin_is_terminal = std::io::stdin().is_terminal();
+    let prompt = oneshot::prompt(&cli.prompt, stdin_is_terminal)?;
+    let mut engine = setup::open_engine(&config, notices)?;
+    if args.new {
+        let moved = engine.clear()?;
+        if moved > 0 {
+            notices.info(&format!(
+                "started afresh: {moved} records moved to the archive"
+            ));
+        }
+    }
+    let mut interrupt = Interrupt::install();
+    // A SIGTERM or SIGHUP during a turn ends any mode once the turn is saved;
+    // the exit status says which signal it was.
+    let signals = interrupt.clone();
+    let exit = match prompt {
+        Some(prompt) => oneshot::run(&mut engine, &prompt, &mut interrupt, notices).await,
+        None if stdin_is_terminal => repl::run(engine, config, interrupt, notices).await,
+        None => {
+            let stdin = std::io::stdin().lock();
+            script::run(&mut engine, &config, stdin, &mut interrupt, notices).await
+        }
+    }?;
+    Ok(signals.termination().map_or(exit, Exit::from))
 }

@@ -3,14 +3,14 @@
 //! process chats; writing ones take the session's lock like a chat does.
 //! Output goes to any `Write` so tests can read it.
 
-use std::io::{BufRead, Write};
+use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use anyhow::Context;
 
 use crate::budget::Budget;
-use crate::config::UsageError;
+use crate::config::{ManageCommand, Management, UsageError};
 use crate::memory::format::Record;
 use crate::memory::session::{LogContents, create_session, read_archive, read_log};
 use crate::memory::{self, SessionPaths};
@@ -163,24 +163,8 @@ pub fn show(
     Ok(())
 }
 
-/// Export formats.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ExportFormat {
-    /// The OpenAI message array: `[{"role": ..., "content": ...}]`.
-    Json,
-    /// Markdown, one section per message.
-    Markdown,
-}
-
-impl ExportFormat {
-    /// The format a file name implies (`.md` → Markdown, else JSON).
-    pub fn for_path(path: &Path) -> ExportFormat {
-        match path.extension().and_then(|e| e.to_str()) {
-            Some("md" | "markdown") => ExportFormat::Markdown,
-            _ => ExportFormat::Json,
-        }
-    }
-}
+/// Export formats live with the formats themselves, in `transfer.rs`.
+pub use crate::transfer::ExportFormat;
 
 /// The whole conversation rendered for export.
 pub fn export_text(dir: &Path, name: &str, format: ExportFormat) -> anyhow::Result<String> {
@@ -291,4 +275,54 @@ pub fn delete(
 /// Default export file name for `/export` without an argument.
 pub fn default_export_path(name: &str) -> PathBuf {
     PathBuf::from(format!("{name}.md"))
+}
+
+/// Runs a management command (`memchat sessions`, `show`, ...), writing its
+/// output to `out`. Deleting asks on a terminal unless `--yes`.
+pub fn run(management: Management, out: &mut dyn Write) -> anyhow::Result<()> {
+    let Management {
+        memory_dir: dir,
+        lock_wait,
+        command,
+    } = management;
+    match command {
+        ManageCommand::Sessions { model, budget } => {
+            list(&dir, &budget, &TokenCounter::for_model(&model), out)?;
+        }
+        ManageCommand::Show { name, all, json } => show(&dir, &name, all, json, out)?,
+        ManageCommand::Export {
+            name,
+            format,
+            output,
+        } => {
+            let text = export_text(&dir, &name, format)?;
+            match output {
+                Some(path) => {
+                    write_export(&path, &text)?;
+                    eprintln!("memchat: exported session {name:?} to {}", path.display());
+                }
+                None => out.write_all(text.as_bytes())?,
+            }
+        }
+        ManageCommand::Import { source, name } => import(&dir, &source, &name, lock_wait, out)?,
+        ManageCommand::Delete { name, yes } => {
+            let stdin = std::io::stdin();
+            let mut lock = stdin.lock();
+            let ask: Option<&mut dyn BufRead> = if stdin.is_terminal() {
+                Some(&mut lock)
+            } else {
+                None
+            };
+            delete(&dir, &name, yes, ask, lock_wait, out)?;
+        }
+        ManageCommand::Rename { from, to } => {
+            memory::rename_session(&dir, &from, &to, lock_wait)?;
+            writeln!(out, "renamed session {from:?} to {to:?}")?;
+        }
+        ManageCommand::Repair { name } => {
+            let report = memory::repair::repair(&dir, &name, lock_wait)?;
+            out.write_all(report.describe(&name).as_bytes())?;
+        }
+    }
+    Ok(())
 }

@@ -19,13 +19,14 @@ use rustyline::validate::{ValidationContext, ValidationResult, Validator};
 use rustyline::{Cmd, Editor, EventHandler, ExternalPrinter, Helper, KeyCode, KeyEvent, Modifiers};
 
 use crate::chat::{Engine, TurnError};
-use crate::commands::{self, Flow};
+use crate::commands;
 use crate::config::Config;
+use crate::exit::Exit;
+use crate::frontend::{self, Handled};
 use crate::input;
 use crate::interrupt::Interrupt;
 use crate::render;
 use crate::render::Notices;
-use crate::run::{Exit, report_turn};
 
 /// File name of the input history inside the memory directory.
 const HISTORY_FILE: &str = ".input-history";
@@ -143,6 +144,9 @@ enum Late {
     Postponed,
 }
 
+/// A line read from the editor, with the editor handed back.
+type ReadLine = (ReplEditor, rustyline::Result<String>);
+
 /// Runs the interactive chat until `/exit` or Ctrl-D.
 pub async fn run(
     mut engine: Engine,
@@ -175,54 +179,15 @@ pub async fn run(
             let line = editor.readline(&prompt);
             (editor, line)
         });
-        let (joined, late_notice) = if std::mem::take(&mut compaction_due) {
-            let compaction = async {
-                match engine.compact(false).await {
-                    Ok(Some(report)) => {
-                        let text = format!("memchat: {report}\n");
-                        let printed = printer.as_mut().is_some_and(|p| p.print(text).is_ok());
-                        if printed {
-                            None
-                        } else {
-                            Some(Late::Report(report))
-                        }
-                    }
-                    Ok(None) => None,
-                    Err(e) => Some(Late::Failed(e)),
-                }
-            };
-            let mut compaction = std::pin::pin!(compaction);
-            let mut readline = readline;
-            tokio::select! {
-                late = &mut compaction => (readline.await, late),
-                joined = &mut readline => {
-                    // The line is in, the summary is not: wait for it (the
-                    // next request needs it), but let Ctrl-C postpone it.
-                    interrupt.reset();
-                    let late = tokio::select! {
-                        late = &mut compaction => late,
-                        () = tokio::time::sleep(std::time::Duration::from_millis(300)) => {
-                            notices.info("finishing the summary of older turns (Ctrl-C postpones it)");
-                            tokio::select! {
-                                late = &mut compaction => late,
-                                () = interrupt.wait() => Some(Late::Postponed),
-                            }
-                        }
-                    };
-                    (joined, late)
-                }
-            }
+        let (joined, late) = if std::mem::take(&mut compaction_due) {
+            read_while_compacting(readline, &mut engine, &mut printer, &mut interrupt, notices)
+                .await
         } else {
             (readline.await, None)
         };
         let (back, line) = joined?;
         editor = back;
-        match late_notice {
-            Some(Late::Report(report)) => notices.info(&report.to_string()),
-            Some(Late::Failed(e)) => notices.error(&format!("compaction failed: {e}")),
-            Some(Late::Postponed) => notices.info("compaction postponed to the next turn"),
-            None => {}
-        }
+        report_late(late, notices);
         let line = match line {
             Ok(line) => line,
             Err(ReadlineError::Interrupted) => continue,
@@ -235,47 +200,104 @@ pub async fn run(
         let _ = editor.add_history_entry(line.as_str());
         save_history(&mut editor, &history);
         interrupt.reset();
-        let is_command = commands::is_command(line.trim_start());
-        let mut stdout =
-            render::ReplyOutput::stdout(!is_command || line.trim_start().starts_with("/retry"));
-        let result = if commands::is_command(line.trim_start()) {
-            match commands::parse(line.trim()) {
-                Ok(command) => {
-                    match commands::execute(
-                        command,
-                        &mut engine,
-                        &mut config,
-                        &mut stdout,
-                        &mut interrupt,
-                    )
-                    .await
-                    {
-                        Ok(Flow::Continue) => continue,
-                        Ok(Flow::Exit) => return Ok(Exit::Success),
-                        Ok(Flow::Replied(report)) => Ok(report),
-                        Err(e) => Err(e),
+        match handle(&line, &mut engine, &mut config, &mut interrupt, notices).await {
+            Handled::Exit => return Ok(Exit::Success),
+            Handled::Turn {
+                compaction_due: due,
+                ..
+            } => compaction_due = due,
+            Handled::Done | Handled::Refused(_) => {}
+        }
+    }
+}
+
+/// Waits for the line being typed while the compaction the last reply made
+/// due runs. If the line comes first, the summary is still awaited (the next
+/// request needs it), but Ctrl-C postpones it to the next turn.
+async fn read_while_compacting<P: ExternalPrinter>(
+    readline: tokio::task::JoinHandle<ReadLine>,
+    engine: &mut Engine,
+    printer: &mut Option<P>,
+    interrupt: &mut Interrupt,
+    notices: Notices,
+) -> (Result<ReadLine, tokio::task::JoinError>, Option<Late>) {
+    let compaction = async {
+        match engine.compact(false).await {
+            Ok(Some(report)) => {
+                let text = format!("memchat: {report}\n");
+                let printed = printer.as_mut().is_some_and(|p| p.print(text).is_ok());
+                if printed {
+                    None
+                } else {
+                    Some(Late::Report(report))
+                }
+            }
+            Ok(None) => None,
+            Err(e) => Some(Late::Failed(e)),
+        }
+    };
+    let mut compaction = std::pin::pin!(compaction);
+    let mut readline = readline;
+    tokio::select! {
+        late = &mut compaction => (readline.await, late),
+        joined = &mut readline => {
+            interrupt.reset();
+            let late = tokio::select! {
+                late = &mut compaction => late,
+                () = tokio::time::sleep(std::time::Duration::from_millis(300)) => {
+                    notices.info("finishing the summary of older turns (Ctrl-C postpones it)");
+                    tokio::select! {
+                        late = &mut compaction => late,
+                        () = interrupt.wait() => Some(Late::Postponed),
                     }
                 }
-                Err(e) => {
-                    notices.error(&e);
-                    continue;
-                }
-            }
-        } else {
-            let message = input::strip_continuations(&line);
-            engine
-                .send(commands::unescape(&message), &mut stdout, &mut interrupt)
-                .await
-        };
-        match result {
-            Err(TurnError::Refused(reason)) => notices.error(&reason),
-            other => {
-                compaction_due = other.as_ref().is_ok_and(|r| !r.by_user);
-                // Model failures and interruptions are reported; the chat goes on.
-                if let Err(e) = report_turn(other, &mut stdout, notices) {
-                    report_store_error(&e, &engine, notices);
-                }
-            }
+            };
+            (joined, late)
+        }
+    }
+}
+
+/// Says what a compaction alongside the prompt could not print above it.
+fn report_late(late: Option<Late>, notices: Notices) {
+    match late {
+        Some(Late::Report(report)) => notices.info(&report.to_string()),
+        Some(Late::Failed(e)) => notices.error(&format!("compaction failed: {e}")),
+        Some(Late::Postponed) => notices.info("compaction postponed to the next turn"),
+        None => {}
+    }
+}
+
+/// Handles one entered line. Refusals and store errors are said and the chat
+/// goes on; so do model failures and interruptions (reported by the shared
+/// handler).
+async fn handle(
+    line: &str,
+    engine: &mut Engine,
+    config: &mut Config,
+    interrupt: &mut Interrupt,
+    notices: Notices,
+) -> Handled {
+    let is_command = commands::is_command(line.trim_start());
+    // A spinner while a reply is awaited: for messages and `/retry`.
+    let spinner = !is_command || line.trim_start().starts_with("/retry");
+    let mut stdout = render::ReplyOutput::stdout(spinner);
+    // The editor hands over a message with its continuation backslashes.
+    let text = if is_command {
+        line.to_string()
+    } else {
+        input::strip_continuations(line)
+    };
+    let handled =
+        frontend::handle_line(&text, engine, config, &mut stdout, interrupt, notices).await;
+    match handled {
+        Ok(Handled::Refused(reason)) | Err(TurnError::Refused(reason)) => {
+            notices.error(&reason);
+            Handled::Refused(reason)
+        }
+        Ok(handled) => handled,
+        Err(e) => {
+            report_store_error(&e, engine, notices);
+            Handled::Done
         }
     }
 }

@@ -6,14 +6,15 @@
 
 use std::io::BufRead;
 
-use crate::chat::{Engine, TurnError};
-use crate::commands::{self, Flow};
+use crate::chat::Engine;
+use crate::commands;
 use crate::config::Config;
+use crate::exit::Exit;
+use crate::frontend::{self, Handled};
 use crate::input::Assembler;
 use crate::interrupt::Interrupt;
 use crate::render;
 use crate::render::Notices;
-use crate::run::{Exit, report_turn};
 
 /// Runs every turn and command of `input`.
 pub async fn run(
@@ -32,11 +33,10 @@ pub async fn run(
         if interrupt.fired() {
             return Ok(Exit::Interrupted);
         }
-        let message = match lines.next() {
+        let text = match lines.next() {
             Some(line) => {
                 line_no += 1;
-                let bytes = line?;
-                let Ok(line) = String::from_utf8(bytes) else {
+                let Ok(line) = String::from_utf8(line?) else {
                     notices.error(&format!(
                         "stdin line {line_no} is not UTF-8 text; stopping the script"
                     ));
@@ -44,35 +44,12 @@ pub async fn run(
                 };
                 // Commands are whole lines, outside any message being built.
                 if !assembler.is_building() && commands::is_command(line.trim_start()) {
-                    let flow = match commands::parse(line.trim()) {
-                        Ok(command) => {
-                            commands::execute(command, engine, &mut config, &mut stdout, interrupt)
-                                .await
-                        }
-                        Err(e) => {
-                            notices.error(&format!("line {line_no}: {e}"));
-                            return Ok(Exit::Usage);
-                        }
-                    };
-                    match flow {
-                        Ok(Flow::Continue) => continue,
-                        Ok(Flow::Exit) => return Ok(Exit::Success),
-                        Ok(Flow::Replied(report)) => {
-                            let exit = report_turn(Ok(report), &mut stdout, notices)?;
-                            if exit != Exit::Success {
-                                return Ok(exit);
-                            }
-                            continue;
-                        }
-                        Err(e) => {
-                            let exit = report_turn(Err(e), &mut stdout, notices)?;
-                            return Ok(exit);
-                        }
+                    line
+                } else {
+                    match assembler.push(&line) {
+                        Some(message) => message,
+                        None => continue,
                     }
-                }
-                match assembler.push(&line) {
-                    Some(message) => message,
-                    None => continue,
                 }
             }
             None => match assembler.finish() {
@@ -80,18 +57,18 @@ pub async fn run(
                 None => return Ok(Exit::Success),
             },
         };
-        let result = engine
-            .send(commands::unescape(&message), &mut stdout, interrupt)
-            .await;
-        let exit = match result {
-            Err(TurnError::Refused(reason)) => {
+        let handled =
+            frontend::handle_line(&text, engine, &mut config, &mut stdout, interrupt, notices)
+                .await?;
+        match handled {
+            Handled::Done => {}
+            Handled::Exit => return Ok(Exit::Success),
+            Handled::Turn { exit, .. } if exit != Exit::Success => return Ok(exit),
+            Handled::Turn { .. } => {}
+            Handled::Refused(reason) => {
                 notices.error(&format!("line {line_no}: {reason}"));
-                Exit::Usage
+                return Ok(Exit::Usage);
             }
-            other => report_turn(other, &mut stdout, notices)?,
-        };
-        if exit != Exit::Success {
-            return Ok(exit);
         }
     }
 }

@@ -4,6 +4,8 @@
 //! parsing of an OpenAI array (e.g. a tutorial's `agent_memory.json`) or a
 //! memchat log for import. Pure functions over records; no file I/O.
 
+use std::path::Path;
+
 use serde::Deserialize;
 
 use crate::memory::StoreError;
@@ -13,6 +15,25 @@ use crate::memory::session::{LogContents, parse_log};
 /// The largest file `memchat import` reads. An export of a very long
 /// conversation is a few MiB; this bounds the memory an import can take.
 pub const MAX_IMPORT_BYTES: usize = 64 * 1024 * 1024;
+
+/// Export formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExportFormat {
+    /// The OpenAI message array: `[{"role": ..., "content": ...}]`.
+    Json,
+    /// Markdown, one section per message.
+    Markdown,
+}
+
+impl ExportFormat {
+    /// The format a file name implies (`.md` → Markdown, else JSON).
+    pub fn for_path(path: &Path) -> ExportFormat {
+        match path.extension().and_then(|e| e.to_str()) {
+            Some("md" | "markdown") => ExportFormat::Markdown,
+            _ => ExportFormat::Json,
+        }
+    }
+}
 
 /// The records of a conversation in `seq` order, once each.
 pub fn whole_conversation(archived: Vec<Record>, active: &LogContents) -> Vec<Record> {

@@ -53,12 +53,14 @@ pub enum StoreError {
          lock); close the other one or pick another session with --session"
     )]
     Locked { session: String, waited_secs: u64 },
-    #[error("{action} {path}: {source}")]
+    #[error("{action} {path}: {error}")]
     Io {
         action: &'static str,
         path: PathBuf,
         // Shown in the message, not chained: the chain would print it twice.
-        source: std::io::Error,
+        // (Named `error`, not `source`: thiserror chains a field named
+        // `source` whatever its attribute says.)
+        error: std::io::Error,
     },
     #[error("no session named {0:?} (`memchat sessions` lists them)")]
     NotFound(String),
@@ -95,11 +97,11 @@ pub enum StoreError {
 }
 
 impl StoreError {
-    pub fn io(action: &'static str, path: &Path, source: std::io::Error) -> Self {
+    pub fn io(action: &'static str, path: &Path, error: std::io::Error) -> Self {
         StoreError::Io {
             action,
             path: path.to_path_buf(),
-            source,
+            error,
         }
     }
 }
@@ -323,6 +325,17 @@ pub fn list_session_names(dir: &Path) -> Result<Vec<String>, StoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_io_error_is_printed_once_in_the_chain() {
+        let error = StoreError::io(
+            "cannot write to",
+            Path::new("/m/s.jsonl"),
+            std::io::Error::other("disk full"),
+        );
+        let chain = format!("{:#}", anyhow::Error::new(error));
+        assert_eq!(chain, "cannot write to /m/s.jsonl: disk full");
+    }
 
     #[test]
     fn session_names_cannot_escape_the_directory() {

@@ -16,6 +16,7 @@ mod budget_invariants;
 mod colour;
 mod command_line;
 mod crash;
+mod exit_codes;
 mod faults;
 mod golden;
 mod io_safety;

@@ -1,0 +1,78 @@
+//! One-shot mode: `memchat "question"` answers once and exits. Piped stdin
+//! is attached to the prompt after a blank line (as llm and mods do); the
+//! prompt `-` alone means all of stdin is the prompt.
+
+use std::io::Read;
+
+use anyhow::Context;
+
+use crate::chat::Engine;
+use crate::config::UsageError;
+use crate::exit::Exit;
+use crate::frontend::report_turn;
+use crate::interrupt::Interrupt;
+use crate::render::{self, Notices};
+
+/// The prompt of a one-shot run, if this is one: the prompt words, with piped
+/// stdin attached after a blank line; `-` alone means all of stdin.
+pub fn prompt(words: &[String], stdin_is_terminal: bool) -> anyhow::Result<Option<String>> {
+    if words.is_empty() {
+        return Ok(None);
+    }
+    if words.len() == 1 && words[0] == "-" {
+        if stdin_is_terminal {
+            return Err(UsageError(
+                "the prompt `-` reads stdin, but stdin is a terminal; pipe the prompt in".into(),
+            )
+            .into());
+        }
+        return Ok(Some(
+            read_stdin()?.trim_end_matches(['\n', '\r']).to_string(),
+        ));
+    }
+    let mut prompt = words.join(" ");
+    if !stdin_is_terminal {
+        let attached = read_stdin()?;
+        if !attached.trim().is_empty() {
+            prompt.push_str("\n\n");
+            prompt.push_str(attached.trim_end_matches('\n'));
+        }
+    }
+    Ok(Some(prompt))
+}
+
+/// All of stdin, which must be UTF-8 text and fit in one message.
+fn read_stdin() -> anyhow::Result<String> {
+    let cap = crate::memory::format::MAX_CONTENT_BYTES;
+    let mut bytes = Vec::new();
+    std::io::stdin()
+        .lock()
+        .take(cap as u64 + 1)
+        .read_to_end(&mut bytes)
+        .context("cannot read stdin")?;
+    if bytes.len() > cap {
+        return Err(UsageError(format!(
+            "stdin holds more than {cap} bytes, the most one message may hold; nothing was saved"
+        ))
+        .into());
+    }
+    String::from_utf8(bytes).map_err(|e| {
+        UsageError(format!(
+            "stdin is not UTF-8 text (invalid byte at offset {}); memchat sends text only",
+            e.utf8_error().valid_up_to()
+        ))
+        .into()
+    })
+}
+
+/// One turn, then exit.
+pub async fn run(
+    engine: &mut Engine,
+    prompt: &str,
+    interrupt: &mut Interrupt,
+    notices: Notices,
+) -> anyhow::Result<Exit> {
+    let mut stdout = render::ReplyOutput::stdout(true);
+    let result = engine.send(prompt, &mut stdout, interrupt).await;
+    Ok(report_turn(result, &mut stdout, notices)?)
+}

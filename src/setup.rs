@@ -1,0 +1,134 @@
+//! Turning a resolved [`Config`] into live objects: the model client with its
+//! token counter, an opened (locked) session with the configured system
+//! prompt, and the engine that holds them. Every front-end, and the `/model`
+//! and `/session` commands, build them here, so they are built one way.
+
+use std::path::Path;
+
+use crate::chat::Engine;
+use crate::client::ChatModel;
+use crate::client::mock::MockModel;
+use crate::client::openai::OpenAiModel;
+use crate::config::{self, Backend, Config};
+use crate::manage;
+use crate::memory::Session;
+use crate::render::Notices;
+use crate::tokens::TokenCounter;
+
+/// Past a file size limit (`ulimit -f`) the kernel sends SIGXFSZ, whose
+/// default action kills the process mid-write. With a handler installed the
+/// write fails with EFBIG instead, and the store reports it and cuts the file
+/// back: a clear error rather than a dead process. Call inside the runtime.
+pub fn survive_file_size_limit() {
+    #[cfg(target_os = "linux")]
+    {
+        const SIGXFSZ: i32 = 25;
+        if let Ok(mut signal) =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::from_raw(SIGXFSZ))
+        {
+            tokio::spawn(async move { while signal.recv().await.is_some() {} });
+        }
+    }
+}
+
+/// The session `--continue` picks: the most recently used one in the memory
+/// directory (flag/env > file > default), or `None` with a notice when there
+/// is none yet.
+pub fn session_to_continue(
+    flag_dir: Option<&Path>,
+    file_dir: Option<&Path>,
+    notices: Notices,
+) -> anyhow::Result<Option<String>> {
+    let dir = config::resolve_memory_dir(flag_dir, file_dir)?;
+    let name = manage::most_recent(&dir)?;
+    match &name {
+        Some(name) => notices.info(&format!("continuing session {name:?}")),
+        None => notices.info("no session to continue yet; starting the default one"),
+    }
+    Ok(name)
+}
+
+/// The model client for the configuration, with the token counter for its model.
+pub fn model_for(config: &Config) -> anyhow::Result<(Box<dyn ChatModel>, TokenCounter)> {
+    let counter = TokenCounter::for_model(&config.model);
+    let model: Box<dyn ChatModel> = match &config.backend {
+        Backend::Mock { delay } => Box::new(MockModel::new(counter, *delay)),
+        Backend::OpenAi(settings) => Box::new(OpenAiModel::new(settings.clone())?),
+    };
+    Ok((model, counter))
+}
+
+/// Opens (and locks) session `name` the one way every front-end does:
+/// recovered torn writes are reported as warnings.
+pub fn open_session(
+    config: &Config,
+    name: &str,
+    notices: Notices,
+) -> Result<Session, crate::memory::StoreError> {
+    let mut session = Session::open(&config.memory_dir, name, config.lock_wait)?;
+    for notice in session.take_notices() {
+        notices.warn(&notice);
+    }
+    if session.is_new() {
+        let dir = std::path::absolute(&config.memory_dir).unwrap_or(config.memory_dir.clone());
+        notices.info(&format!("new session {name:?} in {}", dir.display()));
+    }
+    Ok(session)
+}
+
+/// Opens the configured session with the configured model, and applies the
+/// configured system prompt through the engine (so it meets the budget).
+pub fn open_engine(config: &Config, notices: Notices) -> anyhow::Result<Engine> {
+    let session = open_session(config, &config.session, notices)?;
+    let (model, counter) = model_for(config)?;
+    let mut engine = Engine::new(session, model, counter, config.budget);
+    apply_system_prompt(&mut engine, config, notices)?;
+    Ok(engine)
+}
+
+/// Switches the engine to session `name` (`/session NAME`): the new one is
+/// opened (and locked) before the old one is let go, exactly as `--session`
+/// would open it, configured system prompt included.
+pub fn switch_session(
+    engine: &mut Engine,
+    config: &Config,
+    name: &str,
+    notices: Notices,
+) -> Result<(), crate::chat::TurnError> {
+    let session = open_session(config, name, notices)?;
+    let previous = engine.replace_session(session);
+    if let Err(e) = apply_system_prompt(engine, config, notices) {
+        engine.replace_session(previous);
+        return Err(e);
+    }
+    Ok(())
+}
+
+/// `--system` sets the prompt of a new session; on an existing session with a
+/// different prompt, an explicit flag replaces it (the old one is archived).
+fn apply_system_prompt(
+    engine: &mut Engine,
+    config: &Config,
+    notices: Notices,
+) -> Result<(), crate::chat::TurnError> {
+    let Some(prompt) = config
+        .system_prompt
+        .as_deref()
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+    else {
+        return Ok(());
+    };
+    match engine.system_prompt() {
+        Some(current) if current == prompt => Ok(()),
+        Some(_) if !config.system_explicit => Ok(()),
+        current => {
+            let replaced = current.is_some();
+            engine.set_system(prompt)?;
+            if replaced {
+                notices.info("system prompt replaced; the old one is in the archive");
+            }
+            Ok(())
+        }
+    }
+}

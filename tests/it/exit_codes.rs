@@ -1,0 +1,156 @@
+//! One test per documented exit status, through the real binary: 0 success
+//! (a reader that went away included), 1 the model failed or the output
+//! could not be written, 2 usage, 3 the memory store, 130 interrupted.
+
+use std::io::{Read, Write};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+
+use crate::support::{Sandbox, text};
+
+/// Starts the binary with `stdout` as given and `stdin` fed in, to the end.
+fn run_into(sandbox: &Sandbox, args: &[&str], stdout: Stdio, stdin: &str) -> Output {
+    let mut command = sandbox.command(args);
+    command.stdin(Stdio::piped()).stdout(stdout);
+    let mut child: Child = command.spawn().unwrap();
+    let mut pipe = child.stdin.take().unwrap();
+    // The binary may stop reading early; that is not this test's concern.
+    let _ = pipe.write_all(stdin.as_bytes());
+    drop(pipe);
+    child.wait_with_output().unwrap()
+}
+
+/// A pipe whose reading end is already closed: every write to it fails with
+/// a broken pipe, at once and every time.
+fn closed_pipe() -> Stdio {
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    writer.into()
+}
+
+#[test]
+fn zero_for_a_finished_turn() {
+    let out = Sandbox::new().run(&["--mock", "hello"], &[], None);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("[mock] turn 1"));
+}
+
+#[test]
+fn zero_when_the_reader_goes_away() {
+    let sandbox = Sandbox::new();
+    // Command output (script mode) into a closed pipe: once exit 2.
+    let out = run_into(&sandbox, &["--mock"], closed_pipe(), "/help\n/tokens\n");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stderr), "", "a reader that went away is no error");
+    // A management command likewise.
+    let out = run_into(&sandbox, &["sessions"], closed_pipe(), "");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+}
+
+#[test]
+fn one_when_the_model_cannot_be_reached() {
+    let out = Sandbox::new().run(
+        &[
+            "--base-url",
+            "http://127.0.0.1:1/v1",
+            "--retries",
+            "0",
+            "hello",
+        ],
+        &[("OPENAI_API_KEY", "sk-test")],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("your message is saved"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn one_when_the_output_cannot_be_written() {
+    let full = Path::new("/dev/full");
+    if !full.exists() {
+        eprintln!("skipped: /dev/full is missing on this machine");
+        return;
+    }
+    let device = std::fs::OpenOptions::new().write(true).open(full).unwrap();
+    let out = run_into(&Sandbox::new(), &["--mock"], device.into(), "/help\n");
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("cannot write the output"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn two_for_usage_errors() {
+    let sandbox = Sandbox::new();
+    let out = sandbox.run(&["--mock", "--session", "../etc", "hi"], &[], None);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    let out = sandbox.run(&["--no-such-flag"], &[], None);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    // A system prompt that cannot fit the budget is refused, nothing written.
+    let huge = "word ".repeat(2000);
+    let args = ["--mock", "--context-limit", "1024", "--system", &huge, "hi"];
+    let out = sandbox.run(&args, &[], None);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("the system prompt needs"),
+        "{}",
+        text(&out.stderr)
+    );
+    let log = std::fs::read_to_string(sandbox.memory().join("default.jsonl")).unwrap();
+    assert!(!log.contains("word word"), "the prompt was written: {log}");
+    assert!(!log.contains("\"hi\""), "the message was sent: {log}");
+}
+
+#[test]
+fn three_for_a_corrupt_store() {
+    let sandbox = Sandbox::new();
+    let out = sandbox.run(&["--mock", "first"], &[], None);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let log = sandbox.memory().join("default.jsonl");
+    let mut content = std::fs::read_to_string(&log).unwrap();
+    let after_header = content.find('\n').unwrap() + 1;
+    content.insert_str(after_header, "{not json\n");
+    std::fs::write(&log, content).unwrap();
+    let out = sandbox.run(&["--mock", "second"], &[], None);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("default.jsonl:2"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn one_thirty_for_ctrl_c() {
+    let sandbox = Sandbox::new();
+    let mut child = sandbox
+        .command(&["--mock", "--mock-delay-ms", "100", "a long reply please"])
+        .spawn()
+        .unwrap();
+    // The first word of the reply shows the engine awaited the stream, by
+    // which time the Ctrl-C handler is listening (it starts at the first
+    // await); the rest of the reply takes another second and more.
+    let mut stdout = child.stdout.take().unwrap();
+    let mut first = [0u8; 1];
+    assert_eq!(stdout.read(&mut first).unwrap(), 1, "no reply came");
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let mut rest = Vec::new();
+    stdout.read_to_end(&mut rest).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("interrupted"),
+        "{}",
+        text(&out.stderr)
+    );
+}
