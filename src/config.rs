@@ -65,6 +65,9 @@ pub struct FileConfig {
     pub stream: Option<bool>,
     /// `auto`, `always` or `never`.
     pub color: Option<String>,
+    /// The file these settings were read from (`None`: there was none).
+    #[serde(skip)]
+    pub read_from: Option<PathBuf>,
 }
 
 /// Which model back-end to use.
@@ -123,7 +126,26 @@ impl Config {
         Ok(config)
     }
 
-    /// The `--print-config` text. The key is reported as set or not, never shown.
+    /// What stops this configuration from chatting, if anything: no API key
+    /// for OpenAI's own server. (`--print-config` reports it; a chat stops.)
+    pub fn ready(&self) -> Result<(), UsageError> {
+        match &self.backend {
+            Backend::OpenAi(settings)
+                if settings.api_key.is_none() && settings.base_url == OPENAI_BASE_URL =>
+            {
+                Err(UsageError(
+                    "no API key: set OPENAI_API_KEY (export OPENAI_API_KEY=sk-...), point \
+                     --base-url at a local server (Ollama, vLLM, LM Studio, llama.cpp), or run \
+                     offline with --mock"
+                        .into(),
+                ))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// The `--print-config` text. The key is reported as set or not, never
+    /// shown; what would stop a chat is said last.
     pub fn describe(&self) -> String {
         let mut out = String::new();
         let width = self
@@ -139,6 +161,9 @@ impl Config {
             ));
         }
         out.push_str(&self.budget.describe());
+        if let Err(problem) = self.ready() {
+            out.push_str(&format!("a chat would stop here: {problem}\n"));
+        }
         out
     }
 }
@@ -169,11 +194,28 @@ pub fn model_budget(
     Ok((budget, notice))
 }
 
-/// Where the config file is looked for.
-pub fn config_file_path() -> Option<PathBuf> {
-    if let Some(path) = std::env::var_os("MEMCHAT_CONFIG") {
-        return Some(PathBuf::from(path));
+/// Where the config file is: the file `MEMCHAT_CONFIG` names, which must
+/// exist (a file named on purpose and not found is a mistake to report, not
+/// to skip), else `config.toml` in the user's config directory, if any.
+pub fn config_file_path() -> Result<Option<PathBuf>, UsageError> {
+    if let Some(path) = std::env::var_os("MEMCHAT_CONFIG").filter(|p| !p.is_empty()) {
+        let path = PathBuf::from(path);
+        if !path.exists() {
+            return Err(UsageError(format!(
+                "MEMCHAT_CONFIG names {}, which does not exist (unset MEMCHAT_CONFIG to use {})",
+                path.display(),
+                default_config_path()
+                    .map_or_else(|| "no config file".to_string(), |p| p.display().to_string())
+            )));
+        }
+        return Ok(Some(path));
     }
+    Ok(default_config_path())
+}
+
+/// `config.toml` in the user's config directory (`~/.config/memchat/` on
+/// Linux).
+pub fn default_config_path() -> Option<PathBuf> {
     dirs::config_dir().map(|d| d.join("memchat").join("config.toml"))
 }
 
@@ -184,6 +226,10 @@ pub fn load_file(path: Option<&Path>) -> Result<FileConfig, UsageError> {
     };
     match std::fs::read_to_string(path) {
         Ok(text) => toml::from_str(&text)
+            .map(|file| FileConfig {
+                read_from: Some(path.to_path_buf()),
+                ..file
+            })
             .map_err(|e| UsageError(format!("{}: {}", path.display(), e.to_string().trim()))),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(FileConfig::default()),
         Err(e) => Err(UsageError(format!("cannot read {}: {e}", path.display()))),
@@ -363,6 +409,15 @@ pub fn resolve(
     flag_source: FlagSource<'_>,
 ) -> Result<Config, UsageError> {
     let mut r = Resolver::new(flag_source, file_path);
+    match (&file.read_from, file_path) {
+        (Some(path), _) => r.record("config_file", path.display().to_string(), "read".into()),
+        (None, Some(path)) => r.record(
+            "config_file",
+            path.display().to_string(),
+            "no file there".into(),
+        ),
+        (None, None) => r.record("config_file", "-".into(), "no config directory".into()),
+    }
     let session = r.pick_or(
         "session",
         args.session.clone(),
@@ -386,6 +441,7 @@ pub fn resolve(
     );
     let choice = pick_model(&mut r, args, file)?;
     let system_prompt = r.pick("system", args.system.clone(), file.system.clone());
+    r.pick_or("color", args.color, file_color(file)?, ColorMode::default());
     let backend = if args.mock {
         r.record("backend", "mock".into(), "--mock".into());
         Backend::Mock {
@@ -446,14 +502,6 @@ fn openai_settings(
         key_state.into(),
         "environment OPENAI_API_KEY".into(),
     );
-    if api_key.is_none() && base_url == OPENAI_BASE_URL {
-        return Err(UsageError(
-            "no API key: set OPENAI_API_KEY (export OPENAI_API_KEY=sk-...), point \
-             --base-url at a local server (Ollama, vLLM, LM Studio, llama.cpp), or run \
-             offline with --mock"
-                .into(),
-        ));
-    }
     // `--no-stream` can only turn streaming off.
     let no_stream = args.no_stream.then_some(false);
     let stream = r.pick_flag_or("stream", "no_stream", no_stream, file.stream, true);
@@ -483,11 +531,16 @@ fn openai_settings(
 
 /// The colour choice: `--color`/`MEMCHAT_COLOR` > the file's `color` > auto.
 pub fn color_mode(flag: Option<ColorMode>, file: &FileConfig) -> Result<ColorMode, UsageError> {
-    match (flag, &file.color) {
-        (Some(mode), _) => Ok(mode),
-        (None, Some(text)) => text.parse().map_err(UsageError),
-        (None, None) => Ok(ColorMode::Auto),
-    }
+    Ok(flag.or(file_color(file)?).unwrap_or_default())
+}
+
+/// The file's `color`, checked.
+fn file_color(file: &FileConfig) -> Result<Option<ColorMode>, UsageError> {
+    file.color
+        .as_deref()
+        .map(str::parse)
+        .transpose()
+        .map_err(UsageError)
 }
 
 /// A management command (`memchat sessions`, `show`, ...) as plain data,
@@ -701,9 +754,21 @@ mod tests {
             origin(&config, "api_key"),
             ("(not set)", "environment OPENAI_API_KEY")
         );
-        // No key is fine for a local server, not for OpenAI's.
+        config.ready().unwrap();
+        // No key is fine for a local server, not for OpenAI's: resolving
+        // works (`--print-config` says so), chatting does not.
         args.base_url = None;
-        assert!(resolve(&args, &FileConfig::default(), None, None, &none).is_err());
+        let config = resolve(&args, &FileConfig::default(), None, None, &none).unwrap();
+        assert!(config.ready().unwrap_err().0.contains("no API key"));
+        assert!(
+            config
+                .describe()
+                .contains("a chat would stop here: no API key")
+        );
+        assert_eq!(
+            origin(&config, "api_key"),
+            ("(not set)", "environment OPENAI_API_KEY")
+        );
     }
 
     #[test]

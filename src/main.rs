@@ -56,7 +56,7 @@ fn main() -> ExitCode {
 /// Runs the parsed command line: a management command, or a chat mode.
 async fn run(cli: Cli, flag_source: config::FlagSource<'_>) -> anyhow::Result<Exit> {
     setup::survive_file_size_limit();
-    let file_path = config::config_file_path();
+    let file_path = config::config_file_path()?;
     let file = config::load_file(file_path.as_deref())?;
     render::set_color_mode(config::color_mode(cli.chat.color, &file)?);
     let notices = Notices::for_stderr();
@@ -88,6 +88,7 @@ async fn run(cli: Cli, flag_source: config::FlagSource<'_>) -> anyhow::Result<Ex
         print!("{}", config.describe());
         return Ok(Exit::Success);
     }
+    config.ready()?;
     for notice in &config.notices {
         notices.info(notice);
     }

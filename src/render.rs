@@ -40,6 +40,16 @@ impl std::str::FromStr for ColorMode {
     }
 }
 
+impl std::fmt::Display for ColorMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ColorMode::Auto => "auto",
+            ColorMode::Always => "always",
+            ColorMode::Never => "never",
+        })
+    }
+}
+
 /// The process-wide colour choice, set once from the configuration.
 static COLOR_MODE: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
 
