@@ -9,19 +9,30 @@
 //! 5. append the reply and fsync (a cut-off reply is kept, marked interrupted);
 //! 6. compact if the history passed the trigger `H`.
 //!
+//! The file reads in that order: the validation, then `send` (step 2), then
+//! the request, the stream and the reply, then compaction; then the other
+//! ways to change the session (`/system`, `/clear`, `/undo`, `/retry`),
+//! which go through the engine too, so the budget holds whatever the caller.
+//!
 //! Token counts use the cheap byte bound first and the tokenizer only when
-//! the bound cannot settle the question (see `tokens.rs`).
+//! the bound cannot settle the question (the pure rules are in `sizing.rs`).
+//! A count is stored with a record when it is appended, if the tokenizer is
+//! loaded or this turn will need it anyway; counts filled in later reach the
+//! log with its next rewrite (compaction, `/clear`, ...), never by a rewrite
+//! of their own: the active log is append-only between compactions.
 
 use std::io::Write;
 
 use futures::StreamExt;
 
-use crate::budget::{self, Budget, HistorySizes};
+use crate::budget::{self, Budget};
 use crate::client::{ChatModel, ChatRequest, ClientError, Purpose, StreamEvent, Usage};
 use crate::interrupt::{Interrupt, Termination};
+use crate::memory::format::{TokenCache, UsageRecord};
 use crate::memory::{Session, StoreError};
 use crate::message::{ChatMessage, Role};
 use crate::reply_cap::ReplyCap;
+use crate::sizing::{self, FitsAlone, History, Sizes, TriggerCheck};
 use crate::summarize::{self, Method};
 use crate::summary_text;
 use crate::tokens::{self, TokenCounter, upper_bound};
@@ -117,35 +128,9 @@ pub struct Engine {
     model: Box<dyn ChatModel>,
     counter: TokenCounter,
     budget: Budget,
-    /// Counts were computed that the log does not hold yet.
-    counts_to_persist: bool,
     /// Leave compaction to the caller after each reply (the REPL runs it
     /// while the user types the next line).
     defer_compaction: bool,
-}
-
-/// Sizes of the active history, estimated or exact.
-struct Sizes {
-    fixed: u32,
-    summary: u32,
-    full_summary: u32,
-    summary_raw: u32,
-    messages: Vec<u32>,
-    roles: Vec<Role>,
-    /// Bytes of the texts without a cached count (bounded, not counted).
-    uncached_bytes: u64,
-}
-
-impl Sizes {
-    fn view(&self) -> HistorySizes<'_> {
-        HistorySizes {
-            fixed: self.fixed,
-            summary: self.summary,
-            full_summary: self.full_summary,
-            messages: &self.messages,
-            roles: &self.roles,
-        }
-    }
 }
 
 impl Engine {
@@ -160,7 +145,6 @@ impl Engine {
             model,
             counter,
             budget,
-            counts_to_persist: false,
             defer_compaction: false,
         }
     }
@@ -192,6 +176,338 @@ impl Engine {
         self.defer_compaction = defer;
     }
 
+    /// Swaps the session (the old one's lock is released when it drops).
+    pub fn replace_session(&mut self, session: Session) -> Session {
+        std::mem::replace(&mut self.session, session)
+    }
+
+    // Step 1: validate.
+
+    /// Refuses a message that could not fit in any request, before anything
+    /// is written. Returns its count when counting was needed to tell.
+    fn check_fits_alone(&mut self, content: &str) -> Result<Option<TokenCache>, TurnError> {
+        if content.trim().is_empty() {
+            return Err(TurnError::Refused("the message is empty".into()));
+        }
+        let byte_cap = crate::memory::format::MAX_CONTENT_BYTES;
+        if content.len() > byte_cap {
+            // Before any token counting: counting an absurd message costs
+            // seconds and gigabytes.
+            return Err(TurnError::Refused(format!(
+                "the message is {} bytes, over the {byte_cap} bytes one message may hold; nothing \
+                 was saved",
+                content.len()
+            )));
+        }
+        let fixed = self.sizes(false).fixed;
+        let bound = upper_bound(content);
+        if sizing::fits_alone_bound(fixed, bound, &self.counter, &self.budget) == FitsAlone::Surely
+        {
+            return Ok(None);
+        }
+        let cache = self.counter.cache(content);
+        let cap = u64::from(self.budget.cap);
+        let needed =
+            u64::from(self.sizes(true).fixed) + u64::from(self.counter.message_cost(cache.count));
+        if needed > cap {
+            return Err(TurnError::Refused(format!(
+                "the message is {needed} tokens with the system prompt, but a request may carry at \
+                 most {cap} (the model's window minus room for the reply); nothing was saved. \
+                 Shorten it, or raise --context-limit if the model allows more"
+            )));
+        }
+        Ok(Some(cache))
+    }
+
+    // Step 2: append the user's message (then steps 3 to 6 in `reply`).
+
+    /// One full turn: save the user's message, stream the reply into `out`,
+    /// save the reply, compact if needed.
+    pub async fn send(
+        &mut self,
+        input: &str,
+        out: &mut dyn Write,
+        interrupt: &mut Interrupt,
+    ) -> Result<TurnReport, TurnError> {
+        let cache = match self.check_fits_alone(input)? {
+            Some(cache) => Some(cache),
+            None => self.count_for_append(input),
+        };
+        // SIGTERM/SIGHUP from here on stop the turn like Ctrl-C and wait for
+        // what was received to be saved.
+        let _saving = interrupt.hold();
+        self.session
+            .append(Role::User, input.to_string(), None, false, cache)?;
+        self.reply(out, interrupt).await
+    }
+
+    /// The count to store with a new message: when the tokenizer is loaded,
+    /// or when this turn will load it anyway (the bound cannot settle the
+    /// request or the trigger). Otherwise none: the tokenizer stays off the
+    /// path of a turn the byte bound settles.
+    fn count_for_append(&self, text: &str) -> Option<TokenCache> {
+        self.counter.cache_if_ready(text).or_else(|| {
+            let bound = self.measure();
+            sizing::turn_will_count(&bound, upper_bound(text), &self.counter, &self.budget)
+                .then(|| self.counter.cache(text))
+        })
+    }
+
+    /// Streams a reply to the history as it stands (used by `send` and `/retry`).
+    /// A SIGTERM or SIGHUP meanwhile stops it like Ctrl-C; the partial reply
+    /// is saved before the front-end sees [`TurnReport::signal`] and exits.
+    async fn reply(
+        &mut self,
+        out: &mut dyn Write,
+        interrupt: &mut Interrupt,
+    ) -> Result<TurnReport, TurnError> {
+        let _saving = interrupt.hold();
+        let mut report = self.reply_held(out, interrupt).await?;
+        report.signal = interrupt.termination();
+        Ok(report)
+    }
+
+    /// Steps 3 to 6: request, stream, save the reply, compact.
+    async fn reply_held(
+        &mut self,
+        out: &mut dyn Write,
+        interrupt: &mut Interrupt,
+    ) -> Result<TurnReport, TurnError> {
+        let mut report = TurnReport::default();
+        let Some(stream) = self.start_stream(interrupt, &mut report).await? else {
+            return Ok(report);
+        };
+        let cap = ReplyCap::for_request(self.budget.reply_reserve);
+        let finished = self
+            .stream_into(stream, cap, out, interrupt, &mut report)
+            .await;
+        report.interrupted = !finished;
+        if !report.reply.is_empty() || finished {
+            self.append_reply(&report)?;
+        }
+        if !report.by_user && !self.defer_compaction {
+            // Compaction may wait on the model for the summary; Ctrl-C stops
+            // that wait. Only the summary call can be cut short (the disk
+            // work runs without an await), so the log stays as it was and
+            // the next turn compacts instead.
+            tokio::select! {
+                compaction = self.compact_with(false, false) => report.compaction = compaction?,
+                () = interrupt.wait() => {
+                    report.by_user = true;
+                    report.notices.push("compaction postponed to the next turn (interrupted)".into());
+                }
+            }
+        }
+        Ok(report)
+    }
+
+    // Step 3: build the request.
+
+    /// The request for the history as it stands, cut to fit `B`.
+    fn build_request(&mut self) -> Result<ChatRequest, TurnError> {
+        let sizes = self.sizes_against(self.budget.cap);
+        let has_prompt = self.session.system().is_some();
+        let counter = self.counter;
+        let plan = budget::plan_window(&sizes.view(), &self.budget, sizes.summary_raw, |n| {
+            sizing::summary_cost(&counter, n, has_prompt)
+        })
+        .map_err(|e| {
+            TurnError::Refused(format!(
+                "the newest message needs {} tokens but a request may carry at most {}; it is \
+                 saved in the log, but cannot be sent to this model",
+                e.needed, e.cap
+            ))
+        })?;
+        let summary = self.session.summary().map(|s| match plan.summary_limit {
+            Some(limit) => self.counter.truncate_to(&s.content, limit),
+            None => s.content.clone(),
+        });
+        let prompt = self.session.system().map(|s| s.content.as_str());
+        let mut messages = Vec::new();
+        if let Some(system) =
+            summary_text::compose_system(prompt, summary.as_deref().filter(|s| !s.is_empty()))
+        {
+            messages.push(ChatMessage::new(Role::System, system));
+        }
+        messages.extend(
+            self.session.messages()[plan.first_message..]
+                .iter()
+                .map(|m| ChatMessage::new(m.role, m.content.clone())),
+        );
+        Ok(ChatRequest {
+            messages,
+            max_tokens: self.budget.reply_reserve,
+            temperature: None,
+            purpose: Purpose::Reply,
+        })
+    }
+
+    // Step 4: stream the reply.
+
+    /// Sends the request and waits for the reply to start. When the server
+    /// says the request is too long (its count and ours disagree), compacts
+    /// harder and tries once more. `None` when Ctrl-C came first.
+    async fn start_stream(
+        &mut self,
+        interrupt: &mut Interrupt,
+        report: &mut TurnReport,
+    ) -> Result<Option<crate::client::ReplyStream>, TurnError> {
+        let mut retried = false;
+        loop {
+            let request = self.build_request()?;
+            let attempt = tokio::select! {
+                result = self.model.stream(request) => result,
+                () = interrupt.wait() => {
+                    report.interrupted = true;
+                    report.by_user = true;
+                    return Ok(None);
+                }
+            };
+            match attempt {
+                Ok(stream) => return Ok(Some(stream)),
+                Err(ClientError::ContextTooLong { message }) if !retried => {
+                    retried = true;
+                    report.notices.push(format!(
+                        "the server says the request is too long ({message}); compacting harder \
+                         and retrying once"
+                    ));
+                    if let Some(c) = self.compact_with(true, true).await? {
+                        report.notices.push(c.to_string());
+                    }
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// Copies the reply stream to `out`, chunk by chunk, until it finishes,
+    /// fails, reaches the reply cap or the user interrupts. Returns whether
+    /// it ended complete (finished by the server, or stopped at the cap).
+    async fn stream_into(
+        &mut self,
+        mut stream: crate::client::ReplyStream,
+        mut cap: ReplyCap,
+        out: &mut dyn Write,
+        interrupt: &mut Interrupt,
+        report: &mut TurnReport,
+    ) -> bool {
+        let mut finished = false;
+        loop {
+            let event = tokio::select! {
+                event = stream.next() => event,
+                () = interrupt.wait() => {
+                    report.by_user = true;
+                    return false;
+                }
+            };
+            match event {
+                None => return finished,
+                Some(Ok(StreamEvent::Text(text))) => {
+                    let (text, full) = cap.take(&text);
+                    // Flush per chunk: the point of streaming is to see it now.
+                    // A closed stdout must not lose the reply: keep collecting.
+                    let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
+                    report.reply.push_str(text);
+                    if full {
+                        // Dropping the stream closes the connection.
+                        report.truncated = Some(cap.describe());
+                        return true;
+                    }
+                }
+                Some(Ok(StreamEvent::Finished(_))) => finished = true,
+                Some(Ok(StreamEvent::Usage(usage))) => report.usage = Some(usage),
+                Some(Ok(StreamEvent::Skipped(_))) => report.skipped_chunks += 1,
+                Some(Err(e)) => {
+                    report.stream_error = Some(e);
+                    return false;
+                }
+            }
+        }
+    }
+
+    // Step 5: append the reply.
+
+    /// Saves the reply (partial ones marked), with the server's usage report
+    /// and, when the tokenizer is loaded, its count.
+    fn append_reply(&mut self, report: &TurnReport) -> Result<(), StoreError> {
+        let usage = report.usage.map(|u| UsageRecord {
+            prompt_tokens: u.prompt_tokens,
+            completion_tokens: u.completion_tokens,
+        });
+        self.session.append_with_usage(
+            Role::Assistant,
+            report.reply.clone(),
+            Some(self.model.name()),
+            report.interrupted,
+            report.truncated.is_some(),
+            self.counter.cache_if_ready(&report.reply),
+            usage,
+        )?;
+        Ok(())
+    }
+
+    // Step 6: compact.
+
+    /// Compacts if the history is over the trigger (or always, with `force`).
+    pub async fn compact(&mut self, force: bool) -> Result<Option<CompactionReport>, StoreError> {
+        self.compact_with(force, false).await
+    }
+
+    async fn compact_with(
+        &mut self,
+        force: bool,
+        harder: bool,
+    ) -> Result<Option<CompactionReport>, StoreError> {
+        let sizes = if force || harder {
+            self.sizes(true)
+        } else {
+            match self.sizes_over_trigger() {
+                Some(sizes) => sizes,
+                None => return Ok(None),
+            }
+        };
+        let (target, keep) = if harder {
+            (self.budget.target / 2, 1)
+        } else {
+            (self.budget.target, self.budget.keep_turns)
+        };
+        let Some(plan) = budget::plan_eviction(&sizes.view(), &self.budget, target, keep) else {
+            return Ok(None);
+        };
+        let evicted: Vec<ChatMessage> = self.session.messages()[..plan.messages]
+            .iter()
+            .map(|m| ChatMessage::new(m.role, m.content.clone()))
+            .collect();
+        let previous = self.session.summary().map(|s| s.content.clone());
+        let outcome = summarize::summarize(
+            self.model.as_ref(),
+            &self.counter,
+            &self.budget,
+            previous.as_deref(),
+            &evicted,
+        )
+        .await;
+        let cache = self.counter.cache(&outcome.text);
+        let summary_tokens = cache.count;
+        self.session.compact(
+            plan.messages,
+            outcome.text,
+            outcome.method.as_str(),
+            Some(cache),
+        )?;
+        let after = self.sizes(true).total();
+        Ok(Some(CompactionReport {
+            evicted_messages: plan.messages,
+            summary_tokens,
+            method: outcome.method,
+            fallback_reason: outcome.fallback_reason,
+            history_percent: u32::try_from(after * 100 / u64::from(self.budget.cap.max(1)))
+                .unwrap_or(u32::MAX),
+        }))
+    }
+
+    // The other ways to change the session, each keeping the invariants.
+
     /// The system prompt, if the session has one.
     pub fn system_prompt(&self) -> Option<&str> {
         self.session.system().map(|s| s.content.as_str())
@@ -205,13 +521,9 @@ impl Engine {
         if prompt.is_empty() {
             return Err(TurnError::Refused("the system prompt is empty".into()));
         }
-        let newest = self
-            .session
-            .messages()
-            .iter()
-            .rposition(|m| m.role == Role::User);
+        let newest = self.last_user_index();
         let cap = u64::from(self.budget.cap);
-        let need = |engine: &mut Self, prompt_tokens: u32, exact: bool| {
+        let need = |engine: &Self, prompt_tokens: u32, exact: bool| {
             let newest = newest.map_or(0, |i| {
                 let message = &engine.session.messages()[i];
                 let raw = match engine.counter.cached(message.tokens.as_ref()) {
@@ -285,14 +597,25 @@ impl Engine {
             .rposition(|m| m.role == Role::User)
     }
 
-    /// Swaps the session (the old one's lock is released when it drops).
-    pub fn replace_session(&mut self, session: Session) -> Session {
-        std::mem::replace(&mut self.session, session)
+    // Sizes: the pure rules are in `sizing.rs`; these apply them to the
+    // session, counting (and caching in memory) only when they must.
+
+    /// The active history, as the sizing rules read it.
+    fn history(&self) -> History<'_> {
+        History {
+            system: self.session.system(),
+            summary: self.session.summary(),
+            messages: self.session.messages(),
+        }
     }
 
-    /// Sizes of the history. With `exact`, uncached counts are computed (and
-    /// cached in memory, persisted at the next rewrite); otherwise uncached
-    /// texts are bounded by their byte length.
+    /// Sizes from cached counts and byte bounds; never loads the tokenizer.
+    fn measure(&self) -> Sizes {
+        sizing::measure(self.history(), &self.counter, &self.budget)
+    }
+
+    /// Sizes of the history. With `exact`, uncached counts are computed and
+    /// kept in memory (the log gets them with its next rewrite).
     fn sizes(&mut self, exact: bool) -> Sizes {
         if exact {
             self.fill_counts();
@@ -303,11 +626,9 @@ impl Engine {
     /// Counts every text that has no cached count yet.
     fn fill_counts(&mut self) {
         let counter = self.counter;
-        let mut filled = false;
-        let mut fill = |text: &str, cache: &mut Option<crate::memory::format::TokenCache>| {
+        let fill = |text: &str, cache: &mut Option<TokenCache>| {
             if counter.cached(cache.as_ref()).is_none() {
                 *cache = Some(counter.cache(text));
-                filled = true;
             }
         };
         for message in self.session.messages_mut() {
@@ -319,95 +640,28 @@ impl Engine {
         if let Some(system) = self.session.system_mut() {
             fill(&system.content, &mut system.tokens);
         }
-        self.counts_to_persist |= filled;
-    }
-
-    /// Sizes from cached counts, bounding uncached texts by their bytes.
-    fn measure(&self) -> Sizes {
-        let counter = self.counter;
-        let uncached = std::cell::Cell::new(0u64);
-        let raw = |cached: Option<u32>, text: &str| {
-            cached.unwrap_or_else(|| {
-                uncached.set(uncached.get() + text.len() as u64);
-                upper_bound(text)
-            })
-        };
-        let prompt = self
-            .session
-            .system()
-            .map(|s| raw(counter.cached(s.tokens.as_ref()), &s.content));
-        let summary_raw = self
-            .session
-            .summary()
-            .map(|s| raw(counter.cached(s.tokens.as_ref()), &s.content))
-            .unwrap_or(0);
-        let fixed = tokens::REPLY_PRIMING + prompt.map_or(0, |p| counter.message_cost(p));
-        let summary = if self.session.summary().is_some() {
-            self.summary_cost(summary_raw, prompt.is_some())
-        } else {
-            0
-        };
-        let messages = self
-            .session
-            .messages()
-            .iter()
-            .map(|m| counter.message_cost(raw(counter.cached(m.tokens.as_ref()), &m.content)))
-            .collect();
-        let roles = self.session.messages().iter().map(|m| m.role).collect();
-        Sizes {
-            fixed,
-            summary,
-            full_summary: self.summary_cost(self.budget.summary_cap, prompt.is_some()),
-            summary_raw,
-            messages,
-            roles,
-            uncached_bytes: uncached.get(),
-        }
-    }
-
-    /// What a summary of `raw` tokens adds to the system message: its text,
-    /// the heading (bounded by its bytes), and the framing if the summary is
-    /// the system message's only content.
-    fn summary_cost(&self, raw: u32, has_prompt: bool) -> u32 {
-        let heading = upper_bound(summary_text::SUMMARY_HEADING) + 16;
-        let framing = if has_prompt {
-            0
-        } else {
-            tokens::PER_MESSAGE + tokens::ROLE
-        };
-        self.counter.inflated(raw + heading) + framing
     }
 
     /// Sizes good enough to compare with `threshold`: estimates when they
     /// already fit, exact counts otherwise.
     fn sizes_against(&mut self, threshold: u32) -> Sizes {
         let estimate = self.sizes(false);
-        if estimate.view().total() <= u64::from(threshold) {
+        if estimate.total() <= u64::from(threshold) {
             estimate
         } else {
             self.sizes(true)
         }
     }
 
-    /// Whether the history may be past the trigger `H`, loading the tokenizer
-    /// only when cheap bounds cannot tell. The byte bound settles "surely
-    /// under". When it does not, a typical estimate (3 bytes a token) may
-    /// still say "under" while the byte bound stays under `B`: compaction is
-    /// then deferred a turn or two, which costs nothing, since the cap `B`
-    /// still holds for certain and the trigger is a soft line.
-    /// Returns the exact sizes when the history is past the trigger.
+    /// The exact sizes when the history is past the trigger `H`; `None`
+    /// when it is not, or when the cheap bounds say it can wait (see
+    /// [`sizing::trigger_check`]).
     fn sizes_over_trigger(&mut self) -> Option<Sizes> {
-        let bound = self.measure();
-        let upper = bound.view().total();
-        if upper <= u64::from(self.budget.trigger) {
-            return None;
-        }
-        let typical = upper - bound.uncached_bytes + bound.uncached_bytes.div_ceil(3);
-        if typical <= u64::from(self.budget.trigger) && upper <= u64::from(self.budget.cap) {
+        if sizing::trigger_check(&self.measure(), &self.budget) == TriggerCheck::Under {
             return None;
         }
         let exact = self.sizes(true);
-        (exact.view().total() > u64::from(self.budget.trigger)).then_some(exact)
+        (exact.total() > u64::from(self.budget.trigger)).then_some(exact)
     }
 
     /// Token figures for `/tokens` (exact).
@@ -415,7 +669,7 @@ impl Engine {
         let sizes = self.sizes(true);
         TokenStats {
             budget: self.budget,
-            history: sizes.view().total(),
+            history: sizes.total(),
             system: sizes.fixed,
             summary: sizes.summary,
             messages: sizes.messages.len(),
@@ -423,296 +677,12 @@ impl Engine {
         }
     }
 
-    /// Refuses a message that could not fit in any request, before anything
-    /// is written.
-    fn check_fits_alone(
-        &mut self,
-        content: &str,
-    ) -> Result<Option<crate::memory::format::TokenCache>, TurnError> {
-        if content.trim().is_empty() {
-            return Err(TurnError::Refused("the message is empty".into()));
-        }
-        let byte_cap = crate::memory::format::MAX_CONTENT_BYTES;
-        if content.len() > byte_cap {
-            // Before any token counting: counting an absurd message costs
-            // seconds and gigabytes.
-            return Err(TurnError::Refused(format!(
-                "the message is {} bytes, over the {byte_cap} bytes one message may hold; nothing \
-                 was saved",
-                content.len()
-            )));
-        }
-        let fixed = self.sizes(false).fixed;
-        let cap = u64::from(self.budget.cap);
-        let bound = u64::from(fixed) + u64::from(self.counter.message_cost(upper_bound(content)));
-        if bound <= cap {
-            return Ok(None);
-        }
-        let cache = self.counter.cache(content);
-        let needed =
-            u64::from(self.sizes(true).fixed) + u64::from(self.counter.message_cost(cache.count));
-        if needed > cap {
-            return Err(TurnError::Refused(format!(
-                "the message is {needed} tokens with the system prompt, but a request may carry at \
-                 most {cap} (the model's window minus room for the reply); nothing was saved. \
-                 Shorten it, or raise --context-limit if the model allows more"
-            )));
-        }
-        Ok(Some(cache))
-    }
-
-    /// One full turn: save the user's message, stream the reply into `out`,
-    /// save the reply, compact if needed.
-    pub async fn send(
-        &mut self,
-        input: &str,
-        out: &mut dyn Write,
-        interrupt: &mut Interrupt,
-    ) -> Result<TurnReport, TurnError> {
-        let cache = self
-            .check_fits_alone(input)?
-            .or_else(|| self.counter.cache_if_ready(input));
-        // SIGTERM/SIGHUP from here on stop the turn like Ctrl-C and wait for
-        // what was received to be saved.
-        let _saving = interrupt.hold();
-        self.session
-            .append(Role::User, input.to_string(), None, false, cache)?;
-        self.reply(out, interrupt).await
-    }
-
-    /// Streams a reply to the history as it stands (used by `send` and `/retry`).
-    /// A SIGTERM or SIGHUP meanwhile stops it like Ctrl-C; the partial reply
-    /// is saved before the front-end sees [`TurnReport::signal`] and exits.
-    async fn reply(
-        &mut self,
-        out: &mut dyn Write,
-        interrupt: &mut Interrupt,
-    ) -> Result<TurnReport, TurnError> {
-        let _saving = interrupt.hold();
-        let mut report = self.reply_held(out, interrupt).await?;
-        report.signal = interrupt.termination();
-        Ok(report)
-    }
-
-    async fn reply_held(
-        &mut self,
-        out: &mut dyn Write,
-        interrupt: &mut Interrupt,
-    ) -> Result<TurnReport, TurnError> {
-        let mut report = TurnReport::default();
-        let mut retried = false;
-        let stream = loop {
-            let request = self.build_request()?;
-            let attempt = tokio::select! {
-                result = self.model.stream(request) => result,
-                () = interrupt.wait() => {
-                    report.interrupted = true;
-                    report.by_user = true;
-                    return Ok(report);
-                }
-            };
-            match attempt {
-                Ok(stream) => break stream,
-                Err(ClientError::ContextTooLong { message }) if !retried => {
-                    // Our count and the server's disagree: fold harder, once.
-                    retried = true;
-                    report.notices.push(format!("the server says the request is too long ({message}); compacting harder and retrying once"));
-                    if let Some(c) = self.compact_with(true, true).await? {
-                        report.notices.push(c.to_string());
-                    }
-                }
-                Err(e) => return Err(e.into()),
-            }
-        };
-        let cap = ReplyCap::for_request(self.budget.reply_reserve);
-        let finished = self
-            .stream_into(stream, cap, out, interrupt, &mut report)
-            .await;
-        report.interrupted = !finished;
-        if !report.reply.is_empty() || finished {
-            let usage = report.usage.map(|u| crate::memory::format::UsageRecord {
-                prompt_tokens: u.prompt_tokens,
-                completion_tokens: u.completion_tokens,
-            });
-            self.session.append_with_usage(
-                Role::Assistant,
-                report.reply.clone(),
-                Some(self.model.name()),
-                report.interrupted,
-                report.truncated.is_some(),
-                self.counter.cache_if_ready(&report.reply),
-                usage,
-            )?;
-        }
-        if !report.by_user && !self.defer_compaction {
-            // Compaction may wait on the model for the summary; Ctrl-C stops
-            // that wait. Only the summary call can be cut short (the disk
-            // work runs without an await), so the log stays as it was and
-            // the next turn compacts instead.
-            tokio::select! {
-                compaction = self.compact_with(false, false) => report.compaction = compaction?,
-                () = interrupt.wait() => {
-                    report.by_user = true;
-                    report.notices.push("compaction postponed to the next turn (interrupted)".into());
-                }
-            }
-        }
-        if self.counts_to_persist && report.compaction.is_none() {
-            // The tokenizer ran this turn: keep its counts so the next run
-            // need not load it again.
-            self.session.persist_token_counts()?;
-        }
-        self.counts_to_persist = false;
-        Ok(report)
-    }
-
-    /// Copies the reply stream to `out`, chunk by chunk, until it finishes,
-    /// fails, reaches the reply cap or the user interrupts. Returns whether
-    /// it ended complete (finished by the server, or stopped at the cap).
-    async fn stream_into(
-        &mut self,
-        mut stream: crate::client::ReplyStream,
-        mut cap: ReplyCap,
-        out: &mut dyn Write,
-        interrupt: &mut Interrupt,
-        report: &mut TurnReport,
-    ) -> bool {
-        let mut finished = false;
-        loop {
-            let event = tokio::select! {
-                event = stream.next() => event,
-                () = interrupt.wait() => {
-                    report.by_user = true;
-                    return false;
-                }
-            };
-            match event {
-                None => return finished,
-                Some(Ok(StreamEvent::Text(text))) => {
-                    let (text, full) = cap.take(&text);
-                    // Flush per chunk: the point of streaming is to see it now.
-                    // A closed stdout must not lose the reply: keep collecting.
-                    let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
-                    report.reply.push_str(text);
-                    if full {
-                        // Dropping the stream closes the connection.
-                        report.truncated = Some(cap.describe());
-                        return true;
-                    }
-                }
-                Some(Ok(StreamEvent::Finished(_))) => finished = true,
-                Some(Ok(StreamEvent::Usage(usage))) => report.usage = Some(usage),
-                Some(Ok(StreamEvent::Skipped(_))) => report.skipped_chunks += 1,
-                Some(Err(e)) => {
-                    report.stream_error = Some(e);
-                    return false;
-                }
-            }
-        }
-    }
-
-    /// The request for the history as it stands, cut to fit `B`.
-    fn build_request(&mut self) -> Result<ChatRequest, TurnError> {
-        let sizes = self.sizes_against(self.budget.cap);
-        let has_prompt = self.session.system().is_some();
-        let plan = budget::plan_window(&sizes.view(), &self.budget, sizes.summary_raw, |n| {
-            self.summary_cost(n, has_prompt)
-        })
-        .map_err(|e| {
-            TurnError::Refused(format!(
-                "the newest message needs {} tokens but a request may carry at most {}; it is \
-                 saved in the log, but cannot be sent to this model",
-                e.needed, e.cap
-            ))
-        })?;
-        let summary = self.session.summary().map(|s| match plan.summary_limit {
-            Some(limit) => self.counter.truncate_to(&s.content, limit),
-            None => s.content.clone(),
-        });
-        let prompt = self.session.system().map(|s| s.content.as_str());
-        let mut messages = Vec::new();
-        if let Some(system) =
-            summary_text::compose_system(prompt, summary.as_deref().filter(|s| !s.is_empty()))
-        {
-            messages.push(ChatMessage::new(Role::System, system));
-        }
-        messages.extend(
-            self.session.messages()[plan.first_message..]
-                .iter()
-                .map(|m| ChatMessage::new(m.role, m.content.clone())),
-        );
-        Ok(ChatRequest {
-            messages,
-            max_tokens: self.budget.reply_reserve,
-            temperature: None,
-            purpose: Purpose::Reply,
-        })
-    }
-
-    /// Compacts if the history is over the trigger (or always, with `force`).
-    pub async fn compact(&mut self, force: bool) -> Result<Option<CompactionReport>, StoreError> {
-        self.compact_with(force, false).await
-    }
-
-    async fn compact_with(
-        &mut self,
-        force: bool,
-        harder: bool,
-    ) -> Result<Option<CompactionReport>, StoreError> {
-        let sizes = if force || harder {
-            self.sizes(true)
-        } else {
-            match self.sizes_over_trigger() {
-                Some(sizes) => sizes,
-                None => return Ok(None),
-            }
-        };
-        let (target, keep) = if harder {
-            (self.budget.target / 2, 1)
-        } else {
-            (self.budget.target, self.budget.keep_turns)
-        };
-        let Some(plan) = budget::plan_eviction(&sizes.view(), &self.budget, target, keep) else {
-            return Ok(None);
-        };
-        let evicted: Vec<ChatMessage> = self.session.messages()[..plan.messages]
-            .iter()
-            .map(|m| ChatMessage::new(m.role, m.content.clone()))
-            .collect();
-        let previous = self.session.summary().map(|s| s.content.clone());
-        let outcome = summarize::summarize(
-            self.model.as_ref(),
-            &self.counter,
-            &self.budget,
-            previous.as_deref(),
-            &evicted,
-        )
-        .await;
-        let cache = self.counter.cache(&outcome.text);
-        let summary_tokens = cache.count;
-        self.session.compact(
-            plan.messages,
-            outcome.text,
-            outcome.method.as_str(),
-            Some(cache),
-        )?;
-        let after = self.sizes(true).view().total();
-        Ok(Some(CompactionReport {
-            evicted_messages: plan.messages,
-            summary_tokens,
-            method: outcome.method,
-            fallback_reason: outcome.fallback_reason,
-            history_percent: u32::try_from(after * 100 / u64::from(self.budget.cap.max(1)))
-                .unwrap_or(u32::MAX),
-        }))
-    }
-}
-
-impl Engine {
     /// How full the budget is, from cached counts and byte bounds (never
     /// loads the tokenizer): an upper estimate, for the prompt.
     pub fn fill_percent_estimate(&self) -> u64 {
-        let total = self.measure().view().total();
-        total * 100 / u64::from(self.budget.cap.max(1))
+        self.measure().total() * 100 / u64::from(self.budget.cap.max(1))
     }
 }
+
+#[cfg(test)]
+mod tests;

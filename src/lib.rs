@@ -26,6 +26,7 @@
 //! | 3 | [`tokens`] | counting tokens per model, the cheap byte bound |
 //! | 3 | [`budget`] | the budget numbers and the pure planners (evict, fit) |
 //! | 3 | [`reply_cap`] | the bound on one reply (pieces and bytes) |
+//! | 3 | [`sizing`] | the history's size in tokens: counts or byte bounds, and when to count |
 //! | 3 | [`summary_text`] | the summary's texts: prompt, parsing, heading, extractive fallback |
 //! | 4 | [`client`] | the [`client::ChatModel`] trait, [`client::openai`] and [`client::mock`] |
 //! | 4 | [`summarize`] | asking the model for a summary: chunked folding, the fallback |
@@ -72,6 +73,7 @@ pub mod repl;
 pub mod reply_cap;
 pub mod script;
 pub mod setup;
+pub mod sizing;
 pub mod summarize;
 pub mod summary_text;
 pub mod tokens;

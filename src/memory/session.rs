@@ -450,11 +450,6 @@ impl Session {
         Ok(moved)
     }
 
-    /// Rewrites the active log so cached token counts are persisted.
-    pub fn persist_token_counts(&mut self) -> Result<(), StoreError> {
-        self.rewrite(Vec::new())
-    }
-
     fn rewrite_or_restore(
         &mut self,
         archived: Vec<Record>,

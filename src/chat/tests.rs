@@ -1,0 +1,204 @@
+//! The engine, tested with the mock model and a session in a temp dir: the
+//! order of a turn, append-only logs, refusals, and the session operations.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+
+use super::*;
+use crate::client::mock::MockModel;
+
+/// A window of 2048 tokens: `B` is 1280, `H` 1024.
+fn budget() -> Budget {
+    Budget::new(2048, None, None).unwrap()
+}
+
+fn counter() -> TokenCounter {
+    TokenCounter::for_model("gpt-4o-mini")
+}
+
+fn open(dir: &tempfile::TempDir) -> Session {
+    Session::open(dir.path(), "test", Duration::from_secs(1)).unwrap()
+}
+
+fn engine(session: Session) -> Engine {
+    let model = MockModel::new(counter(), Duration::ZERO);
+    Engine::new(session, Box::new(model), counter(), budget())
+}
+
+fn send(engine: &mut Engine, text: &str) -> Result<TurnReport, TurnError> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(engine.send(text, &mut Vec::new(), &mut Interrupt::never()))
+}
+
+fn log(engine: &Engine) -> String {
+    std::fs::read_to_string(&engine.session().paths().log).unwrap()
+}
+
+/// Reads the log at the moment the model is asked, then answers as the mock.
+struct Witness {
+    log: PathBuf,
+    seen: Arc<Mutex<Option<String>>>,
+    mock: MockModel,
+}
+
+impl ChatModel for Witness {
+    fn name(&self) -> String {
+        "witness".into()
+    }
+    fn stream(
+        &self,
+        request: ChatRequest,
+    ) -> BoxFuture<'_, Result<crate::client::ReplyStream, ClientError>> {
+        *self.seen.lock().unwrap() = std::fs::read_to_string(&self.log).ok();
+        self.mock.stream(request)
+    }
+}
+
+#[test]
+fn the_users_words_are_in_the_log_before_the_model_is_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let session = open(&dir);
+    let seen = Arc::new(Mutex::new(None));
+    let witness = Witness {
+        log: session.paths().log.clone(),
+        seen: seen.clone(),
+        mock: MockModel::new(counter(), Duration::ZERO),
+    };
+    let mut engine = Engine::new(session, Box::new(witness), counter(), budget());
+    let report = send(&mut engine, "remember the blue door").unwrap();
+    let seen = seen.lock().unwrap().clone().unwrap();
+    assert!(seen.contains("remember the blue door"), "{seen}");
+    assert!(!seen.contains(&report.reply), "the reply came after");
+    let messages = engine.session().messages();
+    assert_eq!(messages.len(), 2);
+    assert_eq!(messages[1].content, report.reply);
+    assert_eq!(messages[1].model.as_deref(), Some("witness"));
+}
+
+#[test]
+fn a_turn_appends_to_the_log_and_never_rewrites_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut session = open(&dir);
+    // An old message without a cached count, larger in bytes than `B`
+    // but far below `H` in tokens: the next request must count it.
+    session
+        .append(Role::User, "word ".repeat(300), None, false, None)
+        .unwrap();
+    session
+        .append(Role::Assistant, "ok".into(), None, false, None)
+        .unwrap();
+    let mut engine = engine(session);
+    let before = log(&engine);
+    let report = send(&mut engine, "hello").unwrap();
+    assert!(report.compaction.is_none());
+    let after = log(&engine);
+    assert!(
+        after.starts_with(&before),
+        "the log was rewritten:\n{before}\n---\n{after}"
+    );
+    let added: Vec<&str> = after[before.len()..].lines().collect();
+    assert_eq!(added.len(), 2, "{added:?}");
+    // The turn counted anyway, so its records carry their counts.
+    assert!(
+        added.iter().all(|line| line.contains("\"tokens\"")),
+        "{added:?}"
+    );
+    // The old message's count is known in memory, for the next rewrite.
+    assert!(engine.session().messages()[0].tokens.is_some());
+}
+
+#[test]
+fn a_message_that_cannot_fit_is_refused_before_anything_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut engine = engine(open(&dir));
+    let before = log(&engine);
+    let refused = send(&mut engine, &"word ".repeat(3000));
+    assert!(matches!(refused, Err(TurnError::Refused(ref m)) if m.contains("nothing was saved")));
+    assert!(matches!(
+        send(&mut engine, "  \n"),
+        Err(TurnError::Refused(_))
+    ));
+    assert_eq!(log(&engine), before);
+}
+
+#[test]
+fn a_system_prompt_goes_through_the_budget() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut engine = engine(open(&dir));
+    send(&mut engine, "hello").unwrap();
+    let before = log(&engine);
+    let refused = engine.set_system(&"word ".repeat(2000));
+    assert!(
+        matches!(refused, Err(TurnError::Refused(ref m)) if m.contains("with the newest message")),
+        "{refused:?}"
+    );
+    assert_eq!(log(&engine), before, "nothing written");
+    assert_eq!(engine.system_prompt(), None);
+    engine.set_system("Be terse.").unwrap();
+    engine.set_system("Be kind.").unwrap();
+    assert_eq!(engine.system_prompt(), Some("Be kind."));
+    let archive = std::fs::read_to_string(&engine.session().paths().archive).unwrap_or_default();
+    assert!(archive.contains("Be terse."), "the old prompt is archived");
+}
+
+#[test]
+fn undo_retry_and_clear_move_records_to_the_archive() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut engine = engine(open(&dir));
+    engine.set_system("Be terse.").unwrap();
+    send(&mut engine, "first").unwrap();
+    send(&mut engine, "second").unwrap();
+    assert_eq!(engine.undo().unwrap(), 2);
+    assert_eq!(engine.session().messages().len(), 2);
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let old_reply = engine.session().messages()[1].seq;
+    let retried = runtime
+        .block_on(engine.retry(&mut Vec::new(), &mut Interrupt::never()))
+        .unwrap()
+        .unwrap();
+    let messages = engine.session().messages();
+    assert_eq!(messages.len(), 2);
+    assert_eq!(messages[1].content, retried.reply);
+    assert!(messages[1].seq > old_reply, "a new reply, not the old one");
+
+    assert_eq!(engine.clear().unwrap(), 2);
+    assert!(engine.session().messages().is_empty());
+    assert_eq!(
+        engine.system_prompt(),
+        Some("Be terse."),
+        "the prompt stays"
+    );
+    assert_eq!(engine.undo().unwrap(), 0, "nothing left to undo");
+    let nothing = runtime
+        .block_on(engine.retry(&mut Vec::new(), &mut Interrupt::never()))
+        .unwrap();
+    assert!(nothing.is_none());
+}
+
+#[test]
+fn a_long_conversation_is_compacted_and_stays_under_the_budget() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut engine = engine(open(&dir));
+    let mut compactions = 0;
+    for i in 0..40 {
+        let report = send(
+            &mut engine,
+            &format!("message {i}: {}", "words ".repeat(30)),
+        )
+        .unwrap();
+        compactions += usize::from(report.compaction.is_some());
+        assert!(engine.stats().history <= u64::from(budget().cap));
+    }
+    assert!(compactions > 0, "the history passed H");
+    assert!(engine.session().summary().is_some());
+}
