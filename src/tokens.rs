@@ -29,6 +29,9 @@ pub const PER_MESSAGE: u32 = 3;
 pub const REPLY_PRIMING: u32 = 3;
 /// Every role name ("system", "user", "assistant") is one token in both encodings.
 pub const ROLE: u32 = 1;
+/// Unknown models are counted with this many percent more tokens: their
+/// tokenizers differ, and over-counting costs less than a refused request.
+pub const UNKNOWN_MODEL_MARGIN_PERCENT: u32 = 10;
 
 pub use crate::models::Encoding;
 
@@ -58,7 +61,8 @@ fn is_ready(encoding: Encoding) -> bool {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TokenCounter {
     encoding: Encoding,
-    /// Add 10% for models whose real tokenizer we do not have.
+    /// Add [`UNKNOWN_MODEL_MARGIN_PERCENT`] for models whose real tokenizer
+    /// we do not have.
     inflate: bool,
 }
 
@@ -126,7 +130,8 @@ impl TokenCounter {
     /// Applies the unknown-model margin.
     pub fn inflated(&self, raw: u32) -> u32 {
         if self.inflate {
-            raw.saturating_add(raw.div_ceil(10))
+            let margin = (u64::from(raw) * u64::from(UNKNOWN_MODEL_MARGIN_PERCENT)).div_ceil(100);
+            raw.saturating_add(u32::try_from(margin).unwrap_or(u32::MAX))
         } else {
             raw
         }
@@ -160,6 +165,13 @@ impl TokenCounter {
         }
         out
     }
+}
+
+/// The most raw tokens that stay within `cap` even with the unknown-model
+/// margin added: what a text is cut to when it must fit whatever the counter.
+pub fn raw_within(cap: u32) -> u32 {
+    let raw = u64::from(cap) * 100 / u64::from(100 + UNKNOWN_MODEL_MARGIN_PERCENT);
+    u32::try_from(raw).unwrap_or(u32::MAX)
 }
 
 /// An upper bound on the raw tokens of `text` in any byte-level BPE: one
@@ -219,6 +231,19 @@ mod tests {
         assert_eq!(llama.inflated(100), 110);
         assert_eq!(llama.inflated(1), 2);
         assert_eq!(llama.message_tokens("Hello, world!"), 3 + 1 + 5);
+    }
+
+    #[test]
+    fn raw_within_undoes_the_margin() {
+        let unknown = TokenCounter::for_model("llama3.2");
+        for cap in 0..5000 {
+            let raw = raw_within(cap);
+            assert!(unknown.inflated(raw) <= cap, "cap {cap}: raw {raw}");
+            // And it wastes at most one token of room.
+            assert!(unknown.inflated(raw + 2) > cap, "cap {cap}: raw {raw}");
+        }
+        assert_eq!(raw_within(u32::MAX), 3_904_515_722); // no overflow
+        assert_eq!(raw_within(110), 100);
     }
 
     #[test]
