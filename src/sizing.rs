@@ -13,6 +13,10 @@ use crate::message::Role;
 use crate::summary_text;
 use crate::tokens::{self, TokenCounter, upper_bound};
 
+/// Bytes per token in typical text, for the estimate that may defer a
+/// compaction a turn (never for the cap `B`, which takes the byte bound).
+const TYPICAL_BYTES_PER_TOKEN: u64 = 3;
+
 /// The records a request is built from: the active history of a session.
 #[derive(Debug, Clone, Copy)]
 pub struct History<'a> {
@@ -101,7 +105,7 @@ pub fn measure(history: History<'_>, counter: &TokenCounter, budget: &Budget) ->
 /// heading (bounded by its bytes), and the framing if the summary is the
 /// system message's only content.
 pub fn summary_cost(counter: &TokenCounter, raw: u32, has_prompt: bool) -> u32 {
-    let heading = upper_bound(summary_text::SUMMARY_HEADING) + 16;
+    let heading = upper_bound(summary_text::SUMMARY_HEADING) + summary_text::SUMMARY_FRAMING;
     let framing = if has_prompt {
         0
     } else {
@@ -130,7 +134,8 @@ pub fn trigger_check(bound: &Sizes, budget: &Budget) -> TriggerCheck {
     if upper <= u64::from(budget.trigger) {
         return TriggerCheck::Under;
     }
-    let typical = upper - bound.uncached_bytes + bound.uncached_bytes.div_ceil(3);
+    let typical =
+        upper - bound.uncached_bytes + bound.uncached_bytes.div_ceil(TYPICAL_BYTES_PER_TOKEN);
     if typical <= u64::from(budget.trigger) && upper <= u64::from(budget.cap) {
         return TriggerCheck::Under;
     }

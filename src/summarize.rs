@@ -18,10 +18,21 @@ use crate::budget::Budget;
 use crate::client::{ChatModel, ChatRequest, ClientError, Purpose, StreamEvent};
 use crate::message::{ChatMessage, Role};
 use crate::summary_text::{self, extractive};
-use crate::tokens::TokenCounter;
+use crate::tokens::{self, TokenCounter};
 
 /// Tokens of the summary prompt's fixed text, rounded up generously.
 const PROMPT_OVERHEAD: u32 = 160;
+/// A message as one JSON line of the summary prompt costs this much beyond
+/// its content's message cost: the `{"role":…,"content":…}` punctuation.
+const LINE_OVERHEAD: u32 = 8;
+/// Tokens kept free when a giant message is cut to fit a chunk, for the
+/// cut mark that follows it.
+const CUT_MARK_ROOM: u32 = 16;
+/// What is appended to a message cut to fit a chunk.
+const CUT_MARK: &str = " …[cut for the summary]";
+/// The least room a chunk gets, however tight the budget: a chunk must hold
+/// at least a cut message.
+const MIN_CHUNK_ROOM: u32 = 64;
 
 /// How a summary was made; stored as the record's `method`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,11 +109,12 @@ fn chunks(messages: &[ChatMessage], room: u32, counter: &TokenCounter) -> Vec<Ve
     let mut used = 0u32;
     for message in messages {
         let mut message = message.clone();
-        let mut cost = counter.message_tokens(&message.content) + 8;
+        let mut cost = counter.message_tokens(&message.content) + LINE_OVERHEAD;
         if cost > room {
-            message.content = counter.truncate_to(&message.content, room * 10 / 11 - 16);
-            message.content.push_str(" …[cut for the summary]");
-            cost = counter.message_tokens(&message.content) + 8;
+            let keep = tokens::raw_within(room).saturating_sub(CUT_MARK_ROOM);
+            message.content = counter.truncate_to(&message.content, keep);
+            message.content.push_str(CUT_MARK);
+            cost = counter.message_tokens(&message.content) + LINE_OVERHEAD;
         }
         if used + cost > room && !current.is_empty() {
             out.push(std::mem::take(&mut current));
@@ -127,7 +139,10 @@ pub async fn summarize(
     messages: &[ChatMessage],
 ) -> SummaryOutcome {
     let cap = budget.summary_cap;
-    let room = budget.cap.saturating_sub(PROMPT_OVERHEAD + cap).max(64);
+    let room = budget
+        .cap
+        .saturating_sub(PROMPT_OVERHEAD + cap)
+        .max(MIN_CHUNK_ROOM);
     let mut summary: Option<String> = previous.map(str::to_string);
     let mut calls = 0;
     let mut failure: Option<String> = None;
@@ -138,7 +153,7 @@ pub async fn summarize(
             Ok(Some(text)) if !text.trim().is_empty() => {
                 let text = text.trim();
                 let text = if counter.inflated(counter.count_raw(text)) > cap {
-                    counter.truncate_to(text, cap * 10 / 11)
+                    counter.truncate_to(text, tokens::raw_within(cap))
                 } else {
                     text.to_string()
                 };
@@ -200,7 +215,10 @@ mod tests {
         ];
         let parts = chunks(&messages, 500, &c);
         for part in &parts {
-            let total: u32 = part.iter().map(|m| c.message_tokens(&m.content) + 8).sum();
+            let total: u32 = part
+                .iter()
+                .map(|m| c.message_tokens(&m.content) + LINE_OVERHEAD)
+                .sum();
             assert!(total <= 500, "{total}");
         }
         assert_eq!(parts.iter().map(Vec::len).sum::<usize>(), 3);

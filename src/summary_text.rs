@@ -9,6 +9,13 @@ use crate::tokens::{TokenCounter, upper_bound};
 
 /// Heading under which the summary sits in the system message.
 pub const SUMMARY_HEADING: &str = "Summary of the earlier conversation";
+/// What follows the heading, before the summary itself.
+const SUMMARY_LEAD: &str = " (older turns, folded to save space):\n";
+/// Between the system prompt and the summary heading.
+const PROMPT_SEPARATOR: &str = "\n\n";
+/// Tokens the summary's framing adds besides the heading (the separator
+/// and the lead): an allowance, checked against the real count by a test.
+pub const SUMMARY_FRAMING: u32 = 16;
 /// First line of every extractive summary.
 const EXTRACTIVE_HEADING: &str =
     "Earlier conversation (extractive notes; full text in the archive):";
@@ -25,10 +32,10 @@ pub fn compose_system(prompt: Option<&str>, summary: Option<&str>) -> Option<Str
             let mut out = String::new();
             if let Some(p) = p {
                 out.push_str(p);
-                out.push_str("\n\n");
+                out.push_str(PROMPT_SEPARATOR);
             }
             out.push_str(SUMMARY_HEADING);
-            out.push_str(" (older turns, folded to save space):\n");
+            out.push_str(SUMMARY_LEAD);
             out.push_str(s);
             Some(out)
         }
@@ -153,13 +160,23 @@ pub fn extractive(
         text
     } else {
         // Even the heading alone is over a tiny cap: cut to it.
-        counter.truncate_to(&text, cap * 10 / 11)
+        counter.truncate_to(&text, crate::tokens::raw_within(cap))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_framing_allowance_covers_the_real_framing() {
+        let framing = format!("{PROMPT_SEPARATOR}{SUMMARY_LEAD}");
+        for model in ["gpt-4o", "gpt-4"] {
+            let count = TokenCounter::for_model(model).count_raw(&framing);
+            // Two tokens spare for merges at the pieces' edges.
+            assert!(count + 2 <= SUMMARY_FRAMING, "{model}: {count}");
+        }
+    }
 
     fn counter() -> TokenCounter {
         TokenCounter::for_model("gpt-4o-mini")
