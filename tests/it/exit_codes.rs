@@ -4,7 +4,7 @@
 
 use std::io::{Read, Write};
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Output, Stdio};
 
 use crate::support::{Sandbox, text};
 
@@ -76,7 +76,10 @@ fn one_when_the_model_cannot_be_reached() {
 fn one_when_the_output_cannot_be_written() {
     let full = Path::new("/dev/full");
     if !full.exists() {
-        eprintln!("skipped: /dev/full is missing on this machine");
+        crate::support::skip(
+            "exit_codes::one_when_the_output_cannot_be_written",
+            "/dev/full is missing on this machine",
+        );
         return;
     }
     let device = std::fs::OpenOptions::new().write(true).open(full).unwrap();
@@ -137,17 +140,13 @@ fn one_thirty_for_ctrl_c() {
         .command(&["--mock", "--mock-delay-ms", "100", "a long reply please"])
         .spawn()
         .unwrap();
-    // The first word of the reply shows the engine awaited the stream, by
-    // which time the Ctrl-C handler is listening (it starts at the first
-    // await); the rest of the reply takes another second and more.
+    // The Ctrl-C handler is registered before the turn starts, so once the
+    // first word of the reply is out SIGINT is the handler's; the rest of the
+    // reply takes another second and more.
     let mut stdout = child.stdout.take().unwrap();
     let mut first = [0u8; 1];
     assert_eq!(stdout.read(&mut first).unwrap(), 1, "no reply came");
-    let status = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    crate::support::send_signal(child.id(), "INT");
     let mut rest = Vec::new();
     stdout.read_to_end(&mut rest).unwrap();
     let out = child.wait_with_output().unwrap();

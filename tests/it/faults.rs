@@ -268,15 +268,6 @@ fn bad_flags_and_names_are_usage_errors() {
     }
 }
 
-/// Sends SIGINT the way a terminal would (the test has no libc binding).
-fn interrupt(pid: u32) {
-    let status = Command::new("kill")
-        .args(["-INT", &pid.to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-}
-
 #[test]
 fn ctrl_c_in_one_shot_and_script_modes_saves_the_partial_reply_and_exits_130() {
     for stdin in [None, Some("a long reply please\nnever sent\n")] {
@@ -305,7 +296,7 @@ fn ctrl_c_in_one_shot_and_script_modes_saves_the_partial_reply_and_exits_130() {
         // The handler is installed before the turn starts: once the reply
         // streams, Ctrl-C is data, not death.
         stdout.wait_for("[mock]");
-        interrupt(child.id());
+        support::send_signal(child.id(), "INT");
         let status = child.wait().unwrap();
         let (stdout, stderr) = (stdout.finish(), stderr.finish());
         assert_eq!(status.code(), Some(130), "{stderr}");
@@ -487,7 +478,7 @@ fn ctrl_c_while_the_summary_is_awaited_keeps_the_reply_and_the_log_whole() {
     // Wait until the summary request has arrived, then interrupt.
     wait_until("the summary request", || server.requests().len() >= 2);
     assert_eq!(server.requests().len(), 2, "the summary was requested");
-    interrupt(child.id());
+    support::send_signal(child.id(), "INT");
     let out = child.wait_with_output().unwrap();
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(130), "{stderr}");

@@ -7,43 +7,18 @@ use crate::support;
 use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
 
-use crate::support::Sandbox;
+use crate::support::{Sandbox, editing};
 
 /// memchat in a pseudo-terminal, in the sandbox's clean environment.
 fn spawn(sandbox: &Sandbox, args: &[&str]) -> rexpect::session::PtySession {
-    spawn_with(sandbox, args, |_| {})
+    support::pty(sandbox, args, |_| {})
 }
 
 /// memchat in a pseudo-terminal, talking to a local server with a test key.
 fn spawn_for_server(sandbox: &Sandbox, args: &[&str]) -> rexpect::session::PtySession {
-    spawn_with(sandbox, args, |command| {
+    support::pty(sandbox, args, |command| {
         command.env("OPENAI_API_KEY", "sk-test");
     })
-}
-
-fn spawn_with(
-    sandbox: &Sandbox,
-    args: &[&str],
-    adjust: impl FnOnce(&mut std::process::Command),
-) -> rexpect::session::PtySession {
-    let mut command = sandbox.command(args);
-    // rexpect wires the pty itself.
-    command
-        .stdin(std::process::Stdio::inherit())
-        .stdout(std::process::Stdio::inherit())
-        .stderr(std::process::Stdio::inherit())
-        .env("TERM", "xterm");
-    adjust(&mut command);
-    rexpect::session::spawn_command(command, Some(10_000)).unwrap()
-}
-
-/// Waits until the line editor reads keys in raw mode with its prompt drawn.
-/// rustyline switches bracketed paste on (`ESC [?2004h`) as it enters raw
-/// mode for each line, then draws the prompt: keys sent after both are read
-/// by the editor, none by the terminal's line discipline.
-fn editing(p: &mut rexpect::session::PtySession) {
-    p.exp_string("\x1b[?2004h").unwrap();
-    p.exp_string("%> ").unwrap();
 }
 
 #[test]
@@ -189,7 +164,7 @@ fn a_terminal_gets_markdown_and_a_spinner_a_pipe_gets_raw_text() {
         done: true,
     }]);
     let sandbox = Sandbox::new();
-    let mut p = spawn_with(
+    let mut p = support::pty(
         &sandbox,
         &["--base-url", &server.url, "plan it"],
         |command| {

@@ -392,3 +392,47 @@ impl Capture {
 pub fn skip(test: &str, reason: &str) {
     let _ = writeln!(std::io::stderr(), "\n*** SKIPPED {test}: {reason} ***\n");
 }
+
+/// memchat in a pseudo-terminal (rexpect), in the sandbox's clean
+/// environment, after `adjust` has had its say on the command.
+pub fn pty(
+    sandbox: &Sandbox,
+    args: &[&str],
+    adjust: impl FnOnce(&mut Command),
+) -> rexpect::session::PtySession {
+    let mut command = sandbox.command(args);
+    // rexpect wires the pty itself.
+    command
+        .stdin(Stdio::inherit())
+        .stdout(Stdio::inherit())
+        .stderr(Stdio::inherit())
+        .env("TERM", "xterm");
+    adjust(&mut command);
+    rexpect::session::spawn_command(command, Some(15_000)).unwrap()
+}
+
+/// Waits until the line editor reads keys in raw mode with its prompt drawn.
+/// rustyline switches bracketed paste on (`ESC [?2004h`) as it enters raw
+/// mode for each line, then draws the prompt: keys sent after both are read
+/// by the editor, none by the terminal's line discipline.
+pub fn editing(p: &mut rexpect::session::PtySession) {
+    p.exp_string("\x1b[?2004h").unwrap();
+    p.exp_string("%> ").unwrap();
+}
+
+/// [`editing`], with the prompt naming `session`.
+pub fn editing_on(p: &mut rexpect::session::PtySession, session: &str) {
+    p.exp_string("\x1b[?2004h").unwrap();
+    p.exp_string(&format!("{session} ")).unwrap();
+    p.exp_string("%> ").unwrap();
+}
+
+/// Sends `signal` ("INT", "TERM", "HUP") the way `kill` does (the tests
+/// have no libc binding).
+pub fn send_signal(pid: u32, signal: &str) {
+    let status = Command::new("kill")
+        .args([format!("-{signal}"), pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success(), "kill -{signal} {pid} failed");
+}
