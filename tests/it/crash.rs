@@ -17,7 +17,7 @@ use std::io::Write;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use crate::support::Sandbox;
+use crate::support::{Capture, Sandbox, wait_until};
 use memchat::memory::Session;
 use memchat::memory::format::{Record, Role};
 use memchat::memory::session::read_archive;
@@ -126,7 +126,7 @@ fn kill_repeatedly(
         }
         command
             .stdin(Stdio::piped())
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(Stdio::null());
         let mut child = command.spawn().unwrap();
         let script: String = (stored..stored + 12).map(|i| line(i) + "\n").collect();
@@ -134,13 +134,21 @@ fn kill_repeatedly(
         std::thread::spawn(move || {
             let _ = stdin.write_all(script.as_bytes());
         });
-        // Mostly mid-run, sometimes right at start-up (recovery, open),
-        // sometimes long enough to load the tokenizer and finish compactions.
+        // One line of stdout per finished reply.
+        let replies = Capture::start(child.stdout.take().unwrap());
+        // Mostly mid-run, sometimes right at start-up (recovery, open), and
+        // sometimes after a whole turn, so the tokenizer is loaded and the
+        // compaction that follows a turn runs (and is cut or finishes). That
+        // case waits for the first reply rather than a fixed time: on a
+        // loaded machine a fixed time rarely reaches a compaction.
         let roll = rng.below(5);
+        if roll > 0 && roll <= long_in_five {
+            wait_until(&format!("kill {kill}: a first reply"), || {
+                replies.text().contains('\n') || child.try_wait().unwrap().is_some()
+            });
+        }
         let wait = if roll == 0 {
             rng.below(4_000)
-        } else if roll <= long_in_five {
-            100_000 + rng.below(400_000)
         } else {
             rng.below(60_000)
         };
@@ -151,6 +159,7 @@ fn kill_repeatedly(
         }
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
+        replies.finish();
         let now = verify(&sandbox, kill);
         assert!(
             now >= stored,
@@ -221,7 +230,7 @@ fn sigkill_at_random_instants_never_loses_a_started_turn() {
         &[],
         kills * 7 / 10,
         seed,
-        2,
+        1,
     );
 }
 
@@ -246,6 +255,6 @@ fn sigkill_during_a_slow_stream_from_a_real_server() {
         &[("OPENAI_API_KEY", "sk-test")],
         kills - kills * 7 / 10,
         seed ^ 0x9E37_79B9,
-        3,
+        2,
     );
 }
