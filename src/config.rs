@@ -15,6 +15,8 @@ use crate::cli::{ChatArgs, Command, FormatArg};
 use crate::client::openai::{OPENAI_BASE_URL, OpenAiSettings};
 use crate::memory;
 use crate::models;
+use crate::provenance::Resolver;
+pub use crate::provenance::{FlagSource, Origin};
 use crate::render::ColorMode;
 use crate::transfer::ExportFormat;
 
@@ -97,14 +99,6 @@ pub struct Config {
     pub lock_wait: Duration,
     /// Each setting, its value and where it came from (`--print-config`).
     pub origins: Vec<Origin>,
-}
-
-/// Where one setting's value came from.
-#[derive(Debug, Clone)]
-pub struct Origin {
-    pub setting: &'static str,
-    pub value: String,
-    pub source: String,
 }
 
 impl Config {
@@ -250,101 +244,6 @@ pub fn resolve_memory_dir(flag: Option<&Path>, file: Option<&Path>) -> Result<Pa
     dirs::data_dir().map(|d| d.join("memchat")).ok_or_else(|| {
         UsageError("cannot find a data directory; set --memory-dir or MEMCHAT_MEMORY_DIR".into())
     })
-}
-
-/// Tells whether a flag's value came from the command line or its
-/// environment variable (clap knows; the rest of the program need not).
-pub type FlagSource<'a> = &'a dyn Fn(&str) -> Option<String>;
-
-/// Picks settings by one rule, flag/env (as clap resolved them) > config
-/// file > default, and records each value with where it came from.
-struct Resolver<'a> {
-    flag_source: FlagSource<'a>,
-    file_path: Option<&'a Path>,
-    origins: Vec<Origin>,
-}
-
-impl<'a> Resolver<'a> {
-    fn new(flag_source: FlagSource<'a>, file_path: Option<&'a Path>) -> Self {
-        Resolver {
-            flag_source,
-            file_path,
-            origins: Vec::new(),
-        }
-    }
-
-    /// A setting with no default: `None` (shown as "not set") if neither
-    /// the flag nor the file gives one.
-    fn pick<T: ToString>(
-        &mut self,
-        setting: &'static str,
-        flag: Option<T>,
-        file: Option<T>,
-    ) -> Option<T> {
-        match self.choose(setting, flag, file) {
-            Some((value, source)) => {
-                self.record(setting, value.to_string(), source);
-                Some(value)
-            }
-            None => {
-                self.record(setting, "-".into(), "not set".into());
-                None
-            }
-        }
-    }
-
-    /// A setting with a default, whose flag has the setting's name.
-    fn pick_or<T: ToString>(
-        &mut self,
-        setting: &'static str,
-        flag: Option<T>,
-        file: Option<T>,
-        default: T,
-    ) -> T {
-        self.pick_flag_or(setting, setting, flag, file, default)
-    }
-
-    /// A setting with a default, set by the flag whose clap id is `flag_id`.
-    fn pick_flag_or<T: ToString>(
-        &mut self,
-        setting: &'static str,
-        flag_id: &str,
-        flag: Option<T>,
-        file: Option<T>,
-        default: T,
-    ) -> T {
-        let (value, source) = self
-            .choose(flag_id, flag, file)
-            .unwrap_or_else(|| (default, "default".into()));
-        self.record(setting, value.to_string(), source);
-        value
-    }
-
-    fn choose<T>(&self, flag_id: &str, flag: Option<T>, file: Option<T>) -> Option<(T, String)> {
-        flag.map(|v| (v, self.flag_origin(flag_id)))
-            .or_else(|| file.map(|v| (v, self.file_origin())))
-    }
-
-    /// `flag_id` must be a clap argument id: clap panics on any other.
-    fn flag_origin(&self, flag_id: &str) -> String {
-        (self.flag_source)(flag_id).unwrap_or_else(|| "command line".into())
-    }
-
-    fn file_origin(&self) -> String {
-        match self.file_path {
-            Some(path) => format!("config file {}", path.display()),
-            None => "config file".into(),
-        }
-    }
-
-    /// Records a setting resolved by its own rule.
-    fn record(&mut self, setting: &'static str, value: String, source: String) {
-        self.origins.push(Origin {
-            setting,
-            value,
-            source,
-        });
-    }
 }
 
 /// The model and what follows from it.

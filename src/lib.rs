@@ -19,6 +19,7 @@
 //! | 1 | [`markdown`] | streaming Markdown rendering for the terminal |
 //! | 1 | [`highlight`] | code block highlighting, comments by the fence's language |
 //! | 1 | [`models`] | the model registry: window, encoding, reasoning rules |
+//! | 1 | [`provenance`] | one precedence rule for settings, and where each value came from |
 //! | 1 | [`visible`] | text from outside made harmless for a terminal (controls shown, not run) |
 //! | 2 | [`memory`] | sessions on disk: [`memory::Session`], [`memory::format`], repair |
 //! | 2 | [`transfer`] | export and import formats (OpenAI array, Markdown, transcript) |
@@ -68,6 +69,7 @@ pub mod memory;
 pub mod message;
 pub mod models;
 pub mod oneshot;
+pub mod provenance;
 pub mod render;
 pub mod repl;
 pub mod reply_cap;
