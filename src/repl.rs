@@ -30,6 +30,9 @@ use crate::render::Notices;
 
 /// File name of the input history inside the memory directory.
 const HISTORY_FILE: &str = ".input-history";
+/// A summary still running this long after the user sent the next line gets
+/// a notice: a quick one finishes unseen, a slow one is explained.
+const SLOW_SUMMARY_NOTICE: std::time::Duration = std::time::Duration::from_millis(300);
 
 /// Tells rustyline when Enter should continue the message instead of sending it.
 struct ReplHelper;
@@ -244,7 +247,7 @@ async fn read_while_compacting<P: ExternalPrinter>(
             interrupt.reset();
             let late = tokio::select! {
                 late = &mut compaction => late,
-                () = tokio::time::sleep(std::time::Duration::from_millis(300)) => {
+                () = tokio::time::sleep(SLOW_SUMMARY_NOTICE) => {
                     notices.info("finishing the summary of older turns (Ctrl-C postpones it)");
                     tokio::select! {
                         late = &mut compaction => late,
