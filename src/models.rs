@@ -7,7 +7,7 @@
 //! the name is taken after any `provider/` prefix, lowercased, and belongs to
 //! the *family* of the longest table entry it starts with, provided the entry
 //! ends the name or is followed by a non-alphanumeric character. So
-//! `openai/GPT-4o-mini-2024-07-18` is in the `gpt-4o-mini` family and `gpt-5.1`
+//! `openai/GPT-4o-mini-2024-07-18` is in the `gpt-4o` family and `gpt-5.1`
 //! in `gpt-5`, but `o1x` and `gpt-4o` are not in `o1` and `gpt-4`.
 //!
 //! A model that matches no family is unknown: the budget assumes a small
@@ -70,8 +70,8 @@ const FAMILIES: &[ModelInfo] = &[
     family("gpt-4-32k", Some(32_768), Cl100kBase, false),
     family("gpt-4", Some(8_192), Cl100kBase, false),
     family("gpt-3.5-turbo", Some(16_385), Cl100kBase, false),
-    // Older gpt-3.5 names (e.g. -instruct) vary in window: count them right
-    // but let the budget ask for --context-limit.
+    // gpt-3.5 names outside the turbo family vary in window: count them
+    // right, but let the budget ask for --context-limit.
     family("gpt-3.5", None, Cl100kBase, false),
     family("o1-mini", Some(128_000), O200kBase, true),
     family("o1", Some(200_000), O200kBase, true),
