@@ -10,7 +10,7 @@ use crate::config::Config;
 use crate::interrupt::Interrupt;
 use crate::manage::{self, ExportFormat};
 use crate::memory;
-use crate::render::{self, Notices};
+use crate::render::{self, Output};
 use crate::setup;
 
 /// One entry of the table.
@@ -196,7 +196,7 @@ pub async fn execute(
     config: &mut Config,
     out: &mut dyn Write,
     interrupt: &mut Interrupt,
-    notices: Notices,
+    output: &Output,
 ) -> Result<Flow, TurnError> {
     match command {
         Command::Help => print(out, &help_text())?,
@@ -233,7 +233,7 @@ pub async fn execute(
         Command::Model(None) => print(out, &format!("{}\n", engine.model_name()))?,
         Command::Model(Some(name)) => switch_model(engine, config, &name, out)?,
         Command::Session(None) => print(out, &format!("{}\n", engine.session().name()))?,
-        Command::Session(Some(name)) => switch_session(engine, config, &name, out, notices)?,
+        Command::Session(Some(name)) => switch_session(engine, config, &name, out, output)?,
         Command::Sessions => {
             manage::list(&config.memory_dir, engine.budget(), engine.counter(), out)
                 .map_err(refused)?;
@@ -324,11 +324,11 @@ fn switch_session(
     config: &mut Config,
     name: &str,
     out: &mut dyn Write,
-    notices: Notices,
+    output: &Output,
 ) -> Result<(), TurnError> {
     memory::validate_session_name(name).map_err(|e| TurnError::Refused(e.to_string()))?;
     if name != engine.session().name() {
-        setup::switch_session(engine, config, name, notices)?;
+        setup::switch_session(engine, config, name, output)?;
         config.session = name.to_string();
     }
     let messages = engine.session().messages().len();

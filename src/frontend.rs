@@ -11,7 +11,7 @@ use crate::commands::{self, Flow};
 use crate::config::Config;
 use crate::exit::Exit;
 use crate::interrupt::Interrupt;
-use crate::render::{self, Notices};
+use crate::render::{self, Output};
 
 /// What became of one line.
 #[derive(Debug, PartialEq, Eq)]
@@ -42,14 +42,14 @@ pub async fn handle_line<W: Write>(
     config: &mut Config,
     out: &mut render::ReplyOutput<W>,
     interrupt: &mut Interrupt,
-    notices: Notices,
+    output: &Output,
 ) -> Result<Handled, TurnError> {
     let result = if commands::is_command(line.trim_start()) {
         let command = match commands::parse(line.trim()) {
             Ok(command) => command,
             Err(e) => return Ok(Handled::Refused(e)),
         };
-        match commands::execute(command, engine, config, out, interrupt, notices).await {
+        match commands::execute(command, engine, config, out, interrupt, output).await {
             Ok(Flow::Continue) => return Ok(Handled::Done),
             Ok(Flow::Exit) => return Ok(Handled::Exit),
             Ok(Flow::Replied(report)) => Ok(report),
@@ -63,7 +63,7 @@ pub async fn handle_line<W: Write>(
         }
     };
     let compaction_due = result.as_ref().is_ok_and(|r| !r.by_user);
-    let exit = report_turn(result, out, notices)?;
+    let exit = report_turn(result, out, output)?;
     Ok(Handled::Turn {
         exit,
         compaction_due,
@@ -73,17 +73,17 @@ pub async fn handle_line<W: Write>(
 /// Prints what a turn left to say and returns the exit status it implies.
 /// Model errors are reported here; store and refusal errors propagate.
 /// The reply output is finished first (spinner stopped, held-back Markdown
-/// written) so notices never interleave with it.
+/// written) so output never interleave with it.
 pub fn report_turn<W: Write>(
     result: Result<TurnReport, TurnError>,
     out: &mut render::ReplyOutput<W>,
-    notices: Notices,
+    output: &Output,
 ) -> Result<Exit, TurnError> {
     let _ = out.finish();
     let report = match result {
         Ok(report) => report,
         Err(TurnError::Model(e)) => {
-            notices.error(&format!(
+            output.error(&format!(
                 "{e} (your message is saved; send it again with /retry or rerun)"
             ));
             return Ok(Exit::ModelFailed);
@@ -91,40 +91,40 @@ pub fn report_turn<W: Write>(
         Err(e) => return Err(e),
     };
     let _ = render::finish_reply(out, &report.reply);
-    report_notices(&report, notices);
-    Ok(turn_status(&report, notices))
+    report_notices(&report, output);
+    Ok(turn_status(&report, output))
 }
 
-/// The notices a finished turn carries: the engine's, skipped chunks, a
+/// The output a finished turn carries: the engine's, skipped chunks, a
 /// compaction.
-fn report_notices(report: &TurnReport, notices: Notices) {
+fn report_notices(report: &TurnReport, output: &Output) {
     for notice in &report.notices {
-        notices.info(notice);
+        output.info(notice);
     }
     if let Some(why) = &report.truncated {
-        notices.warn(&format!(
+        output.warn(&format!(
             "{why}; it was stopped there and saved, marked truncated"
         ));
     }
     if report.skipped_chunks > 0 {
-        notices.warn(&format!(
+        output.warn(&format!(
             "{} malformed chunks from the server were skipped",
             report.skipped_chunks
         ));
     }
     if let Some(compaction) = &report.compaction {
         if compaction.fallback_reason.is_some() {
-            notices.warn(&compaction.to_string());
+            output.warn(&compaction.to_string());
         } else {
-            notices.info(&compaction.to_string());
+            output.info(&compaction.to_string());
         }
     }
 }
 
 /// How the reply ended, said once, as an exit status.
-fn turn_status(report: &TurnReport, notices: Notices) -> Exit {
+fn turn_status(report: &TurnReport, output: &Output) -> Exit {
     if let Some(signal) = report.signal {
-        notices.warn(&format!(
+        output.warn(&format!(
             "{} received; {}; exiting",
             signal.signal_name(),
             if report.interrupted {
@@ -137,25 +137,83 @@ fn turn_status(report: &TurnReport, notices: Notices) -> Exit {
     }
     if report.by_user {
         if report.interrupted {
-            notices.warn("interrupted; the partial reply is saved, marked interrupted");
+            output.warn("interrupted; the partial reply is saved, marked interrupted");
         } else {
-            notices.warn("interrupted; the reply is saved");
+            output.warn("interrupted; the reply is saved");
         }
         return Exit::Interrupted;
     }
     if let Some(e) = &report.stream_error {
-        notices.error(&format!(
+        output.error(&format!(
             "the reply was cut off: {e}; the partial reply is saved, marked interrupted"
         ));
         return Exit::ModelFailed;
     }
     if report.interrupted {
         // The stream closed without a finish reason: the text is incomplete.
-        notices.error(
+        output.error(
             "the connection closed before the reply was finished; the partial reply is saved, \
              marked interrupted (/retry asks again)",
         );
         return Exit::ModelFailed;
     }
     Exit::Success
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::client::ClientError;
+
+    /// The exit status a turn's outcome implies, and the notices it printed.
+    fn reported(result: Result<TurnReport, TurnError>) -> (Exit, String) {
+        let output = Output::capturing();
+        let mut out = render::ReplyOutput::new(Vec::new(), false, None);
+        let exit = report_turn(result, &mut out, &output).unwrap();
+        (exit, output.captured())
+    }
+
+    #[test]
+    fn a_model_failure_is_reported_and_exits_1() {
+        let (exit, notices) = reported(Err(TurnError::Model(ClientError::Timeout { secs: 5 })));
+        assert_eq!(exit, Exit::ModelFailed);
+        assert!(notices.contains("went silent for 5s"), "{notices}");
+        assert!(notices.contains("your message is saved"), "{notices}");
+    }
+
+    #[test]
+    fn an_interrupted_reply_exits_130_and_says_what_was_kept() {
+        let report = TurnReport {
+            reply: "half".into(),
+            interrupted: true,
+            by_user: true,
+            ..TurnReport::default()
+        };
+        let (exit, notices) = reported(Ok(report));
+        assert_eq!(exit, Exit::Interrupted);
+        assert!(notices.contains("partial reply is saved"), "{notices}");
+    }
+
+    #[test]
+    fn a_reply_cut_by_the_connection_exits_1() {
+        let report = TurnReport {
+            reply: "half".into(),
+            interrupted: true,
+            ..TurnReport::default()
+        };
+        let (exit, notices) = reported(Ok(report));
+        assert_eq!(exit, Exit::ModelFailed);
+        assert!(notices.contains("connection closed"), "{notices}");
+        let (exit, notices) = reported(Ok(TurnReport::default()));
+        assert_eq!((exit, notices.as_str()), (Exit::Success, ""));
+    }
+
+    #[test]
+    fn store_and_refusal_errors_are_left_to_the_caller() {
+        let output = Output::capturing();
+        let mut out = render::ReplyOutput::new(Vec::new(), false, None);
+        let refused = report_turn(Err(TurnError::Refused("no".into())), &mut out, &output);
+        assert!(matches!(refused, Err(TurnError::Refused(_))));
+        assert_eq!(output.captured(), "", "nothing said twice");
+    }
 }

@@ -9,7 +9,7 @@ use clap::parser::ValueSource;
 use memchat::cli::{self, Cli};
 use memchat::exit::{self, Exit};
 use memchat::interrupt::Interrupt;
-use memchat::render::{self, Notices};
+use memchat::render::Output;
 use memchat::{config, manage, oneshot, repl, script, setup, visible};
 
 fn main() -> ExitCode {
@@ -58,12 +58,11 @@ async fn run(cli: Cli, flag_source: config::FlagSource<'_>) -> anyhow::Result<Ex
     setup::survive_file_size_limit();
     let file_path = config::config_file_path()?;
     let file = config::load_file(file_path.as_deref())?;
-    render::set_color_mode(config::color_mode(cli.chat.color, &file)?);
-    let notices = Notices::for_stderr();
+    let output = &Output::for_process(config::color_mode(cli.chat.color, &file)?);
     if let Some(command) = &cli.command {
         // What a session holds came from outside (the model): on a terminal
         // its control characters are shown, not executed; a pipe gets the bytes.
-        let terminal = std::io::stdout().is_terminal();
+        let terminal = output.stdout_is_terminal();
         let mut out = visible::Writer::new(std::io::stdout().lock(), terminal);
         match config::management(command, &cli.chat, &file)? {
             Some(management) => manage::run(management, &mut out)?,
@@ -77,7 +76,7 @@ async fn run(cli: Cli, flag_source: config::FlagSource<'_>) -> anyhow::Result<Ex
         && let Some(name) = setup::session_to_continue(
             args.memory_dir.as_deref(),
             file.memory_dir.as_deref(),
-            notices,
+            output,
         )?
     {
         args.session = Some(name);
@@ -90,15 +89,15 @@ async fn run(cli: Cli, flag_source: config::FlagSource<'_>) -> anyhow::Result<Ex
     }
     config.ready()?;
     for notice in &config.notices {
-        notices.info(notice);
+        output.info(notice);
     }
     let stdin_is_terminal = std::io::stdin().is_terminal();
     let prompt = oneshot::prompt(&cli.prompt, stdin_is_terminal)?;
-    let mut engine = setup::open_engine(&config, notices)?;
+    let mut engine = setup::open_engine(&config, output)?;
     if args.new {
         let moved = engine.clear()?;
         if moved > 0 {
-            notices.info(&format!(
+            output.info(&format!(
                 "started afresh: {moved} records moved to the archive"
             ));
         }
@@ -108,11 +107,11 @@ async fn run(cli: Cli, flag_source: config::FlagSource<'_>) -> anyhow::Result<Ex
     // the exit status says which signal it was.
     let signals = interrupt.clone();
     let exit = match prompt {
-        Some(prompt) => oneshot::run(&mut engine, &prompt, &mut interrupt, notices).await,
-        None if stdin_is_terminal => repl::run(engine, config, interrupt, notices).await,
+        Some(prompt) => oneshot::run(&mut engine, &prompt, &mut interrupt, output).await,
+        None if stdin_is_terminal => repl::run(engine, config, interrupt, output).await,
         None => {
             let stdin = std::io::stdin().lock();
-            script::run(&mut engine, &config, stdin, &mut interrupt, notices).await
+            script::run(&mut engine, &config, stdin, &mut interrupt, output).await
         }
     }?;
     Ok(signals.termination().map_or(exit, Exit::from))

@@ -11,7 +11,7 @@ use crate::config::UsageError;
 use crate::exit::Exit;
 use crate::frontend::report_turn;
 use crate::interrupt::Interrupt;
-use crate::render::{self, Notices};
+use crate::render::Output;
 
 /// The prompt of a one-shot run, if this is one: the prompt words, with piped
 /// stdin attached after a blank line; `-` alone means all of stdin.
@@ -70,9 +70,9 @@ pub async fn run(
     engine: &mut Engine,
     prompt: &str,
     interrupt: &mut Interrupt,
-    notices: Notices,
+    output: &Output,
 ) -> anyhow::Result<Exit> {
-    let mut stdout = render::ReplyOutput::stdout(true);
+    let mut stdout = output.reply_to_stdout(true);
     let result = engine.send(prompt, &mut stdout, interrupt).await;
-    Ok(report_turn(result, &mut stdout, notices)?)
+    Ok(report_turn(result, &mut stdout, output)?)
 }

@@ -1,8 +1,11 @@
 //! Output rules: replies and command output go to stdout (any `W: Write`),
 //! notices, warnings and errors to stderr, prefixed `memchat:`. Colour only on
-//! a terminal and never with `NO_COLOR`.
+//! a terminal and never with `NO_COLOR`. The policy is a value, [`Output`],
+//! made once from the configuration and passed in (a test captures notices
+//! with [`Output::capturing`]).
 
 use std::io::{IsTerminal, Write};
+use std::sync::{Arc, Mutex};
 
 use anstyle::{AnsiColor, Style};
 
@@ -50,48 +53,98 @@ impl std::fmt::Display for ColorMode {
     }
 }
 
-/// The process-wide colour choice, set once from the configuration.
-static COLOR_MODE: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
-
-/// Records the configured colour choice.
-pub fn set_color_mode(mode: ColorMode) {
-    let value = match mode {
-        ColorMode::Auto => 0,
-        ColorMode::Always => 1,
-        ColorMode::Never => 2,
-    };
-    COLOR_MODE.store(value, std::sync::atomic::Ordering::Relaxed);
+/// The output policy of one run, made once from the configuration and passed
+/// to whatever prints: whether stdout and stderr are terminals and styled,
+/// and where notices go (stderr, or a buffer a test reads). Nothing about
+/// output is process-wide state.
+#[derive(Debug, Clone)]
+pub struct Output {
+    stdout_terminal: bool,
+    stdout_styled: bool,
+    stderr_terminal: bool,
+    stderr_styled: bool,
+    sink: Sink,
 }
 
-/// Whether to style output going to a stream that is (or is not) a terminal.
-pub fn use_color(is_terminal: bool) -> bool {
-    match COLOR_MODE.load(std::sync::atomic::Ordering::Relaxed) {
-        1 => true,
-        2 => false,
-        _ => is_terminal && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
-    }
+/// Where notices go.
+#[derive(Debug, Clone)]
+enum Sink {
+    Stderr,
+    Captured(Arc<Mutex<Vec<u8>>>),
 }
 
-/// Writes notices to stderr.
-#[derive(Debug, Clone, Copy)]
-pub struct Notices {
-    color: bool,
-}
-
-impl Notices {
-    pub fn for_stderr() -> Self {
-        Notices {
-            color: use_color(std::io::stderr().is_terminal()),
+impl Output {
+    /// The policy for this process: the colour choice applied to the
+    /// terminals it has; `auto` styles a terminal unless `NO_COLOR` is set.
+    pub fn for_process(mode: ColorMode) -> Output {
+        let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+        let stdout_terminal = std::io::stdout().is_terminal();
+        let stderr_terminal = std::io::stderr().is_terminal();
+        Output {
+            stdout_terminal,
+            stdout_styled: styled(mode, stdout_terminal, no_color),
+            stderr_terminal,
+            stderr_styled: styled(mode, stderr_terminal, no_color),
+            sink: Sink::Stderr,
         }
     }
 
+    /// Plain output whose notices are kept in memory (read them with
+    /// [`Output::captured`]): for tests.
+    pub fn capturing() -> Output {
+        Output {
+            stdout_terminal: false,
+            stdout_styled: false,
+            stderr_terminal: false,
+            stderr_styled: false,
+            sink: Sink::Captured(Arc::default()),
+        }
+    }
+
+    /// The notices written so far by a [`Output::capturing`] policy.
+    pub fn captured(&self) -> String {
+        match &self.sink {
+            Sink::Captured(buffer) => buffer
+                .lock()
+                .map(|b| String::from_utf8_lossy(&b).into_owned())
+                .unwrap_or_default(),
+            Sink::Stderr => String::new(),
+        }
+    }
+
+    /// Whether stdout is a terminal.
+    pub fn stdout_is_terminal(&self) -> bool {
+        self.stdout_terminal
+    }
+
+    /// The reply output for this process's stdout: Markdown when stdout is
+    /// styled, a spinner on a terminal's stderr if `spinner`.
+    pub fn reply_to_stdout(&self, spinner: bool) -> ReplyOutput<std::io::StdoutLock<'static>> {
+        let markdown = self.stdout_styled;
+        let spinner = (spinner && self.stderr_terminal).then(|| Spinner::start(self.stderr_styled));
+        // Markdown output is meant for a terminal even when forced elsewhere.
+        ReplyOutput::new(std::io::stdout().lock(), markdown, spinner)
+            .neutralizing(self.stdout_terminal || markdown)
+    }
+
     fn emit(&self, style: Style, label: &str, message: &str) {
-        let style = if self.color { style } else { Style::new() };
+        let style = if self.stderr_styled {
+            style
+        } else {
+            Style::new()
+        };
         // A plain style renders as nothing, its reset too.
-        let _ = writeln!(
-            std::io::stderr().lock(),
-            "{style}memchat: {label}{message}{style:#}"
-        );
+        let line = format!("{style}memchat: {label}{message}{style:#}\n");
+        match &self.sink {
+            Sink::Stderr => {
+                let _ = std::io::stderr().lock().write_all(line.as_bytes());
+            }
+            Sink::Captured(buffer) => {
+                if let Ok(mut buffer) = buffer.lock() {
+                    buffer.extend_from_slice(line.as_bytes());
+                }
+            }
+        }
     }
 
     /// Something the user should know (a compaction, an assumption).
@@ -107,6 +160,15 @@ impl Notices {
     /// Something failed.
     pub fn error(&self, message: &str) {
         self.emit(ERROR, "error: ", message);
+    }
+}
+
+/// Whether a stream is styled under `mode`.
+fn styled(mode: ColorMode, terminal: bool, no_color: bool) -> bool {
+    match mode {
+        ColorMode::Always => true,
+        ColorMode::Never => false,
+        ColorMode::Auto => terminal && !no_color,
     }
 }
 
@@ -136,17 +198,14 @@ pub struct Spinner {
 }
 
 impl Spinner {
-    pub fn start() -> Spinner {
+    /// Starts the spinner on stderr, dimmed when `styled`.
+    pub fn start(styled: bool) -> Spinner {
         use std::sync::atomic::Ordering;
         let stopped = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let drawn = std::sync::Arc::new(std::sync::Mutex::new(false));
         let (stop, lock) = (stopped.clone(), drawn.clone());
         // The spinner is drawn on a terminal only, but is plain under NO_COLOR.
-        let style = if use_color(std::io::stderr().is_terminal()) {
-            INFO
-        } else {
-            Style::new()
-        };
+        let style = if styled { INFO } else { Style::new() };
         std::thread::spawn(move || {
             const FRAMES: [&str; 10] = ["⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏"];
             std::thread::sleep(SPINNER_DELAY);
@@ -204,28 +263,15 @@ enum ReplyInner<W: Write> {
     Markdown(crate::markdown::MarkdownWriter<W>),
 }
 
-impl ReplyOutput<std::io::StdoutLock<'static>> {
-    /// The reply output for this process's stdout.
-    pub fn stdout(spinner: bool) -> Self {
-        use std::io::IsTerminal;
-        let terminal = std::io::stdout().is_terminal();
-        let markdown = use_color(terminal);
-        let spinner = spinner && std::io::stderr().is_terminal();
-        // Markdown output is meant for a terminal even when forced elsewhere.
-        ReplyOutput::new(std::io::stdout().lock(), markdown, spinner)
-            .neutralizing(terminal || markdown)
-    }
-}
-
 impl<W: Write> ReplyOutput<W> {
-    pub fn new(inner: W, markdown: bool, spinner: bool) -> Self {
+    pub fn new(inner: W, markdown: bool, spinner: Option<Spinner>) -> Self {
         ReplyOutput {
             inner: if markdown {
                 ReplyInner::Markdown(crate::markdown::MarkdownWriter::new(inner))
             } else {
                 ReplyInner::Raw(inner)
             },
-            spinner: spinner.then(Spinner::start),
+            spinner,
             neutralizer: None,
         }
     }
@@ -311,5 +357,26 @@ mod tests {
         let mut out = Vec::new();
         finish_reply(&mut out, "hi\n").unwrap();
         assert!(out.is_empty());
+    }
+
+    #[test]
+    fn the_colour_choice_applies_per_stream() {
+        assert!(styled(ColorMode::Always, false, true));
+        assert!(!styled(ColorMode::Never, true, false));
+        assert!(styled(ColorMode::Auto, true, false));
+        assert!(!styled(ColorMode::Auto, true, true), "NO_COLOR");
+        assert!(!styled(ColorMode::Auto, false, false), "not a terminal");
+    }
+
+    #[test]
+    fn notices_can_be_captured_plain() {
+        let output = Output::capturing();
+        output.info("compacted");
+        output.warn("careful");
+        output.error("failed");
+        assert_eq!(
+            output.captured(),
+            "memchat: compacted\nmemchat: warning: careful\nmemchat: error: failed\n"
+        );
     }
 }

@@ -7,7 +7,6 @@
 //! line and comes back with it.
 
 use std::borrow::Cow;
-use std::io::IsTerminal;
 use std::path::Path;
 
 use rustyline::completion::Completer;
@@ -25,8 +24,7 @@ use crate::exit::Exit;
 use crate::frontend::{self, Handled};
 use crate::input;
 use crate::interrupt::Interrupt;
-use crate::render;
-use crate::render::Notices;
+use crate::render::Output;
 
 /// File name of the input history inside the memory directory.
 const HISTORY_FILE: &str = ".input-history";
@@ -104,16 +102,16 @@ fn prompt(engine: &Engine) -> String {
 }
 
 /// Shows where a resumed conversation left off.
-fn print_resume(engine: &Engine, notices: Notices) {
+fn print_resume(engine: &Engine, output: &Output) {
     let messages = engine.session().messages();
     if messages.is_empty() && engine.session().summary().is_none() {
-        notices.info(&format!(
+        output.info(&format!(
             "new session {:?}; /help lists the commands, Ctrl-D leaves",
             engine.session().name()
         ));
         return;
     }
-    notices.info(&format!(
+    output.info(&format!(
         "resuming session {:?} ({} messages in memory{}); /history shows more",
         engine.session().name(),
         messages.len(),
@@ -133,8 +131,8 @@ fn print_resume(engine: &Engine, notices: Notices) {
 /// A store error inside the REPL (a `/session` to a locked or corrupt
 /// session, a full disk) ends nothing: it is reported and the prompt comes
 /// back on the session the user had, which the failed step left as it was.
-fn report_store_error(error: &TurnError, engine: &Engine, notices: Notices) {
-    notices.error(&format!(
+fn report_store_error(error: &TurnError, engine: &Engine, output: &Output) {
+    output.error(&format!(
         "{error} (still on session {:?})",
         engine.session().name()
     ));
@@ -155,7 +153,7 @@ pub async fn run(
     mut engine: Engine,
     mut config: Config,
     mut interrupt: Interrupt,
-    notices: Notices,
+    output: &Output,
 ) -> anyhow::Result<Exit> {
     // Load the tokenizer while the user types its first line.
     engine.counter().warm();
@@ -165,13 +163,13 @@ pub async fn run(
     // model for a summary); its notice is printed above the prompt when the
     // terminal allows, otherwise once the line is in.
     engine.defer_compaction(true);
-    let mut printer = if std::io::stdout().is_terminal() {
+    let mut printer = if output.stdout_is_terminal() {
         editor.create_external_printer().ok()
     } else {
         None
     };
     let mut compaction_due = false;
-    print_resume(&engine, notices);
+    print_resume(&engine, output);
     loop {
         if let Some(signal) = interrupt.termination() {
             // SIGTERM or SIGHUP arrived during the last turn, now saved.
@@ -183,14 +181,13 @@ pub async fn run(
             (editor, line)
         });
         let (joined, late) = if std::mem::take(&mut compaction_due) {
-            read_while_compacting(readline, &mut engine, &mut printer, &mut interrupt, notices)
-                .await
+            read_while_compacting(readline, &mut engine, &mut printer, &mut interrupt, output).await
         } else {
             (readline.await, None)
         };
         let (back, line) = joined?;
         editor = back;
-        report_late(late, notices);
+        report_late(late, output);
         let line = match line {
             Ok(line) => line,
             Err(ReadlineError::Interrupted) => continue,
@@ -203,7 +200,7 @@ pub async fn run(
         let _ = editor.add_history_entry(line.as_str());
         save_history(&mut editor, &history);
         interrupt.reset();
-        match handle(&line, &mut engine, &mut config, &mut interrupt, notices).await {
+        match handle(&line, &mut engine, &mut config, &mut interrupt, output).await {
             Handled::Exit => return Ok(Exit::Success),
             Handled::Turn {
                 compaction_due: due,
@@ -222,7 +219,7 @@ async fn read_while_compacting<P: ExternalPrinter>(
     engine: &mut Engine,
     printer: &mut Option<P>,
     interrupt: &mut Interrupt,
-    notices: Notices,
+    output: &Output,
 ) -> (Result<ReadLine, tokio::task::JoinError>, Option<Late>) {
     let compaction = async {
         match engine.compact(false).await {
@@ -248,7 +245,7 @@ async fn read_while_compacting<P: ExternalPrinter>(
             let late = tokio::select! {
                 late = &mut compaction => late,
                 () = tokio::time::sleep(SLOW_SUMMARY_NOTICE) => {
-                    notices.info("finishing the summary of older turns (Ctrl-C postpones it)");
+                    output.info("finishing the summary of older turns (Ctrl-C postpones it)");
                     tokio::select! {
                         late = &mut compaction => late,
                         () = interrupt.wait() => Some(Late::Postponed),
@@ -261,11 +258,11 @@ async fn read_while_compacting<P: ExternalPrinter>(
 }
 
 /// Says what a compaction alongside the prompt could not print above it.
-fn report_late(late: Option<Late>, notices: Notices) {
+fn report_late(late: Option<Late>, output: &Output) {
     match late {
-        Some(Late::Report(report)) => notices.info(&report.to_string()),
-        Some(Late::Failed(e)) => notices.error(&format!("compaction failed: {e}")),
-        Some(Late::Postponed) => notices.info("compaction postponed to the next turn"),
+        Some(Late::Report(report)) => output.info(&report.to_string()),
+        Some(Late::Failed(e)) => output.error(&format!("compaction failed: {e}")),
+        Some(Late::Postponed) => output.info("compaction postponed to the next turn"),
         None => {}
     }
 }
@@ -278,12 +275,12 @@ async fn handle(
     engine: &mut Engine,
     config: &mut Config,
     interrupt: &mut Interrupt,
-    notices: Notices,
+    output: &Output,
 ) -> Handled {
     let is_command = commands::is_command(line.trim_start());
     // A spinner while a reply is awaited: for messages and `/retry`.
     let spinner = !is_command || line.trim_start().starts_with("/retry");
-    let mut stdout = render::ReplyOutput::stdout(spinner);
+    let mut stdout = output.reply_to_stdout(spinner);
     // The editor hands over a message with its continuation backslashes.
     let text = if is_command {
         line.to_string()
@@ -291,15 +288,15 @@ async fn handle(
         input::strip_continuations(line)
     };
     let handled =
-        frontend::handle_line(&text, engine, config, &mut stdout, interrupt, notices).await;
+        frontend::handle_line(&text, engine, config, &mut stdout, interrupt, output).await;
     match handled {
         Ok(Handled::Refused(reason)) | Err(TurnError::Refused(reason)) => {
-            notices.error(&reason);
+            output.error(&reason);
             Handled::Refused(reason)
         }
         Ok(handled) => handled,
         Err(e) => {
-            report_store_error(&e, engine, notices);
+            report_store_error(&e, engine, output);
             Handled::Done
         }
     }

@@ -13,8 +13,7 @@ use crate::exit::Exit;
 use crate::frontend::{self, Handled};
 use crate::input::Assembler;
 use crate::interrupt::Interrupt;
-use crate::render;
-use crate::render::Notices;
+use crate::render::Output;
 
 /// Runs every turn and command of `input`.
 pub async fn run(
@@ -22,11 +21,11 @@ pub async fn run(
     config: &Config,
     input: impl BufRead,
     interrupt: &mut Interrupt,
-    notices: Notices,
+    output: &Output,
 ) -> anyhow::Result<Exit> {
     let mut config = config.clone();
     let mut assembler = Assembler::default();
-    let mut stdout = render::ReplyOutput::stdout(false);
+    let mut stdout = output.reply_to_stdout(false);
     let mut lines = input.split(b'\n');
     let mut line_no = 0usize;
     loop {
@@ -37,7 +36,7 @@ pub async fn run(
             Some(line) => {
                 line_no += 1;
                 let Ok(line) = String::from_utf8(line?) else {
-                    notices.error(&format!(
+                    output.error(&format!(
                         "stdin line {line_no} is not UTF-8 text; stopping the script"
                     ));
                     return Ok(Exit::Usage);
@@ -58,7 +57,7 @@ pub async fn run(
             },
         };
         let handled =
-            frontend::handle_line(&text, engine, &mut config, &mut stdout, interrupt, notices)
+            frontend::handle_line(&text, engine, &mut config, &mut stdout, interrupt, output)
                 .await?;
         match handled {
             Handled::Done => {}
@@ -66,7 +65,7 @@ pub async fn run(
             Handled::Turn { exit, .. } if exit != Exit::Success => return Ok(exit),
             Handled::Turn { .. } => {}
             Handled::Refused(reason) => {
-                notices.error(&format!("line {line_no}: {reason}"));
+                output.error(&format!("line {line_no}: {reason}"));
                 return Ok(Exit::Usage);
             }
         }

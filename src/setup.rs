@@ -12,7 +12,7 @@ use crate::client::openai::OpenAiModel;
 use crate::config::{self, Backend, Config};
 use crate::manage;
 use crate::memory::Session;
-use crate::render::Notices;
+use crate::render::Output;
 use crate::tokens::TokenCounter;
 
 /// Past a file size limit (`ulimit -f`) the kernel sends SIGXFSZ, whose
@@ -37,13 +37,13 @@ pub fn survive_file_size_limit() {
 pub fn session_to_continue(
     flag_dir: Option<&Path>,
     file_dir: Option<&Path>,
-    notices: Notices,
+    output: &Output,
 ) -> anyhow::Result<Option<String>> {
     let dir = config::resolve_memory_dir(flag_dir, file_dir)?;
     let name = manage::most_recent(&dir)?;
     match &name {
-        Some(name) => notices.info(&format!("continuing session {name:?}")),
-        None => notices.info("no session to continue yet; starting the default one"),
+        Some(name) => output.info(&format!("continuing session {name:?}")),
+        None => output.info("no session to continue yet; starting the default one"),
     }
     Ok(name)
 }
@@ -63,26 +63,26 @@ pub fn model_for(config: &Config) -> anyhow::Result<(Box<dyn ChatModel>, TokenCo
 pub fn open_session(
     config: &Config,
     name: &str,
-    notices: Notices,
+    output: &Output,
 ) -> Result<Session, crate::memory::StoreError> {
     let mut session = Session::open(&config.memory_dir, name, config.lock_wait)?;
     for notice in session.take_notices() {
-        notices.warn(&notice);
+        output.warn(&notice);
     }
     if session.is_new() {
         let dir = std::path::absolute(&config.memory_dir).unwrap_or(config.memory_dir.clone());
-        notices.info(&format!("new session {name:?} in {}", dir.display()));
+        output.info(&format!("new session {name:?} in {}", dir.display()));
     }
     Ok(session)
 }
 
 /// Opens the configured session with the configured model, and applies the
 /// configured system prompt through the engine (so it meets the budget).
-pub fn open_engine(config: &Config, notices: Notices) -> anyhow::Result<Engine> {
-    let session = open_session(config, &config.session, notices)?;
+pub fn open_engine(config: &Config, output: &Output) -> anyhow::Result<Engine> {
+    let session = open_session(config, &config.session, output)?;
     let (model, counter) = model_for(config)?;
     let mut engine = Engine::new(session, model, counter, config.budget);
-    apply_system_prompt(&mut engine, config, notices)?;
+    apply_system_prompt(&mut engine, config, output)?;
     Ok(engine)
 }
 
@@ -93,11 +93,11 @@ pub fn switch_session(
     engine: &mut Engine,
     config: &Config,
     name: &str,
-    notices: Notices,
+    output: &Output,
 ) -> Result<(), crate::chat::TurnError> {
-    let session = open_session(config, name, notices)?;
+    let session = open_session(config, name, output)?;
     let previous = engine.replace_session(session);
-    if let Err(e) = apply_system_prompt(engine, config, notices) {
+    if let Err(e) = apply_system_prompt(engine, config, output) {
         engine.replace_session(previous);
         return Err(e);
     }
@@ -109,7 +109,7 @@ pub fn switch_session(
 fn apply_system_prompt(
     engine: &mut Engine,
     config: &Config,
-    notices: Notices,
+    output: &Output,
 ) -> Result<(), crate::chat::TurnError> {
     let Some(prompt) = config
         .system_prompt
@@ -126,7 +126,7 @@ fn apply_system_prompt(
             let replaced = current.is_some();
             engine.set_system(prompt)?;
             if replaced {
-                notices.info("system prompt replaced; the old one is in the archive");
+                output.info("system prompt replaced; the old one is in the archive");
             }
             Ok(())
         }
