@@ -17,9 +17,11 @@
 //! Token counts use the cheap byte bound first and the tokenizer only when
 //! the bound cannot settle the question (the pure rules are in `sizing.rs`).
 //! A count is stored with a record when it is appended, if the tokenizer is
-//! loaded or this turn will need it anyway; counts filled in later reach the
-//! log with its next rewrite (compaction, `/clear`, ...), never by a rewrite
-//! of their own: the active log is append-only between compactions.
+//! loaded or this turn will need it anyway. Records appended while the byte
+//! bound settled everything carry none; the first turn that must count them
+//! keeps their counts with one rewrite, after which every record is counted
+//! as it is appended: the log is rewritten once per such catch-up, never per
+//! turn.
 
 use std::io::Write;
 
@@ -131,6 +133,8 @@ pub struct Engine {
     /// Leave compaction to the caller after each reply (the REPL runs it
     /// while the user types the next line).
     defer_compaction: bool,
+    /// The tokenizer counted records the log holds without a count.
+    counted_old_records: bool,
 }
 
 impl Engine {
@@ -146,6 +150,7 @@ impl Engine {
             counter,
             budget,
             defer_compaction: false,
+            counted_old_records: false,
         }
     }
 
@@ -241,10 +246,10 @@ impl Engine {
         self.reply(out, interrupt).await
     }
 
-    /// The count to store with a new message: when the tokenizer is loaded,
-    /// or when this turn will load it anyway (the bound cannot settle the
-    /// request or the trigger). Otherwise none: the tokenizer stays off the
-    /// path of a turn the byte bound settles.
+    /// The count to store with a new record: when the tokenizer is loaded,
+    /// or when this turn will load it anyway (with the record, the bound
+    /// cannot settle the request or the trigger). Otherwise none: the
+    /// tokenizer stays off the path of a turn the byte bound settles.
     fn count_for_append(&self, text: &str) -> Option<TokenCache> {
         self.counter.cache_if_ready(text).or_else(|| {
             let bound = self.measure();
@@ -298,7 +303,21 @@ impl Engine {
                 }
             }
         }
+        self.keep_counts(report.compaction.is_some())?;
         Ok(report)
+    }
+
+    /// Records appended before the tokenizer was needed carry no count; once
+    /// it has counted them, the log keeps the counts so later runs need not
+    /// load it again. This happens once, when the history first outgrows
+    /// the byte bound (from then on every record is counted as it is
+    /// appended), and not at all when the turn compacted (that rewrite
+    /// carried the counts).
+    fn keep_counts(&mut self, rewritten: bool) -> Result<(), StoreError> {
+        if std::mem::take(&mut self.counted_old_records) && !rewritten {
+            self.session.persist_token_counts()?;
+        }
+        Ok(())
     }
 
     // Step 3: build the request.
@@ -428,7 +447,8 @@ impl Engine {
     // Step 5: append the reply.
 
     /// Saves the reply (partial ones marked), with the server's usage report
-    /// and, when the tokenizer is loaded, its count.
+    /// and its count when the tokenizer has one to give (see
+    /// [`Engine::count_for_append`]).
     fn append_reply(&mut self, report: &TurnReport) -> Result<(), StoreError> {
         let usage = report.usage.map(|u| UsageRecord {
             prompt_tokens: u.prompt_tokens,
@@ -440,7 +460,7 @@ impl Engine {
             Some(self.model.name()),
             report.interrupted,
             report.truncated.is_some(),
-            self.counter.cache_if_ready(&report.reply),
+            self.count_for_append(&report.reply),
             usage,
         )?;
         Ok(())
@@ -615,7 +635,7 @@ impl Engine {
     }
 
     /// Sizes of the history. With `exact`, uncached counts are computed and
-    /// kept in memory (the log gets them with its next rewrite).
+    /// kept (see [`Engine::keep_counts`]).
     fn sizes(&mut self, exact: bool) -> Sizes {
         if exact {
             self.fill_counts();
@@ -626,9 +646,11 @@ impl Engine {
     /// Counts every text that has no cached count yet.
     fn fill_counts(&mut self) {
         let counter = self.counter;
-        let fill = |text: &str, cache: &mut Option<TokenCache>| {
+        let mut filled = false;
+        let mut fill = |text: &str, cache: &mut Option<TokenCache>| {
             if counter.cached(cache.as_ref()).is_none() {
                 *cache = Some(counter.cache(text));
+                filled = true;
             }
         };
         for message in self.session.messages_mut() {
@@ -640,6 +662,7 @@ impl Engine {
         if let Some(system) = self.session.system_mut() {
             fill(&system.content, &mut system.tokens);
         }
+        self.counted_old_records |= filled;
     }
 
     /// Sizes good enough to compare with `threshold`: estimates when they

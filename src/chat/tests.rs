@@ -82,11 +82,11 @@ fn the_users_words_are_in_the_log_before_the_model_is_asked() {
 }
 
 #[test]
-fn a_turn_appends_to_the_log_and_never_rewrites_it() {
+fn counts_are_kept_once_then_turns_only_append() {
     let dir = tempfile::tempdir().unwrap();
     let mut session = open(&dir);
-    // An old message without a cached count, larger in bytes than `B`
-    // but far below `H` in tokens: the next request must count it.
+    // An old exchange without counts, larger in bytes than `B` but far below
+    // `H` in tokens: the next request must count it.
     session
         .append(Role::User, "word ".repeat(300), None, false, None)
         .unwrap();
@@ -94,23 +94,30 @@ fn a_turn_appends_to_the_log_and_never_rewrites_it() {
         .append(Role::Assistant, "ok".into(), None, false, None)
         .unwrap();
     let mut engine = engine(session);
-    let before = log(&engine);
     let report = send(&mut engine, "hello").unwrap();
     assert!(report.compaction.is_none());
-    let after = log(&engine);
+    // The counts made for the old records are kept, once.
+    let caught_up = log(&engine);
+    let lines: Vec<&str> = caught_up.lines().collect();
+    assert_eq!(lines.len(), 5, "header, old exchange, new exchange");
     assert!(
-        after.starts_with(&before),
-        "the log was rewritten:\n{before}\n---\n{after}"
+        lines[1..].iter().all(|l| l.contains("\"tokens\"")),
+        "{lines:?}"
     );
-    let added: Vec<&str> = after[before.len()..].lines().collect();
-    assert_eq!(added.len(), 2, "{added:?}");
-    // The turn counted anyway, so its records carry their counts.
-    assert!(
-        added.iter().all(|line| line.contains("\"tokens\"")),
-        "{added:?}"
-    );
-    // The old message's count is known in memory, for the next rewrite.
-    assert!(engine.session().messages()[0].tokens.is_some());
+    // From then on a turn only appends, its records counted as they come.
+    for text in ["again", "and again"] {
+        let before = log(&engine);
+        let report = send(&mut engine, text).unwrap();
+        assert!(report.compaction.is_none());
+        let after = log(&engine);
+        assert!(
+            after.starts_with(&before),
+            "the log was rewritten:\n{before}\n---\n{after}"
+        );
+        let added: Vec<&str> = after[before.len()..].lines().collect();
+        assert_eq!(added.len(), 2, "{added:?}");
+        assert!(added.iter().all(|l| l.contains("\"tokens\"")), "{added:?}");
+    }
 }
 
 #[test]

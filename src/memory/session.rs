@@ -450,6 +450,12 @@ impl Session {
         Ok(moved)
     }
 
+    /// Rewrites the active log so token counts computed since the records
+    /// were appended are kept (a one-off catch-up, not a per-turn step).
+    pub fn persist_token_counts(&mut self) -> Result<(), StoreError> {
+        self.rewrite(Vec::new())
+    }
+
     fn rewrite_or_restore(
         &mut self,
         archived: Vec<Record>,
