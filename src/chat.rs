@@ -17,11 +17,9 @@
 //! Token counts use the cheap byte bound first and the tokenizer only when
 //! the bound cannot settle the question (the pure rules are in `sizing.rs`).
 //! A count is stored with a record when it is appended, if the tokenizer is
-//! loaded or this turn will need it anyway. Records appended while the byte
-//! bound settled everything carry none; the first turn that must count them
-//! keeps their counts with one rewrite, after which every record is counted
-//! as it is appended: the log is rewritten once per such catch-up, never per
-//! turn.
+//! loaded by then (loading it first would delay the record on disk). Counts
+//! made later are written with a rewrite at the end of the turn, unless a
+//! compaction rewrote the log anyway (see [`Engine::keep_counts`]).
 
 use std::io::Write;
 
@@ -134,7 +132,7 @@ pub struct Engine {
     /// while the user types the next line).
     defer_compaction: bool,
     /// The tokenizer counted records the log holds without a count.
-    counted_old_records: bool,
+    counts_to_keep: bool,
 }
 
 impl Engine {
@@ -150,7 +148,7 @@ impl Engine {
             counter,
             budget,
             defer_compaction: false,
-            counted_old_records: false,
+            counts_to_keep: false,
         }
     }
 
@@ -234,28 +232,17 @@ impl Engine {
         out: &mut dyn Write,
         interrupt: &mut Interrupt,
     ) -> Result<TurnReport, TurnError> {
-        let cache = match self.check_fits_alone(input)? {
-            Some(cache) => Some(cache),
-            None => self.count_for_append(input),
-        };
+        // The count goes with the record if the tokenizer has it at hand;
+        // loading the tokenizer here would delay the user's words on disk.
+        let cache = self
+            .check_fits_alone(input)?
+            .or_else(|| self.counter.cache_if_ready(input));
         // SIGTERM/SIGHUP from here on stop the turn like Ctrl-C and wait for
         // what was received to be saved.
         let _saving = interrupt.hold();
         self.session
             .append(Role::User, input.to_string(), None, false, cache)?;
         self.reply(out, interrupt).await
-    }
-
-    /// The count to store with a new record: when the tokenizer is loaded,
-    /// or when this turn will load it anyway (with the record, the bound
-    /// cannot settle the request or the trigger). Otherwise none: the
-    /// tokenizer stays off the path of a turn the byte bound settles.
-    fn count_for_append(&self, text: &str) -> Option<TokenCache> {
-        self.counter.cache_if_ready(text).or_else(|| {
-            let bound = self.measure();
-            sizing::turn_will_count(&bound, upper_bound(text), &self.counter, &self.budget)
-                .then(|| self.counter.cache(text))
-        })
     }
 
     /// Streams a reply to the history as it stands (used by `send` and `/retry`).
@@ -307,14 +294,13 @@ impl Engine {
         Ok(report)
     }
 
-    /// Records appended before the tokenizer was needed carry no count; once
+    /// Records appended before the tokenizer was loaded carry no count; once
     /// it has counted them, the log keeps the counts so later runs need not
-    /// load it again. This happens once, when the history first outgrows
-    /// the byte bound (from then on every record is counted as it is
-    /// appended), and not at all when the turn compacted (that rewrite
-    /// carried the counts).
+    /// load it again to size the history (without them, a run near the
+    /// trigger spends its start loading the tokenizer). A compaction's
+    /// rewrite carries them anyway.
     fn keep_counts(&mut self, rewritten: bool) -> Result<(), StoreError> {
-        if std::mem::take(&mut self.counted_old_records) && !rewritten {
+        if std::mem::take(&mut self.counts_to_keep) && !rewritten {
             self.session.persist_token_counts()?;
         }
         Ok(())
@@ -447,8 +433,8 @@ impl Engine {
     // Step 5: append the reply.
 
     /// Saves the reply (partial ones marked), with the server's usage report
-    /// and its count when the tokenizer has one to give (see
-    /// [`Engine::count_for_append`]).
+    /// and its count when the tokenizer is loaded (it is whenever this turn
+    /// needed exact counts).
     fn append_reply(&mut self, report: &TurnReport) -> Result<(), StoreError> {
         let usage = report.usage.map(|u| UsageRecord {
             prompt_tokens: u.prompt_tokens,
@@ -460,7 +446,7 @@ impl Engine {
             Some(self.model.name()),
             report.interrupted,
             report.truncated.is_some(),
-            self.count_for_append(&report.reply),
+            self.counter.cache_if_ready(&report.reply),
             usage,
         )?;
         Ok(())
@@ -662,7 +648,7 @@ impl Engine {
         if let Some(system) = self.session.system_mut() {
             fill(&system.content, &mut system.tokens);
         }
-        self.counted_old_records |= filled;
+        self.counts_to_keep |= filled;
     }
 
     /// Sizes good enough to compare with `threshold`: estimates when they

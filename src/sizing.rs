@@ -142,23 +142,6 @@ pub fn trigger_check(bound: &Sizes, budget: &Budget) -> TriggerCheck {
     TriggerCheck::Count
 }
 
-/// Whether a new message of `bytes` bytes will make this turn count exactly
-/// (the request or the trigger check cannot be settled by the bound): then
-/// counting the message before it is appended costs nothing extra, and its
-/// count is stored with it.
-pub fn turn_will_count(
-    bound: &Sizes,
-    message_bound: u32,
-    counter: &TokenCounter,
-    budget: &Budget,
-) -> bool {
-    let mut with = bound.clone();
-    with.messages.push(counter.message_cost(message_bound));
-    with.roles.push(Role::User);
-    with.uncached_bytes += u64::from(message_bound);
-    with.total() > u64::from(budget.cap) || trigger_check(&with, budget) == TriggerCheck::Count
-}
-
 /// How a message alone measures against `B` with the system prompt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FitsAlone {
@@ -271,7 +254,6 @@ mod tests {
 
     #[test]
     fn the_bound_settles_the_trigger_far_below_it_and_counts_near_it() {
-        let c = counter();
         let b = budget(8192);
         let small = Sizes {
             fixed: 3,
@@ -296,8 +278,6 @@ mod tests {
         // The same, all counted exactly: the typical estimate does not apply.
         near.uncached_bytes = 0;
         assert_eq!(trigger_check(&near, &b), TriggerCheck::Count);
-        assert!(turn_will_count(&near, 1, &c, &b));
-        assert!(!turn_will_count(&small, 5, &c, &b));
     }
 
     #[test]

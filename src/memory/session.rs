@@ -450,8 +450,7 @@ impl Session {
         Ok(moved)
     }
 
-    /// Rewrites the active log so token counts computed since the records
-    /// were appended are kept (a one-off catch-up, not a per-turn step).
+    /// Rewrites the active log so cached token counts are persisted.
     pub fn persist_token_counts(&mut self) -> Result<(), StoreError> {
         self.rewrite(Vec::new())
     }
