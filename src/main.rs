@@ -7,10 +7,11 @@ use std::process::ExitCode;
 
 use clap::parser::ValueSource;
 use memchat::cli::{self, Cli};
+use memchat::config::{self, Config};
 use memchat::exit::{self, Exit};
 use memchat::interrupt::Interrupt;
 use memchat::render::Output;
-use memchat::{config, manage, oneshot, repl, script, setup, visible};
+use memchat::{manage, oneshot, repl, script, setup, visible};
 
 fn main() -> ExitCode {
     let (cli, matches) = match cli::parse() {
@@ -60,16 +61,7 @@ async fn run(cli: Cli, flag_source: config::FlagSource<'_>) -> anyhow::Result<Ex
     let file = config::load_file(file_path.as_deref())?;
     let output = &Output::for_process(config::color_mode(cli.chat.color, &file)?);
     if let Some(command) = &cli.command {
-        // What a session holds came from outside (the model): on a terminal
-        // its control characters are shown, not executed; a pipe gets the bytes.
-        let terminal = output.stdout_is_terminal();
-        let mut out = visible::Writer::new(std::io::stdout().lock(), terminal);
-        match config::management(command, &cli.chat, &file)? {
-            Some(management) => manage::run(management, &mut out)?,
-            None => cli::write_generated(command, &mut out)?,
-        }
-        out.finish()?;
-        return Ok(Exit::Success);
+        return manage_command(command, &cli, &file, output);
     }
     let mut args = cli.chat.clone();
     if args.continue_last
@@ -91,10 +83,40 @@ async fn run(cli: Cli, flag_source: config::FlagSource<'_>) -> anyhow::Result<Ex
     for notice in &config.notices {
         output.info(notice);
     }
+    chat(config, &cli.prompt, args.new, output).await
+}
+
+/// A management command (`memchat sessions`, `show`, ..., `completions`).
+fn manage_command(
+    command: &cli::Command,
+    cli: &Cli,
+    file: &config::FileConfig,
+    output: &Output,
+) -> anyhow::Result<Exit> {
+    // What a session holds came from outside (the model): on a terminal its
+    // control characters are shown, not executed; a pipe gets the bytes.
+    let terminal = output.stdout_is_terminal();
+    let mut out = visible::Writer::new(std::io::stdout().lock(), terminal);
+    match config::management(command, &cli.chat, file)? {
+        Some(management) => manage::run(management, &mut out)?,
+        None => cli::write_generated(command, &mut out)?,
+    }
+    out.finish()?;
+    Ok(Exit::Success)
+}
+
+/// A chat mode: one-shot with a prompt, the REPL on a terminal, else a
+/// script from stdin. `new` starts the session afresh first.
+async fn chat(
+    config: Config,
+    words: &[String],
+    new: bool,
+    output: &Output,
+) -> anyhow::Result<Exit> {
     let stdin_is_terminal = std::io::stdin().is_terminal();
-    let prompt = oneshot::prompt(&cli.prompt, stdin_is_terminal)?;
+    let prompt = oneshot::prompt(words, stdin_is_terminal)?;
     let mut engine = setup::open_engine(&config, output)?;
-    if args.new {
+    if new {
         let moved = engine.clear()?;
         if moved > 0 {
             output.info(&format!(
