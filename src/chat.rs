@@ -18,8 +18,8 @@
 //! the bound cannot settle the question (the pure rules are in `sizing.rs`).
 //! A count is stored with a record when it is appended, if the tokenizer is
 //! loaded by then (loading it first would delay the record on disk). Counts
-//! made later are written with a rewrite at the end of the turn, unless a
-//! compaction rewrote the log anyway (see [`Engine::keep_counts`]).
+//! made later are written with a rewrite at the end of the turn, unless
+//! another rewrite carried them (see [`Engine::keep_counts`]).
 
 use std::io::Write;
 
@@ -290,17 +290,18 @@ impl Engine {
                 }
             }
         }
-        self.keep_counts(report.compaction.is_some())?;
+        self.keep_counts()?;
         Ok(report)
     }
 
     /// Records appended before the tokenizer was loaded carry no count; once
     /// it has counted them, the log keeps the counts so later runs need not
     /// load it again to size the history (without them, a run near the
-    /// trigger spends its start loading the tokenizer). A compaction's
-    /// rewrite carries them anyway.
-    fn keep_counts(&mut self, rewritten: bool) -> Result<(), StoreError> {
-        if std::mem::take(&mut self.counts_to_keep) && !rewritten {
+    /// trigger spends its start loading the tokenizer). Any rewrite of the
+    /// log carries them (a compaction, `/clear`, `/undo`, `/retry`, a new
+    /// system prompt), and then none is needed here.
+    fn keep_counts(&mut self) -> Result<(), StoreError> {
+        if std::mem::take(&mut self.counts_to_keep) {
             self.session.persist_token_counts()?;
         }
         Ok(())
@@ -501,6 +502,7 @@ impl Engine {
             outcome.method.as_str(),
             Some(cache),
         )?;
+        self.counts_to_keep = false;
         let after = self.sizes(true).total();
         Ok(Some(CompactionReport {
             evicted_messages: plan.messages,
@@ -561,22 +563,31 @@ impl Engine {
             }
             cache = Some(exact);
         }
+        let replaced = self.session.system().is_some();
         self.session
             .append(Role::System, prompt.to_string(), None, false, cache)?;
+        // Replacing a prompt rewrites the log, counts included.
+        self.counts_to_keep &= !replaced;
         Ok(())
     }
 
     /// Moves every message and the summary to the archive (`/clear`,
     /// `--new`); the system prompt stays. Returns how many records moved.
     pub fn clear(&mut self) -> Result<usize, TurnError> {
-        Ok(self.session.clear()?)
+        let moved = self.session.clear()?;
+        self.counts_to_keep &= moved == 0;
+        Ok(moved)
     }
 
     /// Moves the last exchange (the newest user message and what followed)
     /// to the archive (`/undo`). Returns how many messages moved.
     pub fn undo(&mut self) -> Result<usize, TurnError> {
         match self.last_user_index() {
-            Some(i) => Ok(self.session.archive_tail(i)?),
+            Some(i) => {
+                let moved = self.session.archive_tail(i)?;
+                self.counts_to_keep &= moved == 0;
+                Ok(moved)
+            }
             None => Ok(0),
         }
     }
@@ -592,7 +603,9 @@ impl Engine {
         let Some(user) = self.last_user_index() else {
             return Ok(None);
         };
-        self.session.archive_tail(user + 1)?;
+        if self.session.archive_tail(user + 1)? > 0 {
+            self.counts_to_keep = false;
+        }
         self.reply(out, interrupt).await.map(Some)
     }
 
