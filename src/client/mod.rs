@@ -5,8 +5,11 @@
 //! Two implementations: `openai::OpenAiModel` (any OpenAI-compatible server,
 //! through async-openai) and `mock::MockModel` (offline, deterministic).
 
+mod body_cap;
 pub mod mock;
 pub mod openai;
+
+pub use body_cap::{MAX_LINE_BYTES, MAX_RESPONSE_BYTES};
 
 use futures::future::BoxFuture;
 use futures::stream::BoxStream;

@@ -25,6 +25,7 @@ use futures::StreamExt;
 use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 
+use super::body_cap::{self, Overflow};
 use super::{ChatMessage, ChatModel, ChatRequest, ClientError, ReplyStream, StreamEvent, Usage};
 
 /// The public OpenAI endpoint, used when no base URL is configured.
@@ -65,6 +66,7 @@ pub struct OpenAiModel {
     client: Client<OpenAIConfig>,
     settings: OpenAiSettings,
     attempts: Arc<AtomicU32>,
+    overflow: Overflow,
 }
 
 impl OpenAiModel {
@@ -90,12 +92,14 @@ impl OpenAiModel {
                 message: format!("cannot set up HTTP: {e}"),
             })?;
         let attempts = Arc::new(AtomicU32::new(0));
+        let overflow = Overflow::default();
         let service = RetryService {
             http,
             max_retries: settings.max_retries,
             base: settings.retry_base,
             cap: settings.retry_cap,
             attempts: attempts.clone(),
+            overflow: overflow.clone(),
         };
         let mut config = OpenAIConfig::new().with_api_base(settings.base_url.trim_end_matches('/'));
         config = config.with_api_key(settings.api_key.clone().unwrap_or_default());
@@ -104,6 +108,7 @@ impl OpenAiModel {
             client,
             settings,
             attempts,
+            overflow,
         })
     }
 
@@ -125,6 +130,9 @@ impl OpenAiModel {
     }
 
     fn map_error(&self, error: OpenAIError) -> ClientError {
+        if let Some(error) = self.overflow.error() {
+            return error;
+        }
         let attempts = self.attempts.load(Ordering::Relaxed).max(1);
         map_error(
             error,
@@ -137,6 +145,7 @@ impl OpenAiModel {
 
     async fn start(&self, request: ChatRequest) -> Result<ReplyStream, ClientError> {
         self.attempts.store(0, Ordering::Relaxed);
+        self.overflow.clear();
         if self.settings.stream {
             let wire = self.wire_request(&request, true);
             let stream = self
@@ -148,6 +157,7 @@ impl OpenAiModel {
             let url = self.settings.base_url.clone();
             let idle = self.settings.idle_timeout;
             let key = self.settings.api_key.clone();
+            let overflow = self.overflow.clone();
             let events = stream.flat_map(move |item| {
                 let events: Vec<Result<StreamEvent, ClientError>> = match item {
                     Ok(chunk) => chunk.into_events().into_iter().map(Ok).collect(),
@@ -157,7 +167,9 @@ impl OpenAiModel {
                             clip(&content, 120)
                         )))]
                     }
-                    Err(e) => vec![Err(map_error(e, &url, 1, idle).scrub(key.as_deref()))],
+                    Err(e) => vec![Err(overflow
+                        .error()
+                        .unwrap_or_else(|| map_error(e, &url, 1, idle).scrub(key.as_deref())))],
                 };
                 futures::stream::iter(events)
             });
@@ -308,6 +320,8 @@ struct RetryService {
     base: Duration,
     cap: Duration,
     attempts: Arc<AtomicU32>,
+    /// Set when a response body passed [`body_cap::MAX_RESPONSE_BYTES`].
+    overflow: Overflow,
 }
 
 impl tower::Service<HttpRequestFactory> for RetryService {
@@ -351,7 +365,16 @@ impl tower::Service<HttpRequestFactory> for RetryService {
                         tokio::time::sleep(wait.min(this.cap)).await;
                         retry += 1;
                     }
-                    None => return outcome.map_err(OpenAIError::Reqwest),
+                    None => {
+                        let response = outcome.map_err(OpenAIError::Reqwest)?;
+                        return body_cap::capped(
+                            response,
+                            body_cap::MAX_RESPONSE_BYTES,
+                            body_cap::MAX_LINE_BYTES,
+                            this.overflow.clone(),
+                        )
+                        .map_err(|e| OpenAIError::InvalidArgument(e.to_string()));
+                    }
                 }
             }
         })

@@ -475,3 +475,91 @@ fn sigterm_between_turns_ends_memchat_at_once() {
         "the finished turn is kept"
     );
 }
+
+/// A server that answers every request with `start`, then `block` again and
+/// again until the client hangs up.
+fn endless_server(start: &'static str, block: String) -> String {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/v1", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(stream) = stream else { continue };
+            let block = block.clone();
+            std::thread::spawn(move || {
+                // Read the request (head, then its body) before answering.
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut length = 0usize;
+                let mut line = String::new();
+                while reader.read_line(&mut line).unwrap_or(0) > 0 && line != "\r\n" {
+                    if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                        length = v.trim().parse().unwrap_or(0);
+                    }
+                    line.clear();
+                }
+                let _ = reader.read_exact(&mut vec![0u8; length]);
+                let mut out = stream;
+                let _ = out.write_all(
+                    b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n\r\n",
+                );
+                let _ = out.write_all(start.as_bytes());
+                while out.write_all(block.as_bytes()).is_ok() {}
+            });
+        }
+    });
+    url
+}
+
+/// memchat against `url`, under a 1 GiB address-space limit and a CPU-time
+/// limit: a memchat that kept a response growing would die, not hang.
+fn run_limited(sandbox: &Sandbox, url: &str) -> std::process::Output {
+    let template = sandbox.command(&[]);
+    let mut command = std::process::Command::new("sh");
+    command
+        .args([
+            "-c",
+            "ulimit -v 1048576; ulimit -t 120; exec \"$0\" \"$@\"",
+            env!("CARGO_BIN_EXE_memchat"),
+            "--base-url",
+            url,
+            "--retries",
+            "0",
+            "hi",
+        ])
+        .env_clear()
+        .current_dir(sandbox.dir.path())
+        .env("OPENAI_API_KEY", KEY);
+    for (key, value) in template.get_envs() {
+        if let Some(value) = value {
+            command.env(key, value);
+        }
+    }
+    command.output().unwrap()
+}
+
+#[test]
+fn a_response_without_end_is_stopped_at_the_response_byte_caps() {
+    // One SSE event that never ends (the parser would hold and rescan it),
+    // and endless events that carry no text (the reply cap never sees them).
+    let one_event = endless_server(
+        "data: {\"choices\":[{\"delta\":{\"content\":\"",
+        "a".repeat(64 * 1024),
+    );
+    let empty_events = endless_server("", "data: {\"choices\":[{\"delta\":{}}]}\n\n".repeat(1024));
+    for url in [one_event, empty_events] {
+        let sandbox = Sandbox::new();
+        let out = run_limited(&sandbox, &url);
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        assert!(
+            stderr.contains(&format!(
+                "more than memchat reads for one reply (a line of {} MiB or {} MiB in all)",
+                memchat::client::MAX_LINE_BYTES / (1024 * 1024),
+                memchat::client::MAX_RESPONSE_BYTES / (1024 * 1024)
+            )),
+            "{stderr}"
+        );
+        let records = messages(&sandbox);
+        assert_eq!(records.len(), 1, "the question is kept: {records:?}");
+    }
+}
