@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use memchat::reply_cap::{MAX_REPLY_BYTES, REPLY_CAP_FACTOR};
 
-use crate::support::{Capture, FakeServer, Reply, Sandbox, text, text_chunk};
+use crate::support::{
+    Capture, FakeServer, Reply, Sandbox, editing, editing_on, pty, send_signal, text, text_chunk,
+};
 
 const KEY: &str = "sk-io-test-5d8f2a9c7b1e4f60";
 
@@ -31,22 +33,6 @@ fn messages(sandbox: &Sandbox) -> Vec<serde_json::Value> {
         .into_iter()
         .filter(|r| r["type"] == "message")
         .collect()
-}
-
-/// memchat in a pseudo-terminal, in the sandbox's clean environment.
-fn spawn_pty(
-    sandbox: &Sandbox,
-    args: &[&str],
-    adjust: impl FnOnce(&mut std::process::Command),
-) -> rexpect::session::PtySession {
-    let mut command = sandbox.command(args);
-    command
-        .stdin(std::process::Stdio::inherit())
-        .stdout(std::process::Stdio::inherit())
-        .stderr(std::process::Stdio::inherit())
-        .env("TERM", "xterm");
-    adjust(&mut command);
-    rexpect::session::spawn_command(command, Some(15_000)).unwrap()
 }
 
 // ---- 7. a bound on a reply ------------------------------------------------
@@ -182,7 +168,7 @@ fn escape_sequences_in_a_reply_are_shown_on_a_terminal_and_kept_in_a_pipe() {
     let sandbox = Sandbox::new();
     // On a terminal, plain (NO_COLOR) and rendered as Markdown.
     for color in [false, true] {
-        let mut p = spawn_pty(&sandbox, &["--base-url", &server.url, "hi"], |c| {
+        let mut p = pty(&sandbox, &["--base-url", &server.url, "hi"], |c| {
             c.env("OPENAI_API_KEY", KEY);
             if color {
                 c.env_remove("NO_COLOR");
@@ -204,25 +190,11 @@ fn escape_sequences_in_a_reply_are_shown_on_a_terminal_and_kept_in_a_pipe() {
     let piped = sandbox.run(&["show", "default"], &[], None);
     assert!(text(&piped.stdout).contains(HOSTILE.trim_end()));
     // `show` on a terminal neutralises what it replays.
-    let mut p = spawn_pty(&sandbox, &["show", "default"], |_| {});
+    let mut p = pty(&sandbox, &["show", "default"], |_| {});
     assert_neutralised(&p.exp_eof().unwrap());
 }
 
 // ---- 9. store errors inside the REPL --------------------------------------
-
-/// Waits until the line editor reads keys in raw mode with its prompt drawn
-/// (rustyline switches bracketed paste on as it enters raw mode).
-fn editing(p: &mut rexpect::session::PtySession) {
-    p.exp_string("\x1b[?2004h").unwrap();
-    p.exp_string("%> ").unwrap();
-}
-
-/// [`editing`], with the prompt naming `session`.
-fn editing_on(p: &mut rexpect::session::PtySession, session: &str) {
-    p.exp_string("\x1b[?2004h").unwrap();
-    p.exp_string(&format!("{session} ")).unwrap();
-    p.exp_string("%> ").unwrap();
-}
 
 fn user_messages(sandbox: &Sandbox, file: &str) -> Vec<String> {
     sandbox
@@ -237,7 +209,7 @@ fn user_messages(sandbox: &Sandbox, file: &str) -> Vec<String> {
 fn the_repl_reports_a_locked_or_corrupt_session_and_stays_where_it_was() {
     let sandbox = Sandbox::new();
     // Another memchat holds session "busy".
-    let mut holder = spawn_pty(&sandbox, &["--mock", "-s", "busy"], |_| {});
+    let mut holder = pty(&sandbox, &["--mock", "-s", "busy"], |_| {});
     editing(&mut holder);
     // Session "bad" has a damaged line in the middle.
     std::fs::write(
@@ -248,7 +220,7 @@ fn the_repl_reports_a_locked_or_corrupt_session_and_stays_where_it_was() {
     )
     .unwrap();
 
-    let mut p = spawn_pty(&sandbox, &["--mock"], |_| {});
+    let mut p = pty(&sandbox, &["--mock"], |_| {});
     editing(&mut p);
     p.send_line("/session busy").unwrap();
     p.exp_string("in use by another memchat process").unwrap();
@@ -314,7 +286,7 @@ fn the_repl_reports_a_full_disk_and_stays_at_its_prompt() {
 #[test]
 fn lines_pasted_without_bracketed_paste_are_each_sent() {
     let sandbox = Sandbox::new();
-    let mut p = spawn_pty(&sandbox, &["--mock"], |_| {});
+    let mut p = pty(&sandbox, &["--mock"], |_| {});
     editing(&mut p);
     // Three lines in one write, as a terminal without bracketed paste sends
     // a pasted text.
@@ -335,7 +307,7 @@ fn lines_pasted_without_bracketed_paste_are_each_sent() {
 #[test]
 fn lines_typed_while_a_reply_streams_are_each_sent() {
     let sandbox = Sandbox::new();
-    let mut p = spawn_pty(&sandbox, &["--mock", "--mock-delay-ms", "100"], |_| {});
+    let mut p = pty(&sandbox, &["--mock", "--mock-delay-ms", "100"], |_| {});
     editing(&mut p);
     p.send_line("first").unwrap();
     // The reply streams for over a second: type two lines meanwhile.
@@ -355,15 +327,6 @@ fn lines_typed_while_a_reply_streams_are_each_sent() {
 }
 
 // ---- 8. SIGTERM and SIGHUP ------------------------------------------------
-
-/// Sends a signal the way `kill` does (the tests have no libc binding).
-fn send_signal(pid: u32, signal: &str) {
-    let status = std::process::Command::new("kill")
-        .args([format!("-{signal}"), pid.to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-}
 
 #[test]
 fn sigterm_or_sighup_during_a_reply_saves_it_marked_interrupted_then_exits() {
@@ -416,7 +379,7 @@ fn sigterm_or_sighup_during_a_reply_saves_it_marked_interrupted_then_exits() {
 #[test]
 fn sighup_during_a_repl_reply_saves_it_and_exits_129() {
     let sandbox = Sandbox::new();
-    let mut p = spawn_pty(&sandbox, &["--mock", "--mock-delay-ms", "150"], |_| {});
+    let mut p = pty(&sandbox, &["--mock", "--mock-delay-ms", "150"], |_| {});
     editing(&mut p);
     p.send_line("please write a long answer").unwrap();
     p.exp_string("[mock]").unwrap();
@@ -443,7 +406,7 @@ fn sighup_during_a_repl_reply_saves_it_and_exits_129() {
 fn sigterm_between_turns_ends_memchat_at_once() {
     // At the REPL prompt.
     let sandbox = Sandbox::new();
-    let mut p = spawn_pty(&sandbox, &["--mock"], |_| {});
+    let mut p = pty(&sandbox, &["--mock"], |_| {});
     editing(&mut p);
     p.process_mut()
         .signal(rexpect::process::Signal::SIGTERM)
