@@ -238,8 +238,10 @@ pub enum FormatArg {
 /// Management commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// List sessions, most recently used first.
-    #[command(visible_alias = "ls")]
+    /// List sessions, most recently used first (`ls` works too).
+    // Not a visible alias: completion would offer `ls` in place of
+    // `sessions` (one candidate per command).
+    #[command(alias = "ls")]
     Sessions,
     /// Show a session's transcript.
     Show {
@@ -295,7 +297,12 @@ pub enum Command {
         /// The session to repair.
         name: String,
     },
-    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
+    /// that completes commands, options and session names.
+    ///
+    /// The script asks memchat at each Tab, so load it when the shell starts:
+    /// `source <(memchat completions bash)` in ~/.bashrc, the same with zsh
+    /// in ~/.zshrc, `memchat completions fish | source` in config.fish.
     Completions {
         /// The shell.
         shell: clap_complete::Shell,
@@ -304,15 +311,11 @@ pub enum Command {
     Man,
 }
 
-/// Writes what the command line describes about itself: a completion
-/// script or the man page. Other commands write nothing (they are run by
-/// `manage.rs`, after `config.rs` made them plain data).
+/// Writes what the command line describes about itself: the man page.
+/// Other commands write nothing (they are run by `manage.rs`, after
+/// `config.rs` made them plain data; completion scripts by `complete.rs`).
 pub fn write_generated(command: &Command, out: &mut dyn std::io::Write) -> std::io::Result<()> {
     match command {
-        Command::Completions { shell } => {
-            clap_complete::generate(*shell, &mut self::command(), "memchat", out);
-            Ok(())
-        }
         Command::Man => clap_mangen::Man::new(self::command()).render(out),
         _ => Ok(()),
     }

@@ -34,6 +34,7 @@
 //! | 5 | [`cli`] | clap definitions; their doc comments are the help |
 //! | 5 | [`config`] | clap to plain data: the [`config::Config`] (flags > env > file > defaults), management commands |
 //! | 6 | [`chat`] | the turn engine, the only way into a session |
+//! | 6 | [`complete`] | shell completion: the scripts, and session names at Tab |
 //! | 6 | [`manage`] | session management: list, show, export, import, delete, rename, repair |
 //! | 7 | [`exit`] | exit statuses, and every error mapped to one by its kind |
 //! | 7 | [`setup`] | a `Config` made live: model client, opened session, engine |
@@ -57,6 +58,7 @@ pub mod chat;
 pub mod cli;
 pub mod client;
 pub mod commands;
+pub mod complete;
 pub mod config;
 pub mod exit;
 pub mod frontend;

@@ -6,14 +6,16 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::parser::ValueSource;
-use memchat::cli::{self, Cli};
+use memchat::cli::{self, Cli, Command};
 use memchat::config::{self, Config};
 use memchat::exit::{self, Exit};
 use memchat::interrupt::Interrupt;
 use memchat::render::Output;
-use memchat::{manage, oneshot, repl, script, setup, visible};
+use memchat::{complete, manage, oneshot, repl, script, setup, visible};
 
 fn main() -> ExitCode {
+    // A Tab in the shell runs memchat to ask for completions: answer, exit.
+    complete::answer_if_asked();
     let (cli, matches) = match cli::parse() {
         Ok(parsed) => parsed,
         Err(e) => {
@@ -88,7 +90,7 @@ async fn run(cli: Cli, flag_source: config::FlagSource<'_>) -> anyhow::Result<Ex
 
 /// A management command (`memchat sessions`, `show`, ..., `completions`).
 fn manage_command(
-    command: &cli::Command,
+    command: &Command,
     cli: &Cli,
     file: &config::FileConfig,
     output: &Output,
@@ -99,7 +101,10 @@ fn manage_command(
     let mut out = visible::Writer::new(std::io::stdout().lock(), terminal);
     match config::management(command, &cli.chat, file)? {
         Some(management) => manage::run(management, &mut out)?,
-        None => cli::write_generated(command, &mut out)?,
+        None => match command {
+            Command::Completions { shell } => complete::write_script(*shell, &mut out)?,
+            _ => cli::write_generated(command, &mut out)?,
+        },
     }
     out.finish()?;
     Ok(Exit::Success)

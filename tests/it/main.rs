@@ -15,6 +15,7 @@ mod support;
 mod budget_invariants;
 mod colour;
 mod command_line;
+mod completions;
 mod crash;
 mod exit_codes;
 mod faults;
