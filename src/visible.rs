@@ -109,10 +109,6 @@ impl<W: Write> Writer<W> {
         self.inner.write_all(out.as_bytes())?;
         self.inner.flush()
     }
-
-    pub fn get_mut(&mut self) -> &mut W {
-        &mut self.inner
-    }
 }
 
 impl<W: Write> Write for Writer<W> {
