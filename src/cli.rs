@@ -114,7 +114,11 @@ pub fn parse() -> Result<(Cli, clap::ArgMatches), clap::Error> {
     // after options or prompt words is never taken for a command.
     args_conflicts_with_subcommands = true,
     // `memchat help me with X` is a prompt, not a request for help.
-    disable_help_subcommand = true
+    disable_help_subcommand = true,
+    after_help = "Environment: OPENAI_API_KEY is the API key (needed for api.openai.com); \
+        OPENAI_BASE_URL and the MEMCHAT_* variables shown above stand in for their options.\n\
+        Config file: ~/.config/memchat/config.toml (the user's config directory), or the file \
+        MEMCHAT_CONFIG names; --print-config shows what was read. `memchat man` prints the manual."
 )]
 pub struct Cli {
     #[command(flatten)]
@@ -309,16 +313,6 @@ pub enum Command {
     },
     /// Print the man page (roff).
     Man,
-}
-
-/// Writes what the command line describes about itself: the man page.
-/// Other commands write nothing (they are run by `manage.rs`, after
-/// `config.rs` made them plain data; completion scripts by `complete.rs`).
-pub fn write_generated(command: &Command, out: &mut dyn std::io::Write) -> std::io::Result<()> {
-    match command {
-        Command::Man => clap_mangen::Man::new(self::command()).render(out),
-        _ => Ok(()),
-    }
 }
 
 #[cfg(test)]

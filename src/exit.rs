@@ -38,6 +38,32 @@ impl From<Termination> for Exit {
 }
 
 impl Exit {
+    /// Every status, in the order the man page lists them.
+    pub const ALL: [Exit; 7] = [
+        Exit::Success,
+        Exit::ModelFailed,
+        Exit::Usage,
+        Exit::Store,
+        Exit::Hangup,
+        Exit::Interrupted,
+        Exit::Terminated,
+    ];
+
+    /// What the status means, in the man page's words.
+    pub fn meaning(self) -> &'static str {
+        match self {
+            Exit::Success => "Success.",
+            Exit::ModelFailed => {
+                "The model or the network failed (after retries), or output could not be written."
+            }
+            Exit::Usage => "A usage or configuration error; nothing was sent or stored.",
+            Exit::Store => "The memory store failed: corrupt, locked or unwritable.",
+            Exit::Hangup => "SIGHUP (the terminal closed); a partial reply was saved.",
+            Exit::Interrupted => "Interrupted by Ctrl-C; a partial reply was saved.",
+            Exit::Terminated => "SIGTERM; a partial reply was saved.",
+        }
+    }
+
     /// The status as the process reports it.
     pub fn code(self) -> u8 {
         self as u8

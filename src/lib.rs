@@ -41,6 +41,7 @@
 //! | 7 | [`commands`] | the `/command` table, parser and handlers |
 //! | 8 | [`frontend`] | handling one line and reporting a turn, shared by REPL and script |
 //! | 8 | [`oneshot`], [`repl`], [`script`] | the three chat modes |
+//! | 8 | [`manpage`] | the man page: clap's sections and the tables clap cannot know |
 //!
 //! # The path of one turn
 //!
@@ -66,6 +67,7 @@ pub mod highlight;
 pub mod input;
 pub mod interrupt;
 pub mod manage;
+pub mod manpage;
 pub mod markdown;
 pub mod memory;
 pub mod message;

@@ -11,7 +11,7 @@ use memchat::config::{self, Config};
 use memchat::exit::{self, Exit};
 use memchat::interrupt::Interrupt;
 use memchat::render::Output;
-use memchat::{complete, manage, oneshot, repl, script, setup, visible};
+use memchat::{complete, manage, manpage, oneshot, repl, script, setup, visible};
 
 fn main() -> ExitCode {
     // A Tab in the shell runs memchat to ask for completions: answer, exit.
@@ -103,7 +103,9 @@ fn manage_command(
         Some(management) => manage::run(management, &mut out)?,
         None => match command {
             Command::Completions { shell } => complete::write_script(*shell, &mut out)?,
-            _ => cli::write_generated(command, &mut out)?,
+            Command::Man => manpage::render(&mut out)?,
+            // `config::management` made every other command plain data.
+            _ => {}
         },
     }
     out.finish()?;

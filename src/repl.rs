@@ -27,7 +27,7 @@ use crate::interrupt::Interrupt;
 use crate::render::Output;
 
 /// File name of the input history inside the memory directory.
-const HISTORY_FILE: &str = ".input-history";
+pub const HISTORY_FILE: &str = ".input-history";
 /// A summary still running this long after the user sent the next line gets
 /// a notice: a quick one finishes unseen, a slow one is explained.
 const SLOW_SUMMARY_NOTICE: std::time::Duration = std::time::Duration::from_millis(300);

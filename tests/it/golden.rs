@@ -285,10 +285,12 @@ macro_rules! golden_cases {
 
 golden_cases! {
     bad_session_name,
+    command_line_rule,
     compaction_36_turns,
     continue_across_runs,
     corrupt_middle_line,
     help_and_tokens,
+    help_pages,
     invalid_utf8,
     missing_header,
     missing_key,
