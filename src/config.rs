@@ -490,6 +490,12 @@ fn valid_name(name: &str) -> Result<String, UsageError> {
     Ok(name.to_string())
 }
 
+/// The name of a session about to be created: no dot (see memory/README.md).
+fn valid_new_name(name: &str) -> Result<String, UsageError> {
+    memory::validate_new_session_name(name).map_err(|e| UsageError(e.to_string()))?;
+    Ok(name.to_string())
+}
+
 /// Turns a management subcommand into plain data. `None` for the commands
 /// that print the command line's own description (completions, the man
 /// page), which `cli.rs` writes.
@@ -535,7 +541,7 @@ pub fn management(
                     .map(|s| s.to_string_lossy().into_owned())
                     .unwrap_or_default(),
             };
-            let name = valid_name(&name)
+            let name = valid_new_name(&name)
                 .map_err(|e| UsageError(format!("{e}; choose one with --as NAME")))?;
             ManageCommand::Import {
                 source: source.clone(),
@@ -548,7 +554,7 @@ pub fn management(
         },
         Command::Rename { from, to } => ManageCommand::Rename {
             from: valid_name(from)?,
-            to: valid_name(to)?,
+            to: valid_new_name(to)?,
         },
         Command::Repair { name } => ManageCommand::Repair {
             name: valid_name(name)?,

@@ -27,6 +27,7 @@ mod models;
 mod openai;
 mod repl;
 mod sessions;
+mod store_safety;
 
 use std::collections::BTreeSet;
 use std::path::Path;
