@@ -663,17 +663,17 @@ fn an_absurd_line_is_damage_read_in_bounded_memory_and_quarantinable() {
     let out = sandbox.run(&["--mock", "-s", "big", "before"], &[], None);
     assert_eq!(out.status.code(), Some(0));
     let log = sandbox.memory().join("big.jsonl");
-    // A 200 MB line (sparse: no disk used) after the first two records.
-    let absurd: u64 = 200 * 1024 * 1024;
+    // A 110 MB line (sparse: no disk used) after the first two records.
+    let absurd: u64 = 110 * 1024 * 1024;
     let file = fs::OpenOptions::new().append(true).open(&log).unwrap();
     let start = file.metadata().unwrap().len();
     file.set_len(start + absurd).unwrap();
     let mut file = fs::OpenOptions::new().append(true).open(&log).unwrap();
     file.write_all(b"\n").unwrap();
     drop(file);
-    // 160 MB of address space: memchat itself needs under 60 MB, the line
-    // alone would need 200 MB.
-    let cap_kib = 160 * 1024;
+    // 100 MB of address space: memchat itself needs under 60 MB, the line
+    // alone would need 110 MB.
+    let cap_kib = 100 * 1024;
     let out = run_capped(&sandbox, cap_kib, &["--mock", "-s", "big", "after"]);
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(3), "{stderr}");
