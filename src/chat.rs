@@ -240,9 +240,31 @@ impl Engine {
         // SIGTERM/SIGHUP from here on stop the turn like Ctrl-C and wait for
         // what was received to be saved.
         let _saving = interrupt.hold();
+        if self.unanswered() == Some(input) {
+            // The same message again after a failed turn (a rerun): it is
+            // already saved; send it once instead of storing it twice.
+            let mut report = self.reply(out, interrupt).await?;
+            report.notices.insert(
+                0,
+                "memory: this message was already saved, unanswered; it was sent once, not stored \
+                 again"
+                    .into(),
+            );
+            return Ok(report);
+        }
         self.session
             .append(Role::User, input.to_string(), None, false, cache)?;
         self.reply(out, interrupt).await
+    }
+
+    /// The newest message when it is the user's and has no reply (the turn
+    /// failed, or was interrupted before the first token).
+    pub fn unanswered(&self) -> Option<&str> {
+        self.session
+            .messages()
+            .last()
+            .filter(|m| m.role == Role::User)
+            .map(|m| m.content.as_str())
     }
 
     /// Streams a reply to the history as it stands (used by `send` and `/retry`).
@@ -274,6 +296,15 @@ impl Engine {
             .stream_into(stream, cap, out, interrupt, &mut report)
             .await;
         report.interrupted = !finished;
+        if report.reply.is_empty()
+            && !report.by_user
+            && let Some(error) = report.stream_error.take()
+        {
+            // The server's error came as a stream event before any text (as
+            // LiteLLM sends it): nothing to save, and it is the same failure
+            // as an error status, reported the same way.
+            return Err(error.into());
+        }
         if !report.reply.is_empty() || finished {
             self.append_reply(&report)?;
         }
@@ -335,11 +366,9 @@ impl Engine {
         {
             messages.push(ChatMessage::new(Role::System, system));
         }
-        messages.extend(
-            self.session.messages()[plan.first_message..]
-                .iter()
-                .map(|m| ChatMessage::new(m.role, m.content.clone())),
-        );
+        messages.extend(merge_user_runs(
+            &self.session.messages()[plan.first_message..],
+        ));
         Ok(ChatRequest {
             messages,
             max_tokens: self.budget.reply_reserve,
@@ -416,11 +445,17 @@ impl Engine {
                     report.reply.push_str(text);
                     if full {
                         // Dropping the stream closes the connection.
-                        report.truncated = Some(cap.describe());
+                        report.truncated =
+                            Some(format!("{}; it was stopped there", cap.describe()));
                         return true;
                     }
                 }
-                Some(Ok(StreamEvent::Finished(_))) => finished = true,
+                Some(Ok(StreamEvent::Finished(reason))) => {
+                    finished = true;
+                    if let Some(why) = stopped_by_server(&reason, self.budget.reply_reserve) {
+                        report.truncated = Some(why);
+                    }
+                }
                 Some(Ok(StreamEvent::Usage(usage))) => report.usage = Some(usage),
                 Some(Ok(StreamEvent::Skipped(_))) => report.skipped_chunks += 1,
                 Some(Err(e)) => {
@@ -704,6 +739,43 @@ impl Engine {
     pub fn fill_percent_estimate(&self) -> u64 {
         self.measure().total() * 100 / u64::from(self.budget.cap.max(1))
     }
+}
+
+/// Why the server's finish reason means the reply is incomplete, if it does:
+/// `length` (the reply limit) and `content_filter` end a reply early, and the
+/// reply is then saved marked truncated.
+fn stopped_by_server(reason: &str, reply_limit: u32) -> Option<String> {
+    match reason {
+        "length" => Some(format!(
+            "the server stopped the reply at the reply limit ({reply_limit} tokens, \
+             finish_reason \"length\"); send \"continue\" for the rest"
+        )),
+        "content_filter" => Some(
+            "the server's content filter stopped the reply (finish_reason \"content_filter\")"
+                .to_string(),
+        ),
+        _ => None,
+    }
+}
+
+/// The messages as sent: consecutive user messages (a failed turn's
+/// unanswered message, then the next one) become one message, their texts
+/// joined by a blank line, so the request always alternates roles (servers
+/// that require it refuse two user messages in a row). The log keeps both,
+/// as they were written; the merged message is never longer than the two
+/// counted apart, so the budget's counts stay upper bounds.
+fn merge_user_runs(records: &[crate::memory::format::MessageRecord]) -> Vec<ChatMessage> {
+    let mut messages: Vec<ChatMessage> = Vec::with_capacity(records.len());
+    for record in records {
+        match messages.last_mut() {
+            Some(last) if last.role == Role::User && record.role == Role::User => {
+                last.content.push_str("\n\n");
+                last.content.push_str(&record.content);
+            }
+            _ => messages.push(ChatMessage::new(record.role, record.content.clone())),
+        }
+    }
+    messages
 }
 
 #[cfg(test)]

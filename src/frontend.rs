@@ -70,6 +70,14 @@ pub async fn handle_line<W: Write>(
     })
 }
 
+/// What a failed turn tells the user to do next. Both ways send the saved
+/// message once: `/retry` answers the unanswered message, and the same
+/// message sent again is recognised as already saved (see
+/// [`crate::chat::Engine::send`]). From the shell, `/retry` is a one-shot
+/// prompt like any in-chat command (`memchat -s NAME /retry`).
+pub const RETRY_HINT: &str = "your message is saved; /retry sends it again (from the shell: memchat /retry, with the same \
+     -s if any), and so does sending the same message again";
+
 /// Prints what a turn left to say and returns the exit status it implies.
 /// Model errors are reported here; store and refusal errors propagate.
 /// The reply output is finished first (spinner stopped, held-back Markdown
@@ -83,9 +91,7 @@ pub fn report_turn<W: Write>(
     let report = match result {
         Ok(report) => report,
         Err(TurnError::Model(e)) => {
-            output.error(&format!(
-                "{e} (your message is saved; send it again with /retry or rerun)"
-            ));
+            output.error(&format!("{e} ({RETRY_HINT})"));
             return Ok(Exit::ModelFailed);
         }
         Err(e) => return Err(e),
@@ -102,9 +108,7 @@ fn report_notices(report: &TurnReport, output: &Output) {
         output.info(notice);
     }
     if let Some(why) = &report.truncated {
-        output.warn(&format!(
-            "{why}; it was stopped there and saved, marked truncated"
-        ));
+        output.warn(&format!("{why}; the reply is saved, marked truncated"));
     }
     if report.skipped_chunks > 0 {
         output.warn(&format!(
@@ -127,7 +131,9 @@ fn turn_status(report: &TurnReport, output: &Output) -> Exit {
         output.warn(&format!(
             "{} received; {}; exiting",
             signal.signal_name(),
-            if report.interrupted {
+            if report.interrupted && report.reply.is_empty() {
+                "no reply had begun, so there is no partial reply to save"
+            } else if report.interrupted {
                 "the partial reply is saved, marked interrupted"
             } else {
                 "the reply is saved"
@@ -136,7 +142,12 @@ fn turn_status(report: &TurnReport, output: &Output) -> Exit {
         return signal.into();
     }
     if report.by_user {
-        if report.interrupted {
+        if report.interrupted && report.reply.is_empty() {
+            output.warn(
+                "interrupted before the reply began; nothing to save (your message is saved; \
+                 /retry asks again)",
+            );
+        } else if report.interrupted {
             output.warn("interrupted; the partial reply is saved, marked interrupted");
         } else {
             output.warn("interrupted; the reply is saved");

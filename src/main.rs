@@ -76,7 +76,7 @@ async fn run(cli: Cli, flag_source: config::FlagSource<'_>) -> anyhow::Result<Ex
         args.session = Some(name);
     }
     let api_key = std::env::var("OPENAI_API_KEY").ok();
-    let config = config::resolve(&args, &file, file_path.as_deref(), api_key, flag_source)?;
+    let mut config = config::resolve(&args, &file, file_path.as_deref(), api_key, flag_source)?;
     if args.print_config {
         print!("{}", config.describe());
         return Ok(Exit::Success);
@@ -136,7 +136,9 @@ async fn chat(
     // the exit status says which signal it was.
     let signals = interrupt.clone();
     let exit = match prompt {
-        Some(prompt) => oneshot::run(&mut engine, &prompt, &mut interrupt, output).await,
+        Some(prompt) => {
+            oneshot::run(&mut engine, &mut config, &prompt, &mut interrupt, output).await
+        }
         None if stdin_is_terminal => repl::run(engine, config, interrupt, output).await,
         None => {
             let stdin = std::io::stdin().lock();

@@ -7,9 +7,10 @@ use std::io::Read;
 use anyhow::Context;
 
 use crate::chat::Engine;
-use crate::config::UsageError;
+use crate::commands;
+use crate::config::{Config, UsageError};
 use crate::exit::Exit;
-use crate::frontend::report_turn;
+use crate::frontend::{self, Handled, report_turn};
 use crate::interrupt::Interrupt;
 use crate::render::Output;
 
@@ -65,14 +66,29 @@ fn read_stdin() -> anyhow::Result<String> {
     })
 }
 
-/// One turn, then exit.
+/// One turn, then exit. A prompt that is an in-chat command (`/retry`,
+/// `/tokens`, ...) runs as that command, as a script line would: that is how
+/// a failed turn is retried from the shell (`memchat -s NAME /retry`). A
+/// prompt that only looks like one (`/usr/bin/env?`, an unknown name) is
+/// sent as it is; `//` sends a leading `/` in any case.
 pub async fn run(
     engine: &mut Engine,
+    config: &mut Config,
     prompt: &str,
     interrupt: &mut Interrupt,
     output: &Output,
 ) -> anyhow::Result<Exit> {
     let mut stdout = output.reply_to_stdout(true);
-    let result = engine.send(prompt, &mut stdout, interrupt).await;
-    Ok(report_turn(result, &mut stdout, output)?)
+    let is_command = commands::is_command(prompt) && commands::parse(prompt).is_ok();
+    if !is_command {
+        let result = engine
+            .send(commands::unescape(prompt), &mut stdout, interrupt)
+            .await;
+        return Ok(report_turn(result, &mut stdout, output)?);
+    }
+    match frontend::handle_line(prompt, engine, config, &mut stdout, interrupt, output).await? {
+        Handled::Done | Handled::Exit => Ok(Exit::Success),
+        Handled::Turn { exit, .. } => Ok(exit),
+        Handled::Refused(reason) => Err(UsageError(reason).into()),
+    }
 }

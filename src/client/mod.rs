@@ -106,6 +106,18 @@ impl ClientError {
         self.map_texts(|text| scrub_text(&text, secret, MAX_ERROR_CHARS))
     }
 
+    /// Adds advice after the server's text (after [`ClientError::scrub`], so
+    /// the advice is never cut).
+    pub fn with_hint(self, hint: &str) -> ClientError {
+        match self {
+            ClientError::Transport { url, message } => ClientError::Transport {
+                url,
+                message: format!("{message}; {hint}"),
+            },
+            other => other.map_texts(|text| format!("{text}; {hint}")),
+        }
+    }
+
     /// Applies `clean` to every text the error carries.
     fn map_texts(self, clean: impl Fn(String) -> String) -> ClientError {
         match self {

@@ -14,7 +14,7 @@
 //!   only before the first token and no text is ever shown twice.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU16, AtomicU32, Ordering};
 use std::time::Duration;
 
 use async_openai::Client;
@@ -67,6 +67,9 @@ pub struct OpenAiModel {
     settings: OpenAiSettings,
     attempts: Arc<AtomicU32>,
     overflow: Overflow,
+    /// The HTTP status of the last response (0 before any): async-openai
+    /// drops it when an error body is not JSON, and the hints need it.
+    status: Arc<AtomicU16>,
 }
 
 impl OpenAiModel {
@@ -93,7 +96,9 @@ impl OpenAiModel {
             })?;
         let attempts = Arc::new(AtomicU32::new(0));
         let overflow = Overflow::default();
+        let status = Arc::new(AtomicU16::new(0));
         let service = RetryService {
+            status: status.clone(),
             http,
             max_retries: settings.max_retries,
             base: settings.retry_base,
@@ -109,6 +114,7 @@ impl OpenAiModel {
             settings,
             attempts,
             overflow,
+            status,
         })
     }
 
@@ -134,18 +140,35 @@ impl OpenAiModel {
             return error;
         }
         let attempts = self.attempts.load(Ordering::Relaxed).max(1);
-        map_error(
-            error,
-            &self.settings.base_url,
-            attempts,
-            self.settings.idle_timeout,
-        )
-        .scrub(self.settings.api_key.as_deref())
+        let error = match error {
+            // A non-JSON error body (a plain "404 page not found"): the
+            // status is the error, the body its text.
+            OpenAIError::JSONDeserialize(_, body) if self.status.load(Ordering::Relaxed) >= 400 => {
+                classify(
+                    self.status.load(Ordering::Relaxed),
+                    "",
+                    body.trim().to_string(),
+                    attempts,
+                )
+            }
+            error => map_error(
+                error,
+                &self.settings.base_url,
+                attempts,
+                self.settings.idle_timeout,
+            ),
+        };
+        let error = error.scrub(self.settings.api_key.as_deref());
+        match hint(&error, &self.settings) {
+            Some(hint) => error.with_hint(&hint),
+            None => error,
+        }
     }
 
     async fn start(&self, request: ChatRequest) -> Result<ReplyStream, ClientError> {
         self.attempts.store(0, Ordering::Relaxed);
         self.overflow.clear();
+        self.status.store(0, Ordering::Relaxed);
         if self.settings.stream {
             let wire = self.wire_request(&request, true);
             let stream = self
@@ -160,6 +183,9 @@ impl OpenAiModel {
             let overflow = self.overflow.clone();
             let events = stream.flat_map(move |item| {
                 let events: Vec<Result<StreamEvent, ClientError>> = match item {
+                    Ok(WireChunk {
+                        error: Some(error), ..
+                    }) => vec![Err(error.into_client_error().scrub(key.as_deref()))],
                     Ok(chunk) => chunk.into_events().into_iter().map(Ok).collect(),
                     Err(OpenAIError::JSONDeserialize(e, content)) => {
                         vec![Ok(StreamEvent::Skipped(format!(
@@ -232,29 +258,12 @@ fn clip(text: &str, max: usize) -> String {
 /// whole here: [`ClientError::scrub`] masks the key, then cuts them.
 fn map_error(error: OpenAIError, url: &str, attempts: u32, idle: Duration) -> ClientError {
     match error {
-        OpenAIError::ApiError(api) => {
-            let status = api.status_code.as_u16();
-            let message = api.api_error.message.trim().to_string();
-            let code = api.api_error.code.clone().unwrap_or_default();
-            let lower = message.to_ascii_lowercase();
-            match status {
-                401 | 403 => ClientError::Auth { status, message },
-                429 => ClientError::RateLimited { attempts, message },
-                _ if code == "context_length_exceeded"
-                    || lower.contains("context length")
-                    || lower.contains("maximum context")
-                    || lower.contains("context window") =>
-                {
-                    ClientError::ContextTooLong { message }
-                }
-                500..=599 => ClientError::Server {
-                    status,
-                    attempts,
-                    message,
-                },
-                _ => ClientError::BadRequest { status, message },
-            }
-        }
+        OpenAIError::ApiError(api) => classify(
+            api.status_code.as_u16(),
+            api.api_error.code.as_deref().unwrap_or_default(),
+            api.api_error.message.trim().to_string(),
+            attempts,
+        ),
         OpenAIError::Reqwest(e) => {
             if e.is_timeout() {
                 ClientError::Timeout {
@@ -295,6 +304,75 @@ fn map_error(error: OpenAIError, url: &str, attempts: u32, idle: Duration) -> Cl
     }
 }
 
+/// An error the server reported, by its HTTP status, error code and text:
+/// the one classification for error statuses and for error events inside a
+/// stream.
+fn classify(status: u16, code: &str, message: String, attempts: u32) -> ClientError {
+    let lower = message.to_ascii_lowercase();
+    match status {
+        401 | 403 => ClientError::Auth { status, message },
+        429 => ClientError::RateLimited { attempts, message },
+        _ if code == "context_length_exceeded"
+            || lower.contains("context length")
+            || lower.contains("maximum context")
+            || lower.contains("context window") =>
+        {
+            ClientError::ContextTooLong { message }
+        }
+        500..=599 => ClientError::Server {
+            status,
+            attempts,
+            message,
+        },
+        _ => ClientError::BadRequest { status, message },
+    }
+}
+
+/// What to add to a server's error so the user knows what to change: a key
+/// that was never sent, a base URL missing `/v1`, a model name the server
+/// does not know.
+fn hint(error: &ClientError, settings: &OpenAiSettings) -> Option<String> {
+    let (status, message) = match error {
+        ClientError::Auth { status, message }
+        | ClientError::Server {
+            status, message, ..
+        }
+        | ClientError::BadRequest { status, message } => (*status, message.as_str()),
+        _ => return None,
+    };
+    let base = settings.base_url.trim_end_matches('/');
+    let lower = message.to_ascii_lowercase();
+    let names_model = lower.contains("model")
+        && [
+            "not found",
+            "not exist",
+            "invalid model",
+            "unknown model",
+            "no such model",
+        ]
+        .iter()
+        .any(|phrase| lower.contains(phrase));
+    if names_model {
+        return Some(format!(
+            "check the model name \"{}\" against the server's list of models ({base}/models)",
+            settings.model
+        ));
+    }
+    if status == 404 && !base.ends_with("/v1") {
+        return Some(format!(
+            "nothing answers at {base}/chat/completions; OpenAI-compatible servers usually \
+             serve under /v1: try --base-url {base}/v1"
+        ));
+    }
+    if settings.api_key.is_none() {
+        return Some(
+            "no API key was sent: OPENAI_API_KEY is not set; if this server needs one, set it"
+                .to_string(),
+        );
+    }
+    None
+}
+
 /// The innermost cause of a reqwest error ("connection refused"), which is
 /// what the user needs, rather than the outer "error sending request".
 fn describe_reqwest(e: &reqwest::Error) -> String {
@@ -322,6 +400,7 @@ struct RetryService {
     attempts: Arc<AtomicU32>,
     /// Set when a response body passed [`body_cap::MAX_RESPONSE_BYTES`].
     overflow: Overflow,
+    status: Arc<AtomicU16>,
 }
 
 impl tower::Service<HttpRequestFactory> for RetryService {
@@ -348,6 +427,7 @@ impl tower::Service<HttpRequestFactory> for RetryService {
                 let wait = match &outcome {
                     Ok(response) => {
                         let status = response.status();
+                        this.status.store(status.as_u16(), Ordering::Relaxed);
                         if can_retry && (status.as_u16() == 429 || status.is_server_error()) {
                             Some(
                                 retry_after(response.headers())
@@ -423,6 +503,48 @@ struct WireChunk {
     choices: Option<Vec<WireChoice>>,
     #[serde(default)]
     usage: Option<WireUsage>,
+    /// An error event inside the stream (`data: {"error": {...}}`, as LiteLLM
+    /// and others send when the upstream fails after the 200).
+    #[serde(default)]
+    error: Option<WireError>,
+}
+
+/// The error object of an in-stream error event. `code` is a number, a
+/// numeric string (LiteLLM: `"429"`) or a name (`"context_length_exceeded"`).
+#[derive(Deserialize, Default)]
+struct WireError {
+    #[serde(default)]
+    message: Option<String>,
+    #[serde(default, rename = "type")]
+    kind: Option<String>,
+    #[serde(default)]
+    code: Option<serde_json::Value>,
+}
+
+impl WireError {
+    /// Classified like the same error sent as an HTTP status: the status is
+    /// the code when it is one, else read from the code's or type's name.
+    fn into_client_error(self) -> ClientError {
+        let code = match &self.code {
+            Some(serde_json::Value::String(code)) => code.clone(),
+            Some(serde_json::Value::Number(n)) => n.to_string(),
+            _ => String::new(),
+        };
+        let kind = self.kind.unwrap_or_default();
+        let names = format!("{code} {kind}").to_ascii_lowercase();
+        let status = match code.parse::<u16>() {
+            Ok(status @ 400..=599) => status,
+            _ if names.contains("auth") || names.contains("api_key") => 401,
+            _ if names.contains("rate_limit") => 429,
+            _ if names.contains("invalid_request") || names.contains("context_length") => 400,
+            _ => 500,
+        };
+        let message = self
+            .message
+            .filter(|m| !m.trim().is_empty())
+            .unwrap_or_else(|| "(the server sent no message)".to_string());
+        classify(status, &code, message.trim().to_string(), 1)
+    }
 }
 
 #[derive(Deserialize, Default)]

@@ -289,6 +289,7 @@ golden_cases! {
     compaction_36_turns,
     continue_across_runs,
     corrupt_middle_line,
+    failed_turn_recovery,
     help_and_tokens,
     help_pages,
     invalid_utf8,
