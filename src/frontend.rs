@@ -75,8 +75,8 @@ pub async fn handle_line<W: Write>(
 /// message sent again is recognised as already saved (see
 /// [`crate::chat::Engine::send`]). From the shell, `/retry` is a one-shot
 /// prompt like any in-chat command (`memchat -s NAME /retry`).
-pub const RETRY_HINT: &str = "your message is saved; /retry sends it again (from the shell: memchat /retry, with the same \
-     -s if any), and so does sending the same message again";
+pub const RETRY_HINT: &str =
+    "your message is saved; send /retry (from the shell: memchat /retry) or the same message again";
 
 /// Prints what a turn left to say and returns the exit status it implies.
 /// Model errors are reported here; store and refusal errors propagate.

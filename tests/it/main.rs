@@ -25,6 +25,7 @@ mod log_reader;
 mod long_conversation;
 mod models;
 mod openai;
+mod recovery;
 mod repl;
 mod sessions;
 mod store_safety;

@@ -30,6 +30,9 @@ pub enum Reply {
     },
     /// Accept, read the request, and answer nothing for this long.
     Silence(Duration),
+    /// A plain-text HTTP response (`text/plain`), as proxies and local
+    /// servers send for errors.
+    Plain { status: u16, body: String },
 }
 
 impl Reply {
@@ -182,6 +185,24 @@ fn serve(stream: TcpStream, log: &Mutex<Vec<Received>>, script: &Mutex<(Vec<Repl
         headers,
         body,
     });
+    if !log
+        .lock()
+        .unwrap()
+        .last()
+        .is_some_and(|r| r.path.starts_with("/v1/"))
+    {
+        // Like a real server: nothing lives outside /v1 (a base URL missing
+        // it), and such a request does not use up a scripted reply.
+        let body = "404 page not found";
+        let _ = (&stream).write_all(
+            format!(
+                "HTTP/1.1 404 Not Found\r\ncontent-type: text/plain\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            )
+            .as_bytes(),
+        );
+        return;
+    }
     let reply = {
         let mut guard = script.lock().unwrap();
         let (replies, next) = &mut *guard;
@@ -231,6 +252,15 @@ fn serve(stream: TcpStream, log: &Mutex<Vec<Received>>, script: &Mutex<(Vec<Repl
             }
         }
         Reply::Silence(duration) => std::thread::sleep(duration),
+        Reply::Plain { status, body } => {
+            let _ = out.write_all(
+                format!(
+                    "HTTP/1.1 {status} X\r\ncontent-type: text/plain\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                )
+                .as_bytes(),
+            );
+        }
     }
     let _ = out.flush();
 }
