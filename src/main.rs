@@ -76,7 +76,7 @@ async fn run(cli: Cli, flag_source: config::FlagSource<'_>) -> anyhow::Result<Ex
         args.session = Some(name);
     }
     let api_key = std::env::var("OPENAI_API_KEY").ok();
-    let mut config = config::resolve(&args, &file, file_path.as_deref(), api_key, flag_source)?;
+    let config = config::resolve(&args, &file, file_path.as_deref(), api_key, flag_source)?;
     if args.print_config {
         print!("{}", config.describe());
         return Ok(Exit::Success);
@@ -115,7 +115,7 @@ fn manage_command(
 /// A chat mode: one-shot with a prompt, the REPL on a terminal, else a
 /// script from stdin. `new` starts the session afresh first.
 async fn chat(
-    config: Config,
+    mut config: Config,
     words: &[String],
     new: bool,
     output: &Output,
