@@ -230,8 +230,8 @@ pub async fn execute(
             engine.set_system(&text)?;
             print(out, "memory: system prompt set\n")?;
         }
-        Command::Model(None) => print(out, &format!("{}\n", engine.model_name()))?,
-        Command::Model(Some(name)) => switch_model(engine, config, &name, out)?,
+        Command::Model(None) => print(out, &format!("{}\n", model_shown(engine, config)))?,
+        Command::Model(Some(name)) => switch_model(engine, config, &name, out, output)?,
         Command::Session(None) => print(out, &format!("{}\n", engine.session().name()))?,
         Command::Session(Some(name)) => switch_session(engine, config, &name, out, output)?,
         Command::Sessions => {
@@ -298,24 +298,38 @@ fn switch_model(
     config: &mut Config,
     name: &str,
     out: &mut dyn Write,
+    output: &Output,
 ) -> Result<(), TurnError> {
     let next = config
         .with_model(name)
         .map_err(|e| TurnError::Refused(e.to_string()))?;
     let (model, counter) = setup::model_for(&next).map_err(refused)?;
     engine.set_model(model, counter, next.budget);
+    // Notices go to stderr; stdout carries the command's answer only.
     for notice in &next.notices {
-        print(out, &format!("memory: {notice}\n"))?;
+        output.info(&format!("memory: {notice}"));
     }
+    *config = next;
     print(
         out,
         &format!(
             "model: {} (budget {} tokens)\n",
-            next.model, next.budget.cap
+            model_shown(engine, config),
+            config.budget.cap
         ),
-    )?;
-    *config = next;
-    Ok(())
+    )
+}
+
+/// The model as `/model` names it. With `--mock` the mock answers whatever
+/// model is named; the name only sizes the budget and picks the tokenizer,
+/// and `/model` says so rather than claim a switch.
+fn model_shown(engine: &Engine, config: &Config) -> String {
+    let answering = engine.model_name();
+    if matches!(config.backend, crate::config::Backend::Mock { .. }) && config.model != answering {
+        format!("{answering}, sized as {}", config.model)
+    } else {
+        answering
+    }
 }
 
 /// `/session NAME`: opened exactly as `--session` would open it.
