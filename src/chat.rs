@@ -91,8 +91,8 @@ impl std::fmt::Display for CompactionReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "memory: {} messages → {}-token {}summary; history at {}% of budget",
-            self.evicted_messages,
+            "memory: {} → {}-token {}summary; history at {}% of budget",
+            crate::render::counted(self.evicted_messages as u64, "message"),
             self.summary_tokens,
             if self.method == Method::Extractive {
                 "extractive "

@@ -208,14 +208,20 @@ pub async fn execute(
             let moved = engine.clear()?;
             print(
                 out,
-                &format!("memory: cleared; {moved} records moved to the archive\n"),
+                &format!(
+                    "memory: cleared; {} moved to the archive\n",
+                    render::counted(moved as u64, "record")
+                ),
             )?;
         }
         Command::Undo => {
             let moved = engine.undo()?;
             print(
                 out,
-                &format!("memory: {moved} messages moved to the archive\n"),
+                &format!(
+                    "memory: {} moved to the archive\n",
+                    render::counted(moved as u64, "message")
+                ),
             )?;
         }
         Command::Retry => match engine.retry(out, interrupt).await? {
@@ -261,11 +267,11 @@ pub fn tokens_text(stats: &TokenStats) -> String {
     let pct = stats.history * 100 / u64::from(b.cap.max(1));
     format!(
         "history   {} / {} tokens {} {pct}%\n\
-         ({} messages, system prompt + priming {}, summary {}; counted with {})\n{}",
+         ({}, system prompt + priming {}, summary {}; counted with {})\n{}",
         stats.history,
         b.cap,
         render::gauge(stats.history, u64::from(b.cap), 20),
-        stats.messages,
+        render::counted(stats.messages as u64, "message"),
         stats.system,
         stats.summary,
         stats.encoding,
@@ -346,7 +352,8 @@ fn switch_session(
         config.session = name.to_string();
     }
     let messages = engine.session().messages().len();
-    print(out, &format!("session: {name} ({messages} messages)\n"))
+    let messages = render::counted(messages as u64, "message");
+    print(out, &format!("session: {name} ({messages})\n"))
 }
 
 /// `/export [FILE]`: the whole conversation, archive included.

@@ -176,7 +176,7 @@ pub fn model_budget(
             Some(window) => window,
             None => {
                 notice = Some(format!(
-                    "memchat does not know the context window of {model:?}; assuming {} tokens \
+                    "the context window of {model:?} is unknown to memchat; assuming {} tokens \
                      (set --context-limit or context_limit in the config file)",
                     budget::DEFAULT_UNKNOWN_WINDOW
                 ));
@@ -600,6 +600,16 @@ mod tests {
             .find(|o| o.setting == setting)
             .unwrap_or_else(|| panic!("no origin for {setting}"));
         (o.value.as_str(), o.source.as_str())
+    }
+
+    #[test]
+    fn the_reliability_doc_counts_attempts_as_the_program_does() {
+        let doc = include_str!("../docs/RELIABILITY.md");
+        let attempts = crate::render::counted(DEFAULT_RETRIES + 1, "attempt");
+        assert!(
+            doc.contains(&format!("after {attempts}: …")),
+            "docs/RELIABILITY.md must say `after {attempts}` (DEFAULT_RETRIES = {DEFAULT_RETRIES})"
+        );
     }
 
     #[test]

@@ -188,7 +188,10 @@ mod tests {
     fn a_model_failure_is_reported_and_exits_1() {
         let (exit, notices) = reported(Err(TurnError::Model(ClientError::Timeout { secs: 5 })));
         assert_eq!(exit, Exit::ModelFailed);
-        assert!(notices.contains("went silent for 5s"), "{notices}");
+        assert!(
+            notices.contains("timed out: the server sent nothing for 5s"),
+            "{notices}"
+        );
         assert!(notices.contains("your message is saved"), "{notices}");
     }
 

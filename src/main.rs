@@ -127,7 +127,8 @@ async fn chat(
         let moved = engine.clear()?;
         if moved > 0 {
             output.info(&format!(
-                "started afresh: {moved} records moved to the archive"
+                "started afresh: {} moved to the archive",
+                memchat::render::counted(moved as u64, "record")
             ));
         }
     }

@@ -203,8 +203,8 @@ pub fn import(
     create_session(dir, name, &imported.archived, &imported.active, lock_wait)?;
     writeln!(
         out,
-        "imported {} messages from {} into session {name:?}",
-        imported.messages,
+        "imported {} from {} into session {name:?}",
+        crate::render::counted(imported.messages as u64, "message"),
         file.display()
     )?;
     Ok(())

@@ -180,6 +180,17 @@ pub fn finish_reply(out: &mut dyn Write, reply: &str) -> std::io::Result<()> {
     out.flush()
 }
 
+/// `n` and its noun, agreeing: "1 message", "0 messages", "2 messages".
+/// Every count shown to the user goes through here.
+pub fn counted(n: impl Into<u64>, noun: &str) -> String {
+    let n = n.into();
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
 /// A horizontal gauge of `used` out of `total`, `width` cells wide.
 pub fn gauge(used: u64, total: u64, width: usize) -> String {
     let filled = if total == 0 {

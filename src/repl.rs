@@ -112,9 +112,9 @@ fn print_resume(engine: &Engine, output: &Output) {
         return;
     }
     output.info(&format!(
-        "resuming session {:?} ({} messages in memory{}); /history shows more",
+        "resuming session {:?} ({} in memory{}); /history shows more",
         engine.session().name(),
-        messages.len(),
+        crate::render::counted(messages.len() as u64, "message"),
         if engine.session().summary().is_some() {
             ", plus a summary of older turns"
         } else {

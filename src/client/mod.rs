@@ -69,11 +69,11 @@ pub trait ChatModel: Send + Sync {
 pub enum ClientError {
     #[error("the server refused the API key (HTTP {status}): {message}. Check OPENAI_API_KEY")]
     Auth { status: u16, message: String },
-    #[error("rate limited by the server (HTTP 429) after {attempts} attempts: {message}")]
+    #[error("rate limited by the server (HTTP 429) after {}: {message}", counted_attempts(.attempts))]
     RateLimited { attempts: u32, message: String },
     #[error("the request is longer than the model's context window: {message}")]
     ContextTooLong { message: String },
-    #[error("the server failed (HTTP {status}) after {attempts} attempts: {message}")]
+    #[error("the server failed (HTTP {status}) after {}: {message}", counted_attempts(.attempts))]
     Server {
         status: u16,
         attempts: u32,
@@ -81,12 +81,17 @@ pub enum ClientError {
     },
     #[error("the server rejected the request (HTTP {status}): {message}")]
     BadRequest { status: u16, message: String },
-    #[error("cannot reach the server at {url}: {message}")]
+    #[error("the connection to the server at {url} failed: {message}")]
     Transport { url: String, message: String },
-    #[error("the server went silent for {secs}s")]
+    #[error("timed out: the server sent nothing for {secs}s")]
     Timeout { secs: u64 },
     #[error("the server's reply was not understood: {message}")]
     Protocol { message: String },
+}
+
+/// "1 attempt", "4 attempts".
+fn counted_attempts(n: &u32) -> String {
+    crate::render::counted(*n, "attempt")
 }
 
 /// How much of a server's error text is shown: enough to read the reason,
@@ -198,6 +203,22 @@ fn mask_key_start(text: &mut String, secret: &str) {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn counts_agree_with_their_nouns() {
+        let once = ClientError::Server {
+            status: 500,
+            attempts: 1,
+            message: "x".into(),
+        };
+        assert!(once.to_string().contains("after 1 attempt: x"), "{once}");
+        let four = ClientError::RateLimited {
+            attempts: 4,
+            message: "x".into(),
+        };
+        assert!(four.to_string().contains("after 4 attempts: x"), "{four}");
+    }
+
     use super::*;
 
     const KEY: &str = "sk-proj-0123456789abcdefghij";

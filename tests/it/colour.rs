@@ -20,9 +20,7 @@ fn notices_are_styled_only_when_colour_is_on() {
     let sandbox = Sandbox::new();
     let (_, always) = run_with_notice(&sandbox, "always");
     assert!(
-        always.contains(&format!(
-            "{ESC}[2mmemchat: memchat does not know the context window"
-        )),
+        always.contains(&format!("{ESC}[2mmemchat: the context window of")),
         "{always:?}"
     );
     assert!(
@@ -32,7 +30,7 @@ fn notices_are_styled_only_when_colour_is_on() {
     for color in ["auto", "never"] {
         let (stdout, stderr) = run_with_notice(&sandbox, color);
         assert!(
-            stderr.contains("memchat: memchat does not know"),
+            stderr.contains("memchat: the context window of"),
             "{stderr:?}"
         );
         assert!(!stderr.contains(ESC), "{color}: {stderr:?}");
