@@ -41,7 +41,7 @@ fn reasoning_models_get_max_completion_tokens_whatever_the_case() {
     assert_eq!(bodies[2]["max_tokens"], 2048);
     assert!(bodies[2].get("max_completion_tokens").is_none());
     assert!(
-        stderrs[2].contains("does not know the context window of \"o1x\""),
+        stderrs[2].contains("the context window of \"o1x\" is unknown"),
         "{}",
         stderrs[2]
     );

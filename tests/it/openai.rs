@@ -297,7 +297,7 @@ fn a_local_server_needs_no_key() {
     );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert_eq!(text(&out.stdout), "local\n");
-    assert!(text(&out.stderr).contains("does not know the context window of \"llama3.2\""));
+    assert!(text(&out.stderr).contains("the context window of \"llama3.2\" is unknown"));
 }
 
 #[test]
