@@ -8,6 +8,7 @@
 mod body_cap;
 pub mod mock;
 pub mod openai;
+mod tls;
 
 pub use body_cap::{MAX_LINE_BYTES, MAX_RESPONSE_BYTES};
 

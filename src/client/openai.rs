@@ -74,10 +74,6 @@ pub struct OpenAiModel {
 
 impl OpenAiModel {
     pub fn new(settings: OpenAiSettings) -> Result<Self, ClientError> {
-        // reqwest is built without a default crypto provider (ring builds in
-        // seconds, aws-lc in minutes); install ring once. A second install
-        // fails harmlessly.
-        let _ = rustls::crypto::ring::default_provider().install_default();
         if let Some(key) = &settings.api_key {
             // The key goes into an HTTP header, where a line break or control
             // byte makes the HTTP stack panic.
@@ -86,10 +82,8 @@ impl OpenAiModel {
                 message: format!("OPENAI_API_KEY {problem}"),
             })?;
         }
-        let http = reqwest::Client::builder()
-            .connect_timeout(settings.connect_timeout)
-            .read_timeout(settings.idle_timeout)
-            .build()
+        // Certificates are loaded at the first https:// handshake, not here.
+        let http = super::tls::http_client(settings.connect_timeout, settings.idle_timeout)
             .map_err(|e| ClientError::Transport {
                 url: settings.base_url.clone(),
                 message: format!("cannot set up HTTP: {e}"),
@@ -99,7 +93,7 @@ impl OpenAiModel {
         let status = Arc::new(AtomicU16::new(0));
         let service = RetryService {
             status: status.clone(),
-            http,
+            http: http.clone(),
             max_retries: settings.max_retries,
             base: settings.retry_base,
             cap: settings.retry_cap,
@@ -108,7 +102,9 @@ impl OpenAiModel {
         };
         let mut config = OpenAIConfig::new().with_api_base(settings.base_url.trim_end_matches('/'));
         config = config.with_api_key(settings.api_key.clone().unwrap_or_default());
-        let client = Client::with_config(config).with_http_service(service);
+        // `Client::build`, not `with_config`: the latter makes a default
+        // reqwest client of its own (loading the certificate store again).
+        let client = Client::build(http, config).with_http_service(service);
         Ok(OpenAiModel {
             client,
             settings,

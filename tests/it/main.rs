@@ -29,6 +29,7 @@ mod recovery;
 mod repl;
 mod sessions;
 mod store_safety;
+mod tls;
 
 use std::collections::BTreeSet;
 use std::path::Path;
