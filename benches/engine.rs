@@ -52,6 +52,7 @@ fn log_bytes(n: usize) -> Vec<u8> {
             interrupted: false,
             truncated: false,
             usage: None,
+            late_tokens: None,
         };
         bytes.extend(format::to_line(&Record::Message(record)));
     }

@@ -18,8 +18,11 @@
 //! the bound cannot settle the question (the pure rules are in `sizing.rs`).
 //! A count is stored with a record when it is appended, if the tokenizer is
 //! loaded by then (loading it first would delay the record on disk). Counts
-//! made later are written with a rewrite at the end of the turn, unless
-//! another rewrite carried them (see [`Engine::keep_counts`]).
+//! made later for records already written ride on the next record appended
+//! (normally the reply; the session attaches them as `late_tokens`), so the
+//! log is only ever appended to by a turn, and later runs need not load the
+//! tokenizer to size it. A turn without a reply leaves them unwritten; the
+//! next turn counts that message again and carries it.
 
 use std::io::Write;
 
@@ -131,8 +134,6 @@ pub struct Engine {
     /// Leave compaction to the caller after each reply (the REPL runs it
     /// while the user types the next line).
     defer_compaction: bool,
-    /// The tokenizer counted records the log holds without a count.
-    counts_to_keep: bool,
 }
 
 impl Engine {
@@ -148,7 +149,6 @@ impl Engine {
             counter,
             budget,
             defer_compaction: false,
-            counts_to_keep: false,
         }
     }
 
@@ -321,21 +321,7 @@ impl Engine {
                 }
             }
         }
-        self.keep_counts()?;
         Ok(report)
-    }
-
-    /// Records appended before the tokenizer was loaded carry no count; once
-    /// it has counted them, the log keeps the counts so later runs need not
-    /// load it again to size the history (without them, a run near the
-    /// trigger spends its start loading the tokenizer). Any rewrite of the
-    /// log carries them (a compaction, `/clear`, `/undo`, `/retry`, a new
-    /// system prompt), and then none is needed here.
-    fn keep_counts(&mut self) -> Result<(), StoreError> {
-        if std::mem::take(&mut self.counts_to_keep) {
-            self.session.persist_token_counts()?;
-        }
-        Ok(())
     }
 
     // Step 3: build the request.
@@ -537,7 +523,6 @@ impl Engine {
             outcome.method.as_str(),
             Some(cache),
         )?;
-        self.counts_to_keep = false;
         let after = self.sizes(true).total();
         Ok(Some(CompactionReport {
             evicted_messages: plan.messages,
@@ -598,31 +583,22 @@ impl Engine {
             }
             cache = Some(exact);
         }
-        let replaced = self.session.system().is_some();
         self.session
             .append(Role::System, prompt.to_string(), None, false, cache)?;
-        // Replacing a prompt rewrites the log, counts included.
-        self.counts_to_keep &= !replaced;
         Ok(())
     }
 
     /// Moves every message and the summary to the archive (`/clear`,
     /// `--new`); the system prompt stays. Returns how many records moved.
     pub fn clear(&mut self) -> Result<usize, TurnError> {
-        let moved = self.session.clear()?;
-        self.counts_to_keep &= moved == 0;
-        Ok(moved)
+        Ok(self.session.clear()?)
     }
 
     /// Moves the last exchange (the newest user message and what followed)
     /// to the archive (`/undo`). Returns how many messages moved.
     pub fn undo(&mut self) -> Result<usize, TurnError> {
         match self.last_user_index() {
-            Some(i) => {
-                let moved = self.session.archive_tail(i)?;
-                self.counts_to_keep &= moved == 0;
-                Ok(moved)
-            }
+            Some(i) => Ok(self.session.archive_tail(i)?),
             None => Ok(0),
         }
     }
@@ -638,9 +614,7 @@ impl Engine {
         let Some(user) = self.last_user_index() else {
             return Ok(None);
         };
-        if self.session.archive_tail(user + 1)? > 0 {
-            self.counts_to_keep = false;
-        }
+        self.session.archive_tail(user + 1)?;
         self.reply(out, interrupt).await.map(Some)
     }
 
@@ -669,7 +643,7 @@ impl Engine {
     }
 
     /// Sizes of the history. With `exact`, uncached counts are computed and
-    /// kept (see [`Engine::keep_counts`]).
+    /// kept in the records (the session writes them with its next append).
     fn sizes(&mut self, exact: bool) -> Sizes {
         if exact {
             self.fill_counts();
@@ -680,11 +654,9 @@ impl Engine {
     /// Counts every text that has no cached count yet.
     fn fill_counts(&mut self) {
         let counter = self.counter;
-        let mut filled = false;
-        let mut fill = |text: &str, cache: &mut Option<TokenCache>| {
+        let fill = |text: &str, cache: &mut Option<TokenCache>| {
             if counter.cached(cache.as_ref()).is_none() {
                 *cache = Some(counter.cache(text));
-                filled = true;
             }
         };
         for message in self.session.messages_mut() {
@@ -696,7 +668,6 @@ impl Engine {
         if let Some(system) = self.session.system_mut() {
             fill(&system.content, &mut system.tokens);
         }
-        self.counts_to_keep |= filled;
     }
 
     /// Sizes good enough to compare with `threshold`: estimates when they

@@ -194,6 +194,7 @@ mod tests {
                 count,
             }),
             usage: None,
+            late_tokens: None,
         }
     }
 

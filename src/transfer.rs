@@ -232,6 +232,7 @@ fn parse_openai_array(text: &str, source: &std::path::Path) -> Result<Vec<Record
                 truncated: false,
                 tokens: None,
                 usage: None,
+                late_tokens: None,
             }))
         })
         .collect()

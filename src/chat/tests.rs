@@ -82,7 +82,7 @@ fn the_users_words_are_in_the_log_before_the_model_is_asked() {
 }
 
 #[test]
-fn counts_made_for_old_records_are_kept_and_later_turns_only_append() {
+fn counts_made_for_old_records_ride_on_appends_and_the_log_is_never_rewritten() {
     let dir = tempfile::tempdir().unwrap();
     let mut session = open(&dir);
     // An old exchange without counts, larger in bytes than `B` but far below
@@ -94,20 +94,10 @@ fn counts_made_for_old_records_are_kept_and_later_turns_only_append() {
         .append(Role::Assistant, "ok".into(), None, false, None)
         .unwrap();
     let mut engine = engine(session);
-    let report = send(&mut engine, "hello").unwrap();
-    assert!(report.compaction.is_none());
-    let kept = log(&engine);
-    let lines: Vec<&str> = kept.lines().collect();
-    assert_eq!(lines.len(), 5, "header, old exchange, new exchange");
-    assert!(
-        lines[1].contains("\"tokens\""),
-        "the old count is kept: {lines:?}"
-    );
-    // With the tokenizer loaded, records are counted as they are appended:
-    // a turn only appends.
-    for text in ["again", "and again"] {
+    for text in ["hello", "again", "and again"] {
         let before = log(&engine);
-        send(&mut engine, text).unwrap();
+        let report = send(&mut engine, text).unwrap();
+        assert!(report.compaction.is_none());
         let after = log(&engine);
         assert!(
             after.starts_with(&before),
@@ -115,8 +105,42 @@ fn counts_made_for_old_records_are_kept_and_later_turns_only_append() {
         );
         let added: Vec<&str> = after[before.len()..].lines().collect();
         assert_eq!(added.len(), 2, "{added:?}");
-        assert!(added.iter().all(|l| l.contains("\"tokens\"")), "{added:?}");
+        assert!(
+            added[1].contains("\"tokens\""),
+            "the reply is counted as it is appended: {added:?}"
+        );
     }
+    let lines: Vec<String> = log(&engine).lines().map(str::to_string).collect();
+    assert_eq!(lines.len(), 9, "header, four exchanges: {lines:?}");
+    assert!(
+        !lines[1].contains("\"tokens\"") && !lines[2].contains("\"tokens\""),
+        "the old records were not rewritten: {lines:?}"
+    );
+    assert!(
+        lines.iter().any(|l| l.contains("\"late_tokens\"")),
+        "their counts rode on a later record: {lines:?}"
+    );
+    // A new run has every count from the log alone: sizing is exact without
+    // the tokenizer.
+    drop(engine);
+    let reloaded = open(&dir);
+    let c = counter();
+    for message in reloaded.messages() {
+        let count = c.cached(message.tokens.as_ref());
+        assert_eq!(
+            count,
+            Some(c.count_raw(&message.content)),
+            "seq {}",
+            message.seq
+        );
+        assert!(message.late_tokens.is_none(), "folded by the loader");
+    }
+    let history = History {
+        system: reloaded.system(),
+        summary: reloaded.summary(),
+        messages: reloaded.messages(),
+    };
+    assert!(sizing::measure(history, &c, &budget()).is_exact());
 }
 
 #[test]

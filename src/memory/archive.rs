@@ -178,6 +178,7 @@ mod tests {
             truncated: false,
             tokens: None,
             usage: None,
+            late_tokens: None,
         })
     }
 

@@ -107,6 +107,65 @@ pub struct MessageRecord {
     /// What the server reported for the request that produced this reply.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub usage: Option<UsageRecord>,
+    /// Counts of earlier records of the active log, made after those were
+    /// written (the tokenizer was not loaded yet). They ride on the next
+    /// append so the log stays append-only; the loader moves them into each
+    /// record's `tokens`, and a rewrite writes them there (never this field).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub late_tokens: Option<LateTokens>,
+}
+
+/// Token counts of earlier records, keyed by their `seq`, all in one
+/// encoding (see [`MessageRecord::late_tokens`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LateTokens {
+    pub encoding: String,
+    /// `seq` to count; JSON object keys are strings, so `"12"` on disk.
+    #[serde(with = "seq_keys")]
+    pub counts: std::collections::BTreeMap<u64, u32>,
+}
+
+/// A map keyed by `seq` as a JSON object. Written by hand because records
+/// are an internally tagged enum, whose buffered fields do not turn string
+/// keys back into numbers on their own.
+mod seq_keys {
+    use std::collections::BTreeMap;
+
+    use serde::de::Error;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<S: Serializer>(map: &BTreeMap<u64, u32>, s: S) -> Result<S::Ok, S::Error> {
+        let keyed: BTreeMap<String, u32> = map.iter().map(|(k, v)| (k.to_string(), *v)).collect();
+        keyed.serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<u64, u32>, D::Error> {
+        BTreeMap::<String, u32>::deserialize(d)?
+            .into_iter()
+            .map(|(k, v)| match k.parse::<u64>() {
+                Ok(seq) if (1..=super::MAX_SEQ).contains(&seq) => Ok((seq, v)),
+                _ => Err(D::Error::custom(format!("late_tokens: {k:?} is not a seq"))),
+            })
+            .collect()
+    }
+}
+
+impl LateTokens {
+    /// The late count for `seq` into `tokens`, unless `tokens` already holds
+    /// a count in the same encoding (written with the record itself). A count
+    /// in another encoding is replaced: the late one is the newer.
+    pub fn apply(&self, seq: u64, tokens: &mut Option<TokenCache>) {
+        let Some(&count) = self.counts.get(&seq) else {
+            return;
+        };
+        if tokens.as_ref().is_some_and(|t| t.encoding == self.encoding) {
+            return;
+        }
+        *tokens = Some(TokenCache {
+            encoding: self.encoding.clone(),
+            count,
+        });
+    }
 }
 
 /// Token usage reported by the server for one reply.
@@ -338,5 +397,48 @@ mod tests {
             br#"{"type":"header","format":"memchat","version":1,"session":"s","created_at":"x"}"#;
         assert_eq!(parse_line(header, false), Err(LineError::UnexpectedHeader));
         assert_eq!(parse_line(b"\xff\xfe", false), Err(LineError::NotUtf8));
+    }
+
+    #[test]
+    fn late_counts_are_keyed_by_seq_and_keep_a_count_written_with_the_record() {
+        let line = br#"{"type":"message","seq":9,"role":"assistant","content":"hi","at":"x","late_tokens":{"encoding":"o200k_base","counts":{"3":12,"7":4}}}"#;
+        let Record::Message(m) = parse_line(line, false).unwrap() else {
+            panic!("not a message");
+        };
+        let late = m.late_tokens.clone().unwrap();
+        assert_eq!(late.counts.into_iter().collect::<Vec<_>>(), [(3, 12), (7, 4)]);
+        let written = to_line(&Record::Message(m.clone()));
+        assert_eq!(&written[..written.len() - 1], &line[..], "round trips");
+
+        let late = m.late_tokens.unwrap();
+        let mut none = None;
+        late.apply(3, &mut none);
+        assert_eq!(none.map(|t| (t.encoding, t.count)), Some(("o200k_base".into(), 12)));
+        let mut other_seq = None;
+        late.apply(4, &mut other_seq);
+        assert_eq!(other_seq, None);
+        let own = TokenCache {
+            encoding: "o200k_base".into(),
+            count: 5,
+        };
+        let mut kept = Some(own.clone());
+        late.apply(7, &mut kept);
+        assert_eq!(kept, Some(own), "the record's own count stands");
+        let mut stale = Some(TokenCache {
+            encoding: "cl100k_base".into(),
+            count: 5,
+        });
+        late.apply(7, &mut stale);
+        assert_eq!(stale.map(|t| t.count), Some(4), "the newer encoding's count");
+
+        for bad in ["\"0\"", "\"x\"", "\"9007199254740992\""] {
+            let line = format!(
+                r#"{{"type":"message","seq":9,"role":"user","content":"hi","at":"x","late_tokens":{{"encoding":"e","counts":{{{bad}:1}}}}}}"#
+            );
+            assert!(
+                matches!(parse_line(line.as_bytes(), false), Err(LineError::Json(_))),
+                "{bad}"
+            );
+        }
     }
 }

@@ -8,13 +8,14 @@
 //! continuing from the archive when the active log has lost track (emptied,
 //! deleted). Lines are read with a bounded memory cost (`lines.rs`).
 
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::BufRead;
 use std::path::Path;
 use std::time::Duration;
 
 use super::format::{
-    self, Header, LineError, MessageRecord, Record, Role, SummaryRecord, TokenCache,
+    self, Header, LateTokens, LineError, MessageRecord, Record, Role, SummaryRecord, TokenCache,
 };
 use super::lines::Lines;
 use super::{SessionPaths, StoreError, archive, files, pending};
@@ -38,6 +39,35 @@ pub struct LogContents {
     pub torn: Option<(u64, u64)>,
     /// The final line parsed but lacked its `\n`.
     pub missing_newline: bool,
+}
+
+impl LogContents {
+    /// Moves counts carried by a later record into the records they count.
+    fn apply_late_tokens(&mut self, late: &LateTokens) {
+        if let Some(system) = &mut self.system {
+            late.apply(system.seq, &mut system.tokens);
+        }
+        if let Some(summary) = &mut self.summary {
+            late.apply(summary.seq, &mut summary.tokens);
+        }
+        for &seq in late.counts.keys() {
+            // Messages rise by `seq` (the parser refuses otherwise).
+            if let Ok(i) = self.messages.binary_search_by_key(&seq, |m| m.seq) {
+                late.apply(seq, &mut self.messages[i].tokens);
+            }
+        }
+    }
+
+    /// `seq` and the encoding of every count the records hold.
+    fn counts(&self) -> impl Iterator<Item = (u64, &TokenCache)> {
+        let system = self.system.iter().map(|m| (m.seq, m.tokens.as_ref()));
+        let summary = self.summary.iter().map(|s| (s.seq, s.tokens.as_ref()));
+        let messages = self.messages.iter().map(|m| (m.seq, m.tokens.as_ref()));
+        system
+            .chain(summary)
+            .chain(messages)
+            .filter_map(|(seq, tokens)| tokens.map(|t| (seq, t)))
+    }
 }
 
 /// Parses an active log. `path` and `session` only name things in errors.
@@ -127,7 +157,10 @@ pub fn parse_log_from(
                     out.stale.push(Record::Summary(old));
                 }
             }
-            Record::Message(message) => {
+            Record::Message(mut message) => {
+                if let Some(late) = message.late_tokens.take() {
+                    out.apply_late_tokens(&late);
+                }
                 out.last_seq = out.last_seq.max(message.seq);
                 if message.role == Role::System {
                     if let Some(old) = out.system.replace(message) {
@@ -154,6 +187,10 @@ pub struct Session {
     notices: Vec<String>,
     /// The session held nothing before this open: it starts here.
     is_new: bool,
+    /// For each record of the active log whose count is on disk (in its own
+    /// `tokens` or carried late), the count's encoding. A count the engine
+    /// made since is carried by the next append (see [`Session::late_tokens`]).
+    persisted_counts: BTreeMap<u64, String>,
 }
 
 impl Session {
@@ -242,7 +279,9 @@ impl Session {
             contents,
             notices,
             is_new,
+            persisted_counts: BTreeMap::new(),
         };
+        session.note_counts_persisted();
         if !session.contents.stale.is_empty() {
             session.rewrite(Vec::new())?;
         }
@@ -328,7 +367,7 @@ impl Session {
         tokens: Option<TokenCache>,
         usage: Option<format::UsageRecord>,
     ) -> Result<&MessageRecord, StoreError> {
-        let record = MessageRecord {
+        let mut record = MessageRecord {
             seq: self.next_seq()?,
             role,
             content,
@@ -338,6 +377,7 @@ impl Session {
             truncated,
             tokens,
             usage,
+            late_tokens: self.late_tokens(),
         };
         let line = format::to_line(&Record::Message(record.clone()));
         if line.len() > format::MAX_LINE_BYTES {
@@ -349,6 +389,15 @@ impl Session {
         }
         files::append_durably(&mut self.log, &self.paths.log, &line)?;
         self.contents.last_seq = record.seq;
+        if let Some(late) = record.late_tokens.take() {
+            for seq in late.counts.into_keys() {
+                self.persisted_counts.insert(seq, late.encoding.clone());
+            }
+        }
+        if let Some(tokens) = &record.tokens {
+            self.persisted_counts
+                .insert(record.seq, tokens.encoding.clone());
+        }
         if role == Role::System {
             // A new system prompt supersedes the old one: archive it now so the
             // active log holds one.
@@ -450,9 +499,34 @@ impl Session {
         Ok(moved)
     }
 
-    /// Rewrites the active log so cached token counts are persisted.
-    pub fn persist_token_counts(&mut self) -> Result<(), StoreError> {
-        self.rewrite(Vec::new())
+    /// The counts the records hold in memory but not on disk (the engine
+    /// counted them after they were written), for the next append to carry:
+    /// the log stays append-only. One encoding per carrier; a count in
+    /// another (the model changed mid-run) waits for a later append.
+    fn late_tokens(&self) -> Option<LateTokens> {
+        let mut late: Option<LateTokens> = None;
+        for (seq, tokens) in self.contents.counts() {
+            if self.persisted_counts.get(&seq) == Some(&tokens.encoding) {
+                continue;
+            }
+            let late = late.get_or_insert_with(|| LateTokens {
+                encoding: tokens.encoding.clone(),
+                counts: BTreeMap::new(),
+            });
+            if late.encoding == tokens.encoding {
+                late.counts.insert(seq, tokens.count);
+            }
+        }
+        late
+    }
+
+    /// After a load or a rewrite: every count in memory is on disk.
+    fn note_counts_persisted(&mut self) {
+        self.persisted_counts = self
+            .contents
+            .counts()
+            .map(|(seq, tokens)| (seq, tokens.encoding.clone()))
+            .collect();
     }
 
     fn rewrite_or_restore(
@@ -488,6 +562,7 @@ impl Session {
         records.sort_by_key(|r| r.seq());
         files::replace_atomically(&self.paths.log, &format::log_bytes(&header, &records))?;
         self.contents.header = Some(header);
+        self.note_counts_persisted();
         // The old handle points at the replaced inode: reopen.
         let (log, _) = files::open_append(&self.paths.log)?;
         self.log = log;
@@ -543,4 +618,66 @@ pub fn create_session(
     let mut header = Header::new(name, format::now());
     header.last_seq = Some(last_seq);
     files::replace_atomically(&paths.log, &format::log_bytes(&header, active))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tokens::TokenCounter;
+
+    fn message(seq: u64, late: &str) -> String {
+        format!(
+            r#"{{"type":"message","seq":{seq},"role":"user","content":"m{seq}","at":"x"{late}}}"#
+        )
+    }
+
+    #[test]
+    fn late_counts_are_applied_on_load_and_folded_by_a_rewrite() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("s.jsonl");
+        let lines = [
+            r#"{"type":"header","format":"memchat","version":1,"session":"s","created_at":"x"}"#
+                .to_string(),
+            message(1, ""),
+            message(2, ""),
+            message(3, r#","late_tokens":{"encoding":"o200k_base","counts":{"1":5,"3":99}}"#),
+            message(4, r#","late_tokens":{"encoding":"cl100k_base","counts":{"2":6}}"#),
+        ];
+        std::fs::write(&log, lines.join("\n") + "\n").unwrap();
+        let c = TokenCounter::for_model("gpt-4o-mini");
+        assert_eq!(c.encoding().name(), "o200k_base");
+
+        let mut session = Session::open(dir.path(), "s", Duration::from_secs(1)).unwrap();
+        let counts: Vec<Option<u32>> = session
+            .messages()
+            .iter()
+            .map(|m| c.cached(m.tokens.as_ref()))
+            .collect();
+        // Seq 1 by its carrier; seq 2 only in another encoding (not trusted);
+        // a carrier never counts itself.
+        assert_eq!(counts, [Some(5), None, None, None]);
+        assert!(session.messages().iter().all(|m| m.late_tokens.is_none()));
+
+        // What the log holds is not carried again.
+        session
+            .append(Role::Assistant, "m5".into(), None, false, None)
+            .unwrap();
+        let appended = std::fs::read_to_string(&log).unwrap();
+        assert!(!appended.lines().last().unwrap().contains("late_tokens"), "{appended}");
+
+        session.archive_tail(4).unwrap();
+        let rewritten = std::fs::read_to_string(&log).unwrap();
+        assert!(!rewritten.contains("late_tokens"), "{rewritten}");
+        let first = rewritten.lines().nth(1).unwrap();
+        assert!(
+            first.contains(r#""tokens":{"encoding":"o200k_base","count":5}"#),
+            "{first}"
+        );
+        let reloaded = read_log(session.paths(), "s").unwrap();
+        assert_eq!(reloaded.messages[0].tokens.as_ref().map(|t| t.count), Some(5));
+        assert_eq!(
+            reloaded.messages[1].tokens.as_ref().map(|t| t.encoding.as_str()),
+            Some("cl100k_base")
+        );
+    }
 }
