@@ -406,14 +406,20 @@ mod tests {
             panic!("not a message");
         };
         let late = m.late_tokens.clone().unwrap();
-        assert_eq!(late.counts.into_iter().collect::<Vec<_>>(), [(3, 12), (7, 4)]);
+        assert_eq!(
+            late.counts.into_iter().collect::<Vec<_>>(),
+            [(3, 12), (7, 4)]
+        );
         let written = to_line(&Record::Message(m.clone()));
         assert_eq!(&written[..written.len() - 1], &line[..], "round trips");
 
         let late = m.late_tokens.unwrap();
         let mut none = None;
         late.apply(3, &mut none);
-        assert_eq!(none.map(|t| (t.encoding, t.count)), Some(("o200k_base".into(), 12)));
+        assert_eq!(
+            none.map(|t| (t.encoding, t.count)),
+            Some(("o200k_base".into(), 12))
+        );
         let mut other_seq = None;
         late.apply(4, &mut other_seq);
         assert_eq!(other_seq, None);
@@ -429,7 +435,11 @@ mod tests {
             count: 5,
         });
         late.apply(7, &mut stale);
-        assert_eq!(stale.map(|t| t.count), Some(4), "the newer encoding's count");
+        assert_eq!(
+            stale.map(|t| t.count),
+            Some(4),
+            "the newer encoding's count"
+        );
 
         for bad in ["\"0\"", "\"x\"", "\"9007199254740992\""] {
             let line = format!(

@@ -640,8 +640,14 @@ mod tests {
                 .to_string(),
             message(1, ""),
             message(2, ""),
-            message(3, r#","late_tokens":{"encoding":"o200k_base","counts":{"1":5,"3":99}}"#),
-            message(4, r#","late_tokens":{"encoding":"cl100k_base","counts":{"2":6}}"#),
+            message(
+                3,
+                r#","late_tokens":{"encoding":"o200k_base","counts":{"1":5,"3":99}}"#,
+            ),
+            message(
+                4,
+                r#","late_tokens":{"encoding":"cl100k_base","counts":{"2":6}}"#,
+            ),
         ];
         std::fs::write(&log, lines.join("\n") + "\n").unwrap();
         let c = TokenCounter::for_model("gpt-4o-mini");
@@ -663,7 +669,10 @@ mod tests {
             .append(Role::Assistant, "m5".into(), None, false, None)
             .unwrap();
         let appended = std::fs::read_to_string(&log).unwrap();
-        assert!(!appended.lines().last().unwrap().contains("late_tokens"), "{appended}");
+        assert!(
+            !appended.lines().last().unwrap().contains("late_tokens"),
+            "{appended}"
+        );
 
         session.archive_tail(4).unwrap();
         let rewritten = std::fs::read_to_string(&log).unwrap();
@@ -674,9 +683,15 @@ mod tests {
             "{first}"
         );
         let reloaded = read_log(session.paths(), "s").unwrap();
-        assert_eq!(reloaded.messages[0].tokens.as_ref().map(|t| t.count), Some(5));
         assert_eq!(
-            reloaded.messages[1].tokens.as_ref().map(|t| t.encoding.as_str()),
+            reloaded.messages[0].tokens.as_ref().map(|t| t.count),
+            Some(5)
+        );
+        assert_eq!(
+            reloaded.messages[1]
+                .tokens
+                .as_ref()
+                .map(|t| t.encoding.as_str()),
             Some("cl100k_base")
         );
     }
