@@ -46,8 +46,9 @@ pub fn history_tokens(contents: &LogContents, counter: &TokenCounter) -> u64 {
 }
 
 /// How long a reading command waits to finish a rename or delete that a
-/// crash interrupted (it needs the sessions' locks).
-const SETTLE_WAIT: Duration = Duration::from_secs(5);
+/// crash interrupted (it needs the sessions' locks): as long as opening a
+/// session waits for its lock by default, one number for both waits.
+const SETTLE_WAIT: Duration = crate::config::DEFAULT_LOCK_WAIT;
 
 /// Before reading: refuses a memory directory that is not the user's own,
 /// and finishes an interrupted rename or delete, so a reader never sees a

@@ -465,11 +465,17 @@ impl RetryService {
     }
 }
 
+/// The longest `Retry-After` taken as given: a server asking for more (or a
+/// garbled huge number) is read as this, so no arithmetic on the wait can
+/// overflow; the retry loop bounds the total wait further.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
+
 /// `Retry-After` in seconds (the HTTP-date form is rare from APIs; ignored).
 fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
     let value = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?;
     let secs: f64 = value.trim().parse().ok()?;
-    (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs.min(3600.0)))
+    (secs.is_finite() && secs >= 0.0)
+        .then(|| Duration::from_secs_f64(secs.min(MAX_RETRY_AFTER.as_secs_f64())))
 }
 
 #[derive(Serialize)]
