@@ -8,17 +8,21 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::Deserialize;
-
 use crate::budget::{self, Budget};
-use crate::cli::{ChatArgs, Command, FormatArg};
+use crate::cli::ChatArgs;
 use crate::client::openai::{OPENAI_BASE_URL, OpenAiSettings};
 use crate::memory;
 use crate::models;
 use crate::provenance::Resolver;
 pub use crate::provenance::{FlagSource, Origin};
 use crate::render::ColorMode;
-use crate::transfer::ExportFormat;
+
+mod file;
+mod management;
+
+pub use file::{FileConfig, color_mode, config_file_path, default_config_path, load_file};
+use file::file_color;
+pub use management::{ManageCommand, Management, management};
 
 // The defaults, each named once. `--print-config` shows which ones applied.
 
@@ -49,28 +53,6 @@ pub const DEFAULT_LOCK_WAIT: Duration = Duration::from_secs(5);
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct UsageError(pub String);
-
-/// Settings from the config file; every field optional.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FileConfig {
-    pub model: Option<String>,
-    pub base_url: Option<String>,
-    pub context_limit: Option<u32>,
-    pub budget: Option<u32>,
-    pub system: Option<String>,
-    pub memory_dir: Option<PathBuf>,
-    pub session: Option<String>,
-    pub timeout: Option<u64>,
-    pub connect_timeout: Option<u64>,
-    pub retries: Option<u32>,
-    pub stream: Option<bool>,
-    /// `auto`, `always` or `never`.
-    pub color: Option<String>,
-    /// The file these settings were read from (`None`: there was none).
-    #[serde(skip)]
-    pub read_from: Option<PathBuf>,
-}
 
 /// Which model back-end to use.
 #[derive(Debug, Clone)]
@@ -188,50 +170,6 @@ pub fn model_budget(
     Ok((budget, notice))
 }
 
-/// Where the config file is: the file `MEMCHAT_CONFIG` names, which must
-/// exist (a file named on purpose and not found is a mistake to report, not
-/// to skip), else `config.toml` in the user's config directory, if any.
-pub fn config_file_path() -> Result<Option<PathBuf>, UsageError> {
-    if let Some(path) = std::env::var_os("MEMCHAT_CONFIG").filter(|p| !p.is_empty()) {
-        let path = PathBuf::from(path);
-        if !path.exists() {
-            return Err(UsageError(format!(
-                "MEMCHAT_CONFIG names {}, which does not exist (unset MEMCHAT_CONFIG to use {})",
-                path.display(),
-                default_config_path()
-                    .map_or_else(|| "no config file".to_string(), |p| p.display().to_string())
-            )));
-        }
-        return Ok(Some(path));
-    }
-    Ok(default_config_path())
-}
-
-/// `config.toml` in the user's config directory (`~/.config/memchat/` on
-/// Linux).
-pub fn default_config_path() -> Option<PathBuf> {
-    dirs::config_dir().map(|d| d.join("memchat").join("config.toml"))
-}
-
-/// Reads the config file, if there is one.
-pub fn load_file(path: Option<&Path>) -> Result<FileConfig, UsageError> {
-    let Some(path) = path else {
-        return Ok(FileConfig::default());
-    };
-    match std::fs::read_to_string(path) {
-        Ok(text) => toml::from_str(&text)
-            .map(|file| FileConfig {
-                read_from: Some(path.to_path_buf()),
-                ..file
-            })
-            .map_err(|e| UsageError(format!("{}: {}", path.display(), e.to_string().trim()))),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(FileConfig::default()),
-        Err(e) => Err(UsageError(format!("cannot read {}: {e}", path.display()))),
-    }
-}
-
-/// The memory directory: flag/env > config file > `./memory` if it is a
-/// memchat memory directory (the repository ships one with a marker file) >
 /// the user's data directory.
 pub fn resolve_memory_dir(flag: Option<&Path>, file: Option<&Path>) -> Result<PathBuf, UsageError> {
     if let Some(dir) = flag.or(file) {
@@ -428,306 +366,6 @@ fn openai_settings(
     })
 }
 
-/// The colour choice: `--color`/`MEMCHAT_COLOR` > the file's `color` > auto.
-pub fn color_mode(flag: Option<ColorMode>, file: &FileConfig) -> Result<ColorMode, UsageError> {
-    Ok(flag.or(file_color(file)?).unwrap_or_default())
-}
-
-/// The file's `color`, checked.
-fn file_color(file: &FileConfig) -> Result<Option<ColorMode>, UsageError> {
-    file.color
-        .as_deref()
-        .map(str::parse)
-        .transpose()
-        .map_err(UsageError)
-}
-
-/// A management command (`memchat sessions`, `show`, ...) as plain data,
-/// checked, with the memory directory it acts on.
-#[derive(Debug, Clone)]
-pub struct Management {
-    pub memory_dir: PathBuf,
-    pub lock_wait: Duration,
-    pub command: ManageCommand,
-}
-
-/// What a management command asks for; session names are already valid.
-#[derive(Debug, Clone)]
-pub enum ManageCommand {
-    Sessions {
-        model: String,
-        budget: Budget,
-    },
-    Show {
-        name: String,
-        all: bool,
-        json: bool,
-    },
-    Export {
-        name: String,
-        format: ExportFormat,
-        output: Option<PathBuf>,
-    },
-    Import {
-        source: PathBuf,
-        name: String,
-    },
-    Delete {
-        name: String,
-        yes: bool,
-    },
-    Rename {
-        from: String,
-        to: String,
-    },
-    Repair {
-        name: String,
-    },
-}
-
-fn valid_name(name: &str) -> Result<String, UsageError> {
-    memory::validate_session_name(name).map_err(|e| UsageError(e.to_string()))?;
-    Ok(name.to_string())
-}
-
-/// The name of a session about to be created: no dot (see memory/README.md).
-fn valid_new_name(name: &str) -> Result<String, UsageError> {
-    memory::validate_new_session_name(name).map_err(|e| UsageError(e.to_string()))?;
-    Ok(name.to_string())
-}
-
-/// Turns a management subcommand into plain data. `None` for the commands
-/// that print the command line's own description (completions, the man
-/// page), which `cli.rs` writes.
-pub fn management(
-    command: &Command,
-    args: &ChatArgs,
-    file: &FileConfig,
-) -> Result<Option<Management>, UsageError> {
-    let memory_dir = resolve_memory_dir(args.memory_dir.as_deref(), file.memory_dir.as_deref())?;
-    let lock_wait = lock_wait(args);
-    let command = match command {
-        Command::Sessions => {
-            let (model, budget) = model_and_budget(args, file)?;
-            ManageCommand::Sessions { model, budget }
-        }
-        Command::Show { name, all, json } => ManageCommand::Show {
-            name: valid_name(name)?,
-            all: *all,
-            json: *json,
-        },
-        Command::Export {
-            name,
-            format,
-            output,
-        } => ManageCommand::Export {
-            name: valid_name(name)?,
-            format: match (format, output) {
-                (Some(FormatArg::Json), _) => ExportFormat::Json,
-                (Some(FormatArg::Markdown), _) => ExportFormat::Markdown,
-                (None, Some(path)) => ExportFormat::for_path(path),
-                (None, None) => ExportFormat::Json,
-            },
-            output: output.clone(),
-        },
-        Command::Import {
-            file: source,
-            as_name,
-        } => {
-            let name = match as_name {
-                Some(name) => name.clone(),
-                None => source
-                    .file_stem()
-                    .map(|s| s.to_string_lossy().into_owned())
-                    .unwrap_or_default(),
-            };
-            let name = valid_new_name(&name)
-                .map_err(|e| UsageError(format!("{e}; choose one with --as NAME")))?;
-            ManageCommand::Import {
-                source: source.clone(),
-                name,
-            }
-        }
-        Command::Delete { name, yes } => ManageCommand::Delete {
-            name: valid_name(name)?,
-            yes: *yes,
-        },
-        Command::Rename { from, to } => ManageCommand::Rename {
-            from: valid_name(from)?,
-            to: valid_new_name(to)?,
-        },
-        Command::Repair { name } => ManageCommand::Repair {
-            name: valid_name(name)?,
-        },
-        Command::Completions { .. } | Command::Man => return Ok(None),
-    };
-    Ok(Some(Management {
-        memory_dir,
-        lock_wait,
-        command,
-    }))
-}
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn args() -> ChatArgs {
-        ChatArgs {
-            memory_dir: Some(PathBuf::from("/tmp/memchat-test-mem")),
-            ..ChatArgs::default()
-        }
-    }
-
-    /// A flag source that, like clap's, accepts only real argument ids;
-    /// `env` lists the ids that "came from the environment".
-    fn flag_source(env: &'static [&'static str]) -> impl Fn(&str) -> Option<String> {
-        use clap::CommandFactory;
-        let ids: Vec<String> = crate::cli::Cli::command()
-            .get_arguments()
-            .map(|a| a.get_id().to_string())
-            .collect();
-        move |id: &str| {
-            assert!(ids.iter().any(|i| i == id), "{id:?} is not a flag id");
-            env.contains(&id).then(|| "environment".to_string())
-        }
-    }
-
-    fn origin<'c>(config: &'c Config, setting: &str) -> (&'c str, &'c str) {
-        let o = config
-            .origins
-            .iter()
-            .find(|o| o.setting == setting)
-            .unwrap_or_else(|| panic!("no origin for {setting}"));
-        (o.value.as_str(), o.source.as_str())
-    }
-
-    #[test]
-    fn the_reliability_doc_counts_attempts_as_the_program_does() {
-        let doc = include_str!("../docs/RELIABILITY.md");
-        let attempts = crate::render::counted(DEFAULT_RETRIES + 1, "attempt");
-        assert!(
-            doc.contains(&format!("after {attempts}: …")),
-            "docs/RELIABILITY.md must say `after {attempts}` (DEFAULT_RETRIES = {DEFAULT_RETRIES})"
-        );
-    }
-
-    #[test]
-    fn flag_beats_file_beats_default_and_each_says_so() {
-        let mut args = args();
-        args.model = Some("gpt-4o".into());
-        args.retries = Some(1);
-        let file = FileConfig {
-            model: Some("gpt-4.1".into()),
-            context_limit: Some(64_000),
-            timeout: Some(30),
-            retries: Some(7),
-            ..FileConfig::default()
-        };
-        let from_env = flag_source(&["retries"]);
-        let path = Path::new("memchat.toml");
-        let config = resolve(&args, &file, Some(path), Some("sk-x".into()), &from_env).unwrap();
-        assert_eq!(origin(&config, "model"), ("gpt-4o", "command line"));
-        assert_eq!(
-            origin(&config, "context_limit"),
-            ("64000", "config file memchat.toml")
-        );
-        assert_eq!(origin(&config, "budget"), ("-", "not set"));
-        assert_eq!(origin(&config, "retries"), ("1", "environment"));
-        assert_eq!(
-            origin(&config, "timeout"),
-            ("30", "config file memchat.toml")
-        );
-        assert_eq!(origin(&config, "connect_timeout"), ("10", "default"));
-        assert_eq!(origin(&config, "session"), ("default", "default"));
-        assert_eq!(config.budget.window, 64_000);
-        let Backend::OpenAi(settings) = &config.backend else {
-            panic!("not the OpenAI backend");
-        };
-        assert_eq!(settings.max_retries, 1);
-        assert_eq!(settings.idle_timeout, Duration::from_secs(30));
-        assert_eq!(
-            settings.connect_timeout,
-            Duration::from_secs(DEFAULT_CONNECT_TIMEOUT_SECS)
-        );
-        assert_eq!(settings.retry_base, DEFAULT_RETRY_BASE);
-        assert_eq!(settings.retry_cap, RETRY_CAP);
-        assert_eq!(config.lock_wait, DEFAULT_LOCK_WAIT);
-    }
-
-    #[test]
-    fn the_base_url_is_shown_as_it_is_used() {
-        let mut args = args();
-        args.base_url = Some(" http://localhost:11434/v1/ ".into());
-        let none = flag_source(&[]);
-        let config = resolve(&args, &FileConfig::default(), None, None, &none).unwrap();
-        assert_eq!(
-            origin(&config, "base_url"),
-            ("http://localhost:11434/v1", "command line")
-        );
-        assert_eq!(
-            origin(&config, "api_key"),
-            ("(not set)", "environment OPENAI_API_KEY")
-        );
-        config.ready().unwrap();
-        // No key is fine for a local server, not for OpenAI's: resolving
-        // works (`--print-config` says so), chatting does not.
-        args.base_url = None;
-        let config = resolve(&args, &FileConfig::default(), None, None, &none).unwrap();
-        assert!(config.ready().unwrap_err().0.contains("no API key"));
-        assert!(
-            config
-                .describe()
-                .contains("a chat would stop here: no API key")
-        );
-        assert_eq!(
-            origin(&config, "api_key"),
-            ("(not set)", "environment OPENAI_API_KEY")
-        );
-    }
-
-    #[test]
-    fn no_stream_turns_streaming_off_over_the_file() {
-        let mut args = args();
-        args.no_stream = true;
-        let file = FileConfig {
-            stream: Some(true),
-            ..FileConfig::default()
-        };
-        let none = flag_source(&[]);
-        let config = resolve(&args, &file, None, Some("k".into()), &none).unwrap();
-        assert_eq!(origin(&config, "stream"), ("false", "command line"));
-        args.no_stream = false;
-        let config = resolve(&args, &file, None, Some("k".into()), &none).unwrap();
-        assert_eq!(origin(&config, "stream").1, "config file");
-    }
-
-    #[test]
-    fn sessions_and_chat_agree_on_model_and_budget() {
-        let mut args = args();
-        args.budget = Some(5000);
-        let file = FileConfig {
-            model: Some("llama3.2".into()),
-            context_limit: Some(32_000),
-            ..FileConfig::default()
-        };
-        let (model, budget) = model_and_budget(&args, &file).unwrap();
-        args.mock = true;
-        let none = flag_source(&[]);
-        let config = resolve(&args, &file, None, None, &none).unwrap();
-        assert_eq!(
-            (model.as_str(), budget),
-            (config.model.as_str(), config.budget)
-        );
-        assert_eq!(budget.cap, 5000);
-    }
-
-    #[test]
-    fn an_unknown_model_gets_the_small_default_window_and_a_notice() {
-        let (budget, notice) = model_budget("llama3.2", None, None).unwrap();
-        assert_eq!(budget.window, budget::DEFAULT_UNKNOWN_WINDOW);
-        assert!(notice.is_some_and(|n| n.contains("--context-limit")));
-        let (budget, notice) = model_budget("O3-mini", None, None).unwrap();
-        assert_eq!((budget.window, notice), (200_000, None));
-    }
-}
+mod tests;

@@ -1,0 +1,138 @@
+//! Management commands (`memchat sessions`, `show`, `export`, ...) turned
+//! from clap's types into plain, checked data, with the memory directory
+//! they act on.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::{FileConfig, UsageError, lock_wait, model_and_budget, resolve_memory_dir};
+use crate::budget::Budget;
+use crate::cli::{ChatArgs, Command, FormatArg};
+use crate::memory;
+use crate::transfer::ExportFormat;
+
+/// A management command (`memchat sessions`, `show`, ...) as plain data,
+/// checked, with the memory directory it acts on.
+#[derive(Debug, Clone)]
+pub struct Management {
+    pub memory_dir: PathBuf,
+    pub lock_wait: Duration,
+    pub command: ManageCommand,
+}
+
+/// What a management command asks for; session names are already valid.
+#[derive(Debug, Clone)]
+pub enum ManageCommand {
+    Sessions {
+        model: String,
+        budget: Budget,
+    },
+    Show {
+        name: String,
+        all: bool,
+        json: bool,
+    },
+    Export {
+        name: String,
+        format: ExportFormat,
+        output: Option<PathBuf>,
+    },
+    Import {
+        source: PathBuf,
+        name: String,
+    },
+    Delete {
+        name: String,
+        yes: bool,
+    },
+    Rename {
+        from: String,
+        to: String,
+    },
+    Repair {
+        name: String,
+    },
+}
+
+fn valid_name(name: &str) -> Result<String, UsageError> {
+    memory::validate_session_name(name).map_err(|e| UsageError(e.to_string()))?;
+    Ok(name.to_string())
+}
+
+/// The name of a session about to be created: no dot (see memory/README.md).
+fn valid_new_name(name: &str) -> Result<String, UsageError> {
+    memory::validate_new_session_name(name).map_err(|e| UsageError(e.to_string()))?;
+    Ok(name.to_string())
+}
+
+/// Turns a management subcommand into plain data. `None` for the commands
+/// that print the command line's own description (completions, the man
+/// page), which `cli.rs` writes.
+pub fn management(
+    command: &Command,
+    args: &ChatArgs,
+    file: &FileConfig,
+) -> Result<Option<Management>, UsageError> {
+    let memory_dir = resolve_memory_dir(args.memory_dir.as_deref(), file.memory_dir.as_deref())?;
+    let lock_wait = lock_wait(args);
+    let command = match command {
+        Command::Sessions => {
+            let (model, budget) = model_and_budget(args, file)?;
+            ManageCommand::Sessions { model, budget }
+        }
+        Command::Show { name, all, json } => ManageCommand::Show {
+            name: valid_name(name)?,
+            all: *all,
+            json: *json,
+        },
+        Command::Export {
+            name,
+            format,
+            output,
+        } => ManageCommand::Export {
+            name: valid_name(name)?,
+            format: match (format, output) {
+                (Some(FormatArg::Json), _) => ExportFormat::Json,
+                (Some(FormatArg::Markdown), _) => ExportFormat::Markdown,
+                (None, Some(path)) => ExportFormat::for_path(path),
+                (None, None) => ExportFormat::Json,
+            },
+            output: output.clone(),
+        },
+        Command::Import {
+            file: source,
+            as_name,
+        } => {
+            let name = match as_name {
+                Some(name) => name.clone(),
+                None => source
+                    .file_stem()
+                    .map(|s| s.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+            };
+            let name = valid_new_name(&name)
+                .map_err(|e| UsageError(format!("{e}; choose one with --as NAME")))?;
+            ManageCommand::Import {
+                source: source.clone(),
+                name,
+            }
+        }
+        Command::Delete { name, yes } => ManageCommand::Delete {
+            name: valid_name(name)?,
+            yes: *yes,
+        },
+        Command::Rename { from, to } => ManageCommand::Rename {
+            from: valid_name(from)?,
+            to: valid_new_name(to)?,
+        },
+        Command::Repair { name } => ManageCommand::Repair {
+            name: valid_name(name)?,
+        },
+        Command::Completions { .. } | Command::Man => return Ok(None),
+    };
+    Ok(Some(Management {
+        memory_dir,
+        lock_wait,
+        command,
+    }))
+}

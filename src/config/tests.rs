@@ -1,0 +1,162 @@
+//! Unit tests of the configuration: precedence, provenance, checks.
+
+use super::*;
+
+fn args() -> ChatArgs {
+    ChatArgs {
+        memory_dir: Some(PathBuf::from("/tmp/memchat-test-mem")),
+        ..ChatArgs::default()
+    }
+}
+
+/// A flag source that, like clap's, accepts only real argument ids;
+/// `env` lists the ids that "came from the environment".
+fn flag_source(env: &'static [&'static str]) -> impl Fn(&str) -> Option<String> {
+    use clap::CommandFactory;
+    let ids: Vec<String> = crate::cli::Cli::command()
+        .get_arguments()
+        .map(|a| a.get_id().to_string())
+        .collect();
+    move |id: &str| {
+        assert!(ids.iter().any(|i| i == id), "{id:?} is not a flag id");
+        env.contains(&id).then(|| "environment".to_string())
+    }
+}
+
+fn origin<'c>(config: &'c Config, setting: &str) -> (&'c str, &'c str) {
+    let o = config
+        .origins
+        .iter()
+        .find(|o| o.setting == setting)
+        .unwrap_or_else(|| panic!("no origin for {setting}"));
+    (o.value.as_str(), o.source.as_str())
+}
+
+#[test]
+fn the_reliability_doc_counts_attempts_as_the_program_does() {
+    let doc = include_str!("../../docs/RELIABILITY.md");
+    let attempts = crate::render::counted(DEFAULT_RETRIES + 1, "attempt");
+    assert!(
+        doc.contains(&format!("after {attempts}: …")),
+        "docs/RELIABILITY.md must say `after {attempts}` (DEFAULT_RETRIES = {DEFAULT_RETRIES})"
+    );
+}
+
+#[test]
+fn flag_beats_file_beats_default_and_each_says_so() {
+    let mut args = args();
+    args.model = Some("gpt-4o".into());
+    args.retries = Some(1);
+    let file = FileConfig {
+        model: Some("gpt-4.1".into()),
+        context_limit: Some(64_000),
+        timeout: Some(30),
+        retries: Some(7),
+        ..FileConfig::default()
+    };
+    let from_env = flag_source(&["retries"]);
+    let path = Path::new("memchat.toml");
+    let config = resolve(&args, &file, Some(path), Some("sk-x".into()), &from_env).unwrap();
+    assert_eq!(origin(&config, "model"), ("gpt-4o", "command line"));
+    assert_eq!(
+        origin(&config, "context_limit"),
+        ("64000", "config file memchat.toml")
+    );
+    assert_eq!(origin(&config, "budget"), ("-", "not set"));
+    assert_eq!(origin(&config, "retries"), ("1", "environment"));
+    assert_eq!(
+        origin(&config, "timeout"),
+        ("30", "config file memchat.toml")
+    );
+    assert_eq!(origin(&config, "connect_timeout"), ("10", "default"));
+    assert_eq!(origin(&config, "session"), ("default", "default"));
+    assert_eq!(config.budget.window, 64_000);
+    let Backend::OpenAi(settings) = &config.backend else {
+        panic!("not the OpenAI backend");
+    };
+    assert_eq!(settings.max_retries, 1);
+    assert_eq!(settings.idle_timeout, Duration::from_secs(30));
+    assert_eq!(
+        settings.connect_timeout,
+        Duration::from_secs(DEFAULT_CONNECT_TIMEOUT_SECS)
+    );
+    assert_eq!(settings.retry_base, DEFAULT_RETRY_BASE);
+    assert_eq!(settings.retry_cap, RETRY_CAP);
+    assert_eq!(config.lock_wait, DEFAULT_LOCK_WAIT);
+}
+
+#[test]
+fn the_base_url_is_shown_as_it_is_used() {
+    let mut args = args();
+    args.base_url = Some(" http://localhost:11434/v1/ ".into());
+    let none = flag_source(&[]);
+    let config = resolve(&args, &FileConfig::default(), None, None, &none).unwrap();
+    assert_eq!(
+        origin(&config, "base_url"),
+        ("http://localhost:11434/v1", "command line")
+    );
+    assert_eq!(
+        origin(&config, "api_key"),
+        ("(not set)", "environment OPENAI_API_KEY")
+    );
+    config.ready().unwrap();
+    // No key is fine for a local server, not for OpenAI's: resolving
+    // works (`--print-config` says so), chatting does not.
+    args.base_url = None;
+    let config = resolve(&args, &FileConfig::default(), None, None, &none).unwrap();
+    assert!(config.ready().unwrap_err().0.contains("no API key"));
+    assert!(
+        config
+            .describe()
+            .contains("a chat would stop here: no API key")
+    );
+    assert_eq!(
+        origin(&config, "api_key"),
+        ("(not set)", "environment OPENAI_API_KEY")
+    );
+}
+
+#[test]
+fn no_stream_turns_streaming_off_over_the_file() {
+    let mut args = args();
+    args.no_stream = true;
+    let file = FileConfig {
+        stream: Some(true),
+        ..FileConfig::default()
+    };
+    let none = flag_source(&[]);
+    let config = resolve(&args, &file, None, Some("k".into()), &none).unwrap();
+    assert_eq!(origin(&config, "stream"), ("false", "command line"));
+    args.no_stream = false;
+    let config = resolve(&args, &file, None, Some("k".into()), &none).unwrap();
+    assert_eq!(origin(&config, "stream").1, "config file");
+}
+
+#[test]
+fn sessions_and_chat_agree_on_model_and_budget() {
+    let mut args = args();
+    args.budget = Some(5000);
+    let file = FileConfig {
+        model: Some("llama3.2".into()),
+        context_limit: Some(32_000),
+        ..FileConfig::default()
+    };
+    let (model, budget) = model_and_budget(&args, &file).unwrap();
+    args.mock = true;
+    let none = flag_source(&[]);
+    let config = resolve(&args, &file, None, None, &none).unwrap();
+    assert_eq!(
+        (model.as_str(), budget),
+        (config.model.as_str(), config.budget)
+    );
+    assert_eq!(budget.cap, 5000);
+}
+
+#[test]
+fn an_unknown_model_gets_the_small_default_window_and_a_notice() {
+    let (budget, notice) = model_budget("llama3.2", None, None).unwrap();
+    assert_eq!(budget.window, budget::DEFAULT_UNKNOWN_WINDOW);
+    assert!(notice.is_some_and(|n| n.contains("--context-limit")));
+    let (budget, notice) = model_budget("O3-mini", None, None).unwrap();
+    assert_eq!((budget.window, notice), (200_000, None));
+}
