@@ -29,7 +29,7 @@ use std::io::Write;
 use futures::StreamExt;
 
 use crate::budget::{self, Budget};
-use crate::client::{ChatModel, ChatRequest, ClientError, Purpose, StreamEvent, Usage};
+use crate::client::{ChatModel, ChatRequest, ClientError, Purpose, Sampling, StreamEvent, Usage};
 use crate::interrupt::{Interrupt, Termination};
 use crate::memory::format::{TokenCache, UsageRecord};
 use crate::memory::{Session, StoreError};
@@ -131,6 +131,8 @@ pub struct Engine {
     model: Box<dyn ChatModel>,
     counter: TokenCounter,
     budget: Budget,
+    /// `temperature` and `top_p` of every reply (summaries use their own).
+    sampling: Sampling,
     /// Leave compaction to the caller after each reply (the REPL runs it
     /// while the user types the next line).
     defer_compaction: bool,
@@ -148,6 +150,7 @@ impl Engine {
             model,
             counter,
             budget,
+            sampling: Sampling::default(),
             defer_compaction: false,
         }
     }
@@ -171,6 +174,11 @@ impl Engine {
         self.model = model;
         self.counter = counter;
         self.budget = budget;
+    }
+
+    /// Sets `temperature` and `top_p` for the replies from now on.
+    pub fn set_sampling(&mut self, sampling: Sampling) {
+        self.sampling = sampling;
     }
 
     /// Leaves compaction after a reply to the caller, who must run
@@ -358,7 +366,7 @@ impl Engine {
         Ok(ChatRequest {
             messages,
             max_tokens: self.budget.reply_reserve,
-            temperature: None,
+            sampling: self.sampling,
             purpose: Purpose::Reply,
         })
     }

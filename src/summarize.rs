@@ -68,7 +68,10 @@ pub fn summary_request(previous: Option<&str>, messages: &[ChatMessage], cap: u3
             ChatMessage::new(Role::User, summary_text::prompt(previous, messages)),
         ],
         max_tokens: cap,
-        temperature: Some(0.0),
+        sampling: crate::client::Sampling {
+            temperature: Some(0.0),
+            top_p: None,
+        },
         purpose: Purpose::Summary,
     }
 }
@@ -201,7 +204,7 @@ mod tests {
         let (previous, parsed) = summary_text::parse_summary_prompt(&request.messages[1].content);
         assert_eq!(previous.as_deref(), Some("- user: earlier"));
         assert_eq!(parsed, messages);
-        assert_eq!(request.temperature, Some(0.0));
+        assert_eq!(request.sampling.temperature, Some(0.0));
         assert_eq!(request.max_tokens, 256);
     }
 

@@ -123,7 +123,7 @@ mod tests {
                 ChatMessage::new(Role::User, "what   is\nmy name?"),
             ],
             max_tokens: 100,
-            temperature: None,
+            sampling: Default::default(),
             purpose: Purpose::Reply,
         };
         assert_eq!(

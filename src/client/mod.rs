@@ -30,8 +30,17 @@ pub struct ChatRequest {
     pub messages: Vec<ChatMessage>,
     /// Upper bound on the reply (`R`, or `S` for summaries).
     pub max_tokens: u32,
-    pub temperature: Option<f32>,
+    pub sampling: Sampling,
     pub purpose: Purpose,
+}
+
+/// How the model picks its words: `temperature` and `top_p`, each left to the
+/// server when `None`. Reasoning models accept neither (see
+/// [`crate::models::is_reasoning`]); the client leaves them out for those.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Sampling {
+    pub temperature: Option<f32>,
+    pub top_p: Option<f32>,
 }
 
 /// Token usage reported by the server.

@@ -115,8 +115,8 @@ impl OpenAiModel {
     }
 
     fn wire_request<'a>(&'a self, request: &'a ChatRequest, stream: bool) -> WireRequest<'a> {
-        // Reasoning models reject `max_tokens` and `temperature`; everyone
-        // else (and every local server) knows `max_tokens`.
+        // Reasoning models reject `max_tokens`, `temperature` and `top_p`;
+        // everyone else (and every local server) knows them.
         let reasoning = crate::models::is_reasoning(&self.settings.model);
         WireRequest {
             model: &self.settings.model,
@@ -127,7 +127,8 @@ impl OpenAiModel {
             }),
             max_tokens: (!reasoning).then_some(request.max_tokens),
             max_completion_tokens: reasoning.then_some(request.max_tokens),
-            temperature: if reasoning { None } else { request.temperature },
+            temperature: request.sampling.temperature.filter(|_| !reasoning),
+            top_p: request.sampling.top_p.filter(|_| !reasoning),
         }
     }
 
@@ -491,6 +492,8 @@ struct WireRequest<'a> {
     max_completion_tokens: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     temperature: Option<f32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    top_p: Option<f32>,
 }
 
 #[derive(Serialize)]

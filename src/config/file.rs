@@ -75,8 +75,6 @@ pub fn load_file(path: Option<&Path>) -> Result<FileConfig, UsageError> {
     }
 }
 
-/// The memory directory: flag/env > config file > `./memory` if it is a
-/// memchat memory directory (the repository ships one with a marker file) >
 
 /// The colour choice: `--color`/`MEMCHAT_COLOR` > the file's `color` > auto.
 pub fn color_mode(flag: Option<ColorMode>, file: &FileConfig) -> Result<ColorMode, UsageError> {

@@ -170,6 +170,8 @@ pub fn model_budget(
     Ok((budget, notice))
 }
 
+/// The memory directory: flag/env > config file > `./memory` if it is a
+/// memchat memory directory (the repository ships one with a marker file) >
 /// the user's data directory.
 pub fn resolve_memory_dir(flag: Option<&Path>, file: Option<&Path>) -> Result<PathBuf, UsageError> {
     if let Some(dir) = flag.or(file) {

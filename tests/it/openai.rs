@@ -31,7 +31,7 @@ fn request() -> ChatRequest {
             ChatMessage::new(Role::User, "Hi"),
         ],
         max_tokens: 100,
-        temperature: None,
+        sampling: Default::default(),
         purpose: Purpose::Reply,
     }
 }

@@ -119,7 +119,7 @@ fn request() -> ChatRequest {
     ChatRequest {
         messages: vec![ChatMessage::new(Role::User, "Hi")],
         max_tokens: 100,
-        temperature: None,
+        sampling: Default::default(),
         purpose: Purpose::Reply,
     }
 }
