@@ -137,6 +137,14 @@ impl Budget {
     }
 }
 
+/// The largest reply reserve `R` a window allows: what leaves the margin
+/// and the smallest budget `B` there is room to talk in.
+pub fn largest_reply_reserve(window: u32) -> u32 {
+    window
+        .saturating_sub((window / MARGIN_DIVISOR).max(MARGIN_MIN))
+        .saturating_sub(MIN_WINDOW / 2)
+}
+
 fn percent(value: u32, pct: u64) -> u32 {
     u32::try_from(u64::from(value) * pct / 100).unwrap_or(u32::MAX)
 }

@@ -180,6 +180,24 @@ pub struct ChatArgs {
     #[arg(long, env = "MEMCHAT_BUDGET", value_name = "TOKENS")]
     pub budget: Option<u32>,
 
+    /// Sampling temperature, 0 to 2: lower is more focused, higher more
+    /// varied [default: the server's]. Not sent to reasoning models (o1, o3,
+    /// gpt-5...), which refuse it.
+    #[arg(long, env = "MEMCHAT_TEMPERATURE", value_name = "T")]
+    pub temperature: Option<f32>,
+
+    /// Nucleus sampling, 0 to 1: pick only among the likeliest tokens that
+    /// make up this share of probability [default: the server's]. Not sent
+    /// to reasoning models.
+    #[arg(long, env = "MEMCHAT_TOP_P", value_name = "P")]
+    pub top_p: Option<f32>,
+
+    /// The longest reply, in tokens: the reply reserve R, which comes out of
+    /// the window [default: min(4096, window/4)]. Sent as max_tokens, or
+    /// max_completion_tokens to reasoning models.
+    #[arg(long, env = "MEMCHAT_MAX_TOKENS", value_name = "TOKENS")]
+    pub max_tokens: Option<u32>,
+
     /// Seconds of silence from the server before giving up.
     #[arg(long, env = "MEMCHAT_TIMEOUT", value_name = "SECS")]
     pub timeout: Option<u64>,

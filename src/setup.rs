@@ -82,6 +82,7 @@ pub fn open_engine(config: &Config, output: &Output) -> anyhow::Result<Engine> {
     let session = open_session(config, &config.session, output)?;
     let (model, counter) = model_for(config)?;
     let mut engine = Engine::new(session, model, counter, config.budget);
+    engine.set_sampling(config.sampling);
     apply_system_prompt(&mut engine, config, output)?;
     Ok(engine)
 }

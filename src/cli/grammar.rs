@@ -353,12 +353,16 @@ fn check_chat(cmd: &clap::Command, matches: &ArgMatches, cli: &Cli) -> Result<()
             "retries",
             "retry_base_ms",
             "no_stream",
+            "temperature",
+            "top_p",
         ] {
             if given(id) {
-                return refuse(format!(
-                    "{} does nothing with --mock (the mock model makes no connection)",
-                    spelling(id)
-                ));
+                let why = if id == "temperature" || id == "top_p" {
+                    "the mock model does not sample"
+                } else {
+                    "the mock model makes no connection"
+                };
+                return refuse(format!("{} does nothing with --mock ({why})", spelling(id)));
             }
         }
     } else if given("mock_delay_ms") {

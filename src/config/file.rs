@@ -18,6 +18,9 @@ pub struct FileConfig {
     pub base_url: Option<String>,
     pub context_limit: Option<u32>,
     pub budget: Option<u32>,
+    pub temperature: Option<f32>,
+    pub top_p: Option<f32>,
+    pub max_tokens: Option<u32>,
     pub system: Option<String>,
     pub memory_dir: Option<PathBuf>,
     pub session: Option<String>,
@@ -31,7 +34,6 @@ pub struct FileConfig {
     #[serde(skip)]
     pub read_from: Option<PathBuf>,
 }
-
 
 /// Where the config file is: the file `MEMCHAT_CONFIG` names, which must
 /// exist (a file named on purpose and not found is a mistake to report, not
@@ -74,7 +76,6 @@ pub fn load_file(path: Option<&Path>) -> Result<FileConfig, UsageError> {
         Err(e) => Err(UsageError(format!("cannot read {}: {e}", path.display()))),
     }
 }
-
 
 /// The colour choice: `--color`/`MEMCHAT_COLOR` > the file's `color` > auto.
 pub fn color_mode(flag: Option<ColorMode>, file: &FileConfig) -> Result<ColorMode, UsageError> {

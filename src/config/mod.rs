@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use crate::budget::{self, Budget};
 use crate::cli::ChatArgs;
+use crate::client::Sampling;
 use crate::client::openai::{OPENAI_BASE_URL, OpenAiSettings};
 use crate::memory;
 use crate::models;
@@ -20,8 +21,8 @@ use crate::render::ColorMode;
 mod file;
 mod management;
 
-pub use file::{FileConfig, color_mode, config_file_path, default_config_path, load_file};
 use file::file_color;
+pub use file::{FileConfig, color_mode, config_file_path, default_config_path, load_file};
 pub use management::{ManageCommand, Management, management};
 
 // The defaults, each named once. `--print-config` shows which ones applied.
@@ -73,6 +74,11 @@ pub struct Config {
     pub context_limit: Option<u32>,
     /// `--budget` / `budget`, kept for `/model` to recompute.
     pub cost_cap: Option<u32>,
+    /// `--max-tokens` / `max_tokens`: the reply reserve `R` when set, kept
+    /// for `/model` to recompute.
+    pub max_tokens: Option<u32>,
+    /// `--temperature` and `--top-p` (not sent to reasoning models).
+    pub sampling: Sampling,
     /// Said once on stderr (e.g. an unknown model's assumed window).
     pub notices: Vec<String>,
     pub system_prompt: Option<String>,
@@ -91,11 +97,13 @@ impl Config {
         if model.is_empty() {
             return Err(UsageError("the model name is empty".into()));
         }
-        let (budget, notice) = model_budget(model, self.context_limit, self.cost_cap)?;
+        let (budget, notice) =
+            model_budget(model, self.context_limit, self.cost_cap, self.max_tokens)?;
         let mut config = self.clone();
         config.model = model.to_string();
         config.budget = budget;
         config.notices = notice.into_iter().collect();
+        config.notices.extend(sampling_notice(model, self.sampling));
         if let Backend::OpenAi(settings) = &mut config.backend {
             settings.model = model.to_string();
         }
@@ -145,11 +153,14 @@ impl Config {
 }
 
 /// The window and budget for a model: `--context-limit`, else the known
-/// window, else a conservative default with a notice.
+/// window, else a conservative default with a notice. `max_tokens` is the
+/// reply reserve `R` when set; one that leaves the conversation too little
+/// room is refused, naming the largest that fits.
 pub fn model_budget(
     model: &str,
     context_limit: Option<u32>,
     cost_cap: Option<u32>,
+    max_tokens: Option<u32>,
 ) -> Result<(Budget, Option<String>), UsageError> {
     let mut notice = None;
     let window = match context_limit {
@@ -166,8 +177,57 @@ pub fn model_budget(
             }
         },
     };
-    let budget = Budget::new(window, cost_cap, None).map_err(UsageError)?;
+    if let Some(max) = max_tokens.filter(|_| window >= budget::MIN_WINDOW) {
+        let largest = budget::largest_reply_reserve(window);
+        if max == 0 || max > largest {
+            return Err(UsageError(format!(
+                "--max-tokens {max} does not fit {model:?}: its window is {window} tokens, and                  the reply's tokens come out of it, leaving the margin and at least {} tokens                  for the conversation; choose 1 to {largest}",
+                budget::MIN_WINDOW / 2
+            )));
+        }
+    }
+    let budget = Budget::new(window, cost_cap, max_tokens).map_err(UsageError)?;
     Ok((budget, notice))
+}
+
+/// What a reasoning model does with `temperature` and `top_p`: it refuses
+/// them, so they are not sent, and the user hears so once.
+fn sampling_notice(model: &str, sampling: Sampling) -> Option<String> {
+    let set: Vec<&str> = [
+        sampling.temperature.map(|_| "temperature"),
+        sampling.top_p.map(|_| "top_p"),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    (models::is_reasoning(model) && !set.is_empty()).then(|| {
+        format!(
+            "{model:?} is a reasoning model, which accepts no temperature or top_p; {} not sent \
+             (its reply cap goes as max_completion_tokens)",
+            set.join(" and ")
+        )
+    })
+}
+
+/// `--temperature` (0 to 2) and `--top-p` (0 to 1), checked: OpenAI's
+/// ranges, which other servers share.
+fn sampling(
+    r: &mut Resolver<'_>,
+    args: &ChatArgs,
+    file: &FileConfig,
+) -> Result<Sampling, UsageError> {
+    let check = |name: &str, value: Option<f32>, max: f32| match value {
+        Some(v) if !(v.is_finite() && (0.0..=max).contains(&v)) => Err(UsageError(format!(
+            "{name} {v} is out of range; it goes from 0 to {max}"
+        ))),
+        _ => Ok(value),
+    };
+    let temperature = r.pick("temperature", args.temperature, file.temperature);
+    let top_p = r.pick("top_p", args.top_p, file.top_p);
+    Ok(Sampling {
+        temperature: check("temperature", temperature, 2.0)?,
+        top_p: check("top_p", top_p, 1.0)?,
+    })
 }
 
 /// The memory directory: flag/env > config file > `./memory` if it is a
@@ -191,6 +251,7 @@ struct ModelChoice {
     model: String,
     context_limit: Option<u32>,
     cost_cap: Option<u32>,
+    max_tokens: Option<u32>,
     budget: Budget,
     notice: Option<String>,
 }
@@ -212,11 +273,13 @@ fn pick_model(
     }
     let context_limit = r.pick("context_limit", args.context_limit, file.context_limit);
     let cost_cap = r.pick("budget", args.budget, file.budget);
-    let (budget, notice) = model_budget(&model, context_limit, cost_cap)?;
+    let max_tokens = r.pick("max_tokens", args.max_tokens, file.max_tokens);
+    let (budget, notice) = model_budget(&model, context_limit, cost_cap, max_tokens)?;
     Ok(ModelChoice {
         model,
         context_limit,
         cost_cap,
+        max_tokens,
         budget,
         notice,
     })
@@ -279,6 +342,7 @@ pub fn resolve(
         memory_dir_source,
     );
     let choice = pick_model(&mut r, args, file)?;
+    let sampling = sampling(&mut r, args, file)?;
     let system_prompt = r.pick("system", args.system.clone(), file.system.clone());
     r.pick_or("color", args.color, file_color(file)?, ColorMode::default());
     let backend = if args.mock {
@@ -289,6 +353,9 @@ pub fn resolve(
     } else {
         Backend::OpenAi(openai_settings(&mut r, args, file, api_key, &choice.model)?)
     };
+    let notices = (choice.notice.into_iter())
+        .chain(sampling_notice(&choice.model, sampling))
+        .collect();
     Ok(Config {
         session,
         memory_dir,
@@ -297,7 +364,9 @@ pub fn resolve(
         budget: choice.budget,
         context_limit: choice.context_limit,
         cost_cap: choice.cost_cap,
-        notices: choice.notice.into_iter().collect(),
+        max_tokens: choice.max_tokens,
+        notices,
+        sampling,
         system_prompt,
         system_explicit: args.system.is_some(),
         lock_wait: lock_wait(args),
@@ -367,7 +436,6 @@ fn openai_settings(
         retry_cap: RETRY_CAP,
     })
 }
-
 
 #[cfg(test)]
 mod tests;

@@ -154,9 +154,55 @@ fn sessions_and_chat_agree_on_model_and_budget() {
 
 #[test]
 fn an_unknown_model_gets_the_small_default_window_and_a_notice() {
-    let (budget, notice) = model_budget("llama3.2", None, None).unwrap();
+    let (budget, notice) = model_budget("llama3.2", None, None, None).unwrap();
     assert_eq!(budget.window, budget::DEFAULT_UNKNOWN_WINDOW);
     assert!(notice.is_some_and(|n| n.contains("--context-limit")));
-    let (budget, notice) = model_budget("O3-mini", None, None).unwrap();
+    let (budget, notice) = model_budget("O3-mini", None, None, None).unwrap();
     assert_eq!((budget.window, notice), (200_000, None));
+}
+
+#[test]
+fn max_tokens_is_the_reply_reserve_and_one_too_large_names_what_fits() {
+    let (budget, _) = model_budget("gpt-4", None, None, Some(1000)).unwrap();
+    assert_eq!(budget.reply_reserve, 1000);
+    assert_eq!(budget.cap, 8192 - 1000 - 256);
+    let largest = budget::largest_reply_reserve(8192);
+    assert!(model_budget("gpt-4", None, None, Some(largest)).is_ok());
+    let e = model_budget("gpt-4", None, None, Some(largest + 1)).unwrap_err();
+    assert!(e.0.contains("window is 8192 tokens"), "{e}");
+    assert!(e.0.contains(&format!("choose 1 to {largest}")), "{e}");
+    assert!(model_budget("gpt-4", None, None, Some(0)).is_err());
+}
+
+#[test]
+fn sampling_is_checked_and_a_reasoning_model_is_told_apart() {
+    let none = flag_source(&[]);
+    let mut args = args();
+    args.mock = true;
+    args.temperature = Some(0.2);
+    let file = FileConfig {
+        top_p: Some(0.9),
+        max_tokens: Some(500),
+        ..FileConfig::default()
+    };
+    let config = resolve(&args, &file, None, None, &none).unwrap();
+    assert_eq!(config.sampling.temperature, Some(0.2));
+    assert_eq!(config.sampling.top_p, Some(0.9));
+    assert_eq!(config.budget.reply_reserve, 500);
+    assert_eq!(origin(&config, "temperature"), ("0.2", "command line"));
+    assert_eq!(origin(&config, "max_tokens").1, "config file");
+    assert!(config.notices.is_empty(), "{:?}", config.notices);
+    args.model = Some("o3-mini".into());
+    let config = resolve(&args, &file, None, None, &none).unwrap();
+    assert!(
+        config.notices[0].contains("reasoning model")
+            && config.notices[0].contains("temperature and top_p not sent"),
+        "{:?}",
+        config.notices
+    );
+    let back = config.with_model("gpt-4o").unwrap();
+    assert!(back.notices.is_empty(), "{:?}", back.notices);
+    args.temperature = Some(2.5);
+    let e = resolve(&args, &file, None, None, &none).unwrap_err();
+    assert!(e.0.contains("temperature 2.5 is out of range"), "{e}");
 }

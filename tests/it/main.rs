@@ -27,6 +27,7 @@ mod models;
 mod openai;
 mod recovery;
 mod repl;
+mod sampling;
 mod sessions;
 mod store_safety;
 mod tls;
