@@ -70,6 +70,11 @@ impl Assembler {
         self.buffer.is_some()
     }
 
+    /// How many bytes the message being continued holds so far.
+    pub fn held_bytes(&self) -> usize {
+        self.buffer.as_ref().map_or(0, String::len)
+    }
+
     /// Whatever is left at the end of input (an unclosed fence is still sent).
     pub fn finish(&mut self) -> Option<String> {
         self.buffer.take().map(|mut text| {

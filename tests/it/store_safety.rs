@@ -640,6 +640,16 @@ fn archive_damage_is_reported_with_its_line_and_repaired() {
 
 /// Runs memchat with its address space capped (`ulimit -v`, KiB).
 fn run_capped(sandbox: &Sandbox, kib: u64, args: &[&str]) -> std::process::Output {
+    run_capped_with_stdin(sandbox, kib, args, std::process::Stdio::null())
+}
+
+/// [`run_capped`], reading `stdin`.
+fn run_capped_with_stdin(
+    sandbox: &Sandbox,
+    kib: u64,
+    args: &[&str],
+    stdin: std::process::Stdio,
+) -> std::process::Output {
     let memchat = sandbox.command(args);
     let mut command = Command::new("sh");
     command
@@ -648,6 +658,7 @@ fn run_capped(sandbox: &Sandbox, kib: u64, args: &[&str]) -> std::process::Outpu
         .arg(memchat.get_program())
         .args(memchat.get_args())
         .env_clear()
+        .stdin(stdin)
         .current_dir(sandbox.dir.path());
     for (key, value) in memchat.get_envs() {
         if let Some(value) = value {
@@ -701,6 +712,63 @@ fn an_absurd_line_is_damage_read_in_bounded_memory_and_quarantinable() {
         .collect();
     assert_eq!(contents[0], "before");
     assert_eq!(contents[2], "after");
+}
+
+#[test]
+fn an_absurd_script_line_is_refused_by_number_in_bounded_memory() {
+    let sandbox = Sandbox::new();
+    // A script whose second line is 110 MB (sparse: no disk used), then a
+    // third line that must not be sent either.
+    let script = sandbox.dir.path().join("script.txt");
+    let absurd: u64 = 110 * 1024 * 1024;
+    let mut file = fs::File::create(&script).unwrap();
+    file.write_all(b"first line\n").unwrap();
+    file.set_len(11 + absurd).unwrap();
+    let mut file = fs::OpenOptions::new().append(true).open(&script).unwrap();
+    file.write_all(b"\nthird line\n").unwrap();
+    drop(file);
+    // 100 MB of address space: the line alone would need 110 MB.
+    let stdin = fs::File::open(&script).unwrap();
+    let out = run_capped_with_stdin(&sandbox, 100 * 1024, &["--mock"], stdin.into());
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("stdin line 2 is longer than 4194304 bytes"),
+        "{stderr}"
+    );
+    let sent: Vec<String> = sandbox
+        .records("default.jsonl")
+        .iter()
+        .filter(|r| r["role"] == "user")
+        .filter_map(|r| r["content"].as_str().map(str::to_string))
+        .collect();
+    assert_eq!(
+        sent,
+        ["first line"],
+        "nothing after the absurd line is sent"
+    );
+
+    // A message continued over many lines (an open code fence) is bounded
+    // the same way: refused once it passes the cap, naming where.
+    let sandbox = Sandbox::new();
+    let mut fenced = b"```\n".to_vec();
+    let line = format!("{}\n", "x".repeat(1024 * 1024));
+    for _ in 0..5 {
+        fenced.extend_from_slice(line.as_bytes());
+    }
+    fenced.extend_from_slice(b"```\nafter\n");
+    let out = sandbox.run(&["--mock"], &[], Some(&fenced));
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("the message continued up to stdin line 5 is longer than"),
+        "{stderr}"
+    );
+    let records = sandbox.records("default.jsonl");
+    assert!(
+        records.iter().all(|r| r["type"] != "message"),
+        "nothing sent: {records:?}"
+    );
 }
 
 #[test]
