@@ -16,6 +16,7 @@
 //! | 1 | [`message`] | the words of a conversation: [`message::Role`], [`message::ChatMessage`] |
 //! | 1 | [`interrupt`] | signals as data: Ctrl-C, SIGTERM, SIGHUP |
 //! | 1 | [`input`] | multi-line rules (trailing `\`, code fences) |
+//! | 1 | [`input_history`] | the REPL's input history file, never through a link |
 //! | 1 | [`markdown`] | streaming Markdown rendering for the terminal |
 //! | 1 | [`highlight`] | code block highlighting, comments by the fence's language |
 //! | 1 | [`models`] | the model registry: window, encoding, reasoning rules |
@@ -65,6 +66,7 @@ pub mod exit;
 pub mod frontend;
 pub mod highlight;
 pub mod input;
+pub mod input_history;
 pub mod interrupt;
 pub mod manage;
 pub mod manpage;

@@ -1,5 +1,6 @@
 //! The interactive front-end, on rustyline: line editing, input history kept
-//! across runs (0600, Ctrl-R searches it), multi-line input (Alt-Enter, a
+//! across runs ([`crate::input_history`]: 0600, never through a link; Ctrl-R
+//! searches it), multi-line input (Alt-Enter, a
 //! trailing `\`, an open code fence, bracketed paste), Ctrl-C clears the line
 //! at the prompt and stops only the reply while one streams, Ctrl-D exits.
 //!
@@ -13,7 +14,7 @@ use rustyline::completion::Completer;
 use rustyline::error::ReadlineError;
 use rustyline::highlight::Highlighter;
 use rustyline::hint::Hinter;
-use rustyline::history::FileHistory;
+use rustyline::history::{History, MemHistory};
 use rustyline::validate::{ValidationContext, ValidationResult, Validator};
 use rustyline::{Cmd, Editor, EventHandler, ExternalPrinter, Helper, KeyCode, KeyEvent, Modifiers};
 
@@ -23,6 +24,7 @@ use crate::config::Config;
 use crate::exit::Exit;
 use crate::frontend::{self, Handled};
 use crate::input;
+use crate::input_history::{self, InputHistory};
 use crate::interrupt::Interrupt;
 use crate::render::Output;
 
@@ -61,35 +63,41 @@ impl Highlighter for ReplHelper {
 }
 impl Helper for ReplHelper {}
 
-type ReplEditor = Editor<ReplHelper, FileHistory>;
+/// The editor keeps the history in memory; memchat keeps the file.
+type ReplEditor = Editor<ReplHelper, MemHistory>;
 
-fn make_editor(history: &Path) -> anyhow::Result<ReplEditor> {
+/// The editor, with the input history at `path` loaded into it.
+fn make_editor(path: &Path, output: &Output) -> anyhow::Result<(ReplEditor, InputHistory)> {
     let config = rustyline::Config::builder()
         .auto_add_history(false)
-        .max_history_size(10_000)?
+        .max_history_size(input_history::MAX_ENTRIES)?
         .build();
-    let mut editor = ReplEditor::with_config(config)?;
+    let mut memory = MemHistory::with_config(&config);
+    let loaded = InputHistory::open(path);
+    if let Some(warning) = &loaded.warning {
+        output.warn(warning);
+    }
+    for entry in &loaded.entries {
+        memory.add(entry)?;
+    }
+    let mut editor = ReplEditor::with_history(config, memory)?;
     editor.set_helper(Some(ReplHelper));
     editor.bind_sequence(
         KeyEvent(KeyCode::Enter, Modifiers::ALT),
         EventHandler::Simple(Cmd::Newline),
     );
-    if history.exists() {
-        let _ = editor.load_history(history);
-    }
-    Ok(editor)
+    Ok((editor, loaded.history))
 }
 
-/// Saves the input history privately: created 0600 before rustyline writes.
-fn save_history(editor: &mut ReplEditor, path: &Path) {
-    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-    let _ = std::fs::OpenOptions::new()
-        .append(true)
-        .create(true)
-        .mode(0o600)
-        .open(path);
-    let _ = editor.append_history(path);
-    let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
+/// Adds an entered line to the history, in the editor and in the file (a
+/// line repeating the one before is not added twice). A file that cannot be
+/// written is said once.
+fn remember(line: &str, editor: &mut ReplEditor, history: &mut InputHistory, output: &Output) {
+    if editor.add_history_entry(line).unwrap_or(false)
+        && let Err(warning) = history.append(line)
+    {
+        output.warn(&warning);
+    }
 }
 
 /// How the prompt looks: the session and how full the budget is.
@@ -157,8 +165,7 @@ pub async fn run(
 ) -> anyhow::Result<Exit> {
     // Load the tokenizer while the user types its first line.
     engine.counter().warm();
-    let history = config.memory_dir.join(HISTORY_FILE);
-    let mut editor = make_editor(&history)?;
+    let (mut editor, mut history) = make_editor(&config.memory_dir.join(HISTORY_FILE), output)?;
     // Compaction runs while the user types the next line (it may wait on the
     // model for a summary); its notice is printed above the prompt when the
     // terminal allows, otherwise once the line is in.
@@ -197,8 +204,7 @@ pub async fn run(
         if line.trim().is_empty() {
             continue;
         }
-        let _ = editor.add_history_entry(line.as_str());
-        save_history(&mut editor, &history);
+        remember(&line, &mut editor, &mut history, output);
         interrupt.reset();
         match handle(&line, &mut engine, &mut config, &mut interrupt, output).await {
             Handled::Exit => return Ok(Exit::Success),

@@ -326,6 +326,78 @@ fn lines_typed_while_a_reply_streams_are_each_sent() {
     );
 }
 
+// ---- 4. the input history is never written through a link -----------------
+
+#[test]
+fn the_input_history_is_never_read_or_written_through_a_link() {
+    use std::os::unix::fs::PermissionsExt;
+    let sandbox = Sandbox::new();
+    let out = sandbox.run(&["--mock", "make the memory dir"], &[], None);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    // A file outside the memory dir, readable by others, and a link to it
+    // where the input history lives.
+    let outside = sandbox.dir.path().join("outside.txt");
+    std::fs::write(&outside, "precious\n").unwrap();
+    std::fs::set_permissions(&outside, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let history = sandbox.memory().join(".input-history");
+    std::os::unix::fs::symlink(&outside, &history).unwrap();
+    let mut p = pty(&sandbox, &["--mock"], |_| {});
+    p.exp_string("is a symbolic link").unwrap();
+    editing(&mut p);
+    p.send_line("a secret line").unwrap();
+    p.exp_string("You said: \"a secret line\"").unwrap();
+    editing(&mut p);
+    p.send_line("/exit").unwrap();
+    p.exp_eof().unwrap();
+    assert_eq!(std::fs::read_to_string(&outside).unwrap(), "precious\n");
+    let mode = std::fs::metadata(&outside).unwrap().permissions().mode();
+    assert_eq!(
+        mode & 0o777,
+        0o644,
+        "the mode of the file elsewhere is kept"
+    );
+    assert!(history.symlink_metadata().unwrap().is_symlink());
+
+    // A dangling link: nothing is created where it points.
+    let nowhere = sandbox.dir.path().join("created-elsewhere");
+    std::fs::remove_file(&history).unwrap();
+    std::os::unix::fs::symlink(&nowhere, &history).unwrap();
+    let mut p = pty(&sandbox, &["--mock"], |_| {});
+    editing(&mut p);
+    p.send_line("another line").unwrap();
+    p.exp_string("You said: \"another line\"").unwrap();
+    editing(&mut p);
+    p.send_line("/exit").unwrap();
+    p.exp_eof().unwrap();
+    assert!(!nowhere.exists(), "no file created through a dangling link");
+
+    // Without the link the history is kept, 0600, and offered again.
+    std::fs::remove_file(&history).unwrap();
+    let mut p = pty(&sandbox, &["--mock"], |_| {});
+    editing(&mut p);
+    p.send_line("kept line").unwrap();
+    editing(&mut p);
+    p.send_line("/exit").unwrap();
+    p.exp_eof().unwrap();
+    assert_eq!(
+        std::fs::read_to_string(&history).unwrap(),
+        "#V2\nkept line\n/exit\n"
+    );
+    let mode = std::fs::metadata(&history).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let mut p = pty(&sandbox, &["--mock"], |_| {});
+    editing(&mut p);
+    // Ctrl-P twice: the line before `/exit`.
+    p.send_control('p').unwrap();
+    p.send_control('p').unwrap();
+    p.send("\r").unwrap();
+    p.flush().unwrap();
+    p.exp_string("You said: \"kept line\"").unwrap();
+    editing(&mut p);
+    p.send_line("/exit").unwrap();
+    p.exp_eof().unwrap();
+}
+
 // ---- 8. SIGTERM and SIGHUP ------------------------------------------------
 
 #[test]
