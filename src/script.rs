@@ -86,7 +86,7 @@ pub async fn run(
             Line::TooLong => {
                 output.error(&format!(
                     "stdin line {} is longer than {MAX_CONTENT_BYTES} bytes, the most one message \
-                     may hold; stopping the script (it was not sent, nor anything after it)",
+                     may hold; the script stops there: nothing was saved from it on",
                     line_no + 1
                 ));
                 return Ok(Exit::Usage);
@@ -109,7 +109,7 @@ pub async fn run(
                             output.error(&format!(
                                 "the message continued up to stdin line {line_no} is longer than \
                                  {MAX_CONTENT_BYTES} bytes, the most one message may hold; \
-                                 stopping the script (it was not sent, nor anything after it)"
+                                 the script stops there: nothing was saved from it on"
                             ));
                             return Ok(Exit::Usage);
                         }
