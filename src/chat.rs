@@ -181,6 +181,16 @@ impl Engine {
         self.sampling = sampling;
     }
 
+    /// Records the session's settings (its model and window), durably;
+    /// only the fields that changed are written.
+    pub fn record_settings(
+        &mut self,
+        settings: &crate::memory::format::SessionSettings,
+    ) -> Result<(), TurnError> {
+        self.session.set_settings(settings, true)?;
+        Ok(())
+    }
+
     /// Leaves compaction after a reply to the caller, who must run
     /// [`Engine::compact`] before the next request.
     pub fn defer_compaction(&mut self, defer: bool) {

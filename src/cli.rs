@@ -150,7 +150,8 @@ pub struct ChatArgs {
     #[arg(long, env = "MEMCHAT_MEMORY_DIR", value_name = "DIR")]
     pub memory_dir: Option<PathBuf>,
 
-    /// Model name, as the server knows it.
+    /// Model name, as the server knows it. A session remembers its model;
+    /// setting this changes it (with a notice).
     #[arg(short, long, env = "MEMCHAT_MODEL")]
     pub model: Option<String>,
 
@@ -172,7 +173,7 @@ pub struct ChatArgs {
     pub system: Option<String>,
 
     /// The model's context window in tokens (needed for models memchat does
-    /// not know).
+    /// not know). A session remembers it, like its model.
     #[arg(long, env = "MEMCHAT_CONTEXT_LIMIT", value_name = "TOKENS")]
     pub context_limit: Option<u32>,
 
@@ -260,7 +261,8 @@ pub enum FormatArg {
 /// Management commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// List sessions, most recently used first (`ls` works too).
+    /// List sessions, most recently used first (`ls` works too); each is
+    /// sized by its own recorded model and window.
     // Not a visible alias: completion would offer `ls` in place of
     // `sessions` (one candidate per command).
     #[command(alias = "ls")]

@@ -11,6 +11,7 @@ use crate::interrupt::Interrupt;
 use crate::manage::{self, ExportFormat};
 use crate::memory;
 use crate::render::{self, Output};
+use crate::session_settings::{self, Sizing};
 use crate::setup;
 
 /// One entry of the table.
@@ -241,8 +242,7 @@ pub async fn execute(
         Command::Session(None) => print(out, &format!("{}\n", engine.session().name()))?,
         Command::Session(Some(name)) => switch_session(engine, config, &name, out, output)?,
         Command::Sessions => {
-            manage::list(&config.memory_dir, engine.budget(), engine.counter(), out)
-                .map_err(refused)?;
+            manage::list(&config.memory_dir, &Sizing::of(config), out).map_err(refused)?;
         }
         Command::Export(file) => export(engine, config, file, out)?,
     }
@@ -310,12 +310,14 @@ fn switch_model(
         .with_model(name)
         .map_err(|e| TurnError::Refused(e.to_string()))?;
     let (model, counter) = setup::model_for(&next).map_err(refused)?;
+    engine.record_settings(&session_settings::of_run(&next))?;
     engine.set_model(model, counter, next.budget);
     // Notices go to stderr; stdout carries the command's answer only.
     for notice in &next.notices {
         output.info(&format!("memory: {notice}"));
     }
     *config = next;
+    session_settings::note_model_switch(config, engine.session().name());
     print(
         out,
         &format!(

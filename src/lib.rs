@@ -34,6 +34,7 @@
 //! | 4 | [`summarize`] | asking the model for a summary: chunked folding, the fallback |
 //! | 5 | [`cli`] | clap definitions; their doc comments are the help |
 //! | 5 | [`config`] | clap to plain data: the [`config::Config`] (flags > env > file > defaults), management commands |
+//! | 5 | [`session_settings`] | a session's recorded model and window meeting the run's configuration |
 //! | 6 | [`chat`] | the turn engine, the only way into a session |
 //! | 6 | [`complete`] | shell completion: the scripts, and session names at Tab |
 //! | 6 | [`manage`] | session management: list, show, export, import, delete, rename, repair |
@@ -80,6 +81,7 @@ pub mod render;
 pub mod repl;
 pub mod reply_cap;
 pub mod script;
+pub mod session_settings;
 pub mod setup;
 pub mod sizing;
 pub mod summarize;

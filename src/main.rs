@@ -76,8 +76,9 @@ async fn run(cli: Cli, flag_source: config::FlagSource<'_>) -> anyhow::Result<Ex
         args.session = Some(name);
     }
     let api_key = std::env::var("OPENAI_API_KEY").ok();
-    let config = config::resolve(&args, &file, file_path.as_deref(), api_key, flag_source)?;
+    let mut config = config::resolve(&args, &file, file_path.as_deref(), api_key, flag_source)?;
     if args.print_config {
+        setup::config_with_session(&mut config)?;
         print!("{}", config.describe());
         return Ok(Exit::Success);
     }
@@ -122,7 +123,7 @@ async fn chat(
 ) -> anyhow::Result<Exit> {
     let stdin_is_terminal = std::io::stdin().is_terminal();
     let prompt = oneshot::prompt(words, stdin_is_terminal)?;
-    let mut engine = setup::open_engine(&config, output)?;
+    let mut engine = setup::open_engine(&mut config, output)?;
     if new {
         let moved = engine.clear()?;
         if moved > 0 {

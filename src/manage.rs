@@ -3,6 +3,7 @@
 //! process chats; writing ones take the session's lock like a chat does.
 //! Output goes to any `Write` so tests can read it.
 
+use std::collections::HashMap;
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
@@ -14,6 +15,7 @@ use crate::config::{ManageCommand, Management, UsageError};
 use crate::memory::format::Record;
 use crate::memory::session::{LogContents, create_session, read_archive, read_log};
 use crate::memory::{self, SessionPaths};
+use crate::session_settings::Sizing;
 use crate::summary_text;
 use crate::tokens::{REPLY_PRIMING, TokenCounter};
 use crate::transfer;
@@ -22,6 +24,8 @@ use crate::transfer;
 #[derive(Debug, Clone)]
 pub struct SessionInfo {
     pub name: String,
+    /// The session's own budget (its recorded model and window).
+    pub budget: Budget,
     pub messages: usize,
     pub tokens: u64,
     pub archived: usize,
@@ -66,16 +70,23 @@ fn last_used(paths: &SessionPaths) -> Option<SystemTime> {
         .ok()
 }
 
-/// Facts about every session in `dir`, most recently used first.
-pub fn session_infos(dir: &Path, counter: &TokenCounter) -> anyhow::Result<Vec<SessionInfo>> {
+/// Facts about every session in `dir`, most recently used first, each
+/// sized by its own recorded model and window (`sizing` for one without).
+pub fn session_infos(dir: &Path, sizing: &Sizing) -> anyhow::Result<Vec<SessionInfo>> {
     ready_to_read(dir, None)?;
     let mut infos = Vec::new();
+    let mut counters: HashMap<String, TokenCounter> = HashMap::new();
     for name in memory::list_session_names(dir)? {
         let paths = SessionPaths::new(dir, &name);
         let contents = read_log(&paths, &name)?;
+        let (model, budget) = sizing.for_session(&contents.settings)?;
+        let counter = counters
+            .entry(model.clone())
+            .or_insert_with(|| TokenCounter::for_model(&model));
         let (archived, _) = read_archive(&paths.archive)?;
         let last_used = last_used(&paths).unwrap_or(SystemTime::UNIX_EPOCH);
         infos.push(SessionInfo {
+            budget,
             messages: contents.messages.len(),
             tokens: history_tokens(&contents, counter),
             archived: archived
@@ -104,13 +115,8 @@ pub fn most_recent(dir: &Path) -> anyhow::Result<Option<String>> {
 }
 
 /// `memchat sessions`: a table, newest first.
-pub fn list(
-    dir: &Path,
-    budget: &Budget,
-    counter: &TokenCounter,
-    out: &mut dyn Write,
-) -> anyhow::Result<()> {
-    let infos = session_infos(dir, counter)?;
+pub fn list(dir: &Path, sizing: &Sizing, out: &mut dyn Write) -> anyhow::Result<()> {
+    let infos = session_infos(dir, sizing)?;
     if infos.is_empty() {
         writeln!(out, "no sessions yet in {}", dir.display())?;
         return Ok(());
@@ -122,8 +128,9 @@ pub fn list(
         "SESSION", "MESSAGES", "TOKENS / BUDGET", "ARCHIVED"
     )?;
     for info in infos {
-        let pct = info.tokens * 100 / u64::from(budget.cap.max(1));
-        let tokens = format!("{} / {} {pct:>3}%", info.tokens, budget.cap);
+        let cap = info.budget.cap;
+        let pct = info.tokens * 100 / u64::from(cap.max(1));
+        let tokens = format!("{} / {cap} {pct:>3}%", info.tokens);
         let when = humantime::format_rfc3339_seconds(info.last_used).to_string();
         writeln!(
             out,
@@ -201,7 +208,14 @@ pub fn import(
 ) -> anyhow::Result<()> {
     let bytes = read_capped(file, transfer::MAX_IMPORT_BYTES)?;
     let imported = transfer::parse_import(&bytes, file).map_err(UsageError)?;
-    create_session(dir, name, &imported.archived, &imported.active, lock_wait)?;
+    create_session(
+        dir,
+        name,
+        &imported.settings,
+        &imported.archived,
+        &imported.active,
+        lock_wait,
+    )?;
     writeln!(
         out,
         "imported {} from {} into session {name:?}",
@@ -287,9 +301,7 @@ pub fn run(management: Management, out: &mut dyn Write) -> anyhow::Result<()> {
         command,
     } = management;
     match command {
-        ManageCommand::Sessions { model, budget } => {
-            list(&dir, &budget, &TokenCounter::for_model(&model), out)?;
-        }
+        ManageCommand::Sessions(sizing) => list(&dir, &Sizing(sizing), out)?,
         ManageCommand::Show { name, all, json } => show(&dir, &name, all, json, out)?,
         ManageCommand::Export {
             name,

@@ -159,7 +159,8 @@ fn render_files(out: &mut dyn Write) -> std::io::Result<()> {
     for (file, meaning) in [
         (
             "NAME.jsonl",
-            "The active log of session NAME: what the model is sent (JSON Lines, format v1).",
+            "The active log of session NAME: what the model is sent, and the session's \
+             model and window (JSON Lines, format v2; v1 is read too).",
         ),
         (
             "NAME.archive.jsonl",

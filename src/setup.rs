@@ -13,6 +13,7 @@ use crate::config::{self, Backend, Config};
 use crate::manage;
 use crate::memory::Session;
 use crate::render::Output;
+use crate::session_settings;
 use crate::tokens::TokenCounter;
 
 /// Past a file size limit (`ulimit -f`) the kernel sends SIGXFSZ, whose
@@ -76,10 +77,14 @@ pub fn open_session(
     Ok(session)
 }
 
-/// Opens the configured session with the configured model, and applies the
-/// configured system prompt through the engine (so it meets the budget).
-pub fn open_engine(config: &Config, output: &Output) -> anyhow::Result<Engine> {
-    let session = open_session(config, &config.session, output)?;
+/// Opens the configured session, applies its recorded model and window to
+/// `config` (unless this run sets them), records what the run uses, and
+/// applies the configured system prompt through the engine (so it meets the
+/// budget).
+pub fn open_engine(config: &mut Config, output: &Output) -> anyhow::Result<Engine> {
+    let name = config.session.clone();
+    let mut session = open_session(config, &name, output)?;
+    adopt_settings(config, &mut session, output)?;
     let (model, counter) = model_for(config)?;
     let mut engine = Engine::new(session, model, counter, config.budget);
     engine.set_sampling(config.sampling);
@@ -87,21 +92,60 @@ pub fn open_engine(config: &Config, output: &Output) -> anyhow::Result<Engine> {
     Ok(engine)
 }
 
+/// The session's recorded settings applied to `config` (notices on
+/// stderr), then the run's settings recorded in the session.
+fn adopt_settings(
+    config: &mut Config,
+    session: &mut Session,
+    output: &Output,
+) -> Result<(), crate::chat::TurnError> {
+    let notices = session_settings::apply(config, session.name(), session.settings())
+        .map_err(|e| crate::chat::TurnError::Refused(e.to_string()))?;
+    for notice in notices {
+        output.info(&notice);
+    }
+    // Written with the run's first message: a run that stores nothing
+    // leaves the log untouched.
+    session.set_settings(&session_settings::of_run(config), false)?;
+    Ok(())
+}
+
+/// The configuration `--print-config` shows for the configured session:
+/// its recorded settings applied, read without a lock or any change.
+pub fn config_with_session(config: &mut Config) -> anyhow::Result<()> {
+    let paths = crate::memory::SessionPaths::new(&config.memory_dir, &config.session);
+    let recorded = match crate::memory::session::read_log(&paths, &config.session) {
+        Ok(contents) => contents.settings,
+        Err(crate::memory::StoreError::NotFound(_)) => return Ok(()),
+        Err(e) => return Err(e.into()),
+    };
+    let name = config.session.clone();
+    let notices = session_settings::apply(config, &name, &recorded)?;
+    config.notices.extend(notices);
+    Ok(())
+}
+
 /// Switches the engine to session `name` (`/session NAME`): the new one is
 /// opened (and locked) before the old one is let go, exactly as `--session`
-/// would open it, configured system prompt included.
+/// would open it: its recorded settings, the configured system prompt.
 pub fn switch_session(
     engine: &mut Engine,
-    config: &Config,
+    config: &mut Config,
     name: &str,
     output: &Output,
 ) -> Result<(), crate::chat::TurnError> {
-    let session = open_session(config, name, output)?;
+    let mut session = open_session(config, name, output)?;
+    let mut next = config.clone();
+    adopt_settings(&mut next, &mut session, output)?;
+    let (model, counter) =
+        model_for(&next).map_err(|e| crate::chat::TurnError::Refused(format!("{e:#}")))?;
     let previous = engine.replace_session(session);
-    if let Err(e) = apply_system_prompt(engine, config, output) {
+    if let Err(e) = apply_system_prompt(engine, &next, output) {
         engine.replace_session(previous);
         return Err(e);
     }
+    engine.set_model(model, counter, next.budget);
+    *config = next;
     Ok(())
 }
 

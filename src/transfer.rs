@@ -9,7 +9,7 @@ use std::path::Path;
 use serde::Deserialize;
 
 use crate::memory::StoreError;
-use crate::memory::format::{self, MessageRecord, Record, Role};
+use crate::memory::format::{self, MessageRecord, Record, Role, SessionSettings};
 use crate::memory::session::{LogContents, parse_log};
 
 /// The largest file `memchat import` reads. An export of a very long
@@ -112,7 +112,7 @@ pub fn to_markdown(name: &str, records: &[Record]) -> String {
                         .join("\n")
                 ));
             }
-            Record::Header(_) => {}
+            Record::Header(_) | Record::Settings(_) => {}
         }
     }
     out
@@ -153,7 +153,7 @@ pub fn to_transcript(records: &[Record]) -> String {
                 s.at,
                 s.content.trim_end()
             )),
-            Record::Header(_) => {}
+            Record::Header(_) | Record::Settings(_) => {}
         }
     }
     if out.is_empty() {
@@ -172,6 +172,8 @@ pub fn to_records_json(records: &[Record]) -> String {
 /// What an import file holds, ready to become a new session.
 #[derive(Debug)]
 pub struct Imported {
+    /// The imported session's settings (a memchat log's, else none).
+    pub settings: SessionSettings,
     pub archived: Vec<Record>,
     pub active: Vec<Record>,
     pub messages: usize,
@@ -199,7 +201,7 @@ fn check_sizes(records: &[Record], source: &std::path::Path) -> Result<(), Strin
         let content = match record {
             Record::Message(m) => &m.content,
             Record::Summary(s) => &s.content,
-            Record::Header(_) => continue,
+            Record::Header(_) | Record::Settings(_) => continue,
         };
         if content.len() > cap {
             return Err(format!(
@@ -288,12 +290,13 @@ fn into_session(records: Vec<Record>) -> Imported {
                 }
             }
             Record::Summary(s) => s.seq = seq,
-            Record::Header(_) => continue,
+            Record::Header(_) | Record::Settings(_) => continue,
         }
         active.push(record);
     }
     archive_older_summaries(&mut active, &mut archived);
     Imported {
+        settings: SessionSettings::default(),
         archived,
         active,
         messages,

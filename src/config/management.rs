@@ -5,8 +5,9 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::{FileConfig, UsageError, lock_wait, model_and_budget, resolve_memory_dir};
-use crate::budget::Budget;
+use super::{
+    FileConfig, SizingSettings, UsageError, lock_wait, resolve_memory_dir, sizing_settings,
+};
 use crate::cli::{ChatArgs, Command, FormatArg};
 use crate::memory;
 use crate::transfer::ExportFormat;
@@ -23,10 +24,8 @@ pub struct Management {
 /// What a management command asks for; session names are already valid.
 #[derive(Debug, Clone)]
 pub enum ManageCommand {
-    Sessions {
-        model: String,
-        budget: Budget,
-    },
+    /// Sessions without a recorded model or window are sized by these.
+    Sessions(SizingSettings),
     Show {
         name: String,
         all: bool,
@@ -76,10 +75,7 @@ pub fn management(
     let memory_dir = resolve_memory_dir(args.memory_dir.as_deref(), file.memory_dir.as_deref())?;
     let lock_wait = lock_wait(args);
     let command = match command {
-        Command::Sessions => {
-            let (model, budget) = model_and_budget(args, file)?;
-            ManageCommand::Sessions { model, budget }
-        }
+        Command::Sessions => ManageCommand::Sessions(sizing_settings(args, file)?),
         Command::Show { name, all, json } => ManageCommand::Show {
             name: valid_name(name)?,
             all: *all,

@@ -192,7 +192,7 @@ pub fn model_budget(
 
 /// What a reasoning model does with `temperature` and `top_p`: it refuses
 /// them, so they are not sent, and the user hears so once.
-fn sampling_notice(model: &str, sampling: Sampling) -> Option<String> {
+pub(crate) fn sampling_notice(model: &str, sampling: Sampling) -> Option<String> {
     let set: Vec<&str> = [
         sampling.temperature.map(|_| "temperature"),
         sampling.top_p.map(|_| "top_p"),
@@ -294,6 +294,28 @@ pub fn model_and_budget(
     let no_flag_sources = |_: &str| None;
     let choice = pick_model(&mut Resolver::new(&no_flag_sources, None), args, file)?;
     Ok((choice.model, choice.budget))
+}
+
+/// What flags and file say about sizing (`memchat sessions` sizes a session
+/// without a record of its own by these).
+#[derive(Debug, Clone)]
+pub struct SizingSettings {
+    pub model: String,
+    pub context_limit: Option<u32>,
+    pub cost_cap: Option<u32>,
+    pub max_tokens: Option<u32>,
+}
+
+/// The sizing settings by the usual precedence.
+pub fn sizing_settings(args: &ChatArgs, file: &FileConfig) -> Result<SizingSettings, UsageError> {
+    let no_flag_sources = |_: &str| None;
+    let choice = pick_model(&mut Resolver::new(&no_flag_sources, None), args, file)?;
+    Ok(SizingSettings {
+        model: choice.model,
+        context_limit: choice.context_limit,
+        cost_cap: choice.cost_cap,
+        max_tokens: choice.max_tokens,
+    })
 }
 
 /// How long to wait for a session another process holds.

@@ -133,6 +133,8 @@ pub fn read_archive(path: &Path) -> Result<(Vec<Record>, usize), StoreError> {
         }
         match format::parse_read_line(&line, !seen_header) {
             Ok(Record::Header(_)) => seen_header = true,
+            // Settings belong to the active log; an archive never holds one.
+            Ok(Record::Settings(_)) => {}
             Ok(record) => records.push(record),
             Err(LineError::UnsupportedVersion(v)) => {
                 return Err(StoreError::Unsupported {

@@ -1,4 +1,4 @@
-//! The on-disk record format, version 1: JSON Lines, one record per line.
+//! The on-disk record format, version 2: JSON Lines, one record per line.
 //!
 //! This module owns the record types, their (de)serialisation, and the rules
 //! for parsing one line. It does no I/O: `Session` reads and writes the bytes.
@@ -8,8 +8,15 @@
 
 use serde::{Deserialize, Serialize};
 
-/// The only format version this program reads and writes.
-pub const FORMAT_VERSION: u32 = 1;
+/// The format version this program writes. Version 2 added the `settings`
+/// record; a version 1 reader takes an unknown record type for damage (a torn
+/// last line, or a corrupt one to repair), so a log that may hold one says 2,
+/// and an older memchat refuses it with "upgrade memchat" instead.
+pub const FORMAT_VERSION: u32 = 2;
+/// The oldest version this program reads: version 1 is version 2 without
+/// `settings` records. A version 1 log is rewritten as version 2 when a
+/// `settings` record is first written to it.
+pub const MIN_FORMAT_VERSION: u32 = 1;
 /// The `format` field of every header: guards against loading a random JSONL file.
 pub const FORMAT_NAME: &str = "memchat";
 
@@ -44,13 +51,15 @@ pub enum Record {
     Header(Header),
     Message(MessageRecord),
     Summary(SummaryRecord),
+    Settings(SettingsRecord),
 }
 
 impl Record {
-    /// The sequence number of a message or summary; headers have none.
+    /// The sequence number of a message or summary; headers and settings
+    /// have none.
     pub fn seq(&self) -> Option<u64> {
         match self {
-            Record::Header(_) => None,
+            Record::Header(_) | Record::Settings(_) => None,
             Record::Message(m) => Some(m.seq),
             Record::Summary(s) => Some(s.seq),
         }
@@ -81,6 +90,64 @@ impl Header {
             last_seq: None,
         }
     }
+}
+
+/// The session's own settings, each optional: what it was made with or last
+/// switched to (`/model`). A later record changes only the fields it carries,
+/// so the settings in force are every record's fields, latest wins. Readers
+/// ignore fields they do not know, so a field can be added without a new
+/// format version.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionSettings {
+    /// The model the session talks to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    /// The context window it is sized for, when set explicitly
+    /// (`--context-limit`); absent, the model's known window applies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context_limit: Option<u32>,
+}
+
+impl SessionSettings {
+    /// Nothing is set.
+    pub fn is_empty(&self) -> bool {
+        *self == SessionSettings::default()
+    }
+
+    /// Takes every field `later` sets (latest wins, field by field).
+    pub fn merge(&mut self, later: &SessionSettings) {
+        if later.model.is_some() {
+            self.model.clone_from(&later.model);
+        }
+        if later.context_limit.is_some() {
+            self.context_limit = later.context_limit;
+        }
+    }
+
+    /// The fields of `self` that differ from `current`: what a new record
+    /// must carry (empty: nothing to write).
+    pub fn changes_from(&self, current: &SessionSettings) -> SessionSettings {
+        SessionSettings {
+            model: self
+                .model
+                .clone()
+                .filter(|m| current.model.as_ref() != Some(m)),
+            context_limit: self
+                .context_limit
+                .filter(|&c| current.context_limit != Some(c)),
+        }
+    }
+}
+
+/// A `settings` line: `{"type":"settings","at":…,"model":…,"context_limit":…}`.
+/// It has no `seq` (it is not part of the conversation) and is never
+/// archived: a rewrite of the active log writes the settings in force as one
+/// record right after the header.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SettingsRecord {
+    pub at: String,
+    #[serde(flatten)]
+    pub settings: SessionSettings,
 }
 
 /// A message of the conversation.
@@ -229,8 +296,8 @@ impl std::fmt::Display for LineError {
             }
             LineError::UnsupportedVersion(v) => write!(
                 f,
-                "format version {v} is not supported by this memchat (it reads version \
-                 {FORMAT_VERSION}); upgrade memchat to open it"
+                "format version {v} is not supported by this memchat (it reads versions \
+                 {MIN_FORMAT_VERSION} to {FORMAT_VERSION}); upgrade memchat to open it"
             ),
             LineError::TooLong(len) => write!(
                 f,
@@ -255,7 +322,7 @@ pub fn parse_line(bytes: &[u8], first: bool) -> Result<Record, LineError> {
             // do not know; report the version, which is the real problem.
             if first
                 && let Some(v) = peek_version(text)
-                && v != FORMAT_VERSION
+                && !(MIN_FORMAT_VERSION..=FORMAT_VERSION).contains(&v)
             {
                 return Err(LineError::UnsupportedVersion(v));
             }
@@ -267,7 +334,7 @@ pub fn parse_line(bytes: &[u8], first: bool) -> Result<Record, LineError> {
             if h.format != FORMAT_NAME {
                 return Err(LineError::WrongFormat(h.format.clone()));
             }
-            if h.version != FORMAT_VERSION {
+            if !(MIN_FORMAT_VERSION..=FORMAT_VERSION).contains(&h.version) {
                 return Err(LineError::UnsupportedVersion(h.version));
             }
         }
@@ -292,6 +359,7 @@ pub fn parse_read_line(line: &super::lines::Line, first: bool) -> Result<Record,
 fn check_seqs(record: &Record) -> Result<(), LineError> {
     let seqs: Vec<u64> = match record {
         Record::Header(h) => h.last_seq.into_iter().filter(|&s| s != 0).collect(),
+        Record::Settings(_) => Vec::new(),
         Record::Message(m) => vec![m.seq],
         Record::Summary(s) => vec![s.seq, s.covers[0], s.covers[1]],
     };
@@ -342,7 +410,7 @@ mod tests {
         let line = to_line(&header);
         assert_eq!(
             String::from_utf8(line.clone()).unwrap(),
-            "{\"type\":\"header\",\"format\":\"memchat\",\"version\":1,\"session\":\"default\",\"created_at\":\"2026-11-22T10:00:00Z\"}\n"
+            "{\"type\":\"header\",\"format\":\"memchat\",\"version\":2,\"session\":\"default\",\"created_at\":\"2026-11-22T10:00:00Z\"}\n"
         );
         assert_eq!(parse_line(&line[..line.len() - 1], true).unwrap(), header);
     }
@@ -360,13 +428,46 @@ mod tests {
     #[test]
     fn newer_versions_are_refused_even_with_unknown_shapes() {
         let line =
-            br#"{"type":"header","format":"memchat","version":2,"session":"s","created_at":"x"}"#;
+            br#"{"type":"header","format":"memchat","version":3,"session":"s","created_at":"x"}"#;
         assert_eq!(
             parse_line(line, true),
-            Err(LineError::UnsupportedVersion(2))
+            Err(LineError::UnsupportedVersion(3))
         );
+        let v1 =
+            br#"{"type":"header","format":"memchat","version":1,"session":"s","created_at":"x"}"#;
+        assert!(parse_line(v1, true).is_ok(), "version 1 is still read");
         let odd = br#"{"type":"header","format":"memchat","version":7}"#;
         assert_eq!(parse_line(odd, true), Err(LineError::UnsupportedVersion(7)));
+    }
+
+    #[test]
+    fn settings_records_round_trip_and_merge_field_by_field() {
+        let line = br#"{"type":"settings","at":"x","model":"llama3","context_limit":8192}"#;
+        let Record::Settings(first) = parse_line(line, false).unwrap() else {
+            panic!("not settings");
+        };
+        assert_eq!(first.settings.model.as_deref(), Some("llama3"));
+        assert_eq!(first.settings.context_limit, Some(8192));
+        let written = to_line(&Record::Settings(first.clone()));
+        assert_eq!(&written[..written.len() - 1], &line[..]);
+
+        let later = br#"{"type":"settings","at":"y","model":"gpt-4o","future":1}"#;
+        let Record::Settings(later) = parse_line(later, false).unwrap() else {
+            panic!("not settings");
+        };
+        let mut merged = first.settings.clone();
+        merged.merge(&later.settings);
+        assert_eq!(merged.model.as_deref(), Some("gpt-4o"));
+        assert_eq!(
+            merged.context_limit,
+            Some(8192),
+            "absent fields keep theirs"
+        );
+        assert_eq!(merged.changes_from(&merged), SessionSettings::default());
+        assert_eq!(
+            merged.changes_from(&first.settings).model.as_deref(),
+            Some("gpt-4o")
+        );
     }
 
     #[test]

@@ -15,7 +15,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::format::{
-    self, Header, LateTokens, LineError, MessageRecord, Record, Role, SummaryRecord, TokenCache,
+    self, Header, LateTokens, LineError, MessageRecord, Record, Role, SessionSettings,
+    SettingsRecord, SummaryRecord, TokenCache,
 };
 use super::lines::Lines;
 use super::{SessionPaths, StoreError, archive, files, pending};
@@ -26,6 +27,11 @@ pub use super::archive::read_archive;
 #[derive(Debug, Clone, Default)]
 pub struct LogContents {
     pub header: Option<Header>,
+    /// The session's settings in force: every `settings` record folded,
+    /// latest wins field by field.
+    pub settings: SessionSettings,
+    /// When the latest `settings` record was written.
+    pub settings_at: Option<String>,
     /// The effective system prompt: the newest system message.
     pub system: Option<MessageRecord>,
     pub summary: Option<SummaryRecord>,
@@ -151,6 +157,10 @@ pub fn parse_log_from(
                 out.last_seq = out.last_seq.max(header.last_seq.unwrap_or(0));
                 out.header = Some(header);
             }
+            Record::Settings(record) => {
+                out.settings.merge(&record.settings);
+                out.settings_at = Some(record.at);
+            }
             Record::Summary(summary) => {
                 out.last_seq = out.last_seq.max(summary.seq);
                 if let Some(old) = out.summary.replace(summary) {
@@ -191,6 +201,9 @@ pub struct Session {
     /// `tokens` or carried late), the count's encoding. A count the engine
     /// made since is carried by the next append (see [`Session::late_tokens`]).
     persisted_counts: BTreeMap<u64, String>,
+    /// Settings in force (in `contents.settings`) not yet on disk: written
+    /// with the next append or rewrite.
+    unwritten_settings: SessionSettings,
 }
 
 impl Session {
@@ -280,6 +293,7 @@ impl Session {
             notices,
             is_new,
             persisted_counts: BTreeMap::new(),
+            unwritten_settings: SessionSettings::default(),
         };
         session.note_counts_persisted();
         if !session.contents.stale.is_empty() {
@@ -341,6 +355,67 @@ impl Session {
     pub fn last_seq(&self) -> u64 {
         self.contents.last_seq
     }
+    /// The session's recorded settings (model, window), latest wins.
+    pub fn settings(&self) -> &SessionSettings {
+        &self.contents.settings
+    }
+
+    /// Sets the session's settings to `wanted` (only the fields that differ
+    /// from those in force change). With `now`, they are written at once
+    /// (`/model`); otherwise with the next message appended, so a run that
+    /// stores nothing (`--print-config`, a refused message, `/history`)
+    /// leaves the log as it was. Returns whether anything changed.
+    pub fn set_settings(
+        &mut self,
+        wanted: &SessionSettings,
+        now: bool,
+    ) -> Result<bool, StoreError> {
+        let changes = wanted.changes_from(&self.contents.settings);
+        if !changes.is_empty() {
+            self.contents.settings.merge(&changes);
+            self.contents.settings_at = Some(format::now());
+            self.unwritten_settings.merge(&changes);
+        }
+        if now {
+            self.write_settings(None)?;
+        }
+        Ok(!changes.is_empty())
+    }
+
+    /// Writes the settings not yet on disk, durably, followed by `then` (a
+    /// message line) in the same write: one appended `settings` line, or, in
+    /// a version 1 log (which an older memchat must not misread), a rewrite
+    /// that makes it version 2 before `then` is appended.
+    fn write_settings(&mut self, then: Option<&[u8]>) -> Result<(), StoreError> {
+        let mut bytes = Vec::new();
+        if !self.unwritten_settings.is_empty() {
+            let is_current = self
+                .contents
+                .header
+                .as_ref()
+                .is_some_and(|h| h.version == format::FORMAT_VERSION);
+            if is_current {
+                bytes = format::to_line(&Record::Settings(SettingsRecord {
+                    at: self
+                        .contents
+                        .settings_at
+                        .clone()
+                        .unwrap_or_else(format::now),
+                    settings: self.unwritten_settings.clone(),
+                }));
+            } else {
+                // The rewrite writes the settings in force and clears the
+                // unwritten ones.
+                self.rewrite(Vec::new())?;
+            }
+        }
+        bytes.extend_from_slice(then.unwrap_or_default());
+        if !bytes.is_empty() {
+            files::append_durably(&mut self.log, &self.paths.log, &bytes)?;
+        }
+        self.unwritten_settings = SessionSettings::default();
+        Ok(())
+    }
 
     /// Appends a message durably (written and fsynced before this returns).
     pub fn append(
@@ -387,7 +462,7 @@ impl Session {
                 len: line.len(),
             });
         }
-        files::append_durably(&mut self.log, &self.paths.log, &line)?;
+        self.write_settings(Some(&line))?;
         self.contents.last_seq = record.seq;
         if let Some(late) = record.late_tokens.take() {
             for seq in late.counts.into_keys() {
@@ -555,19 +630,39 @@ impl Session {
             .clone()
             .unwrap_or_else(|| Header::new(&self.name, format::now()));
         header.last_seq = Some(self.contents.last_seq);
+        // What this program writes is its own version (a version 1 log
+        // becomes version 2 here; its records are valid in both).
+        header.version = format::FORMAT_VERSION;
         let mut records: Vec<Record> = Vec::new();
+        records.extend(settings_record(
+            &self.contents.settings,
+            self.contents.settings_at.as_deref(),
+        ));
         records.extend(self.contents.system.iter().cloned().map(Record::Message));
         records.extend(self.contents.summary.iter().cloned().map(Record::Summary));
         records.extend(self.contents.messages.iter().cloned().map(Record::Message));
+        // Stable: the settings record (no `seq`) stays first.
         records.sort_by_key(|r| r.seq());
         files::replace_atomically(&self.paths.log, &format::log_bytes(&header, &records))?;
         self.contents.header = Some(header);
+        self.unwritten_settings = SessionSettings::default();
         self.note_counts_persisted();
         // The old handle points at the replaced inode: reopen.
         let (log, _) = files::open_append(&self.paths.log)?;
         self.log = log;
         Ok(())
     }
+}
+
+/// The settings in force as one record (none when nothing is set): what a
+/// rewrite or a new session writes right after the header.
+fn settings_record(settings: &SessionSettings, at: Option<&str>) -> Option<Record> {
+    (!settings.is_empty()).then(|| {
+        Record::Settings(SettingsRecord {
+            at: at.map_or_else(format::now, str::to_string),
+            settings: settings.clone(),
+        })
+    })
 }
 
 fn unreachable_state(path: &Path) -> StoreError {
@@ -589,11 +684,13 @@ pub fn read_log(paths: &SessionPaths, name: &str) -> Result<LogContents, StoreEr
 }
 
 /// Creates a new session from records (import): the active log holds the
-/// newest system prompt, the summary and the messages; older system prompts
-/// go to the archive. Refuses to overwrite an existing session.
+/// session's settings, the newest system prompt, the summary and the
+/// messages; older system prompts go to the archive. Refuses to overwrite an
+/// existing session.
 pub fn create_session(
     dir: &Path,
     name: &str,
+    settings: &SessionSettings,
     archived: &[Record],
     active: &[Record],
     lock_wait: Duration,
@@ -617,7 +714,12 @@ pub fn create_session(
     }
     let mut header = Header::new(name, format::now());
     header.last_seq = Some(last_seq);
-    files::replace_atomically(&paths.log, &format::log_bytes(&header, active))
+    let settings = settings_record(settings, None);
+    let records: Vec<&Record> = settings.iter().chain(active).collect();
+    files::replace_atomically(
+        &paths.log,
+        &format::log_bytes(&header, records.iter().copied()),
+    )
 }
 
 #[cfg(test)]
@@ -700,5 +802,75 @@ mod tests {
                 .map(|t| t.encoding.as_str()),
             Some("cl100k_base")
         );
+    }
+
+    #[test]
+    fn settings_fold_latest_wins_and_a_rewrite_writes_one_record_after_a_v2_header() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("s.jsonl");
+        let lines = [
+            r#"{"type":"header","format":"memchat","version":1,"session":"s","created_at":"x"}"#
+                .to_string(),
+            r#"{"type":"settings","at":"a","model":"llama3","context_limit":8192}"#.to_string(),
+            message(1, ""),
+            r#"{"type":"settings","at":"b","model":"gpt-4o"}"#.to_string(),
+            message(2, ""),
+        ];
+        std::fs::write(&log, lines.join("\n") + "\n").unwrap();
+        let mut session = Session::open(dir.path(), "s", Duration::from_secs(1)).unwrap();
+        let wanted = SessionSettings {
+            model: Some("gpt-4o".into()),
+            context_limit: Some(8192),
+        };
+        assert_eq!(session.settings(), &wanted, "latest wins, field by field");
+        assert!(
+            !session.set_settings(&wanted, true).unwrap(),
+            "nothing changed"
+        );
+
+        // A change to a version 1 log rewrites it as version 2.
+        let next = SessionSettings {
+            model: Some("gpt-4.1".into()),
+            ..wanted.clone()
+        };
+        assert!(session.set_settings(&next, true).unwrap());
+        let text = std::fs::read_to_string(&log).unwrap();
+        let rewritten: Vec<&str> = text.lines().collect();
+        assert!(rewritten[0].contains(r#""version":2"#), "{text}");
+        assert_eq!(
+            rewritten[1],
+            r#"{"type":"settings","at":"b","model":"gpt-4.1","context_limit":8192}"#.replace(
+                r#""at":"b""#,
+                &format!(
+                    r#""at":"{}""#,
+                    session.contents.settings_at.clone().unwrap()
+                )
+            ),
+        );
+        assert_eq!(text.matches(r#""type":"settings""#).count(), 1, "{text}");
+
+        // Version 2: a change is one appended line; a rewrite folds it.
+        let last = SessionSettings {
+            model: Some("o3".into()),
+            context_limit: None,
+        };
+        assert!(session.set_settings(&last, true).unwrap());
+        let text = std::fs::read_to_string(&log).unwrap();
+        assert!(
+            text.lines()
+                .last()
+                .unwrap()
+                .starts_with(r#"{"type":"settings""#)
+                && text.lines().last().unwrap().ends_with(r#""model":"o3"}"#),
+            "{text}"
+        );
+        session.archive_tail(1).unwrap();
+        let text = std::fs::read_to_string(&log).unwrap();
+        assert_eq!(text.matches(r#""type":"settings""#).count(), 1, "{text}");
+        let reloaded = read_log(session.paths(), "s").unwrap();
+        assert_eq!(reloaded.settings.model.as_deref(), Some("o3"));
+        assert_eq!(reloaded.settings.context_limit, Some(8192));
+        let (archived, _) = read_archive(&session.paths().archive).unwrap();
+        assert!(archived.iter().all(|r| !matches!(r, Record::Settings(_))));
     }
 }

@@ -50,7 +50,7 @@ fn without_cache(record: &Record) -> Record {
     match &mut record {
         Record::Message(m) => m.tokens = None,
         Record::Summary(s) => s.tokens = None,
-        Record::Header(_) => {}
+        Record::Header(_) | Record::Settings(_) => {}
     }
     record
 }

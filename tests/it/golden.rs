@@ -300,6 +300,7 @@ golden_cases! {
     print_config,
     script_commands,
     script_session_commands,
+    session_settings,
     sessions_management,
     stdin_attached,
     system_prompt,

@@ -674,7 +674,8 @@ fn an_absurd_line_is_damage_read_in_bounded_memory_and_quarantinable() {
     let out = sandbox.run(&["--mock", "-s", "big", "before"], &[], None);
     assert_eq!(out.status.code(), Some(0));
     let log = sandbox.memory().join("big.jsonl");
-    // A 110 MB line (sparse: no disk used) after the first two records.
+    // A 110 MB line (sparse: no disk used) after the header, the settings
+    // and the first two messages.
     let absurd: u64 = 110 * 1024 * 1024;
     let file = fs::OpenOptions::new().append(true).open(&log).unwrap();
     let start = file.metadata().unwrap().len();
@@ -688,7 +689,7 @@ fn an_absurd_line_is_damage_read_in_bounded_memory_and_quarantinable() {
     let out = run_capped(&sandbox, cap_kib, &["--mock", "-s", "big", "after"]);
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(3), "{stderr}");
-    assert!(stderr.contains("big.jsonl:4:"), "{stderr}");
+    assert!(stderr.contains("big.jsonl:5:"), "{stderr}");
     assert!(stderr.contains("over the cap"), "{stderr}");
     let out = run_capped(&sandbox, cap_kib, &["repair", "big"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));

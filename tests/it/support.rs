@@ -344,12 +344,17 @@ impl Sandbox {
     }
 }
 
+/// The header and the conversation's records (messages, summaries) of a
+/// log, in order. `settings` records are not part of the conversation and
+/// are left out, so a test can index messages by position; the golden
+/// case `session_settings` and the store's unit tests check them.
 pub fn read_records(path: &Path) -> Vec<serde_json::Value> {
     std::fs::read_to_string(path)
         .unwrap_or_default()
         .lines()
         .filter(|l| !l.trim().is_empty())
-        .map(|l| serde_json::from_str(l).unwrap())
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|r| r["type"] != "settings")
         .collect()
 }
 
