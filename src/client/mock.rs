@@ -70,8 +70,8 @@ fn describe(request: &ChatRequest) -> String {
         quote.push('…');
     }
     format!(
-        "[mock] turn {turn}, {} messages, summary: {}. You said: \"{quote}\"",
-        request.messages.len(),
+        "[mock] turn {turn}, {}, summary: {}. You said: \"{quote}\"",
+        crate::render::counted(request.messages.len() as u64, "message"),
         if summary { "yes" } else { "no" },
     )
 }
