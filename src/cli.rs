@@ -27,6 +27,17 @@ pub const COMMAND_OPTIONS: &[(&str, &[&str])] = &[
     ("delete", &["memory_dir", "lock_wait"]),
     ("rename", &["memory_dir", "lock_wait"]),
     ("repair", &["memory_dir", "lock_wait"]),
+    (
+        "models",
+        &[
+            "memory_dir",
+            "model",
+            "base_url",
+            "mock",
+            "timeout",
+            "connect_timeout",
+        ],
+    ),
     ("completions", &[]),
     ("man", &[]),
 ];
@@ -66,6 +77,10 @@ impl ChatArgs {
                 "context_limit" => take(&mut self.context_limit, matches, id),
                 "budget" => take(&mut self.budget, matches, id),
                 "lock_wait" => take(&mut self.lock_wait, matches, id),
+                "base_url" => take(&mut self.base_url, matches, id),
+                "timeout" => take(&mut self.timeout, matches, id),
+                "connect_timeout" => take(&mut self.connect_timeout, matches, id),
+                "mock" => self.mock |= matches.get_flag(id),
                 // A bug (caught by `every_shared_option_reaches_the_chat_args`).
                 other => unreachable!("COMMAND_OPTIONS names {other}, which is not taken"),
             }
@@ -222,6 +237,16 @@ pub struct ChatArgs {
     )]
     pub color: Option<ColorMode>,
 
+    /// Print only the code blocks of the reply (one-shot), blocks apart by a
+    /// blank line; the whole reply when it has none. The reply is saved whole.
+    #[arg(short = 'x', long)]
+    pub extract: bool,
+
+    /// After each reply, show the server's token usage on stderr, with its
+    /// cost where the config file prices the model ([prices."MODEL"]).
+    #[arg(long)]
+    pub show_usage: bool,
+
     /// Start the session afresh: its messages move to the archive first.
     #[arg(long)]
     pub new: bool,
@@ -266,7 +291,13 @@ pub enum Command {
     // Not a visible alias: completion would offer `ls` in place of
     // `sessions` (one candidate per command).
     #[command(alias = "ls")]
-    Sessions,
+    Sessions {
+        /// Add each session's usage: prompt and completion tokens the server
+        /// reported, turns, compactions, and the cost where the config file
+        /// prices the model.
+        #[arg(long)]
+        usage: bool,
+    },
     /// Show a session's transcript.
     Show {
         /// The session to show.
@@ -321,6 +352,10 @@ pub enum Command {
         /// The session to repair.
         name: String,
     },
+    /// List the models the server offers (GET /v1/models), with the context
+    /// window where the server reports one; kept for completion of model
+    /// names and for the window of models memchat does not know.
+    Models,
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
     /// that completes commands, options and session names.
     ///
@@ -375,7 +410,9 @@ mod tests {
             }
             for id in *ids {
                 args.push(format!("--{}", id.replace('_', "-")));
-                args.push("7".into());
+                if *id != "mock" {
+                    args.push("7".into());
+                }
             }
             let (cli, _) = parse_from(&args).unwrap_or_else(|e| panic!("{args:?}: {e}"));
             let chat = &cli.chat;
@@ -386,6 +423,10 @@ mod tests {
                     "context_limit" => chat.context_limit.map(|v| v.to_string()),
                     "budget" => chat.budget.map(|v| v.to_string()),
                     "lock_wait" => chat.lock_wait.map(|v| v.to_string()),
+                    "base_url" => chat.base_url.clone(),
+                    "timeout" => chat.timeout.map(|v| v.to_string()),
+                    "connect_timeout" => chat.connect_timeout.map(|v| v.to_string()),
+                    "mock" => chat.mock.then(|| "7".to_string()),
                     other => panic!("{other} is not checked here"),
                 };
                 assert_eq!(got.as_deref(), Some("7"), "{name} --{id}");

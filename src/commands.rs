@@ -14,6 +14,8 @@ use crate::render::{self, Output};
 use crate::session_settings::{self, Sizing};
 use crate::setup;
 
+mod reuse;
+
 /// One entry of the table.
 pub struct CommandSpec {
     pub name: &'static str,
@@ -78,6 +80,32 @@ pub const COMMANDS: &[CommandSpec] = &[
         help: "show the model, or switch to another",
     },
     CommandSpec {
+        name: "models",
+        args: "",
+        help: "list the models the server offers, with their windows",
+    },
+    CommandSpec {
+        name: "usage",
+        args: "",
+        help: "tokens the server reported for this session, turns, compactions, cost if priced",
+    },
+    CommandSpec {
+        name: "copy",
+        args: "",
+        help: "copy the last reply (clipboard command, else OSC 52 to the terminal)",
+    },
+    CommandSpec {
+        name: "code",
+        args: "[N] [copy]",
+        help: "show the code blocks of the last reply, or block N; `copy` copies it",
+    },
+    CommandSpec {
+        name: "edit",
+        args: "[last]",
+        help: "write the next message in $VISUAL/$EDITOR (Ctrl-X Ctrl-E too); `last` edits \
+               and resends the last one (the old exchange goes to the archive)",
+    },
+    CommandSpec {
         name: "session",
         args: "[NAME]",
         help: "show the session, or switch to another (created if new)",
@@ -110,6 +138,18 @@ pub enum Command {
     Session(Option<String>),
     Sessions,
     Export(Option<String>),
+    Models,
+    Usage,
+    Copy,
+    /// `/code [N] [copy]`: block N (1-based) or all, shown or copied.
+    Code {
+        block: Option<usize>,
+        copy: bool,
+    },
+    /// `/edit`, or `/edit last`.
+    Edit {
+        last: bool,
+    },
 }
 
 /// Whether a line is a command (starts with `/`, not `//` which escapes a
@@ -161,6 +201,15 @@ pub fn parse(line: &str) -> Result<Command, String> {
         "session" => Ok(Command::Session(optional(rest))),
         "sessions" => no_args(Command::Sessions),
         "export" => Ok(Command::Export(optional(rest))),
+        "models" => no_args(Command::Models),
+        "usage" => no_args(Command::Usage),
+        "copy" => no_args(Command::Copy),
+        "code" => reuse::parse_code(rest),
+        "edit" => match rest {
+            "" => Ok(Command::Edit { last: false }),
+            "last" => Ok(Command::Edit { last: true }),
+            other => Err(format!("/edit takes nothing or `last`, not {other:?}")),
+        },
         "" => Err("a command name must follow '/'; /help lists them".into()),
         other => Err(format!("unknown command /{other}; /help lists them")),
     }
@@ -242,9 +291,21 @@ pub async fn execute(
         Command::Session(None) => print(out, &format!("{}\n", engine.session().name()))?,
         Command::Session(Some(name)) => switch_session(engine, config, &name, out, output)?,
         Command::Sessions => {
-            manage::list(&config.memory_dir, &Sizing::of(config), out).map_err(refused)?;
+            manage::list(&config.memory_dir, &Sizing::of(config), None, out).map_err(refused)?;
         }
         Command::Export(file) => export(engine, config, file, out)?,
+        Command::Models => reuse::models(engine, config, out, interrupt).await?,
+        Command::Usage => reuse::usage(engine, config, out)?,
+        Command::Copy => reuse::copy(engine, None, out, output)?,
+        Command::Code { block, copy: true } => {
+            reuse::copy(engine, Some(block), out, output)?;
+        }
+        Command::Code { block, copy: false } => reuse::show_code(engine, block, out)?,
+        Command::Edit { last } => {
+            if let Some(report) = reuse::edit(engine, last, out, interrupt, output).await? {
+                return Ok(Flow::Replied(report));
+            }
+        }
     }
     out.flush().map_err(TurnError::Output)?;
     Ok(Flow::Continue)

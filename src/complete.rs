@@ -1,8 +1,9 @@
 //! Shell completion: the script `memchat completions SHELL` prints, and the
 //! answers memchat gives that script at each Tab (clap_complete's dynamic
 //! engine): command and option names from the clap definitions, the values
-//! of options with a fixed set (`--color`), and, for every argument that
-//! names an existing session, the sessions in the memory directory. The
+//! of options with a fixed set (`--color`), for every argument that names
+//! an existing session, the sessions in the memory directory, and for
+//! `--model`, the models of the last `memchat models` listing. The
 //! script calls memchat itself, so the answers follow the definitions and
 //! the disk, and work offline in bash, zsh, fish, elvish and PowerShell.
 
@@ -13,7 +14,7 @@ use std::path::PathBuf;
 use clap_complete::engine::{ArgValueCandidates, CompletionCandidate};
 use clap_complete::env::{CompleteEnv, Shells};
 
-use crate::{cli, config, memory};
+use crate::{catalog, cli, config, memory};
 
 /// The variable through which the script asks memchat for completions
 /// (leading `_`: a protocol between the two, not a setting).
@@ -31,9 +32,19 @@ pub const SESSION_ARGS: &[(&str, &str)] = &[
     ("repair", "name"),
 ];
 
-/// The command line with session names offered where they belong.
+/// The command line with session and model names offered where they
+/// belong.
 pub fn command() -> clap::Command {
     let mut cmd = cli::command();
+    let with_model: Vec<String> = cmd
+        .get_subcommands()
+        .filter(|s| s.get_arguments().any(|a| a.get_id() == "model"))
+        .map(|s| s.get_name().to_string())
+        .collect();
+    cmd = cmd.mut_arg("model", offer_models);
+    for sub in with_model {
+        cmd = cmd.mut_subcommand(sub, |s| s.mut_arg("model", offer_models));
+    }
     for (sub, id) in SESSION_ARGS {
         if sub.is_empty() {
             cmd = offer_sessions(cmd, id);
@@ -57,6 +68,11 @@ fn offer_sessions(mut cmd: clap::Command, id: &str) -> clap::Command {
         cmd = cmd.mut_arg(positional, |arg| arg.index(i + 1));
     }
     cmd.mut_arg(id, |arg| arg.add(ArgValueCandidates::new(session_names)))
+}
+
+/// `arg` with the listed model names offered.
+fn offer_models(arg: clap::Arg) -> clap::Arg {
+    arg.add(ArgValueCandidates::new(model_names))
 }
 
 /// Answers the script and exits, if this run is a completion request;
@@ -91,18 +107,39 @@ fn program() -> String {
     path.to_string_lossy().into_owned()
 }
 
-/// The sessions of the memory directory that a chat would use: the
-/// environment's, else the config file's, else the default. (A
-/// `--memory-dir` typed on the same line is not seen: the engine asks for
-/// values without the rest of the line.) Any failure offers nothing.
-fn session_names() -> Vec<CompletionCandidate> {
+/// The memory directory a chat would use: the environment's, else the
+/// config file's, else the default. (A `--memory-dir` typed on the same
+/// line is not seen: the engine asks for values without the rest of the
+/// line.)
+fn memory_dir() -> Option<PathBuf> {
     let file = config::config_file_path()
         .and_then(|path| config::load_file(path.as_deref()))
         .unwrap_or_default();
     let env_dir = std::env::var_os("MEMCHAT_MEMORY_DIR")
         .filter(|d| !d.is_empty())
         .map(PathBuf::from);
-    let Ok(dir) = config::resolve_memory_dir(env_dir.as_deref(), file.memory_dir.as_deref()) else {
+    config::resolve_memory_dir(env_dir.as_deref(), file.memory_dir.as_deref()).ok()
+}
+
+/// The models of the last listing kept in the memory directory (`memchat
+/// models` writes it); nothing when there is none.
+fn model_names() -> Vec<CompletionCandidate> {
+    memory_dir()
+        .and_then(|dir| catalog::load(&dir))
+        .map(|listing| {
+            listing
+                .models
+                .into_iter()
+                .map(|m| CompletionCandidate::new(m.id))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The sessions of the memory directory a chat would use. Any failure
+/// offers nothing.
+fn session_names() -> Vec<CompletionCandidate> {
+    let Some(dir) = memory_dir() else {
         return Vec::new();
     };
     memory::list_session_names(&dir)

@@ -12,6 +12,7 @@ use crate::config::Config;
 use crate::exit::Exit;
 use crate::interrupt::Interrupt;
 use crate::render::{self, Output};
+use crate::usage::{self, Price};
 
 /// What became of one line.
 #[derive(Debug, PartialEq, Eq)]
@@ -63,7 +64,7 @@ pub async fn handle_line<W: Write>(
         }
     };
     let compaction_due = result.as_ref().is_ok_and(|r| !r.by_user);
-    let exit = report_turn(result, out, output)?;
+    let exit = report_turn(result, out, output, usage_shown(config).as_ref())?;
     Ok(Handled::Turn {
         exit,
         compaction_due,
@@ -78,7 +79,16 @@ pub async fn handle_line<W: Write>(
 pub const RETRY_HINT: &str =
     "your message is saved; send /retry (from the shell: memchat /retry) or the same message again";
 
+/// What `--show-usage` prints after each reply: `None` without the flag,
+/// else the configured model's price, if it has one.
+pub fn usage_shown(config: &Config) -> Option<Option<Price>> {
+    config
+        .show_usage
+        .then(|| usage::price_for(&config.prices, &config.model).copied())
+}
+
 /// Prints what a turn left to say and returns the exit status it implies.
+/// With `show_usage` (see [`usage_shown`]), a usage line follows the reply.
 /// Model errors are reported here; store and refusal errors propagate.
 /// The reply output is finished first (spinner stopped, held-back Markdown
 /// written) so output never interleave with it.
@@ -86,6 +96,7 @@ pub fn report_turn<W: Write>(
     result: Result<TurnReport, TurnError>,
     out: &mut render::ReplyOutput<W>,
     output: &Output,
+    show_usage: Option<&Option<Price>>,
 ) -> Result<Exit, TurnError> {
     let _ = out.finish();
     let report = match result {
@@ -98,6 +109,19 @@ pub fn report_turn<W: Write>(
     };
     let _ = render::finish_reply(out, &report.reply);
     report_notices(&report, output);
+    if let Some(price) = show_usage {
+        match report.usage {
+            Some(u) => output.info(&usage::reply_line(
+                u.prompt_tokens,
+                u.completion_tokens,
+                price.as_ref(),
+            )),
+            None if !report.reply.is_empty() => {
+                output.info("usage: the server sent no usage report for this reply");
+            }
+            None => {}
+        }
+    }
     Ok(turn_status(&report, output))
 }
 
@@ -180,7 +204,7 @@ mod tests {
     fn reported(result: Result<TurnReport, TurnError>) -> (Exit, String) {
         let output = Output::capturing();
         let mut out = render::ReplyOutput::new(Vec::new(), false, None);
-        let exit = report_turn(result, &mut out, &output).unwrap();
+        let exit = report_turn(result, &mut out, &output, None).unwrap();
         (exit, output.captured())
     }
 
@@ -226,7 +250,12 @@ mod tests {
     fn store_and_refusal_errors_are_left_to_the_caller() {
         let output = Output::capturing();
         let mut out = render::ReplyOutput::new(Vec::new(), false, None);
-        let refused = report_turn(Err(TurnError::Refused("no".into())), &mut out, &output);
+        let refused = report_turn(
+            Err(TurnError::Refused("no".into())),
+            &mut out,
+            &output,
+            None,
+        );
         assert!(matches!(refused, Err(TurnError::Refused(_))));
         assert_eq!(output.captured(), "", "nothing said twice");
     }

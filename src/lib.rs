@@ -22,9 +22,14 @@
 //! | 1 | [`models`] | the model registry: window, encoding, reasoning rules |
 //! | 1 | [`provenance`] | one precedence rule for settings, and where each value came from |
 //! | 1 | [`visible`] | text from outside made harmless for a terminal (controls shown, not run) |
+//! | 1 | [`codeblocks`] | the fenced code blocks of a reply (`-x`, `/code`) |
+//! | 1 | [`clipboard`] | the clipboard: a clipboard command, else OSC 52 to the terminal |
+//! | 1 | [`editor`] | composing a message in `$VISUAL`/`$EDITOR` on a private file |
 //! | 2 | [`memory`] | sessions on disk: [`memory::Session`], [`memory::format`], repair |
 //! | 2 | [`transfer`] | export and import formats (OpenAI array, Markdown, transcript) |
 //! | 2 | [`render`] | stdout vs stderr, colour, gauges, the spinner |
+//! | 2 | [`titles`] | a session's title: its first message shortened |
+//! | 2 | [`usage`] | a session's use from the server's reports, and its cost by configured prices |
 //! | 3 | [`tokens`] | counting tokens per model, the cheap byte bound |
 //! | 3 | [`budget`] | the budget numbers and the pure planners (evict, fit) |
 //! | 3 | [`reply_cap`] | the bound on one reply (pieces and bytes) |
@@ -32,6 +37,7 @@
 //! | 3 | [`summary_text`] | the summary's texts: prompt, parsing, heading, extractive fallback |
 //! | 4 | [`client`] | the [`client::ChatModel`] trait, [`client::openai`] and [`client::mock`] |
 //! | 4 | [`summarize`] | asking the model for a summary: chunked folding, the fallback |
+//! | 4 | [`catalog`] | the server's models: listing, the kept copy, windows |
 //! | 5 | [`cli`] | clap definitions; their doc comments are the help |
 //! | 5 | [`config`] | clap to plain data: the [`config::Config`] (flags > env > file > defaults), management commands |
 //! | 5 | [`session_settings`] | a session's recorded model and window meeting the run's configuration |
@@ -57,12 +63,16 @@
 //! fsync, then atomic rewrite of the active log).
 
 pub mod budget;
+pub mod catalog;
 pub mod chat;
 pub mod cli;
 pub mod client;
+pub mod clipboard;
+pub mod codeblocks;
 pub mod commands;
 pub mod complete;
 pub mod config;
+pub mod editor;
 pub mod exit;
 pub mod frontend;
 pub mod highlight;
@@ -86,8 +96,10 @@ pub mod setup;
 pub mod sizing;
 pub mod summarize;
 pub mod summary_text;
+pub mod titles;
 pub mod tokens;
 pub mod transfer;
+pub mod usage;
 pub mod visible;
 
 #[cfg(test)]

@@ -62,6 +62,16 @@ async fn run(cli: Cli, flag_source: config::FlagSource<'_>) -> anyhow::Result<Ex
     let file_path = config::config_file_path()?;
     let file = config::load_file(file_path.as_deref())?;
     let output = &Output::for_process(config::color_mode(cli.chat.color, &file)?);
+    let api_key = std::env::var("OPENAI_API_KEY").ok();
+    if let Some(Command::Models) = &cli.command {
+        // Asks the server: resolved like a chat, so the same flags reach it.
+        let config = config::resolve(&cli.chat, &file, file_path.as_deref(), api_key, flag_source)?;
+        config.ready()?;
+        let mut out = visible::Writer::new(std::io::stdout().lock(), output.stdout_is_terminal());
+        setup::models_command(config, &mut out).await?;
+        out.finish()?;
+        return Ok(Exit::Success);
+    }
     if let Some(command) = &cli.command {
         return manage_command(command, &cli, &file, output);
     }
@@ -75,7 +85,6 @@ async fn run(cli: Cli, flag_source: config::FlagSource<'_>) -> anyhow::Result<Ex
     {
         args.session = Some(name);
     }
-    let api_key = std::env::var("OPENAI_API_KEY").ok();
     let mut config = config::resolve(&args, &file, file_path.as_deref(), api_key, flag_source)?;
     if args.print_config {
         setup::config_with_session(&mut config)?;

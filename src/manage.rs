@@ -19,6 +19,7 @@ use crate::session_settings::Sizing;
 use crate::summary_text;
 use crate::tokens::{REPLY_PRIMING, TokenCounter};
 use crate::transfer;
+use crate::usage::{Prices, UsageTotals};
 
 /// One row of `memchat sessions`.
 #[derive(Debug, Clone)]
@@ -30,6 +31,10 @@ pub struct SessionInfo {
     pub tokens: u64,
     pub archived: usize,
     pub last_used: SystemTime,
+    /// Its title: its first user message shortened.
+    pub title: String,
+    /// What the server reported over the whole conversation.
+    pub usage: UsageTotals,
 }
 
 /// What the model would be sent for this log, in tokens (exact).
@@ -72,7 +77,12 @@ fn last_used(paths: &SessionPaths) -> Option<SystemTime> {
 
 /// Facts about every session in `dir`, most recently used first, each
 /// sized by its own recorded model and window (`sizing` for one without).
-pub fn session_infos(dir: &Path, sizing: &Sizing) -> anyhow::Result<Vec<SessionInfo>> {
+/// Each session's usage is priced by `prices`.
+pub fn session_infos(
+    dir: &Path,
+    sizing: &Sizing,
+    prices: &Prices,
+) -> anyhow::Result<Vec<SessionInfo>> {
     ready_to_read(dir, None)?;
     let mut infos = Vec::new();
     let mut counters: HashMap<String, TokenCounter> = HashMap::new();
@@ -85,7 +95,10 @@ pub fn session_infos(dir: &Path, sizing: &Sizing) -> anyhow::Result<Vec<SessionI
             .or_insert_with(|| TokenCounter::for_model(&model));
         let (archived, _) = read_archive(&paths.archive)?;
         let last_used = last_used(&paths).unwrap_or(SystemTime::UNIX_EPOCH);
+        let whole = transfer::whole_conversation(archived.clone(), &contents);
         infos.push(SessionInfo {
+            title: crate::titles::title_of(&whole),
+            usage: UsageTotals::of(&whole, prices),
             budget,
             messages: contents.messages.len(),
             tokens: history_tokens(&contents, counter),
@@ -114,28 +127,64 @@ pub fn most_recent(dir: &Path) -> anyhow::Result<Option<String>> {
     Ok(best.map(|(_, name)| name))
 }
 
-/// `memchat sessions`: a table, newest first.
-pub fn list(dir: &Path, sizing: &Sizing, out: &mut dyn Write) -> anyhow::Result<()> {
-    let infos = session_infos(dir, sizing)?;
+/// `memchat sessions`: a table, newest first, each session's title last.
+/// With `usage` (`--usage`), each session's use as the server reported it,
+/// and its cost by these prices.
+pub fn list(
+    dir: &Path,
+    sizing: &Sizing,
+    usage: Option<&Prices>,
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
+    let no_prices = Prices::new();
+    let infos = session_infos(dir, sizing, usage.unwrap_or(&no_prices))?;
     if infos.is_empty() {
         writeln!(out, "no sessions yet in {}", dir.display())?;
         return Ok(());
     }
     let width = infos.iter().map(|i| i.name.len()).max().unwrap_or(4).max(7);
+    let usage_head = if usage.is_some() {
+        format!(
+            "  {:>10}  {:>10}  {:>5}  {:>9}  {:>8}",
+            "PROMPT", "COMPLETION", "TURNS", "COMPACTED", "COST"
+        )
+    } else {
+        String::new()
+    };
     writeln!(
         out,
-        "{:<width$}  {:>8}  {:>22}  {:>8}  LAST USED",
-        "SESSION", "MESSAGES", "TOKENS / BUDGET", "ARCHIVED"
+        "{:<width$}  {:>8}  {:>22}  {:>8}{usage_head}  {:<20}  TITLE",
+        "SESSION", "MESSAGES", "TOKENS / BUDGET", "ARCHIVED", "LAST USED"
     )?;
     for info in infos {
         let cap = info.budget.cap;
         let pct = info.tokens * 100 / u64::from(cap.max(1));
         let tokens = format!("{} / {cap} {pct:>3}%", info.tokens);
         let when = humantime::format_rfc3339_seconds(info.last_used).to_string();
+        let usage_cells = if usage.is_some() {
+            let u = &info.usage;
+            format!(
+                "  {:>10}  {:>10}  {:>5}  {:>9}  {:>8}",
+                u.prompt_tokens,
+                u.completion_tokens,
+                u.turns,
+                u.compactions,
+                u.cost_cell()
+            )
+        } else {
+            String::new()
+        };
         writeln!(
             out,
-            "{:<width$}  {:>8}  {tokens:>22}  {:>8}  {when}",
-            info.name, info.messages, info.archived
+            "{:<width$}  {:>8}  {tokens:>22}  {:>8}{usage_cells}  {when:<20}  {}",
+            info.name, info.messages, info.archived, info.title
+        )?;
+    }
+    if usage.is_some() {
+        writeln!(
+            out,
+            "(tokens and turns as the server reported them, archive included; COST only for \
+             models priced in the config file, + when some replies were not priced)"
         )?;
     }
     Ok(())
@@ -301,7 +350,9 @@ pub fn run(management: Management, out: &mut dyn Write) -> anyhow::Result<()> {
         command,
     } = management;
     match command {
-        ManageCommand::Sessions(sizing) => list(&dir, &Sizing(sizing), out)?,
+        ManageCommand::Sessions(sizing, usage) => {
+            list(&dir, &Sizing(sizing), usage.as_ref(), out)?;
+        }
         ManageCommand::Show { name, all, json } => show(&dir, &name, all, json, out)?,
         ManageCommand::Export {
             name,

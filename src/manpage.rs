@@ -29,6 +29,16 @@ const OTHER_VARIABLES: &[(&str, &str)] = &[
         "NO_COLOR",
         "When set, no colour and no Markdown styling (as --color never).",
     ),
+    (
+        "VISUAL, EDITOR",
+        "The editor of /edit and Ctrl-X Ctrl-E: $VISUAL, else $EDITOR, else vi (run through sh).",
+    ),
+    (
+        "WAYLAND_DISPLAY, DISPLAY, TMUX",
+        "Where /copy puts text: wl-copy when WAYLAND_DISPLAY is set, xclip or xsel when \
+         DISPLAY is set (pbcopy on macOS); else the terminal's clipboard through OSC 52 (works \
+         over SSH), wrapped for tmux's passthrough inside tmux.",
+    ),
 ];
 
 /// Writes the page as roff.
@@ -77,7 +87,9 @@ fn render_commands(cmd: &clap::Command, out: &mut dyn Write) -> std::io::Result<
                     .map_or_else(|| arg.get_id().to_string(), ToString::to_string),
             };
             let value = match arg.get_value_names() {
-                Some([value, ..]) if !arg.is_positional() => format!(" {value}"),
+                Some([value, ..]) if !arg.is_positional() && arg.get_action().takes_values() => {
+                    format!(" {value}")
+                }
                 _ => String::new(),
             };
             let help = arg.get_help().map(ToString::to_string).unwrap_or_default();
@@ -177,6 +189,11 @@ fn render_files(out: &mut dyn Write) -> std::io::Result<()> {
             "The intent of a rename or delete that a crash interrupted; finished on next use.",
         ),
         (HISTORY_FILE, "The interactive chat's input history."),
+        (
+            crate::catalog::CACHE_FILE,
+            "The last list of the server's models (memchat models, /models): model names for \
+             completion, and the window of a model memchat does not know.",
+        ),
         (
             memory::MARKER_FILE,
             "Marks a directory as a memchat memory directory.",

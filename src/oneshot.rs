@@ -2,7 +2,7 @@
 //! is attached to the prompt after a blank line (as llm and mods do); the
 //! prompt `-` alone means all of stdin is the prompt.
 
-use std::io::Read;
+use std::io::{Read, Write};
 
 use anyhow::Context;
 
@@ -78,17 +78,60 @@ pub async fn run(
     interrupt: &mut Interrupt,
     output: &Output,
 ) -> anyhow::Result<Exit> {
-    let mut stdout = output.reply_to_stdout(true);
     let is_command = commands::is_command(prompt) && commands::parse(prompt).is_ok();
+    let show_usage = frontend::usage_shown(config);
+    if !is_command && config.extract {
+        return extract(engine, prompt, interrupt, output, show_usage.as_ref()).await;
+    }
+    let mut stdout = output.reply_to_stdout(true);
     if !is_command {
         let result = engine
             .send(commands::unescape(prompt), &mut stdout, interrupt)
             .await;
-        return Ok(report_turn(result, &mut stdout, output)?);
+        return Ok(report_turn(
+            result,
+            &mut stdout,
+            output,
+            show_usage.as_ref(),
+        )?);
     }
     match frontend::handle_line(prompt, engine, config, &mut stdout, interrupt, output).await? {
         Handled::Done | Handled::Exit => Ok(Exit::Success),
         Handled::Turn { exit, .. } => Ok(exit),
         Handled::Refused(reason) => Err(UsageError(reason).into()),
     }
+}
+
+/// `-x`: the turn runs as usual (the reply is saved whole) but shows
+/// nothing while it streams; then only its code blocks are printed.
+async fn extract(
+    engine: &mut Engine,
+    prompt: &str,
+    interrupt: &mut Interrupt,
+    output: &Output,
+    show_usage: Option<&Option<crate::usage::Price>>,
+) -> anyhow::Result<Exit> {
+    let mut hidden = output.reply_hidden(true);
+    let result = engine
+        .send(commands::unescape(prompt), &mut hidden, interrupt)
+        .await;
+    let code = result
+        .as_ref()
+        .ok()
+        .map(|report| crate::codeblocks::extract(&report.reply));
+    let exit = report_turn(result, &mut hidden, output, show_usage)?;
+    if let Some(code) = code {
+        // Bound for a terminal, the model's control characters are shown.
+        let code = if output.stdout_is_terminal() {
+            crate::visible::text(&code)
+        } else {
+            code
+        };
+        let mut stdout = std::io::stdout().lock();
+        stdout
+            .write_all(code.as_bytes())
+            .and_then(|()| stdout.flush())
+            .context("cannot write the code blocks to stdout")?;
+    }
+    Ok(exit)
 }

@@ -127,6 +127,13 @@ impl Output {
             .neutralizing(self.stdout_terminal || markdown)
     }
 
+    /// A reply output that shows nothing (`-x` prints the code blocks once
+    /// the reply is in), with the spinner on a terminal's stderr if `spinner`.
+    pub fn reply_hidden(&self, spinner: bool) -> ReplyOutput<std::io::Sink> {
+        let spinner = (spinner && self.stderr_terminal).then(|| Spinner::start(self.stderr_styled));
+        ReplyOutput::new(std::io::sink(), false, spinner)
+    }
+
     fn emit(&self, style: Style, label: &str, message: &str) {
         let style = if self.stderr_styled {
             style

@@ -8,7 +8,7 @@
 //! line and comes back with it.
 
 use std::borrow::Cow;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use rustyline::completion::Completer;
 use rustyline::error::ReadlineError;
@@ -34,8 +34,13 @@ pub const HISTORY_FILE: &str = ".input-history";
 /// a notice: a quick one finishes unseen, a slow one is explained.
 const SLOW_SUMMARY_NOTICE: std::time::Duration = std::time::Duration::from_millis(300);
 
-/// Tells rustyline when Enter should continue the message instead of sending it.
-struct ReplHelper;
+mod keys;
+
+/// Tells rustyline when Enter should continue the message instead of
+/// sending it, and what Tab offers (see [`keys`]).
+struct ReplHelper {
+    memory_dir: PathBuf,
+}
 
 impl Validator for ReplHelper {
     fn validate(&self, ctx: &mut ValidationContext<'_>) -> rustyline::Result<ValidationResult> {
@@ -48,6 +53,15 @@ impl Validator for ReplHelper {
 }
 impl Completer for ReplHelper {
     type Candidate = String;
+
+    fn complete(
+        &self,
+        line: &str,
+        pos: usize,
+        _: &rustyline::Context<'_>,
+    ) -> rustyline::Result<(usize, Vec<String>)> {
+        Ok(keys::candidates(line, pos, &self.memory_dir))
+    }
 }
 impl Hinter for ReplHelper {
     type Hint = String;
@@ -66,8 +80,14 @@ impl Helper for ReplHelper {}
 /// The editor keeps the history in memory; memchat keeps the file.
 type ReplEditor = Editor<ReplHelper, MemHistory>;
 
-/// The editor, with the input history at `path` loaded into it.
-fn make_editor(path: &Path, output: &Output) -> anyhow::Result<(ReplEditor, InputHistory)> {
+/// The editor, with the input history at `path` loaded into it, Tab
+/// completion over `memory_dir`, and Ctrl-X Ctrl-E reporting to `edit`.
+fn make_editor(
+    path: &Path,
+    memory_dir: &Path,
+    edit: &keys::EditRequest,
+    output: &Output,
+) -> anyhow::Result<(ReplEditor, InputHistory)> {
     let config = rustyline::Config::builder()
         .auto_add_history(false)
         .max_history_size(input_history::MAX_ENTRIES)?
@@ -81,10 +101,16 @@ fn make_editor(path: &Path, output: &Output) -> anyhow::Result<(ReplEditor, Inpu
         memory.add(entry)?;
     }
     let mut editor = ReplEditor::with_history(config, memory)?;
-    editor.set_helper(Some(ReplHelper));
+    editor.set_helper(Some(ReplHelper {
+        memory_dir: memory_dir.to_path_buf(),
+    }));
     editor.bind_sequence(
         KeyEvent(KeyCode::Enter, Modifiers::ALT),
         EventHandler::Simple(Cmd::Newline),
+    );
+    editor.bind_sequence(
+        keys::edit_keys(),
+        EventHandler::Conditional(Box::new(edit.clone())),
     );
     Ok((editor, loaded.history))
 }
@@ -165,7 +191,9 @@ pub async fn run(
 ) -> anyhow::Result<Exit> {
     // Load the tokenizer while the user types its first line.
     engine.counter().warm();
-    let (mut editor, mut history) = make_editor(&config.memory_dir.join(HISTORY_FILE), output)?;
+    let edit = keys::EditRequest::default();
+    let history_file = config.memory_dir.join(HISTORY_FILE);
+    let (mut editor, mut history) = make_editor(&history_file, &config.memory_dir, &edit, output)?;
     // Compaction runs while the user types the next line (it may wait on the
     // model for a summary); its notice is printed above the prompt when the
     // terminal allows, otherwise once the line is in.
@@ -201,12 +229,32 @@ pub async fn run(
             Err(ReadlineError::Eof) => return Ok(Exit::Success),
             Err(e) => return Err(e.into()),
         };
+        // Ctrl-X Ctrl-E: the line is a draft for the editor.
+        let (line, edited) = match edit.take() {
+            Some(draft) => match crate::editor::compose(&draft) {
+                Ok(Some(text)) => (text, true),
+                Ok(None) => {
+                    output.info("the message is empty; nothing was sent");
+                    continue;
+                }
+                Err(e) => {
+                    output.error(&e);
+                    continue;
+                }
+            },
+            None => (line, false),
+        };
         if line.trim().is_empty() {
             continue;
         }
         remember(&line, &mut editor, &mut history, output);
         interrupt.reset();
-        match handle(&line, &mut engine, &mut config, &mut interrupt, output).await {
+        let handled = if edited {
+            send_edited(&line, &mut engine, &mut config, &mut interrupt, output).await
+        } else {
+            handle(&line, &mut engine, &mut config, &mut interrupt, output).await
+        };
+        match handled {
             Handled::Exit => return Ok(Exit::Success),
             Handled::Turn {
                 compaction_due: due,
@@ -270,6 +318,36 @@ fn report_late(late: Option<Late>, output: &Output) {
         Some(Late::Failed(e)) => output.error(&format!("compaction failed: {e}")),
         Some(Late::Postponed) => output.info("compaction postponed to the next turn"),
         None => {}
+    }
+}
+
+/// Sends what the editor left as a message, as it is (a leading `/` is not
+/// a command, a trailing `\` is not a continuation).
+async fn send_edited(
+    text: &str,
+    engine: &mut Engine,
+    config: &mut Config,
+    interrupt: &mut Interrupt,
+    output: &Output,
+) -> Handled {
+    output.info(&format!("sending: {}", crate::titles::shorten(text)));
+    // `//` keeps a leading slash from being read as a command.
+    let line = if text.starts_with('/') {
+        format!("/{text}")
+    } else {
+        text.to_string()
+    };
+    let mut stdout = output.reply_to_stdout(true);
+    match frontend::handle_line(&line, engine, config, &mut stdout, interrupt, output).await {
+        Ok(Handled::Refused(reason)) | Err(TurnError::Refused(reason)) => {
+            output.error(&reason);
+            Handled::Refused(reason)
+        }
+        Ok(handled) => handled,
+        Err(e) => {
+            report_store_error(&e, engine, output);
+            Handled::Done
+        }
     }
 }
 

@@ -90,8 +90,14 @@ pub fn apply(
         }
     }
     if model != config.model || context_limit != config.context_limit {
-        let (budget, notice) =
-            config::model_budget(&model, context_limit, config.cost_cap, config.max_tokens)?;
+        let listed = config.listed_window(&model);
+        let (budget, notice) = config::model_budget(
+            &model,
+            context_limit,
+            listed,
+            config.cost_cap,
+            config.max_tokens,
+        )?;
         notices.extend(notice);
         if model != config.model {
             notices.extend(config::sampling_notice(&model, config.sampling));
@@ -141,6 +147,7 @@ impl Sizing {
             context_limit: config.context_limit,
             cost_cap: config.cost_cap,
             max_tokens: config.max_tokens,
+            listed_windows: config.listed_windows.clone(),
         })
     }
 
@@ -155,8 +162,9 @@ impl Sizing {
                 recorded.context_limit,
             )
         };
+        let listed = config::listed_window(&run.listed_windows, &model);
         let (budget, _) =
-            config::model_budget(&model, context_limit, run.cost_cap, run.max_tokens)?;
+            config::model_budget(&model, context_limit, listed, run.cost_cap, run.max_tokens)?;
         Ok((model, budget))
     }
 }
@@ -167,7 +175,7 @@ mod tests {
     use crate::config::Origin;
 
     fn config(model_source: &str, limit_source: &str, limit: Option<u32>) -> Config {
-        let (budget, _) = config::model_budget("gpt-4o-mini", limit, None, None).unwrap();
+        let (budget, _) = config::model_budget("gpt-4o-mini", limit, None, None, None).unwrap();
         Config {
             session: "s".into(),
             memory_dir: "/nonexistent".into(),
@@ -184,6 +192,10 @@ mod tests {
             system_prompt: None,
             system_explicit: false,
             lock_wait: std::time::Duration::ZERO,
+            prices: Default::default(),
+            show_usage: false,
+            extract: false,
+            listed_windows: Vec::new(),
             origins: vec![
                 Origin {
                     setting: "model",
@@ -229,6 +241,7 @@ mod tests {
             context_limit: Some(4096),
             cost_cap: None,
             max_tokens: None,
+            listed_windows: Vec::new(),
         });
         let (model, budget) = today.for_session(&recorded("llama3", Some(8192))).unwrap();
         assert_eq!((model.as_str(), budget.window), ("llama3", 8192));

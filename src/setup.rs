@@ -5,6 +5,7 @@
 
 use std::path::Path;
 
+use crate::catalog;
 use crate::chat::Engine;
 use crate::client::ChatModel;
 use crate::client::mock::MockModel;
@@ -177,3 +178,45 @@ fn apply_system_prompt(
         }
     }
 }
+
+/// Asks the configured server (or the mock) for its models. A real
+/// server's listing is kept in the memory directory (for completion, and for
+/// the window of models memchat does not know) and its windows apply to
+/// `config` at once; the mock's is not kept (it would hide the real one).
+pub async fn list_models(config: &mut Config) -> Result<catalog::Listing, crate::chat::TurnError> {
+    let settings = match &config.backend {
+        Backend::Mock { .. } => None,
+        Backend::OpenAi(settings) => Some(settings),
+    };
+    let listing = catalog::fetch(settings).await?;
+    if settings.is_some() {
+        catalog::save(&config.memory_dir, &listing)?;
+        config.listed_windows = listing
+            .models
+            .iter()
+            .filter_map(|m| Some((m.id.clone(), m.window?)))
+            .collect();
+    }
+    Ok(listing)
+}
+
+/// `memchat models`: the listing as a table, the configured model marked.
+pub async fn models_command(
+    mut config: Config,
+    out: &mut dyn std::io::Write,
+) -> anyhow::Result<()> {
+    let listing = list_models(&mut config).await?;
+    let current = match config.backend {
+        Backend::Mock { .. } => crate::client::mock::MOCK_NAME.to_string(),
+        Backend::OpenAi(_) => config.model.clone(),
+    };
+    out.write_all(catalog::table(&listing, &current).as_bytes())?;
+    if current == crate::client::mock::MOCK_NAME {
+        out.write_all(MOCK_MODELS_NOTE.as_bytes())?;
+    }
+    Ok(())
+}
+
+/// What `/models` and `memchat models` add under the mock's listing.
+pub const MOCK_MODELS_NOTE: &str =
+    "(--mock: the mock answers whatever model is named; the name only sizes the budget)\n";

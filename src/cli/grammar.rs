@@ -344,6 +344,13 @@ fn check_chat(cmd: &clap::Command, matches: &ArgMatches, cli: &Cli) -> Result<()
             return refuse("--new does nothing with --print-config".into());
         }
     }
+    if chat.extract && cli.prompt.is_empty() && cli.verbatim.is_empty() {
+        return refuse(
+            "--extract works with a one-shot prompt (it prints the code blocks of that reply); \
+             in the chat, /code shows them"
+                .into(),
+        );
+    }
     if chat.mock {
         // The mock model makes no connection and always streams.
         for id in [
@@ -400,7 +407,7 @@ mod tests {
     #[test]
     fn options_before_a_command_are_its_options() {
         let cli = parse(&["--memory-dir", "D", "sessions"]).unwrap();
-        assert!(matches!(cli.command, Some(Command::Sessions)));
+        assert!(matches!(cli.command, Some(Command::Sessions { .. })));
         assert_eq!(cli.chat.memory_dir.as_deref(), Some("D".as_ref()));
         assert!(cli.prompt.is_empty());
         let cli = parse(&["--memory-dir=D", "export", "x", "-o", "x.md"]).unwrap();
@@ -427,7 +434,7 @@ mod tests {
         let e = error(&["-ssessions", "ls"]);
         assert!(e.contains("-s does nothing with 'memchat sessions'"), "{e}");
         let cli = parse(&["-mgpt-4o", "ls"]).unwrap();
-        assert!(matches!(cli.command, Some(Command::Sessions)));
+        assert!(matches!(cli.command, Some(Command::Sessions { .. })));
         assert_eq!(cli.chat.model.as_deref(), Some("gpt-4o"));
     }
 

@@ -304,7 +304,7 @@ fn map_error(error: OpenAIError, url: &str, attempts: u32, idle: Duration) -> Cl
 /// An error the server reported, by its HTTP status, error code and text:
 /// the one classification for error statuses and for error events inside a
 /// stream.
-fn classify(status: u16, code: &str, message: String, attempts: u32) -> ClientError {
+pub(super) fn classify(status: u16, code: &str, message: String, attempts: u32) -> ClientError {
     let lower = message.to_ascii_lowercase();
     match status {
         401 | 403 => ClientError::Auth { status, message },
@@ -372,7 +372,7 @@ fn hint(error: &ClientError, settings: &OpenAiSettings) -> Option<String> {
 
 /// The innermost cause of a reqwest error ("connection refused"), which is
 /// what the user needs, rather than the outer "error sending request".
-fn describe_reqwest(e: &reqwest::Error) -> String {
+pub(super) fn describe_reqwest(e: &reqwest::Error) -> String {
     let mut source: Option<&dyn std::error::Error> = Some(e);
     let mut last = e.to_string();
     while let Some(s) = source {

@@ -30,6 +30,10 @@ pub struct FileConfig {
     pub stream: Option<bool>,
     /// `auto`, `always` or `never`.
     pub color: Option<String>,
+    /// Prices per model, in dollars per million tokens (`[prices."gpt-4o"]`
+    /// with `input` and `output`), for the cost in `/usage`.
+    #[serde(default)]
+    pub prices: crate::usage::Prices,
     /// The file these settings were read from (`None`: there was none).
     #[serde(skip)]
     pub read_from: Option<PathBuf>,

@@ -24,8 +24,9 @@ pub struct Management {
 /// What a management command asks for; session names are already valid.
 #[derive(Debug, Clone)]
 pub enum ManageCommand {
-    /// Sessions without a recorded model or window are sized by these.
-    Sessions(SizingSettings),
+    /// Sessions without a recorded model or window are sized by these;
+    /// with `--usage`, each session's use is priced by these prices.
+    Sessions(SizingSettings, Option<crate::usage::Prices>),
     Show {
         name: String,
         all: bool,
@@ -75,7 +76,10 @@ pub fn management(
     let memory_dir = resolve_memory_dir(args.memory_dir.as_deref(), file.memory_dir.as_deref())?;
     let lock_wait = lock_wait(args);
     let command = match command {
-        Command::Sessions => ManageCommand::Sessions(sizing_settings(args, file)?),
+        Command::Sessions { usage } => ManageCommand::Sessions(
+            sizing_settings(args, file)?,
+            usage.then(|| file.prices.clone()),
+        ),
         Command::Show { name, all, json } => ManageCommand::Show {
             name: valid_name(name)?,
             all: *all,
@@ -124,7 +128,7 @@ pub fn management(
         Command::Repair { name } => ManageCommand::Repair {
             name: valid_name(name)?,
         },
-        Command::Completions { .. } | Command::Man => return Ok(None),
+        Command::Completions { .. } | Command::Man | Command::Models => return Ok(None),
     };
     Ok(Some(Management {
         memory_dir,

@@ -87,6 +87,14 @@ pub struct Config {
     pub lock_wait: Duration,
     /// Each setting, its value and where it came from (`--print-config`).
     pub origins: Vec<Origin>,
+    /// Prices per model from the config file (never guessed).
+    pub prices: crate::usage::Prices,
+    /// `--show-usage`: a usage line on stderr after each reply.
+    pub show_usage: bool,
+    /// `-x`: one-shot prints only the reply's code blocks.
+    pub extract: bool,
+    /// The window each model has in the last `memchat models` listing.
+    pub listed_windows: Vec<(String, u32)>,
 }
 
 impl Config {
@@ -97,8 +105,14 @@ impl Config {
         if model.is_empty() {
             return Err(UsageError("the model name is empty".into()));
         }
-        let (budget, notice) =
-            model_budget(model, self.context_limit, self.cost_cap, self.max_tokens)?;
+        let listed = self.listed_window(model);
+        let (budget, notice) = model_budget(
+            model,
+            self.context_limit,
+            listed,
+            self.cost_cap,
+            self.max_tokens,
+        )?;
         let mut config = self.clone();
         config.model = model.to_string();
         config.budget = budget;
@@ -108,6 +122,12 @@ impl Config {
             settings.model = model.to_string();
         }
         Ok(config)
+    }
+
+    /// The window the last listing of the server's models reports for
+    /// `model`, if any.
+    pub fn listed_window(&self, model: &str) -> Option<u32> {
+        listed_window(&self.listed_windows, model)
     }
 
     /// What stops this configuration from chatting, if anything: no API key
@@ -153,19 +173,21 @@ impl Config {
 }
 
 /// The window and budget for a model: `--context-limit`, else the known
-/// window, else a conservative default with a notice. `max_tokens` is the
+/// window, else the one the server's list of models reported (`listed`),
+/// else a conservative default with a notice. `max_tokens` is the
 /// reply reserve `R` when set; one that leaves the conversation too little
 /// room is refused, naming the largest that fits.
 pub fn model_budget(
     model: &str,
     context_limit: Option<u32>,
+    listed: Option<u32>,
     cost_cap: Option<u32>,
     max_tokens: Option<u32>,
 ) -> Result<(Budget, Option<String>), UsageError> {
     let mut notice = None;
     let window = match context_limit {
         Some(limit) => limit,
-        None => match models::context_window(model) {
+        None => match models::context_window(model).or(listed) {
             Some(window) => window,
             None => {
                 notice = Some(format!(
@@ -256,11 +278,13 @@ struct ModelChoice {
     notice: Option<String>,
 }
 
-/// The model, its window settings and its budget.
+/// The model, its window settings and its budget. `listed` gives the window
+/// the last listing of the server's models reports for a model.
 fn pick_model(
     r: &mut Resolver<'_>,
     args: &ChatArgs,
     file: &FileConfig,
+    listed: &dyn Fn(&str) -> Option<u32>,
 ) -> Result<ModelChoice, UsageError> {
     let model = r.pick_or(
         "model",
@@ -274,7 +298,14 @@ fn pick_model(
     let context_limit = r.pick("context_limit", args.context_limit, file.context_limit);
     let cost_cap = r.pick("budget", args.budget, file.budget);
     let max_tokens = r.pick("max_tokens", args.max_tokens, file.max_tokens);
-    let (budget, notice) = model_budget(&model, context_limit, cost_cap, max_tokens)?;
+    let listed = listed(&model).filter(|_| models::context_window(&model).is_none());
+    if context_limit.is_none()
+        && let Some(window) = listed
+    {
+        let source = "the server's list of models (memchat models)";
+        r.record("window", window.to_string(), source.into());
+    }
+    let (budget, notice) = model_budget(&model, context_limit, listed, cost_cap, max_tokens)?;
     Ok(ModelChoice {
         model,
         context_limit,
@@ -292,7 +323,11 @@ pub fn model_and_budget(
     file: &FileConfig,
 ) -> Result<(String, Budget), UsageError> {
     let no_flag_sources = |_: &str| None;
-    let choice = pick_model(&mut Resolver::new(&no_flag_sources, None), args, file)?;
+    let memory_dir = resolve_memory_dir(args.memory_dir.as_deref(), file.memory_dir.as_deref())?;
+    let listing = crate::catalog::load(&memory_dir);
+    let listed = |model: &str| listing.as_ref().and_then(|l| l.window(model));
+    let mut r = Resolver::new(&no_flag_sources, None);
+    let choice = pick_model(&mut r, args, file, &listed)?;
     Ok((choice.model, choice.budget))
 }
 
@@ -304,18 +339,41 @@ pub struct SizingSettings {
     pub context_limit: Option<u32>,
     pub cost_cap: Option<u32>,
     pub max_tokens: Option<u32>,
+    /// The windows of the last `memchat models` listing.
+    pub listed_windows: Vec<(String, u32)>,
 }
 
 /// The sizing settings by the usual precedence.
 pub fn sizing_settings(args: &ChatArgs, file: &FileConfig) -> Result<SizingSettings, UsageError> {
     let no_flag_sources = |_: &str| None;
-    let choice = pick_model(&mut Resolver::new(&no_flag_sources, None), args, file)?;
+    let memory_dir = resolve_memory_dir(args.memory_dir.as_deref(), file.memory_dir.as_deref())?;
+    let listed_windows = listed_windows(&memory_dir);
+    let listed = |model: &str| listed_window(&listed_windows, model);
+    let mut r = Resolver::new(&no_flag_sources, None);
+    let choice = pick_model(&mut r, args, file, &listed)?;
     Ok(SizingSettings {
         model: choice.model,
         context_limit: choice.context_limit,
         cost_cap: choice.cost_cap,
         max_tokens: choice.max_tokens,
+        listed_windows,
     })
+}
+
+/// The windows the last listing of the server's models (kept in
+/// `memory_dir` by `memchat models`) reports, by model.
+fn listed_windows(memory_dir: &Path) -> Vec<(String, u32)> {
+    crate::catalog::load(memory_dir)
+        .iter()
+        .flat_map(|l| &l.models)
+        .filter_map(|m| Some((m.id.clone(), m.window?)))
+        .collect()
+}
+
+/// The window `windows` (see [`listed_windows`]) holds for `model`.
+pub fn listed_window(windows: &[(String, u32)], model: &str) -> Option<u32> {
+    let found = windows.iter().find(|(name, _)| name == model);
+    found.map(|(_, window)| *window)
 }
 
 /// How long to wait for a session another process holds.
@@ -363,7 +421,9 @@ pub fn resolve(
         memory_dir.display().to_string(),
         memory_dir_source,
     );
-    let choice = pick_model(&mut r, args, file)?;
+    let listed_windows = listed_windows(&memory_dir);
+    let listed = |model: &str| listed_window(&listed_windows, model);
+    let choice = pick_model(&mut r, args, file, &listed)?;
     let sampling = sampling(&mut r, args, file)?;
     let system_prompt = r.pick("system", args.system.clone(), file.system.clone());
     r.pick_or("color", args.color, file_color(file)?, ColorMode::default());
@@ -393,6 +453,10 @@ pub fn resolve(
         system_explicit: args.system.is_some(),
         lock_wait: lock_wait(args),
         origins: r.origins,
+        prices: file.prices.clone(),
+        show_usage: args.show_usage,
+        extract: args.extract,
+        listed_windows,
     })
 }
 

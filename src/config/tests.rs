@@ -154,24 +154,24 @@ fn sessions_and_chat_agree_on_model_and_budget() {
 
 #[test]
 fn an_unknown_model_gets_the_small_default_window_and_a_notice() {
-    let (budget, notice) = model_budget("llama3.2", None, None, None).unwrap();
+    let (budget, notice) = model_budget("llama3.2", None, None, None, None).unwrap();
     assert_eq!(budget.window, budget::DEFAULT_UNKNOWN_WINDOW);
     assert!(notice.is_some_and(|n| n.contains("--context-limit")));
-    let (budget, notice) = model_budget("O3-mini", None, None, None).unwrap();
+    let (budget, notice) = model_budget("O3-mini", None, None, None, None).unwrap();
     assert_eq!((budget.window, notice), (200_000, None));
 }
 
 #[test]
 fn max_tokens_is_the_reply_reserve_and_one_too_large_names_what_fits() {
-    let (budget, _) = model_budget("gpt-4", None, None, Some(1000)).unwrap();
+    let (budget, _) = model_budget("gpt-4", None, None, None, Some(1000)).unwrap();
     assert_eq!(budget.reply_reserve, 1000);
     assert_eq!(budget.cap, 8192 - 1000 - 256);
     let largest = budget::largest_reply_reserve(8192);
-    assert!(model_budget("gpt-4", None, None, Some(largest)).is_ok());
-    let e = model_budget("gpt-4", None, None, Some(largest + 1)).unwrap_err();
+    assert!(model_budget("gpt-4", None, None, None, Some(largest)).is_ok());
+    let e = model_budget("gpt-4", None, None, None, Some(largest + 1)).unwrap_err();
     assert!(e.0.contains("window is 8192 tokens"), "{e}");
     assert!(e.0.contains(&format!("choose 1 to {largest}")), "{e}");
-    assert!(model_budget("gpt-4", None, None, Some(0)).is_err());
+    assert!(model_budget("gpt-4", None, None, None, Some(0)).is_err());
 }
 
 #[test]

@@ -70,7 +70,7 @@ fn color_offers_its_values_and_commands_their_names() {
     assert_eq!(got, ["auto", "always", "never"]);
     let got = answers(&sandbox, &[""]);
     for command in [
-        "sessions", "show", "export", "import", "delete", "rename", "repair",
+        "sessions", "show", "export", "import", "delete", "rename", "repair", "models",
     ] {
         assert!(has(&got, command), "{command}: {got:?}");
     }
@@ -81,6 +81,24 @@ fn color_offers_its_values_and_commands_their_names() {
     // A command offers its own options, not the chat's.
     let got = answers(&sandbox, &["show", "default", "--"]);
     assert!(has(&got, "--all") && !has(&got, "--mock"), "{got:?}");
+}
+
+#[test]
+fn model_names_come_from_the_last_listing() {
+    let sandbox = sandbox_with_sessions();
+    assert!(answers(&sandbox, &["-m", ""]).is_empty(), "no listing yet");
+    let listing = r#"{"server":"http://x/v1","at":"t","models":[{"id":"llama3"},{"id":"qwen","window":8192}]}"#;
+    std::fs::write(sandbox.memory().join(".models.json"), listing).unwrap();
+    for words in [
+        &["-m", ""][..],
+        &["--model", ""],
+        &["sessions", "--model", ""],
+    ] {
+        let got = answers(&sandbox, words);
+        assert_eq!(got, ["llama3", "qwen"], "{words:?}");
+    }
+    let got = answers(&sandbox, &["--model", "q"]);
+    assert_eq!(got, ["qwen"]);
 }
 
 /// The script for `shell`, as `memchat completions SHELL` prints it.

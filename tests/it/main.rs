@@ -17,6 +17,7 @@ mod colour;
 mod command_line;
 mod completions;
 mod crash;
+mod daily;
 mod exit_codes;
 mod faults;
 mod golden;
