@@ -111,6 +111,11 @@ pub const COMMANDS: &[CommandSpec] = &[
         help: "show the session, or switch to another (created if new)",
     },
     CommandSpec {
+        name: "title",
+        args: "[TEXT]",
+        help: "show the session's title (default: its first message), or set it",
+    },
+    CommandSpec {
         name: "sessions",
         args: "",
         help: "list the sessions",
@@ -140,6 +145,7 @@ pub enum Command {
     Export(Option<String>),
     Models,
     Usage,
+    Title(Option<String>),
     Copy,
     /// `/code [N] [copy]`: block N (1-based) or all, shown or copied.
     Code {
@@ -203,6 +209,7 @@ pub fn parse(line: &str) -> Result<Command, String> {
         "export" => Ok(Command::Export(optional(rest))),
         "models" => no_args(Command::Models),
         "usage" => no_args(Command::Usage),
+        "title" => Ok(Command::Title(optional(rest))),
         "copy" => no_args(Command::Copy),
         "code" => reuse::parse_code(rest),
         "edit" => match rest {
@@ -296,6 +303,7 @@ pub async fn execute(
         Command::Export(file) => export(engine, config, file, out)?,
         Command::Models => reuse::models(engine, config, out, interrupt).await?,
         Command::Usage => reuse::usage(engine, config, out)?,
+        Command::Title(text) => reuse::title(engine, text, out)?,
         Command::Copy => reuse::copy(engine, None, out, output)?,
         Command::Code { block, copy: true } => {
             reuse::copy(engine, Some(block), out, output)?;

@@ -28,7 +28,7 @@
 //! | 2 | [`memory`] | sessions on disk: [`memory::Session`], [`memory::format`], repair |
 //! | 2 | [`transfer`] | export and import formats (OpenAI array, Markdown, transcript) |
 //! | 2 | [`render`] | stdout vs stderr, colour, gauges, the spinner |
-//! | 2 | [`titles`] | a session's title: its first message shortened |
+//! | 2 | [`titles`] | a session's title: the one set, else its first message shortened |
 //! | 2 | [`usage`] | a session's use from the server's reports, and its cost by configured prices |
 //! | 3 | [`tokens`] | counting tokens per model, the cheap byte bound |
 //! | 3 | [`budget`] | the budget numbers and the pure planners (evict, fit) |

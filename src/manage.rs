@@ -31,7 +31,7 @@ pub struct SessionInfo {
     pub tokens: u64,
     pub archived: usize,
     pub last_used: SystemTime,
-    /// Its title: its first user message shortened.
+    /// Its title: the one set, else its first user message shortened.
     pub title: String,
     /// What the server reported over the whole conversation.
     pub usage: UsageTotals,
@@ -97,7 +97,7 @@ pub fn session_infos(
         let last_used = last_used(&paths).unwrap_or(SystemTime::UNIX_EPOCH);
         let whole = transfer::whole_conversation(archived.clone(), &contents);
         infos.push(SessionInfo {
-            title: crate::titles::title_of(&whole),
+            title: crate::titles::title_of(&contents.settings, &whole),
             usage: UsageTotals::of(&whole, prices),
             budget,
             messages: contents.messages.len(),

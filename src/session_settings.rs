@@ -118,6 +118,7 @@ pub fn of_run(config: &Config) -> SessionSettings {
     SessionSettings {
         model: Some(config.model.clone()),
         context_limit: config.context_limit,
+        ..SessionSettings::default()
     }
 }
 
@@ -154,7 +155,9 @@ impl Sizing {
     /// The model and budget for a session that recorded `recorded`.
     pub fn for_session(&self, recorded: &SessionSettings) -> Result<(String, Budget), UsageError> {
         let run = &self.0;
-        let (model, context_limit) = if recorded.is_empty() {
+        // A session that recorded a title alone has no sizing of its own.
+        let sized = recorded.model.is_some() || recorded.context_limit.is_some();
+        let (model, context_limit) = if !sized {
             (run.model.clone(), run.context_limit)
         } else {
             (
@@ -215,6 +218,7 @@ mod tests {
         SessionSettings {
             model: Some(model.into()),
             context_limit: limit,
+            ..SessionSettings::default()
         }
     }
 

@@ -1,9 +1,10 @@
-//! A session's title, shown by `memchat sessions`: its first user message,
-//! shortened to one line.
+//! A session's title, shown by `memchat sessions`: the title set for it
+//! (`/title TEXT`, kept in its settings record, so `rename` keeps it), else
+//! its first user message, shortened to one line.
 //! Derived titles cost nothing to keep: they are read from the conversation
 //! (archive included), so they never go stale and need no extra request.
 
-use crate::memory::format::{Record, Role};
+use crate::memory::format::{Record, Role, SessionSettings};
 
 /// The most characters a derived title keeps.
 pub const TITLE_CHARS: usize = 48;
@@ -24,9 +25,31 @@ pub fn shorten(text: &str) -> String {
     crate::visible::text(&format!("{}…", cut.trim_end()))
 }
 
-/// The title of a session whose whole conversation is `whole`: its first
-/// user message shortened, else empty.
-pub fn title_of(whole: &[Record]) -> String {
+/// The most characters a set title keeps.
+pub const MAX_TITLE_CHARS: usize = 100;
+
+/// A title the user set, checked: one line of words, not empty, at most
+/// [`MAX_TITLE_CHARS`] characters.
+pub fn checked(text: &str) -> Result<String, String> {
+    let title = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    if title.is_empty() {
+        return Err("the title is empty".into());
+    }
+    let chars = title.chars().count();
+    if chars > MAX_TITLE_CHARS {
+        return Err(format!(
+            "the title has {chars} characters; a title has at most {MAX_TITLE_CHARS}"
+        ));
+    }
+    Ok(title)
+}
+
+/// The title of a session with these settings and whole conversation: the
+/// one set, else its first user message shortened, else empty.
+pub fn title_of(settings: &SessionSettings, whole: &[Record]) -> String {
+    if let Some(title) = &settings.title {
+        return crate::visible::text(title);
+    }
     whole
         .iter()
         .find_map(|r| match r {

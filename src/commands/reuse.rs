@@ -1,6 +1,7 @@
 //! The in-chat commands of daily use: the server's models (`/models`), what
-//! the session used (`/usage`), the last reply reused (`/copy`, `/code`),
-//! and a message composed in the editor (`/edit`, `/edit last`).
+//! the session used (`/usage`), its title (`/title`), the last reply reused
+//! (`/copy`, `/code`), and a message composed in the editor (`/edit`,
+//! `/edit last`).
 
 use std::io::Write;
 
@@ -12,7 +13,7 @@ use crate::codeblocks;
 use crate::config::{Backend, Config};
 use crate::editor;
 use crate::interrupt::Interrupt;
-use crate::memory::format::{Record, Role};
+use crate::memory::format::{Record, Role, SessionSettings};
 use crate::render::{self, Output};
 use crate::setup;
 use crate::usage::UsageTotals;
@@ -78,6 +79,31 @@ pub fn usage(engine: &Engine, config: &Config, out: &mut dyn Write) -> Result<()
             totals.describe()
         ),
     )
+}
+
+/// `/title`: the session's title (set, else its first message); `/title
+/// TEXT` sets it, durably, in the session's settings record.
+pub fn title(
+    engine: &mut Engine,
+    text: Option<String>,
+    out: &mut dyn Write,
+) -> Result<(), TurnError> {
+    let Some(text) = text else {
+        let settings = engine.session().settings().clone();
+        let shown = crate::titles::title_of(&settings, &whole_conversation(engine)?);
+        let note = if settings.title.is_some() {
+            ""
+        } else {
+            " (its first message; /title TEXT sets one)"
+        };
+        return print(out, &format!("title: {shown}{note}\n"));
+    };
+    let title = crate::titles::checked(&text).map_err(TurnError::Refused)?;
+    engine.record_settings(&SessionSettings {
+        title: Some(title.clone()),
+        ..SessionSettings::default()
+    })?;
+    print(out, &format!("title: {}\n", crate::visible::text(&title)))
 }
 
 /// The newest reply of the active history.

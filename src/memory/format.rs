@@ -106,6 +106,10 @@ pub struct SessionSettings {
     /// (`--context-limit`); absent, the model's known window applies.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub context_limit: Option<u32>,
+    /// The title set for it (`/title`); absent, its first message stands
+    /// in (see `titles.rs`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
 }
 
 impl SessionSettings {
@@ -122,6 +126,9 @@ impl SessionSettings {
         if later.context_limit.is_some() {
             self.context_limit = later.context_limit;
         }
+        if later.title.is_some() {
+            self.title.clone_from(&later.title);
+        }
     }
 
     /// The fields of `self` that differ from `current`: what a new record
@@ -135,6 +142,10 @@ impl SessionSettings {
             context_limit: self
                 .context_limit
                 .filter(|&c| current.context_limit != Some(c)),
+            title: self
+                .title
+                .clone()
+                .filter(|t| current.title.as_ref() != Some(t)),
         }
     }
 }

@@ -821,6 +821,7 @@ mod tests {
         let wanted = SessionSettings {
             model: Some("gpt-4o".into()),
             context_limit: Some(8192),
+            title: None,
         };
         assert_eq!(session.settings(), &wanted, "latest wins, field by field");
         assert!(
@@ -853,6 +854,7 @@ mod tests {
         let last = SessionSettings {
             model: Some("o3".into()),
             context_limit: None,
+            title: None,
         };
         assert!(session.set_settings(&last, true).unwrap());
         let text = std::fs::read_to_string(&log).unwrap();

@@ -319,3 +319,43 @@ fn usage_is_shown_per_reply_per_session_and_priced_only_when_configured() {
     let out = sandbox.run(&["sessions", "--usage"], &[], None);
     assert!(!text(&out.stdout).contains('$'));
 }
+
+#[test]
+fn a_title_is_the_first_message_until_set_and_rename_keeps_it() {
+    let sandbox = Sandbox::new();
+    let out = sandbox.run(
+        &["--mock", "-s", "plan"],
+        &[],
+        Some(b"Plan the move to Lisbon in spring\n/title\n/title  Lisbon   move \n/title\n"),
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("title: Plan the move to Lisbon in spring (its first message"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.ends_with("title: Lisbon move\ntitle: Lisbon move\n"),
+        "{stdout}"
+    );
+    // Recorded once, durably, in the session's settings.
+    let log = std::fs::read_to_string(sandbox.memory().join("plan.jsonl")).unwrap();
+    assert_eq!(log.matches(r#""title":"Lisbon move""#).count(), 1, "{log}");
+    let out = sandbox.run(&["rename", "plan", "lisbon"], &[], None);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let out = sandbox.run(&["sessions"], &[], None);
+    let table = text(&out.stdout);
+    assert!(
+        table.contains("lisbon ") && table.contains("  Lisbon move\n"),
+        "{table}"
+    );
+    // An empty or overlong title is refused, and nothing is recorded.
+    let long = format!("/title {}\n", "x".repeat(101));
+    let out = sandbox.run(&["--mock", "-s", "lisbon"], &[], Some(long.as_bytes()));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("at most 100"),
+        "{}",
+        text(&out.stderr)
+    );
+}
