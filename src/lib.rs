@@ -21,6 +21,7 @@
 //! | 1 | [`highlight`] | code block highlighting, comments by the fence's language |
 //! | 1 | [`models`] | the model registry: window, encoding, reasoning rules |
 //! | 1 | [`provenance`] | one precedence rule for settings, and where each value came from |
+//! | 1 | [`typeahead`] | keystrokes typed ahead: kept across Ctrl-C, collected at exit |
 //! | 1 | [`visible`] | text from outside made harmless for a terminal (controls shown, not run) |
 //! | 1 | [`codeblocks`] | the fenced code blocks of a reply (`-x`, `/code`) |
 //! | 1 | [`clipboard`] | the clipboard: a clipboard command, else OSC 52 to the terminal |
@@ -99,6 +100,7 @@ pub mod summary_text;
 pub mod titles;
 pub mod tokens;
 pub mod transfer;
+pub mod typeahead;
 pub mod usage;
 pub mod visible;
 

@@ -6,9 +6,14 @@
 //!
 //! `readline` blocks, so the editor moves into `spawn_blocking` for each
 //! line and comes back with it.
+//!
+//! Every line typed is sent or said to be unsent: lines typed while a reply
+//! streams survive a Ctrl-C ([`crate::typeahead`]), and lines that arrived
+//! after `/exit` or Ctrl-D are named on stderr as not sent ([`leftover`]).
 
 use std::borrow::Cow;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use rustyline::completion::Completer;
 use rustyline::error::ReadlineError;
@@ -16,7 +21,9 @@ use rustyline::highlight::Highlighter;
 use rustyline::hint::Hinter;
 use rustyline::history::{History, MemHistory};
 use rustyline::validate::{ValidationContext, ValidationResult, Validator};
-use rustyline::{Cmd, Editor, EventHandler, ExternalPrinter, Helper, KeyCode, KeyEvent, Modifiers};
+use rustyline::{
+    Cmd, Context, Editor, EventHandler, ExternalPrinter, Helper, KeyCode, KeyEvent, Modifiers,
+};
 
 use crate::chat::{Engine, TurnError};
 use crate::commands;
@@ -35,11 +42,14 @@ pub const HISTORY_FILE: &str = ".input-history";
 const SLOW_SUMMARY_NOTICE: std::time::Duration = std::time::Duration::from_millis(300);
 
 mod keys;
+mod leftover;
 
 /// Tells rustyline when Enter should continue the message instead of
-/// sending it, and what Tab offers (see [`keys`]).
+/// sending it, and what Tab offers (see [`keys`]); shows [`leftover`] each
+/// line it draws.
 struct ReplHelper {
     memory_dir: PathBuf,
+    leftover: Arc<leftover::Keys>,
 }
 
 impl Validator for ReplHelper {
@@ -65,6 +75,12 @@ impl Completer for ReplHelper {
 }
 impl Hinter for ReplHelper {
     type Hint = String;
+
+    /// No hints: this is the editor's call at each draw of the line.
+    fn hint(&self, line: &str, _pos: usize, _ctx: &Context<'_>) -> Option<String> {
+        self.leftover.drawn(line);
+        None
+    }
 }
 impl Highlighter for ReplHelper {
     fn highlight_prompt<'b, 's: 'b, 'p: 'b>(
@@ -86,6 +102,7 @@ fn make_editor(
     path: &Path,
     memory_dir: &Path,
     edit: &keys::EditRequest,
+    ends: &Arc<leftover::Keys>,
     output: &Output,
 ) -> anyhow::Result<(ReplEditor, InputHistory)> {
     let config = rustyline::Config::builder()
@@ -103,6 +120,7 @@ fn make_editor(
     let mut editor = ReplEditor::with_history(config, memory)?;
     editor.set_helper(Some(ReplHelper {
         memory_dir: memory_dir.to_path_buf(),
+        leftover: ends.clone(),
     }));
     editor.bind_sequence(
         KeyEvent(KeyCode::Enter, Modifiers::ALT),
@@ -111,6 +129,14 @@ fn make_editor(
     editor.bind_sequence(
         keys::edit_keys(),
         EventHandler::Conditional(Box::new(edit.clone())),
+    );
+    editor.bind_sequence(
+        KeyEvent::ctrl('D'),
+        EventHandler::Conditional(Box::new(leftover::EndOfInputKey(ends.clone()))),
+    );
+    editor.bind_sequence(
+        KeyEvent::ctrl('C'),
+        EventHandler::Conditional(Box::new(leftover::ClearKey(ends.clone()))),
     );
     Ok((editor, loaded.history))
 }
@@ -191,9 +217,13 @@ pub async fn run(
 ) -> anyhow::Result<Exit> {
     // Load the tokenizer while the user types its first line.
     engine.counter().warm();
+    // Lines typed while a reply streams survive a Ctrl-C.
+    let _typeahead = crate::typeahead::KeepTypeahead::on_stdin();
     let edit = keys::EditRequest::default();
+    let ends = Arc::new(leftover::Keys::default());
     let history_file = config.memory_dir.join(HISTORY_FILE);
-    let (mut editor, mut history) = make_editor(&history_file, &config.memory_dir, &edit, output)?;
+    let (mut editor, mut history) =
+        make_editor(&history_file, &config.memory_dir, &edit, &ends, output)?;
     // Compaction runs while the user types the next line (it may wait on the
     // model for a summary); its notice is printed above the prompt when the
     // terminal allows, otherwise once the line is in.
@@ -211,6 +241,7 @@ pub async fn run(
             return Ok(signal.into());
         }
         let prompt = prompt(&engine);
+        ends.before_line();
         let readline = tokio::task::spawn_blocking(move || {
             let line = editor.readline(&prompt);
             (editor, line)
@@ -223,11 +254,13 @@ pub async fn run(
         let (back, line) = joined?;
         editor = back;
         report_late(late, output);
-        let line = match line {
-            Ok(line) => line,
-            Err(ReadlineError::Interrupted) => continue,
-            Err(ReadlineError::Eof) => return Ok(Exit::Success),
-            Err(e) => return Err(e.into()),
+        let line = match (line, ends.ending()) {
+            (Ok(_), leftover::Ending::Cleared) | (Err(ReadlineError::Interrupted), _) => continue,
+            (Ok(_), leftover::Ending::EndOfInput) | (Err(ReadlineError::Eof), _) => {
+                return leave(editor, &ends, "Ctrl-D", output).await;
+            }
+            (Ok(line), leftover::Ending::Enter) => line,
+            (Err(e), _) => return Err(e.into()),
         };
         // Ctrl-X Ctrl-E: the line is a draft for the editor.
         let (line, edited) = match edit.take() {
@@ -255,7 +288,7 @@ pub async fn run(
             handle(&line, &mut engine, &mut config, &mut interrupt, output).await
         };
         match handled {
-            Handled::Exit => return Ok(Exit::Success),
+            Handled::Exit => return leave(editor, &ends, "/exit", output).await,
             Handled::Turn {
                 compaction_due: due,
                 ..
@@ -263,6 +296,22 @@ pub async fn run(
             Handled::Done | Handled::Refused(_) => {}
         }
     }
+}
+
+/// Ends the REPL after `what` (`/exit`, Ctrl-D), first naming any lines
+/// that arrived after it, which are not sent.
+async fn leave(
+    mut editor: ReplEditor,
+    ends: &Arc<leftover::Keys>,
+    what: &str,
+    output: &Output,
+) -> anyhow::Result<Exit> {
+    let ends = ends.clone();
+    let lines = tokio::task::spawn_blocking(move || leftover::drain(&mut editor, &ends)).await?;
+    if let Some(notice) = leftover::notice(what, &lines) {
+        output.warn(&notice);
+    }
+    Ok(Exit::Success)
 }
 
 /// Waits for the line being typed while the compaction the last reply made

@@ -326,6 +326,80 @@ fn lines_typed_while_a_reply_streams_are_each_sent() {
     );
 }
 
+#[test]
+fn a_line_typed_while_a_reply_streams_survives_ctrl_c() {
+    let sandbox = Sandbox::new();
+    let mut p = pty(&sandbox, &["--mock", "--mock-delay-ms", "150"], |_| {});
+    editing(&mut p);
+    p.send_line("first").unwrap();
+    // The reply streams for over a second: type a line, then Ctrl-C.
+    p.exp_string("[mock]").unwrap();
+    // The terminal queues the line (rexpect turns its echo off, so nothing
+    // shows), then Ctrl-C reaches it, in that order.
+    p.send("second\r").unwrap();
+    p.send_control('c').unwrap();
+    p.exp_string("interrupted; the partial reply is saved")
+        .unwrap();
+    p.exp_string("You said: \"second\"").unwrap();
+    editing(&mut p);
+    p.send_line("/exit").unwrap();
+    p.exp_eof().unwrap();
+    assert_eq!(
+        user_messages(&sandbox, "default.jsonl"),
+        ["first", "second"]
+    );
+}
+
+#[test]
+fn lines_after_exit_or_ctrl_d_are_named_as_not_sent() {
+    let sandbox = Sandbox::new();
+    // Pasted in one write: a line, /exit, two more lines and an unfinished one.
+    let mut p = pty(&sandbox, &["--mock"], |_| {});
+    editing(&mut p);
+    p.send("hello\r/exit\rsecond line here\rthird\rpartial")
+        .unwrap();
+    p.flush().unwrap();
+    p.exp_string("You said: \"hello\"").unwrap();
+    p.exp_string(
+        "3 lines typed after /exit were not sent: \"second line here\", \"third\", \"partial\"",
+    )
+    .unwrap();
+    p.exp_eof().unwrap();
+    // Ctrl-D, then a line, in one write.
+    let mut p = pty(&sandbox, &["--mock"], |_| {});
+    editing(&mut p);
+    p.send("\x04after ctrl d\r").unwrap();
+    p.flush().unwrap();
+    p.exp_string("1 line typed after Ctrl-D was not sent: \"after ctrl d\"")
+        .unwrap();
+    p.exp_eof().unwrap();
+    assert_eq!(user_messages(&sandbox, "default.jsonl"), ["hello"]);
+}
+
+#[test]
+fn lines_typed_after_exit_while_a_reply_streams_are_named_as_not_sent() {
+    let sandbox = Sandbox::new();
+    let mut p = pty(&sandbox, &["--mock", "--mock-delay-ms", "100"], |_| {});
+    editing(&mut p);
+    p.send_line("first").unwrap();
+    p.exp_string("[mock]").unwrap();
+    // Typed while the reply streams: /exit and then 40 lines, 2 KB, more
+    // than the line editor reads at once, so the last ones are still in the
+    // terminal's queue when memchat ends.
+    let mut typed = String::from("/exit\r");
+    for i in 0..40 {
+        typed.push_str(&format!("line {i:02} {}\r", "x".repeat(40)));
+    }
+    p.send(&typed).unwrap();
+    p.flush().unwrap();
+    p.exp_string("You said: \"first\"").unwrap();
+    p.exp_string("40 lines typed after /exit were not sent: \"line 00")
+        .unwrap();
+    p.exp_string("and 37 more").unwrap();
+    p.exp_eof().unwrap();
+    assert_eq!(user_messages(&sandbox, "default.jsonl"), ["first"]);
+}
+
 // ---- 4. the input history is never written through a link -----------------
 
 #[test]
