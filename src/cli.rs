@@ -38,6 +38,7 @@ pub const COMMAND_OPTIONS: &[(&str, &[&str])] = &[
             "connect_timeout",
         ],
     ),
+    ("roles", &[]),
     ("completions", &[]),
     ("man", &[]),
 ];
@@ -164,6 +165,16 @@ pub struct ChatArgs {
     /// memory directory, else the user's data directory + /memchat].
     #[arg(long, env = "MEMCHAT_MEMORY_DIR", value_name = "DIR")]
     pub memory_dir: Option<PathBuf>,
+
+    /// Role: a preset from the config file's [roles.NAME] (system prompt, and
+    /// optionally model and sampling); `memchat roles` lists them.
+    #[arg(short, long, env = "MEMCHAT_ROLE", value_name = "NAME")]
+    pub role: Option<String>,
+
+    /// Profile: a server from the config file's [profiles.NAME] (base URL,
+    /// key variable, model, window) [default: the file's `profile`].
+    #[arg(short, long, env = "MEMCHAT_PROFILE", value_name = "NAME")]
+    pub profile: Option<String>,
 
     /// Model name, as the server knows it. A session remembers its model;
     /// setting this changes it (with a notice).
@@ -356,6 +367,9 @@ pub enum Command {
     /// window where the server reports one; kept for completion of model
     /// names and for the window of models memchat does not know.
     Models,
+    /// List the roles of the config file: name, settings, the start of the
+    /// system prompt.
+    Roles,
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
     /// that completes commands, options and session names.
     ///

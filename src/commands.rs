@@ -106,6 +106,11 @@ pub const COMMANDS: &[CommandSpec] = &[
                and resends the last one (the old exchange goes to the archive)",
     },
     CommandSpec {
+        name: "role",
+        args: "[NAME]",
+        help: "show the role, or take another from the config file (prompt, model, sampling)",
+    },
+    CommandSpec {
         name: "session",
         args: "[NAME]",
         help: "show the session, or switch to another (created if new)",
@@ -140,6 +145,7 @@ pub enum Command {
     Retry,
     System(Option<String>),
     Model(Option<String>),
+    Role(Option<String>),
     Session(Option<String>),
     Sessions,
     Export(Option<String>),
@@ -204,6 +210,7 @@ pub fn parse(line: &str) -> Result<Command, String> {
         "retry" => no_args(Command::Retry),
         "system" => Ok(Command::System(optional(rest))),
         "model" => Ok(Command::Model(optional(rest))),
+        "role" => Ok(Command::Role(optional(rest))),
         "session" => Ok(Command::Session(optional(rest))),
         "sessions" => no_args(Command::Sessions),
         "export" => Ok(Command::Export(optional(rest))),
@@ -295,6 +302,8 @@ pub async fn execute(
         }
         Command::Model(None) => print(out, &format!("{}\n", model_shown(engine, config)))?,
         Command::Model(Some(name)) => switch_model(engine, config, &name, out, output)?,
+        Command::Role(None) => print(out, &role_text(config))?,
+        Command::Role(Some(name)) => switch_role(engine, config, &name, out, output)?,
         Command::Session(None) => print(out, &format!("{}\n", engine.session().name()))?,
         Command::Session(Some(name)) => switch_session(engine, config, &name, out, output)?,
         Command::Sessions => {
@@ -407,6 +416,51 @@ fn model_shown(engine: &Engine, config: &Config) -> String {
     } else {
         answering
     }
+}
+
+/// `/role`: the role in use and the settings it governs.
+fn role_text(config: &Config) -> String {
+    let role = config.role.as_deref().unwrap_or("(no role)");
+    let show = |v: Option<f32>| v.map_or_else(|| "server default".to_string(), |v| v.to_string());
+    format!(
+        "{role}: model {}, temperature {}, top_p {}, max_tokens {}\n",
+        config.model,
+        show(config.sampling.temperature),
+        show(config.sampling.top_p),
+        config.budget.reply_reserve,
+    )
+}
+
+/// `/role NAME`: the role's system prompt (the old one to the archive), and
+/// its model and sampling where it sets them.
+fn switch_role(
+    engine: &mut Engine,
+    config: &mut Config,
+    name: &str,
+    out: &mut dyn Write,
+    output: &Output,
+) -> Result<(), TurnError> {
+    let next = config
+        .with_role(name)
+        .map_err(|e| TurnError::Refused(e.to_string()))?;
+    let (model, counter) = setup::model_for(&next).map_err(refused)?;
+    let previous_budget = *engine.budget();
+    engine.set_model(model, counter, next.budget);
+    if let Some(prompt) = next.system_prompt.as_deref()
+        && engine.system_prompt() != Some(prompt.trim())
+        && let Err(e) = engine.set_system(prompt)
+    {
+        // Nothing changed: the old model and budget come back.
+        let (model, counter) = setup::model_for(config).map_err(refused)?;
+        engine.set_model(model, counter, previous_budget);
+        return Err(e);
+    }
+    engine.set_sampling(next.sampling);
+    for notice in &next.notices {
+        output.info(&format!("memory: {notice}"));
+    }
+    *config = next;
+    print(out, &format!("role: {}", role_text(config)))
 }
 
 /// `/session NAME`: opened exactly as `--session` would open it.

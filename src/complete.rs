@@ -2,8 +2,9 @@
 //! answers memchat gives that script at each Tab (clap_complete's dynamic
 //! engine): command and option names from the clap definitions, the values
 //! of options with a fixed set (`--color`), for every argument that names
-//! an existing session, the sessions in the memory directory, and for
-//! `--model`, the models of the last `memchat models` listing. The
+//! an existing session, the sessions in the memory directory, for
+//! `--model`, the models of the last `memchat models` listing, and for `-r`
+//! and `-p`, the roles and profiles of the config file. The
 //! script calls memchat itself, so the answers follow the definitions and
 //! the disk, and work offline in bash, zsh, fish, elvish and PowerShell.
 
@@ -52,7 +53,35 @@ pub fn command() -> clap::Command {
             cmd = cmd.mut_subcommand(*sub, |s| offer_sessions(s, id));
         }
     }
-    cmd
+    cmd.mut_arg("role", |arg| arg.add(ArgValueCandidates::new(role_names)))
+        .mut_arg("profile", |arg| {
+            arg.add(ArgValueCandidates::new(profile_names))
+        })
+}
+
+/// The config file, as a chat would read it; any failure reads as none.
+fn config_file() -> config::FileConfig {
+    config::config_file_path()
+        .and_then(|path| config::load_file(path.as_deref()))
+        .unwrap_or_default()
+}
+
+/// The roles of the config file, for `-r`.
+fn role_names() -> Vec<CompletionCandidate> {
+    config_file()
+        .roles
+        .into_keys()
+        .map(CompletionCandidate::new)
+        .collect()
+}
+
+/// The profiles of the config file, for `-p`.
+fn profile_names() -> Vec<CompletionCandidate> {
+    config_file()
+        .profiles
+        .into_keys()
+        .map(CompletionCandidate::new)
+        .collect()
 }
 
 /// `cmd` with session names offered for its argument `id`. clap moves a
@@ -112,9 +141,7 @@ fn program() -> String {
 /// line is not seen: the engine asks for values without the rest of the
 /// line.)
 fn memory_dir() -> Option<PathBuf> {
-    let file = config::config_file_path()
-        .and_then(|path| config::load_file(path.as_deref()))
-        .unwrap_or_default();
+    let file = config_file();
     let env_dir = std::env::var_os("MEMCHAT_MEMORY_DIR")
         .filter(|d| !d.is_empty())
         .map(PathBuf::from);

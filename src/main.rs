@@ -2,7 +2,7 @@
 //! dispatch to a mode, map the outcome to an exit code. Everything else
 //! lives in the library (`lib.rs` shows its floors).
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 
 use clap::parser::ValueSource;
@@ -30,7 +30,7 @@ fn main() -> ExitCode {
     // Where each flag's value came from, for --print-config.
     let flag_source = |id: &str| match matches.value_source(id) {
         Some(ValueSource::CommandLine) => Some("command line".to_string()),
-        Some(ValueSource::EnvVariable) => Some("environment".to_string()),
+        Some(ValueSource::EnvVariable) => Some(config::ENVIRONMENT.to_string()),
         _ => None,
     };
     // One thread is plenty for one conversation, and starts fastest.
@@ -114,6 +114,7 @@ fn manage_command(
         None => match command {
             Command::Completions { shell } => complete::write_script(*shell, &mut out)?,
             Command::Man => manpage::render(&mut out)?,
+            Command::Roles => write!(out, "{}", config::roles_listing(&file.roles))?,
             // `config::management` made every other command plain data.
             _ => {}
         },

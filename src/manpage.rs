@@ -128,7 +128,8 @@ fn render_environment(cmd: &clap::Command, out: &mut dyn Write) -> std::io::Resu
     writeln!(out, ".SH ENVIRONMENT")?;
     writeln!(
         out,
-        "A flag beats its variable, which beats the config file."
+        "A flag beats its variable, which beats the config file; a role or profile \
+         chosen with -r or -p comes between the flag and its variable."
     )?;
     for (name, meaning) in OTHER_VARIABLES {
         writeln!(out, ".TP\n\\fB{name}\\fR\n{}", escape(meaning))?;
@@ -159,7 +160,11 @@ fn render_files(out: &mut dyn Write) -> std::io::Result<()> {
             "~/.config/memchat/config.toml",
             "The config file (TOML; the same settings as the long options, with _ for -): \
              config.toml in the user's config directory, which is $XDG_CONFIG_HOME/memchat \
-             on Linux, or the file MEMCHAT_CONFIG names.",
+             on Linux, or the file MEMCHAT_CONFIG names. [roles.NAME] tables hold a role \
+             (system, and optionally model, temperature, top_p, max_tokens), chosen with -r; \
+             [profiles.NAME] tables a server (base_url, api_key_env: the variable holding its \
+             key, never the key; model, context_limit), chosen with -p or the top-level \
+             profile key. Precedence: command line, role, profile, environment, file.",
         ),
         session(
             "~/.local/share/memchat/",

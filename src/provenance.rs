@@ -1,6 +1,7 @@
 //! Where each setting comes from: one precedence rule for every setting,
-//! flag (or its environment variable, as clap resolved it) > config file >
-//! default, and the record of which one gave each value, which
+//! the flag on the command line, then layers (a chosen role, then a chosen
+//! profile), then the flag's environment variable (as clap resolved it),
+//! the config file, the default; and the record of which one gave each value, which
 //! `--print-config` shows. Knows nothing of the settings themselves.
 
 use std::path::Path;
@@ -14,8 +15,15 @@ pub struct Origin {
 }
 
 /// Tells whether a flag's value came from the command line or its
-/// environment variable (clap knows; the rest of the program need not).
+/// environment variable (clap knows; the rest of the program need not):
+/// `Some(ENVIRONMENT)` for the variable.
 pub type FlagSource<'a> = &'a dyn Fn(&str) -> Option<String>;
+
+/// What a [`FlagSource`] says of a value from the flag's variable.
+pub const ENVIRONMENT: &str = "environment";
+
+/// The values presets give one setting, each with where it came from.
+pub type Layers<T> = Vec<(Option<T>, String)>;
 
 /// Picks settings by one rule, flag/env (as clap resolved them) > config
 /// file > default, and records each value with where it came from.
@@ -43,7 +51,19 @@ impl<'a> Resolver<'a> {
         flag: Option<T>,
         file: Option<T>,
     ) -> Option<T> {
-        match self.choose(setting, flag, file) {
+        self.pick_in(setting, flag, Vec::new(), file)
+    }
+
+    /// A setting with no default that chosen presets may give: `layers` are
+    /// their values with where each came from, first one first.
+    pub fn pick_in<T: ToString>(
+        &mut self,
+        setting: &'static str,
+        flag: Option<T>,
+        layers: Layers<T>,
+        file: Option<T>,
+    ) -> Option<T> {
+        match self.choose(setting, flag, layers, file) {
             Some((value, source)) => {
                 self.record(setting, value.to_string(), source);
                 Some(value)
@@ -66,6 +86,22 @@ impl<'a> Resolver<'a> {
         self.pick_flag_or(setting, setting, flag, file, default)
     }
 
+    /// A setting with a default that chosen presets may give.
+    pub fn pick_in_or<T: ToString>(
+        &mut self,
+        setting: &'static str,
+        flag: Option<T>,
+        layers: Layers<T>,
+        file: Option<T>,
+        default: T,
+    ) -> T {
+        let (value, source) = self
+            .choose(setting, flag, layers, file)
+            .unwrap_or_else(|| (default, "default".into()));
+        self.record(setting, value.to_string(), source);
+        value
+    }
+
     /// A setting with a default, set by the flag whose clap id is `flag_id`.
     pub fn pick_flag_or<T: ToString>(
         &mut self,
@@ -76,14 +112,31 @@ impl<'a> Resolver<'a> {
         default: T,
     ) -> T {
         let (value, source) = self
-            .choose(flag_id, flag, file)
+            .choose(flag_id, flag, Vec::new(), file)
             .unwrap_or_else(|| (default, "default".into()));
         self.record(setting, value.to_string(), source);
         value
     }
 
-    fn choose<T>(&self, flag_id: &str, flag: Option<T>, file: Option<T>) -> Option<(T, String)> {
-        flag.map(|v| (v, self.flag_origin(flag_id)))
+    fn choose<T>(
+        &self,
+        flag_id: &str,
+        flag: Option<T>,
+        layers: Layers<T>,
+        file: Option<T>,
+    ) -> Option<(T, String)> {
+        let flag = flag.map(|v| (v, self.flag_origin(flag_id)));
+        let (typed, from_env) = match flag {
+            Some((v, source)) if source == ENVIRONMENT => (None, Some((v, source))),
+            typed => (typed, None),
+        };
+        typed
+            .or_else(|| {
+                layers
+                    .into_iter()
+                    .find_map(|(value, source)| value.map(|v| (v, source)))
+            })
+            .or(from_env)
             .or_else(|| file.map(|v| (v, self.file_origin())))
     }
 
@@ -123,6 +176,11 @@ mod tests {
         assert_eq!(r.pick_or("d", None, None, 3), 3);
         assert_eq!(r.pick::<u32>("e", None, None), None);
         assert!(!r.pick_flag_or("f", "no_f", Some(false), Some(true), true));
+        let layer = |v: Option<u32>| vec![(None, "role r".to_string()), (v, "profile p".into())];
+        assert_eq!(r.pick_in("a", Some(1), layer(Some(5)), Some(2)), Some(1));
+        assert_eq!(r.pick_in("b", Some(1), layer(Some(5)), Some(2)), Some(5));
+        assert_eq!(r.pick_in("b", Some(1), layer(None), Some(2)), Some(1));
+        assert_eq!(r.pick_in_or("c", None, layer(None), None, 3), 3);
         let shown: Vec<(&str, &str, &str)> = r
             .origins
             .iter()
@@ -137,6 +195,10 @@ mod tests {
                 ("d", "3", "default"),
                 ("e", "-", "not set"),
                 ("f", "false", "command line"),
+                ("a", "1", "command line"),
+                ("b", "5", "profile p"),
+                ("b", "1", "environment"),
+                ("c", "3", "default"),
             ]
         );
     }

@@ -3,11 +3,13 @@
 //! file is no file; an unreadable or malformed one is a usage error naming
 //! the file.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
 use super::UsageError;
+use super::presets::{ProfileConfig, RoleConfig};
 use crate::render::ColorMode;
 
 /// Settings from the config file; every field optional.
@@ -34,6 +36,14 @@ pub struct FileConfig {
     /// with `input` and `output`), for the cost in `/usage`.
     #[serde(default)]
     pub prices: crate::usage::Prices,
+    /// The profile used when `-p` names none.
+    pub profile: Option<String>,
+    /// `[roles.NAME]` tables.
+    #[serde(default)]
+    pub roles: BTreeMap<String, RoleConfig>,
+    /// `[profiles.NAME]` tables.
+    #[serde(default)]
+    pub profiles: BTreeMap<String, ProfileConfig>,
     /// The file these settings were read from (`None`: there was none).
     #[serde(skip)]
     pub read_from: Option<PathBuf>,

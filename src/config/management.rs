@@ -128,7 +128,9 @@ pub fn management(
         Command::Repair { name } => ManageCommand::Repair {
             name: valid_name(name)?,
         },
-        Command::Completions { .. } | Command::Man | Command::Models => return Ok(None),
+        Command::Completions { .. } | Command::Man | Command::Models | Command::Roles => {
+            return Ok(None);
+        }
     };
     Ok(Some(Management {
         memory_dir,

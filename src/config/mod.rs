@@ -20,10 +20,13 @@ use crate::render::ColorMode;
 
 mod file;
 mod management;
+mod presets;
 
+pub use crate::provenance::ENVIRONMENT;
 use file::file_color;
 pub use file::{FileConfig, color_mode, config_file_path, default_config_path, load_file};
 pub use management::{ManageCommand, Management, management};
+pub use presets::{Presets, ProfileConfig, RoleConfig, roles_listing};
 
 // The defaults, each named once. `--print-config` shows which ones applied.
 
@@ -82,8 +85,16 @@ pub struct Config {
     /// Said once on stderr (e.g. an unknown model's assumed window).
     pub notices: Vec<String>,
     pub system_prompt: Option<String>,
-    /// The system prompt came from `--system` (replaces an existing one).
+    /// The system prompt came from `--system` or a chosen role (replaces an
+    /// existing one).
     pub system_explicit: bool,
+    /// The role chosen (`-r`, `/role`), if any.
+    pub role: Option<String>,
+    /// The config file's roles, for `/role NAME`.
+    pub roles: std::collections::BTreeMap<String, RoleConfig>,
+    /// The variable a missing key should be set in, when a profile names
+    /// one: a chat without it stops (see [`Config::ready`]).
+    pub key_variable: Option<String>,
     pub lock_wait: Duration,
     /// Each setting, its value and where it came from (`--print-config`).
     pub origins: Vec<Origin>,
@@ -130,10 +141,60 @@ impl Config {
         listed_window(&self.listed_windows, model)
     }
 
+    /// The same configuration with role `name` of the config file (`/role
+    /// NAME`): its system prompt, and its model and sampling where it sets
+    /// them; what it does not set stays as it is.
+    pub fn with_role(&self, name: &str) -> Result<Config, UsageError> {
+        let presets = Presets::choose(Some(name), None, &self.roles, &Default::default())?;
+        let Some((name, role)) = presets.role else {
+            return Err(UsageError("no role given".into()));
+        };
+        let mut config = match &role.model {
+            Some(model) if *model != self.model => self.with_model(model)?,
+            _ => self.clone(),
+        };
+        config.sampling = Sampling {
+            temperature: role.temperature.or(config.sampling.temperature),
+            top_p: role.top_p.or(config.sampling.top_p),
+        };
+        check_sampling(config.sampling)?;
+        if role.max_tokens.is_some() {
+            config.max_tokens = role.max_tokens;
+            let (budget, _) = model_budget(
+                &config.model,
+                config.context_limit,
+                config.listed_window(&config.model),
+                config.cost_cap,
+                config.max_tokens,
+            )?;
+            config.budget = budget;
+        }
+        config.notices = sampling_notice(&config.model, config.sampling)
+            .into_iter()
+            .collect();
+        if role.system.is_some() {
+            config.system_prompt = role.system;
+            config.system_explicit = true;
+        }
+        config.role = Some(name);
+        Ok(config)
+    }
+
     /// What stops this configuration from chatting, if anything: no API key
     /// for OpenAI's own server. (`--print-config` reports it; a chat stops.)
     pub fn ready(&self) -> Result<(), UsageError> {
         match &self.backend {
+            Backend::OpenAi(settings)
+                if settings.api_key.is_none() && self.key_variable.is_some() =>
+            {
+                let var = self.key_variable.as_deref().unwrap_or(DEFAULT_KEY_VAR);
+                let profile = self.origins.iter().find(|o| o.setting == "profile");
+                let profile = profile.map_or("-", |o| o.value.as_str());
+                Err(UsageError(format!(
+                    "no API key: profile {profile} reads it from {var}, which is not set \
+                     (export {var}=...)"
+                )))
+            }
             Backend::OpenAi(settings)
                 if settings.api_key.is_none() && settings.base_url == OPENAI_BASE_URL =>
             {
@@ -237,19 +298,34 @@ fn sampling(
     r: &mut Resolver<'_>,
     args: &ChatArgs,
     file: &FileConfig,
+    presets: &Presets,
 ) -> Result<Sampling, UsageError> {
+    let temperature = r.pick_in(
+        "temperature",
+        args.temperature,
+        presets.layers(|r| r.temperature, |_| None),
+        file.temperature,
+    );
+    let top_p = r.pick_in(
+        "top_p",
+        args.top_p,
+        presets.layers(|r| r.top_p, |_| None),
+        file.top_p,
+    );
+    check_sampling(Sampling { temperature, top_p })
+}
+
+/// Refuses a temperature or top_p out of its range.
+fn check_sampling(sampling: Sampling) -> Result<Sampling, UsageError> {
     let check = |name: &str, value: Option<f32>, max: f32| match value {
         Some(v) if !(v.is_finite() && (0.0..=max).contains(&v)) => Err(UsageError(format!(
             "{name} {v} is out of range; it goes from 0 to {max}"
         ))),
-        _ => Ok(value),
+        _ => Ok(()),
     };
-    let temperature = r.pick("temperature", args.temperature, file.temperature);
-    let top_p = r.pick("top_p", args.top_p, file.top_p);
-    Ok(Sampling {
-        temperature: check("temperature", temperature, 2.0)?,
-        top_p: check("top_p", top_p, 1.0)?,
-    })
+    check("temperature", sampling.temperature, 2.0)?;
+    check("top_p", sampling.top_p, 1.0)?;
+    Ok(sampling)
 }
 
 /// The memory directory: flag/env > config file > `./memory` if it is a
@@ -284,20 +360,32 @@ fn pick_model(
     r: &mut Resolver<'_>,
     args: &ChatArgs,
     file: &FileConfig,
+    presets: &Presets,
     listed: &dyn Fn(&str) -> Option<u32>,
 ) -> Result<ModelChoice, UsageError> {
-    let model = r.pick_or(
+    let model = r.pick_in_or(
         "model",
         args.model.clone(),
+        presets.layers(|r| r.model.clone(), |p| p.model.clone()),
         file.model.clone(),
         DEFAULT_MODEL.to_string(),
     );
     if model.trim().is_empty() {
         return Err(UsageError("the model name is empty".into()));
     }
-    let context_limit = r.pick("context_limit", args.context_limit, file.context_limit);
+    let context_limit = r.pick_in(
+        "context_limit",
+        args.context_limit,
+        presets.layers(|_| None, |p| p.context_limit),
+        file.context_limit,
+    );
     let cost_cap = r.pick("budget", args.budget, file.budget);
-    let max_tokens = r.pick("max_tokens", args.max_tokens, file.max_tokens);
+    let max_tokens = r.pick_in(
+        "max_tokens",
+        args.max_tokens,
+        presets.layers(|r| r.max_tokens, |_| None),
+        file.max_tokens,
+    );
     let listed = listed(&model).filter(|_| models::context_window(&model).is_none());
     if context_limit.is_none()
         && let Some(window) = listed
@@ -317,7 +405,7 @@ fn pick_model(
 }
 
 /// The model and its budget by the usual precedence, for commands that need
-/// no backend (`memchat sessions`).
+/// no backend (`memchat sessions`): the file's default profile applies.
 pub fn model_and_budget(
     args: &ChatArgs,
     file: &FileConfig,
@@ -326,8 +414,9 @@ pub fn model_and_budget(
     let memory_dir = resolve_memory_dir(args.memory_dir.as_deref(), file.memory_dir.as_deref())?;
     let listing = crate::catalog::load(&memory_dir);
     let listed = |model: &str| listing.as_ref().and_then(|l| l.window(model));
+    let presets = Presets::choose(None, file.profile.as_deref(), &file.roles, &file.profiles)?;
     let mut r = Resolver::new(&no_flag_sources, None);
-    let choice = pick_model(&mut r, args, file, &listed)?;
+    let choice = pick_model(&mut r, args, file, &presets, &listed)?;
     Ok((choice.model, choice.budget))
 }
 
@@ -349,8 +438,9 @@ pub fn sizing_settings(args: &ChatArgs, file: &FileConfig) -> Result<SizingSetti
     let memory_dir = resolve_memory_dir(args.memory_dir.as_deref(), file.memory_dir.as_deref())?;
     let listed_windows = listed_windows(&memory_dir);
     let listed = |model: &str| listed_window(&listed_windows, model);
+    let presets = Presets::choose(None, file.profile.as_deref(), &file.roles, &file.profiles)?;
     let mut r = Resolver::new(&no_flag_sources, None);
-    let choice = pick_model(&mut r, args, file, &listed)?;
+    let choice = pick_model(&mut r, args, file, &presets, &listed)?;
     Ok(SizingSettings {
         model: choice.model,
         context_limit: choice.context_limit,
@@ -423,9 +513,27 @@ pub fn resolve(
     );
     let listed_windows = listed_windows(&memory_dir);
     let listed = |model: &str| listed_window(&listed_windows, model);
-    let choice = pick_model(&mut r, args, file, &listed)?;
-    let sampling = sampling(&mut r, args, file)?;
-    let system_prompt = r.pick("system", args.system.clone(), file.system.clone());
+    let role = r.pick("role", args.role.clone(), None);
+    let profile = r.pick("profile", args.profile.clone(), file.profile.clone());
+    let presets = Presets::choose(
+        role.as_deref(),
+        profile.as_deref(),
+        &file.roles,
+        &file.profiles,
+    )?;
+    let choice = pick_model(&mut r, args, file, &presets, &listed)?;
+    let sampling = sampling(&mut r, args, file, &presets)?;
+    let system_prompt = r.pick_in(
+        "system",
+        args.system.clone(),
+        presets.layers(|r| r.system.clone(), |_| None),
+        file.system.clone(),
+    );
+    // A role chosen now sets the prompt of the session, as --system does.
+    let role_prompt = presets
+        .role
+        .as_ref()
+        .is_some_and(|(_, r)| r.system.is_some());
     r.pick_or("color", args.color, file_color(file)?, ColorMode::default());
     let backend = if args.mock {
         r.record("backend", "mock".into(), "--mock".into());
@@ -433,7 +541,14 @@ pub fn resolve(
             delay: Duration::from_millis(args.mock_delay_ms.unwrap_or(0)),
         }
     } else {
-        Backend::OpenAi(openai_settings(&mut r, args, file, api_key, &choice.model)?)
+        Backend::OpenAi(openai_settings(
+            &mut r,
+            args,
+            file,
+            &presets,
+            api_key,
+            &choice.model,
+        )?)
     };
     let notices = (choice.notice.into_iter())
         .chain(sampling_notice(&choice.model, sampling))
@@ -450,7 +565,13 @@ pub fn resolve(
         notices,
         sampling,
         system_prompt,
-        system_explicit: args.system.is_some(),
+        system_explicit: args.system.is_some() || role_prompt,
+        role,
+        roles: file.roles.clone(),
+        key_variable: presets
+            .profile
+            .as_ref()
+            .and_then(|(_, p)| p.api_key_env.clone()),
         lock_wait: lock_wait(args),
         origins: r.origins,
         prices: file.prices.clone(),
@@ -460,19 +581,34 @@ pub fn resolve(
     })
 }
 
+/// The variable the API key is read from without a profile.
+pub const DEFAULT_KEY_VAR: &str = "OPENAI_API_KEY";
+
+/// The variable the key comes from: the profile's `api_key_env`, else
+/// `OPENAI_API_KEY`.
+fn key_variable(presets: &Presets) -> &str {
+    presets
+        .profile
+        .as_ref()
+        .and_then(|(_, p)| p.api_key_env.as_deref())
+        .unwrap_or(DEFAULT_KEY_VAR)
+}
+
 /// How to reach an OpenAI-compatible server: URL, key, streaming, patience.
 fn openai_settings(
     r: &mut Resolver<'_>,
     args: &ChatArgs,
     file: &FileConfig,
+    presets: &Presets,
     api_key: Option<String>,
     model: &str,
 ) -> Result<OpenAiSettings, UsageError> {
     // `/v1/` would become `/v1//chat/completions`, a 404 on strict servers.
     let normalize = |url: &String| url.trim().trim_end_matches('/').to_string();
-    let base_url = r.pick_or(
+    let base_url = r.pick_in_or(
         "base_url",
         args.base_url.as_ref().map(normalize),
+        presets.layers(|_| None, |p| p.base_url.as_ref().map(normalize)),
         file.base_url.as_ref().map(normalize),
         OPENAI_BASE_URL.to_string(),
     );
@@ -481,21 +617,30 @@ fn openai_settings(
             "the base URL {base_url:?} must start with http:// or https://"
         )));
     }
+    // A profile names its own key's variable, or sends none: the OpenAI key
+    // must not reach a server it was not meant for.
+    let (api_key, key_source) = match &presets.profile {
+        Some((name, profile)) => match &profile.api_key_env {
+            Some(var) => (
+                std::env::var(var).ok(),
+                format!("environment {var} (profile {name})"),
+            ),
+            None => (None, format!("profile {name} names no api_key_env")),
+        },
+        None => (api_key, format!("environment {DEFAULT_KEY_VAR}")),
+    };
     let api_key = api_key.filter(|k| !k.trim().is_empty());
     if let Some(key) = &api_key {
+        let var = key_variable(presets);
         crate::client::openai::check_api_key(key)
-            .map_err(|problem| UsageError(format!("OPENAI_API_KEY {problem}")))?;
+            .map_err(|problem| UsageError(format!("{var} {problem}")))?;
     }
     let key_state = if api_key.is_some() {
         "(set)"
     } else {
         "(not set)"
     };
-    r.record(
-        "api_key",
-        key_state.into(),
-        "environment OPENAI_API_KEY".into(),
-    );
+    r.record("api_key", key_state.into(), key_source);
     // `--no-stream` can only turn streaming off.
     let no_stream = args.no_stream.then_some(false);
     let stream = r.pick_flag_or("stream", "no_stream", no_stream, file.stream, true);

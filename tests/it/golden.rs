@@ -298,6 +298,7 @@ golden_cases! {
     multiline_script,
     one_shot,
     print_config,
+    roles,
     script_commands,
     script_session_commands,
     session_settings,

@@ -26,6 +26,7 @@ mod log_reader;
 mod long_conversation;
 mod models;
 mod openai;
+mod presets;
 mod recovery;
 mod repl;
 mod sampling;
