@@ -456,10 +456,12 @@ fn switch_role(
         return Err(e);
     }
     engine.set_sampling(next.sampling);
+    engine.record_settings(&session_settings::of_run(&next))?;
     for notice in &next.notices {
         output.info(&format!("memory: {notice}"));
     }
     *config = next;
+    session_settings::note_role_switch(config, engine.session().name());
     print(out, &format!("role: {}", role_text(config)))
 }
 

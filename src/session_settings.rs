@@ -45,6 +45,10 @@ pub fn apply(
     recorded: &SessionSettings,
 ) -> Result<Vec<String>, UsageError> {
     let mut notices = Vec::new();
+    let reply_reserve = config.max_tokens;
+    if let Some(role) = &recorded.role {
+        notices.extend(adopt_role(config, name, role));
+    }
     let mut model = config.model.clone();
     let mut context_limit = config.context_limit;
     if let Some(wanted) = &recorded.model {
@@ -89,7 +93,10 @@ pub fn apply(
             Some(_) => {}
         }
     }
-    if model != config.model || context_limit != config.context_limit {
+    if model != config.model
+        || context_limit != config.context_limit
+        || reply_reserve != config.max_tokens
+    {
         let listed = config.listed_window(&model);
         let (budget, notice) = config::model_budget(
             &model,
@@ -112,12 +119,75 @@ pub fn apply(
     Ok(notices)
 }
 
+/// The role session `name` recorded, when the run chose none: its sampling
+/// settings apply where the run set none (its prompt is in the session
+/// already; its model is in the record too). A role the config file no
+/// longer defines is said, and the session goes on without it.
+fn adopt_role(config: &mut Config, name: &str, role: &str) -> Option<String> {
+    if let Some(source) = run_source(config, "role") {
+        return (config.role.as_deref() != Some(role)).then(|| {
+            format!(
+                "session {name:?} was using role {role}; this run takes role {} (from {source}), \
+                 and the session now records it",
+                config.role.as_deref().unwrap_or("-")
+            )
+        });
+    }
+    let Some(preset) = config.roles.get(role).cloned() else {
+        return Some(format!(
+            "session {name:?} was using role {role}, which the config file no longer defines; \
+             going on without it"
+        ));
+    };
+    let source = session_source(name);
+    config.role = Some(role.to_string());
+    set_origin(config, "role", role.to_string(), source.clone());
+    if let Some(t) = preset
+        .temperature
+        .filter(|_| run_source(config, "temperature").is_none())
+    {
+        config.sampling.temperature = Some(t);
+        set_origin(
+            config,
+            "temperature",
+            t.to_string(),
+            format!("role {role} ({source})"),
+        );
+    }
+    if let Some(p) = preset
+        .top_p
+        .filter(|_| run_source(config, "top_p").is_none())
+    {
+        config.sampling.top_p = Some(p);
+        set_origin(
+            config,
+            "top_p",
+            p.to_string(),
+            format!("role {role} ({source})"),
+        );
+    }
+    if let Some(m) = preset
+        .max_tokens
+        .filter(|_| run_source(config, "max_tokens").is_none())
+    {
+        config.max_tokens = Some(m);
+        set_origin(
+            config,
+            "max_tokens",
+            m.to_string(),
+            format!("role {role} ({source})"),
+        );
+    }
+    None
+}
+
 /// What the session records for this run: its model, and its window when
 /// one was set (else the model's own window applies on resume).
 pub fn of_run(config: &Config) -> SessionSettings {
     SessionSettings {
         model: Some(config.model.clone()),
         context_limit: config.context_limit,
+        role: config.role.clone(),
         ..SessionSettings::default()
     }
 }
@@ -131,6 +201,18 @@ pub fn note_model_switch(config: &mut Config, name: &str) {
         "model",
         model,
         format!("{} (/model)", session_source(name)),
+    );
+}
+
+/// `/role NAME` in session `name`: the role is the session's now, shown as
+/// coming from it (so `/session` to another lets that one's record apply).
+pub fn note_role_switch(config: &mut Config, name: &str) {
+    let role = config.role.clone().unwrap_or_default();
+    set_origin(
+        config,
+        "role",
+        role,
+        format!("{} (/role)", session_source(name)),
     );
 }
 
@@ -194,6 +276,9 @@ mod tests {
             notices: Vec::new(),
             system_prompt: None,
             system_explicit: false,
+            role: None,
+            roles: Default::default(),
+            key_variable: None,
             lock_wait: std::time::Duration::ZERO,
             prices: Default::default(),
             show_usage: false,
@@ -218,6 +303,7 @@ mod tests {
         SessionSettings {
             model: Some(model.into()),
             context_limit: limit,
+            role: None,
             ..SessionSettings::default()
         }
     }

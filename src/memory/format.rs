@@ -110,6 +110,10 @@ pub struct SessionSettings {
     /// in (see `titles.rs`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub title: Option<String>,
+    /// The role (`-r`, `/role`) it was started with or last took; its
+    /// sampling settings apply on resume.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
 }
 
 impl SessionSettings {
@@ -129,6 +133,9 @@ impl SessionSettings {
         if later.title.is_some() {
             self.title.clone_from(&later.title);
         }
+        if later.role.is_some() {
+            self.role.clone_from(&later.role);
+        }
     }
 
     /// The fields of `self` that differ from `current`: what a new record
@@ -146,6 +153,10 @@ impl SessionSettings {
                 .title
                 .clone()
                 .filter(|t| current.title.as_ref() != Some(t)),
+            role: self
+                .role
+                .clone()
+                .filter(|r| current.role.as_ref() != Some(r)),
         }
     }
 }

@@ -822,6 +822,7 @@ mod tests {
             model: Some("gpt-4o".into()),
             context_limit: Some(8192),
             title: None,
+            role: None,
         };
         assert_eq!(session.settings(), &wanted, "latest wins, field by field");
         assert!(
@@ -855,6 +856,7 @@ mod tests {
             model: Some("o3".into()),
             context_limit: None,
             title: None,
+            role: None,
         };
         assert!(session.set_settings(&last, true).unwrap());
         let text = std::fs::read_to_string(&log).unwrap();

@@ -26,7 +26,8 @@ prompt = "Answer in one line."
 
 #[test]
 fn a_role_sets_prompt_model_and_sampling_and_a_flag_beats_it() {
-    let server = FakeServer::start(vec![Reply::streamed(&["one"]), Reply::streamed(&["two"])]);
+    let replies = ["one", "two", "three"].map(|t| Reply::streamed(&[t]));
+    let server = FakeServer::start(replies.to_vec());
     let (sandbox, config) = with_config(ROLES);
     let env = [
         ("OPENAI_API_KEY", "sk-test"),
@@ -63,6 +64,21 @@ fn a_role_sets_prompt_model_and_sampling_and_a_flag_beats_it() {
     assert_eq!(
         bodies[1]["temperature"], 0.9,
         "the command line beats the role"
+    );
+    // The session remembers its role: resumed without -r, the role's
+    // sampling applies again (its prompt is in the session, its model in
+    // the session's record).
+    let out = sandbox.run(&["--base-url", &server.url, "again"], &env, None);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let body = &server.requests()[2].body;
+    assert_eq!(body["model"], "gpt-4o");
+    assert_eq!(body["temperature"], 0.2);
+    assert_eq!(body["max_tokens"], 600);
+    let log = std::fs::read_to_string(sandbox.memory().join("default.jsonl")).unwrap();
+    let settings = log.lines().find(|l| l.contains(r#""type":"settings""#));
+    assert!(
+        settings.is_some_and(|l| l.contains(r#""role":"reviewer""#)),
+        "{log}"
     );
     let records = sandbox.records("default.jsonl");
     assert_eq!(records[1]["content"], "You review code. Be blunt.");
