@@ -13,7 +13,7 @@
 
 use std::borrow::Cow;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use rustyline::completion::Completer;
 use rustyline::error::ReadlineError;
@@ -23,6 +23,7 @@ use rustyline::history::{History, MemHistory};
 use rustyline::validate::{ValidationContext, ValidationResult, Validator};
 use rustyline::{
     Cmd, Context, Editor, EventHandler, ExternalPrinter, Helper, KeyCode, KeyEvent, Modifiers,
+    Prompt,
 };
 
 use crate::chat::{Engine, TurnError};
@@ -152,13 +153,53 @@ fn remember(line: &str, editor: &mut ReplEditor, history: &mut InputHistory, out
     }
 }
 
-/// How the prompt looks: the session and how full the budget is.
-fn prompt(engine: &Engine) -> String {
-    format!(
-        "{} {}%> ",
-        engine.session().name(),
-        engine.fill_percent_estimate()
-    )
+/// How the prompt looks: the session and how full the budget is, the figure
+/// right-aligned in `width` columns.
+fn prompt_text(name: &str, percent: u64, width: usize) -> String {
+    format!("{name} {percent:>width$}%> ")
+}
+
+/// The prompt of the line being read. A compaction that finishes while the
+/// user types gives it the new figure, which the editor shows at its next
+/// redraw (at once: the compaction's notice is printed above the prompt,
+/// which redraws it), so prompt and notice agree.
+struct LivePrompt {
+    name: String,
+    width: usize,
+    first: String,
+    updated: OnceLock<String>,
+}
+
+impl LivePrompt {
+    fn new(engine: &Engine) -> Arc<LivePrompt> {
+        let name = engine.session().name().to_string();
+        let percent = engine.fill_percent_estimate();
+        let width = percent.to_string().len();
+        Arc::new(LivePrompt {
+            first: prompt_text(&name, percent, width),
+            name,
+            width,
+            updated: OnceLock::new(),
+        })
+    }
+
+    /// The figure after a compaction, in the columns the first one took:
+    /// the editor placed the cursor by the prompt's width. A compaction only
+    /// lowers the figure; one that would not fit is left for the next prompt.
+    fn update(&self, engine: &Engine) {
+        let percent = engine.fill_percent_estimate();
+        if percent.to_string().len() <= self.width {
+            let _ = self
+                .updated
+                .set(prompt_text(&self.name, percent, self.width));
+        }
+    }
+}
+
+impl Prompt for LivePrompt {
+    fn raw(&self) -> &str {
+        self.updated.get().unwrap_or(&self.first)
+    }
 }
 
 /// Shows where a resumed conversation left off.
@@ -205,6 +246,13 @@ enum Late {
     Postponed,
 }
 
+/// The line being read while a compaction runs: where its notice goes, and
+/// the prompt to update with the figure after it.
+struct Reading<'a, P> {
+    printer: &'a mut Option<P>,
+    prompt: &'a LivePrompt,
+}
+
 /// A line read from the editor, with the editor handed back.
 type ReadLine = (ReplEditor, rustyline::Result<String>);
 
@@ -240,14 +288,19 @@ pub async fn run(
             // SIGTERM or SIGHUP arrived during the last turn, now saved.
             return Ok(signal.into());
         }
-        let prompt = prompt(&engine);
+        let live = LivePrompt::new(&engine);
+        let shown = Arc::clone(&live);
         ends.before_line();
         let readline = tokio::task::spawn_blocking(move || {
-            let line = editor.readline(&prompt);
+            let line = editor.readline(&*shown);
             (editor, line)
         });
         let (joined, late) = if std::mem::take(&mut compaction_due) {
-            read_while_compacting(readline, &mut engine, &mut printer, &mut interrupt, output).await
+            let reading = Reading {
+                printer: &mut printer,
+                prompt: &live,
+            };
+            read_while_compacting(readline, &mut engine, reading, &mut interrupt, output).await
         } else {
             (readline.await, None)
         };
@@ -320,13 +373,18 @@ async fn leave(
 async fn read_while_compacting<P: ExternalPrinter>(
     readline: tokio::task::JoinHandle<ReadLine>,
     engine: &mut Engine,
-    printer: &mut Option<P>,
+    reading: Reading<'_, P>,
     interrupt: &mut Interrupt,
     output: &Output,
 ) -> (Result<ReadLine, tokio::task::JoinError>, Option<Late>) {
+    let Reading {
+        printer,
+        prompt: live,
+    } = reading;
     let compaction = async {
         match engine.compact(false).await {
             Ok(Some(report)) => {
+                live.update(engine);
                 let text = format!("memchat: {report}\n");
                 let printed = printer.as_mut().is_some_and(|p| p.print(text).is_ok());
                 if printed {

@@ -283,3 +283,31 @@ fn a_slow_summary_can_be_postponed_with_ctrl_c() {
     assert!(contents.contains(&"and then".to_string()));
     assert!(contents.contains(&"after all".to_string()));
 }
+
+#[test]
+fn the_prompt_shows_the_figure_after_a_compaction_not_before() {
+    let sandbox = Sandbox::new();
+    support::fill_small_window(&sandbox);
+    let mut p = spawn(&sandbox, &["--mock"]);
+    let (_, first) = p.exp_regex(r"default +\d+%> ").unwrap();
+    let figure = |text: &str| -> u32 {
+        let digits: String = text.chars().filter(char::is_ascii_digit).collect();
+        digits.parse().unwrap()
+    };
+    // A long message takes the history past the trigger: the reply makes a
+    // compaction due, which runs while the next line is awaited; its notice
+    // is printed above the prompt, which is redrawn with the new figure.
+    p.send_line(&support::words(120).concat()).unwrap();
+    p.exp_string("You said:").unwrap();
+    let (_, notice) = p.exp_regex(r"history at \d+% of budget").unwrap();
+    let after = figure(&notice);
+    let (_, redrawn) = p.exp_regex(r"default +\d+%> ").unwrap();
+    assert_eq!(
+        figure(&redrawn),
+        after,
+        "the prompt after the notice ({redrawn:?}) must show the notice's figure ({notice:?})"
+    );
+    assert!(after < 80, "{notice:?}; the session started at {first:?}");
+    p.send_line("/exit").unwrap();
+    p.exp_eof().unwrap();
+}
