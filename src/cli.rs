@@ -233,7 +233,8 @@ pub struct ChatArgs {
     #[arg(long, env = "MEMCHAT_CONNECT_TIMEOUT", value_name = "SECS")]
     pub connect_timeout: Option<u64>,
 
-    /// Retries for rate limits, server errors and failed connections.
+    /// Retries for rate limits, server errors and failed connections
+    /// (without an API key, a server error only when it sends Retry-After).
     #[arg(long, env = "MEMCHAT_RETRIES", value_name = "N")]
     pub retries: Option<u32>,
 

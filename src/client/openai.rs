@@ -11,7 +11,10 @@
 //! - bounded retries: a tower service (its `middleware` feature) retries 429,
 //!   5xx and connection failures with exponential backoff, honouring
 //!   `Retry-After` up to a cap. It sits below the stream, so retries happen
-//!   only before the first token and no text is ever shown twice.
+//!   only before the first token and no text is ever shown twice. Without
+//!   an API key a 5xx is retried only when the server asks to be (it sends
+//!   `Retry-After`): proxies answer a request that lacks the key they need
+//!   with a 500, which no retry will change.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU16, AtomicU32, Ordering};
@@ -92,6 +95,7 @@ impl OpenAiModel {
         let overflow = Overflow::default();
         let status = Arc::new(AtomicU16::new(0));
         let service = RetryService {
+            keyless: settings.api_key.is_none(),
             status: status.clone(),
             http: http.clone(),
             max_retries: settings.max_retries,
@@ -362,10 +366,15 @@ fn hint(error: &ClientError, settings: &OpenAiSettings) -> Option<String> {
         ));
     }
     if settings.api_key.is_none() {
-        return Some(
-            "no API key was sent: OPENAI_API_KEY is not set; if this server needs one, set it"
-                .to_string(),
-        );
+        let retried = if (500..600).contains(&status) {
+            " (a server error without a key is not retried)"
+        } else {
+            ""
+        };
+        return Some(format!(
+            "no API key was sent: OPENAI_API_KEY is not set; if this server needs one, set \
+             it{retried}"
+        ));
     }
     None
 }
@@ -391,6 +400,8 @@ pub(super) fn describe_reqwest(e: &reqwest::Error) -> String {
 #[derive(Clone)]
 struct RetryService {
     http: reqwest::Client,
+    /// No API key is sent: a 5xx is retried only on `Retry-After`.
+    keyless: bool,
     max_retries: u32,
     base: Duration,
     cap: Duration,
@@ -425,11 +436,11 @@ impl tower::Service<HttpRequestFactory> for RetryService {
                     Ok(response) => {
                         let status = response.status();
                         this.status.store(status.as_u16(), Ordering::Relaxed);
-                        if can_retry && (status.as_u16() == 429 || status.is_server_error()) {
-                            Some(
-                                retry_after(response.headers())
-                                    .unwrap_or_else(|| this.backoff(retry)),
-                            )
+                        let asked = retry_after(response.headers());
+                        let worth_it = status.as_u16() == 429
+                            || (status.is_server_error() && (!this.keyless || asked.is_some()));
+                        if can_retry && worth_it {
+                            Some(asked.unwrap_or_else(|| this.backoff(retry)))
                         } else {
                             None
                         }

@@ -183,26 +183,52 @@ fn an_error_event_in_a_stream_is_the_servers_error_classified() {
 }
 
 #[test]
-fn a_plain_text_500_without_a_key_says_no_key_was_sent() {
+fn a_plain_text_500_without_a_key_is_not_retried_and_says_no_key_was_sent() {
+    // Default retries (3): without a key a server error is tried once.
     let server = FakeServer::start(vec![plain_500()]);
     let sandbox = Sandbox::new();
-    let out = sandbox.run(
-        &["--base-url", &server.url, "--retries", "1", "Hi"],
-        &[],
-        None,
-    );
+    let out = sandbox.run(&["--base-url", &server.url, "Hi"], &[], None);
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("Internal Server Error"), "{stderr}");
     assert!(stderr.contains("no API key was sent"), "{stderr}");
-    // With a key, no such claim.
+    assert!(stderr.contains("not retried"), "{stderr}");
+    assert!(stderr.contains("(HTTP 500) after 1 attempt:"), "{stderr}");
+    assert_eq!(server.requests().len(), 1, "no retry without a key");
+
+    // With a key, the same answer is retried, and no claim about the key.
+    let server = FakeServer::start(vec![plain_500()]);
     let sandbox = Sandbox::new();
     let out = sandbox.run(
-        &["--base-url", &server.url, "--retries", "0", "Hi"],
+        &[
+            "--base-url",
+            &server.url,
+            "--retries",
+            "1",
+            "--retry-base-ms",
+            "1",
+            "Hi",
+        ],
         &[KEY],
         None,
     );
-    assert!(!text(&out.stderr).contains("no API key"));
+    let stderr = text(&out.stderr);
+    assert!(!stderr.contains("no API key"), "{stderr}");
+    assert!(stderr.contains("(HTTP 500) after 2 attempts:"), "{stderr}");
+    assert_eq!(server.requests().len(), 2);
+
+    // Without a key, a server that asks to be retried (Retry-After) is.
+    let busy = Reply::Json {
+        status: 503,
+        body: "busy".into(),
+        headers: vec![("Retry-After".into(), "0".into())],
+    };
+    let server = FakeServer::start(vec![busy, Reply::streamed(&["fine"])]);
+    let sandbox = Sandbox::new();
+    let out = sandbox.run(&["--base-url", &server.url, "Hi"], &[], None);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout).trim(), "fine");
+    assert_eq!(server.requests().len(), 2);
 }
 
 #[test]
@@ -257,4 +283,55 @@ fn an_unknown_model_gets_the_servers_text_and_a_hint() {
         )),
         "{stderr}"
     );
+}
+
+#[test]
+fn an_interrupt_before_the_first_token_says_nothing_was_saved_of_a_reply() {
+    for (signal, code, says) in [
+        (
+            "INT",
+            130,
+            "interrupted before the reply began; nothing to save",
+        ),
+        (
+            "TERM",
+            143,
+            "no reply had begun, so there is no partial reply to save",
+        ),
+    ] {
+        // The server takes the request and says nothing: no token comes.
+        let server = FakeServer::start(vec![Reply::Silence(Duration::from_secs(30))]);
+        let sandbox = Sandbox::new();
+        let child = sandbox
+            .command(&[
+                "--base-url",
+                &server.url,
+                "--timeout",
+                "60",
+                "Are you there?",
+            ])
+            .env(KEY.0, KEY.1)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        crate::support::wait_until("the request", || !server.requests().is_empty());
+        crate::support::send_signal(child.id(), signal);
+        let out = child.wait_with_output().unwrap();
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(code), "{signal}: {stderr}");
+        assert!(stderr.contains(says), "{signal}: {stderr}");
+        assert!(
+            !stderr.contains("partial reply is saved"),
+            "{signal}: {stderr}"
+        );
+        assert!(out.stdout.is_empty(), "{signal}: {}", text(&out.stdout));
+        let records = sandbox.records("default.jsonl");
+        assert_eq!(
+            records.len(),
+            2,
+            "{signal}: header and question: {records:?}"
+        );
+        assert_eq!(records[1]["content"], "Are you there?");
+    }
 }
