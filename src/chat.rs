@@ -525,12 +525,15 @@ impl Engine {
             .map(|m| ChatMessage::new(m.role, m.content.clone()))
             .collect();
         let previous = self.session.summary().map(|s| s.content.clone());
+        // The first summary of a session without a title names it too.
+        let want_title = previous.is_none() && self.session.settings().title.is_none();
         let outcome = summarize::summarize(
             self.model.as_ref(),
             &self.counter,
             &self.budget,
             previous.as_deref(),
             &evicted,
+            want_title,
         )
         .await;
         let cache = self.counter.cache(&outcome.text);
@@ -541,6 +544,13 @@ impl Engine {
             outcome.method.as_str(),
             Some(cache),
         )?;
+        if let Some(title) = outcome.title.as_deref().map(crate::titles::shorten) {
+            let titled = crate::memory::format::SessionSettings {
+                title: Some(title),
+                ..Default::default()
+            };
+            self.session.set_settings(&titled, true)?;
+        }
         let after = self.sizes(true).total();
         Ok(Some(CompactionReport {
             evicted_messages: plan.messages,

@@ -54,17 +54,26 @@ impl Method {
 #[derive(Debug, Clone)]
 pub struct SummaryOutcome {
     pub text: String,
+    /// The conversation's title, when one was asked for and the model wrote
+    /// one (see [`summary_text::instructions`]).
+    pub title: Option<String>,
     pub method: Method,
     /// Why the model's summary could not be used, if it could not.
     pub fallback_reason: Option<String>,
     pub model_calls: u32,
 }
 
-/// The summary request for one chunk.
-pub fn summary_request(previous: Option<&str>, messages: &[ChatMessage], cap: u32) -> ChatRequest {
+/// The summary request for one chunk; with `title`, it asks for the
+/// conversation's title too.
+pub fn summary_request(
+    previous: Option<&str>,
+    messages: &[ChatMessage],
+    cap: u32,
+    title: bool,
+) -> ChatRequest {
     ChatRequest {
         messages: vec![
-            ChatMessage::new(Role::System, summary_text::instructions(cap)),
+            ChatMessage::new(Role::System, summary_text::instructions(cap, title)),
             ChatMessage::new(Role::User, summary_text::prompt(previous, messages)),
         ],
         max_tokens: cap,
@@ -133,13 +142,16 @@ fn chunks(messages: &[ChatMessage], room: u32, counter: &TokenCounter) -> Vec<Ve
 }
 
 /// Folds `previous` and `messages` into a new summary of at most `S`
-/// tokens, by the model if it can, else extractively.
+/// tokens, by the model if it can, else extractively. With `want_title`,
+/// the last request also asks for the conversation's title (no request of
+/// its own).
 pub async fn summarize(
     model: &dyn ChatModel,
     counter: &TokenCounter,
     budget: &Budget,
     previous: Option<&str>,
     messages: &[ChatMessage],
+    want_title: bool,
 ) -> SummaryOutcome {
     let cap = budget.summary_cap;
     let room = budget
@@ -149,10 +161,24 @@ pub async fn summarize(
     let mut summary: Option<String> = previous.map(str::to_string);
     let mut calls = 0;
     let mut failure: Option<String> = None;
-    for chunk in chunks(messages, room, counter) {
+    let mut title = None;
+    let chunks = chunks(messages, room, counter);
+    let last = chunks.len();
+    for (i, chunk) in chunks.into_iter().enumerate() {
         calls += 1;
-        let request = summary_request(summary.as_deref(), &chunk, cap);
-        match collect(model, request).await {
+        let asks_title = want_title && i + 1 == last;
+        let request = summary_request(summary.as_deref(), &chunk, cap, asks_title);
+        let reply = collect(model, request).await.map(|reply| {
+            reply.map(|text| match asks_title {
+                true => {
+                    let (text, named) = summary_text::split_title(&text);
+                    title = named;
+                    text
+                }
+                false => text,
+            })
+        });
+        match reply {
             Ok(Some(text)) if !text.trim().is_empty() => {
                 let text = text.trim();
                 let text = if counter.inflated(counter.count_raw(text)) > cap {
@@ -173,12 +199,14 @@ pub async fn summarize(
     match (failure, summary) {
         (None, Some(text)) => SummaryOutcome {
             text,
+            title,
             method: Method::Model,
             fallback_reason: None,
             model_calls: calls,
         },
         (failure, _) => SummaryOutcome {
             text: extractive(previous, messages, cap, counter),
+            title: None,
             method: Method::Extractive,
             fallback_reason: Some(failure.unwrap_or_else(|| "nothing to summarize".into())),
             model_calls: calls,
@@ -200,7 +228,7 @@ mod tests {
             ChatMessage::new(Role::User, "My name is Ana.\nI prefer \"email\"."),
             ChatMessage::new(Role::Assistant, "Noted."),
         ];
-        let request = summary_request(Some("- user: earlier"), &messages, 256);
+        let request = summary_request(Some("- user: earlier"), &messages, 256, false);
         let (previous, parsed) = summary_text::parse_summary_prompt(&request.messages[1].content);
         assert_eq!(previous.as_deref(), Some("- user: earlier"));
         assert_eq!(parsed, messages);

@@ -42,17 +42,53 @@ pub fn compose_system(prompt: Option<&str>, summary: Option<&str>) -> Option<Str
     }
 }
 
+/// The mark of the title line the summary request may ask for.
+const TITLE_MARK: &str = "Title:";
+
 /// What the model is told to do with a chunk: merge, keep durable facts,
-/// stay under `cap` tokens.
-pub fn instructions(cap: u32) -> String {
+/// stay under `cap` tokens. With `title` (the first compaction of a session
+/// without a title), it also names the conversation on a last line, so the
+/// session gets a title without a request of its own.
+pub fn instructions(cap: u32, title: bool) -> String {
     let words = (cap * 3 / 5).max(50);
+    let ending = if title {
+        format!(
+            "Reply with the summary, then, on a last line of its own, `{TITLE_MARK} ` and a \
+             title of at most six words for the whole conversation."
+        )
+    } else {
+        "Reply with the summary only.".to_string()
+    };
     format!(
         "You maintain the long-term memory of a conversation between a user and an AI \
          assistant. Merge the previous summary and the new messages into one updated summary. \
          Keep every durable fact: names, preferences, decisions, numbers, commitments, open \
          questions and tasks; drop small talk. Write compact third-person notes, most important \
-         first. Use at most {words} words. Reply with the summary only."
+         first. Use at most {words} words. {ending}"
     )
+}
+
+/// Splits a summary reply asked for with a title: the summary, and the
+/// title from its last `Title:` line (if the model wrote one, non-empty).
+pub fn split_title(reply: &str) -> (String, Option<String>) {
+    let trimmed = reply.trim_end();
+    let (body, last) = match trimmed.rsplit_once('\n') {
+        Some((body, last)) => (body, last),
+        None => ("", trimmed),
+    };
+    let last = last.trim().trim_matches(['*', '_']);
+    let title = last
+        .get(..TITLE_MARK.len())
+        .filter(|mark| mark.eq_ignore_ascii_case(TITLE_MARK))
+        .map(|_| {
+            let quoting = |c: char| c.is_whitespace() || "*_\"'".contains(c);
+            last[TITLE_MARK.len()..].trim_matches(quoting)
+        })
+        .filter(|t| !t.is_empty());
+    match title {
+        Some(title) => (body.trim_end().to_string(), Some(title.to_string())),
+        None => (reply.to_string(), None),
+    }
 }
 
 /// The user part of a summary request: the previous summary, then the new
@@ -167,6 +203,24 @@ pub fn extractive(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_title_line_is_split_from_the_summary() {
+        let (summary, title) = split_title("- Ana moves to Lisbon.\n\nTitle: Lisbon move\n");
+        assert_eq!(summary, "- Ana moves to Lisbon.");
+        assert_eq!(title.as_deref(), Some("Lisbon move"));
+        let (_, title) = split_title("- notes\n**title:** \"Spring plans\"");
+        assert_eq!(title.as_deref(), Some("Spring plans"));
+        let (summary, title) = split_title("- notes only");
+        assert_eq!((summary.as_str(), title), ("- notes only", None));
+        assert_eq!(
+            split_title("- notes\nTitle:").1,
+            None,
+            "an empty title is none"
+        );
+        assert!(instructions(100, true).contains("Title: "));
+        assert!(!instructions(100, false).contains("Title"));
+    }
 
     #[test]
     fn the_framing_allowance_covers_the_real_framing() {

@@ -1,6 +1,7 @@
 //! A session's title, shown by `memchat sessions`: the title set for it
-//! (`/title TEXT`, kept in its settings record, so `rename` keeps it), else
-//! its first user message, shortened to one line.
+//! (`/title TEXT`, or by the model at the first compaction; kept in its
+//! settings record, so `rename` keeps it), else its first user message,
+//! shortened to one line.
 //! Derived titles cost nothing to keep: they are read from the conversation
 //! (archive included), so they never go stale and need no extra request.
 

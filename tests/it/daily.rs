@@ -359,3 +359,63 @@ fn a_title_is_the_first_message_until_set_and_rename_keeps_it() {
         text(&out.stderr)
     );
 }
+
+#[test]
+fn the_first_summary_names_an_untitled_session_without_a_request_of_its_own() {
+    let sandbox = Sandbox::new();
+    let server = FakeServer::start(vec![Reply::streamed(&[
+        "Ana plans the move.\nTitle: Lisbon move",
+    ])]);
+    let script: String = (0..40)
+        .map(|i| format!("message {i} about the move with enough words to fill a small window\n"))
+        .collect();
+    let out = sandbox.run(
+        &[
+            "--base-url",
+            &server.url,
+            "-m",
+            "gpt-4",
+            "--context-limit",
+            "1500",
+        ],
+        &[KEY],
+        Some(script.as_bytes()),
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let summaries: Vec<_> = server
+        .requests()
+        .into_iter()
+        .filter(|r| {
+            r.body["messages"][0]["content"]
+                .as_str()
+                .is_some_and(|s| s.contains("long-term memory"))
+        })
+        .collect();
+    assert!(!summaries.is_empty(), "no compaction happened");
+    let asked = summaries
+        .iter()
+        .filter(|r| {
+            r.body["messages"][0]["content"]
+                .as_str()
+                .unwrap()
+                .contains("Title: ")
+        })
+        .count();
+    assert_eq!(asked, 1, "only the first summary asks for a title");
+    assert_eq!(
+        server.requests().len(),
+        40 + summaries.len(),
+        "no request of its own"
+    );
+    let log = std::fs::read_to_string(sandbox.memory().join("default.jsonl")).unwrap();
+    assert!(log.contains(r#""title":"Lisbon move""#), "{log}");
+    // The first summary (the one that named the session) keeps no title
+    // line; later ones did not ask for one and keep what the model wrote.
+    let mut summaries = sandbox.records("default.archive.jsonl");
+    summaries.extend(sandbox.records("default.jsonl"));
+    summaries.retain(|r| r["type"] == "summary");
+    summaries.sort_by_key(|r| r["seq"].as_u64());
+    assert_eq!(summaries[0]["content"], "Ana plans the move.");
+    let table = text(&sandbox.run(&["sessions"], &[], None).stdout);
+    assert!(table.contains("  Lisbon move\n"), "{table}");
+}
