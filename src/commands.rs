@@ -491,13 +491,20 @@ fn export(
     out: &mut dyn Write,
 ) -> Result<(), TurnError> {
     let name = engine.session().name().to_string();
-    let path = file
-        .map(PathBuf::from)
-        .unwrap_or_else(|| manage::default_export_path(&name));
-    let format = ExportFormat::for_path(&path);
-    manage::export_text(&config.memory_dir, &name, format)
-        .and_then(|text| manage::write_export(&path, &text))
-        .map_err(refused)?;
+    let path = match file.map(PathBuf::from) {
+        // A file the user named is written as named (like `>` would).
+        Some(path) => {
+            let format = ExportFormat::for_path(&path);
+            manage::export_text(&config.memory_dir, &name, format)
+                .and_then(|text| manage::write_export(&path, &text))
+                .map_err(refused)?;
+            path
+        }
+        // A name memchat picks never replaces a file.
+        None => manage::export_text(&config.memory_dir, &name, ExportFormat::Markdown)
+            .and_then(|text| manage::write_new_export(&name, &text))
+            .map_err(refused)?,
+    };
     print(
         out,
         &format!("exported session {name:?} to {}\n", path.display()),

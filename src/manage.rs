@@ -341,6 +341,40 @@ pub fn default_export_path(name: &str) -> PathBuf {
     PathBuf::from(format!("{name}.md"))
 }
 
+/// Writes an export to a new file named after the session: `NAME.md`, or
+/// `NAME-1.md`, `NAME-2.md`, ... when that name is taken. memchat chose the
+/// name, so nothing already there is replaced, and nothing is written
+/// through a link planted at it (a new file is created exclusively).
+/// Returns the path written.
+pub fn write_new_export(name: &str, text: &str) -> anyhow::Result<PathBuf> {
+    use std::os::unix::fs::OpenOptionsExt;
+    for n in 0..1000u32 {
+        let path = if n == 0 {
+            default_export_path(name)
+        } else {
+            PathBuf::from(format!("{name}-{n}.md"))
+        };
+        let opened = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path);
+        match opened {
+            Ok(mut file) => {
+                file.write_all(text.as_bytes())
+                    .with_context(|| format!("cannot write {}", path.display()))?;
+                return Ok(path);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e).with_context(|| format!("cannot create {}", path.display())),
+        }
+    }
+    Err(UsageError(format!(
+        "{name}.md and 999 numbered names after it are taken; name the file: /export FILE"
+    ))
+    .into())
+}
+
 /// Runs a management command (`memchat sessions`, `show`, ...), writing its
 /// output to `out`. Deleting asks on a terminal unless `--yes`.
 pub fn run(management: Management, out: &mut dyn Write) -> anyhow::Result<()> {

@@ -28,6 +28,7 @@ mod models;
 mod openai;
 mod presets;
 mod recovery;
+mod red_team;
 mod repl;
 mod sampling;
 mod sessions;
