@@ -184,7 +184,10 @@ fn watch_signals(
             {
                 // Nothing is being saved: end now, as the signal itself
                 // would have, but with the shell's status. Every write is
-                // already durable; the lock dies with the process.
+                // already durable; the lock dies with the process. The
+                // terminal gets its modes back (the line editor may hold it
+                // raw).
+                crate::typeahead::restore_terminal();
                 let _ = writeln!(
                     std::io::stderr(),
                     "memchat: {} received; exiting",

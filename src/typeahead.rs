@@ -11,10 +11,19 @@
 //! line editor reads Ctrl-C as a key. The editor copies the terminal's modes
 //! when it starts a line and restores them after, so the flag set here stays
 //! on for every line.
+//!
+//! The modes found at the start are also kept for [`restore_terminal`]: an
+//! exit that skips the REPL's own cleanup (SIGTERM at the prompt, while the
+//! editor holds the terminal in raw mode) must not leave the shell a
+//! terminal without echo or line editing.
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
+use std::sync::{Mutex, PoisonError};
 
 use rustix::termios::{self, LocalModes, OptionalActions, SpecialCodeIndex, Termios};
+
+/// The terminal's modes as the REPL found them, while it runs.
+static FOUND: Mutex<Option<Termios>> = Mutex::new(None);
 
 /// While alive, the terminal on stdin keeps its input queue on Ctrl-C
 /// (`NOFLSH`); dropping it puts the flag back as it was.
@@ -39,6 +48,7 @@ impl KeepTypeahead {
         if termios::tcsetattr(&stdin, OptionalActions::Drain, &keep).is_err() {
             return KeepTypeahead { original: None };
         }
+        *FOUND.lock().unwrap_or_else(PoisonError::into_inner) = Some(original.clone());
         KeepTypeahead {
             original: Some(original),
         }
@@ -50,6 +60,7 @@ impl Drop for KeepTypeahead {
         let Some(original) = &self.original else {
             return;
         };
+        FOUND.lock().unwrap_or_else(PoisonError::into_inner).take();
         let stdin = std::io::stdin();
         // Only the flag is put back: the modes may have changed meanwhile.
         if let Ok(mut now) = termios::tcgetattr(&stdin) {
@@ -94,4 +105,20 @@ pub fn take_queued() -> Vec<u8> {
     }
     let _ = termios::tcsetattr(&stdin, OptionalActions::Now, &original);
     queued
+}
+
+/// Puts the terminal back as the REPL found it (line editing, echo, no
+/// `NOFLSH`, bracketed paste off), for an exit that skips the REPL's own
+/// cleanup. Nothing when no REPL runs.
+pub fn restore_terminal() {
+    let Some(found) = FOUND.lock().unwrap_or_else(PoisonError::into_inner).take() else {
+        return;
+    };
+    let _ = termios::tcsetattr(std::io::stdin(), OptionalActions::Now, &found);
+    let mut stdout = std::io::stdout();
+    if stdout.is_terminal() {
+        // The editor's bracketed paste, switched on for each line.
+        let _ = stdout.write_all(b"\x1b[?2004l");
+        let _ = stdout.flush();
+    }
 }

@@ -585,6 +585,48 @@ fn sigterm_between_turns_ends_memchat_at_once() {
     );
 }
 
+#[test]
+fn sigterm_at_the_prompt_gives_the_terminal_back_as_it_was() {
+    // A shell that prints the terminal's modes, runs memchat, prints them
+    // again: the line editor holds the terminal raw at the prompt.
+    let sandbox = Sandbox::new();
+    let template = sandbox.command(&[]);
+    let mut command = std::process::Command::new("sh");
+    command
+        .args([
+            "-c",
+            "echo $$; stty -g; \"$0\" --mock; echo \"status $?\"; stty -g",
+            env!("CARGO_BIN_EXE_memchat"),
+        ])
+        .env_clear()
+        .current_dir(sandbox.dir.path());
+    for (key, value) in template.get_envs() {
+        if let Some(value) = value {
+            command.env(key, value);
+        }
+    }
+    command.env("TERM", "xterm");
+    let mut p = rexpect::session::spawn_command(command, Some(15_000)).unwrap();
+    let shell = p.read_line().unwrap().trim().to_string();
+    let before = p.read_line().unwrap();
+    editing(&mut p);
+    let children = std::process::Command::new("pgrep")
+        .args(["-P", &shell])
+        .output()
+        .unwrap();
+    let memchat: u32 = text(&children.stdout).trim().parse().unwrap();
+    send_signal(memchat, "TERM");
+    p.exp_string("SIGTERM received; exiting").unwrap();
+    p.exp_string("status 143").unwrap();
+    let rest = p.exp_eof().unwrap();
+    let after = rest
+        .lines()
+        .map(str::trim)
+        .rfind(|l| !l.is_empty())
+        .unwrap();
+    assert_eq!(after, before.trim(), "the terminal's modes as they were");
+}
+
 /// A server that answers every request with `start`, then `block` again and
 /// again until the client hangs up.
 fn endless_server(start: &'static str, block: String) -> String {
