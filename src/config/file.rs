@@ -36,6 +36,8 @@ pub struct FileConfig {
     /// with `input` and `output`), for the cost in `/usage`.
     #[serde(default)]
     pub prices: crate::usage::Prices,
+    /// A usage line after each reply, as `--show-usage`.
+    pub show_usage: Option<bool>,
     /// The profile used when `-p` names none.
     pub profile: Option<String>,
     /// `[roles.NAME]` tables.

@@ -553,6 +553,8 @@ pub fn resolve(
     let notices = (choice.notice.into_iter())
         .chain(sampling_notice(&choice.model, sampling))
         .collect();
+    let show_usage = args.show_usage.then_some(true);
+    let show_usage = r.pick_or("show_usage", show_usage, file.show_usage, false);
     Ok(Config {
         session,
         memory_dir,
@@ -575,7 +577,7 @@ pub fn resolve(
         lock_wait: lock_wait(args),
         origins: r.origins,
         prices: file.prices.clone(),
-        show_usage: args.show_usage,
+        show_usage,
         extract: args.extract,
         listed_windows,
     })

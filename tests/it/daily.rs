@@ -315,6 +315,20 @@ fn usage_is_shown_per_reply_per_session_and_priced_only_when_configured() {
         table.contains("  hi\n"),
         "the title is the first message: {table}"
     );
+    // `show_usage = true` in the file does what --show-usage does.
+    let with_flag = sandbox.dir.path().join("usage.toml");
+    std::fs::write(&with_flag, "show_usage = true\n").unwrap();
+    let with_flag = with_flag.display().to_string();
+    let out = sandbox.run(
+        &["--base-url", &server.url, "once more"],
+        &[KEY, ("MEMCHAT_CONFIG", with_flag.as_str())],
+        None,
+    );
+    assert!(
+        text(&out.stderr).contains("usage: 12 prompt + 3 completion tokens\n"),
+        "{}",
+        text(&out.stderr)
+    );
     // No prices: no cost, never a guess.
     let out = sandbox.run(&["sessions", "--usage"], &[], None);
     assert!(!text(&out.stdout).contains('$'));
