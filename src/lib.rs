@@ -39,6 +39,7 @@
 //! | 4 | [`client`] | the [`client::ChatModel`] trait, [`client::openai`] and [`client::mock`] |
 //! | 4 | [`summarize`] | asking the model for a summary: chunked folding, the fallback |
 //! | 4 | [`catalog`] | the server's models: listing, the kept copy, windows |
+//! | 4 | [`pg`] | the PostgreSQL store: URL, TLS, one connection, versioned tables, sessions |
 //! | 5 | [`cli`] | clap definitions; their doc comments are the help |
 //! | 5 | [`config`] | clap to plain data: the [`config::Config`] (flags > env > file > defaults), management commands |
 //! | 5 | [`session_settings`] | a session's recorded model and window meeting the run's configuration |
@@ -87,6 +88,7 @@ pub mod memory;
 pub mod message;
 pub mod models;
 pub mod oneshot;
+pub mod pg;
 pub mod provenance;
 pub mod render;
 pub mod repl;

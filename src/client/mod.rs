@@ -9,7 +9,7 @@ mod body_cap;
 pub mod listing;
 pub mod mock;
 pub mod openai;
-mod tls;
+pub mod tls;
 
 pub use body_cap::{MAX_LINE_BYTES, MAX_RESPONSE_BYTES};
 

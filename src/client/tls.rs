@@ -52,11 +52,19 @@ fn tls_config() -> Result<rustls::ClientConfig, String> {
 /// The process's crypto provider: ring, installed as rustls's default so
 /// every rustls user in the process agrees (a second install fails
 /// harmlessly).
-fn provider() -> Arc<CryptoProvider> {
+pub fn provider() -> Arc<CryptoProvider> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     CryptoProvider::get_default()
         .cloned()
         .unwrap_or_else(|| Arc::new(rustls::crypto::ring::default_provider()))
+}
+
+/// The lazy platform verifier, for other TLS users of the process (the
+/// PostgreSQL store's `sslmode=verify-full`): the same roots, read once.
+pub fn lazy_platform_verifier() -> Arc<dyn ServerCertVerifier> {
+    Arc::new(LazyPlatformVerifier {
+        provider: provider(),
+    })
 }
 
 /// The platform verifier (system roots + WebPKI), built at the first

@@ -94,6 +94,10 @@ pub enum StoreError {
     TooLarge { path: PathBuf, len: usize },
     #[error("{path}: {reason}")]
     Refused { path: PathBuf, reason: String },
+    /// The PostgreSQL store failed; `target` is its URL with the password
+    /// masked, `reason` one line.
+    #[error("{target}: {reason}")]
+    Database { target: String, reason: String },
 }
 
 impl StoreError {

@@ -25,6 +25,7 @@ mod io_safety;
 mod log_reader;
 mod long_conversation;
 mod models;
+mod pg_store;
 mod openai;
 mod presets;
 mod recovery;

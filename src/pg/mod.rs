@@ -1,0 +1,429 @@
+//! The PostgreSQL store: the same sessions, records and guarantees as the
+//! memory directory, in tables of a PostgreSQL database.
+//!
+//! `url.rs` reads the store URL (and masks its password); `tls.rs` is
+//! rustls for `sslmode`; `conn.rs` the one connection per process, on its
+//! own thread, and every error in one line; `schema.rs` the versioned
+//! tables; `rows.rs` records to rows and back; `session.rs` one open
+//! session and the lock rule; this file the store-wide operations
+//! (list, read, import, rename, delete).
+
+pub mod conn;
+pub mod rows;
+pub mod schema;
+pub mod session;
+pub mod tls;
+pub mod url;
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use conn::{Conn, DbError, Link};
+use rows::{COLUMNS, Columns};
+use schema::LOCK_CLASS;
+pub use session::PgSession;
+use session::{Loaded, contents_of, load, lock_key};
+
+use crate::memory::format::{self, Record};
+use crate::memory::session::LogContents;
+use crate::memory::{StoreError, validate_new_session_name, validate_session_name};
+
+/// A session as `memchat sessions` lists it.
+#[derive(Debug, Clone)]
+pub struct PgSessionInfo {
+    pub name: String,
+    /// The active records.
+    pub contents: LogContents,
+    /// Messages in the archive.
+    pub archived: usize,
+    pub last_used: SystemTime,
+}
+
+/// A PostgreSQL database holding memchat's sessions.
+#[derive(Debug, Clone)]
+pub struct PgStore {
+    conn: Arc<Conn>,
+    lock_wait: Duration,
+}
+
+impl PgStore {
+    /// Parses the URL and starts connecting in the background; the first
+    /// call waits for the connection (and the schema check).
+    pub fn open(url: &str, lock_wait: Duration) -> Result<PgStore, StoreError> {
+        let parsed = url::parse(url).map_err(|reason| StoreError::Database {
+            target: url::mask(url),
+            reason,
+        })?;
+        Ok(PgStore {
+            conn: Arc::new(Conn::open(parsed)?),
+            lock_wait,
+        })
+    }
+
+    /// The URL, password masked: what messages call this store.
+    pub fn shown(&self) -> &str {
+        &self.conn.shown
+    }
+
+    /// Runs a store-wide operation, connecting again first if the
+    /// connection was lost (no turn is under way at this level; a session's
+    /// writes check their revision whatever connection they run on).
+    fn run<T, F>(&self, session: &str, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: for<'c> FnOnce(&'c mut Link) -> futures::future::LocalBoxFuture<'c, Result<T, DbError>>
+            + Send
+            + 'static,
+    {
+        self.conn.run(session, move |link| {
+            Box::pin(async move {
+                link.reconnect_if_closed().await;
+                f(link).await
+            })
+        })
+    }
+
+    /// Waits for the connection: an unreachable server, bad credentials or
+    /// a newer schema are reported here.
+    pub fn check(&self) -> Result<(), StoreError> {
+        self.run("", |link| {
+            Box::pin(async move {
+                link.client()?;
+                Ok(())
+            })
+        })
+    }
+
+    /// Opens a session, creating it when it does not exist.
+    pub fn open_session(&self, name: &str) -> Result<PgSession, StoreError> {
+        validate_session_name(name)?;
+        let owned = name.to_string();
+        let created_at = format::now();
+        let dotted = name.contains('.');
+        let (loaded, created) = self.run(name, move |link| {
+            Box::pin(async move {
+                if let Some(loaded) = load(link, None, &owned).await? {
+                    return Ok((Some(loaded), false));
+                }
+                if dotted {
+                    // Only sessions of earlier versions have a dot.
+                    return Ok((None, false));
+                }
+                let (client, f) = link.client()?;
+                client
+                    .execute(
+                        "INSERT INTO memchat_sessions (name, created_at) VALUES ($1, $2) \
+                         ON CONFLICT (name) DO NOTHING",
+                        &[&owned, &created_at],
+                    )
+                    .await
+                    .map_err(|e| f.fail(e))?;
+                Ok((load(link, None, &owned).await?, true))
+            })
+        })?;
+        let Some(loaded) = loaded else {
+            validate_new_session_name(name)?;
+            return Err(StoreError::NotFound(name.to_string()));
+        };
+        Ok(PgSession::new(
+            self.conn.clone(),
+            &loaded,
+            created,
+            self.lock_wait,
+        ))
+    }
+
+    /// The names of all sessions, sorted.
+    pub fn names(&self) -> Result<Vec<String>, StoreError> {
+        self.run("", |link| {
+            Box::pin(async move {
+                let (client, f) = link.client()?;
+                let rows = client
+                    .query("SELECT name FROM memchat_sessions ORDER BY name", &[])
+                    .await
+                    .map_err(|e| f.fail(e))?;
+                rows.iter()
+                    .map(|row| row.try_get(0).map_err(|e| f.fail(e)))
+                    .collect()
+            })
+        })
+    }
+
+    /// Every session with its active records, most recently used first.
+    pub fn infos(&self) -> Result<Vec<PgSessionInfo>, StoreError> {
+        self.run("", |link| {
+            Box::pin(async move {
+                let (client, f) = link.client()?;
+                let rows = client
+                    .query(
+                        "SELECT s.name, EXTRACT(EPOCH FROM s.updated_at)::float8, \
+                         (SELECT count(*) FROM memchat_records r WHERE r.session_id = s.id \
+                          AND r.archived AND r.kind = 'message') \
+                         FROM memchat_sessions s ORDER BY s.updated_at DESC, s.name",
+                        &[],
+                    )
+                    .await
+                    .map_err(|e| f.fail(e))?;
+                let mut infos = Vec::with_capacity(rows.len());
+                for row in rows {
+                    let name: String = row.try_get(0).map_err(|e| f.fail(e))?;
+                    let epoch: f64 = row.try_get(1).map_err(|e| f.fail(e))?;
+                    let archived: i64 = row.try_get(2).map_err(|e| f.fail(e))?;
+                    let Some(loaded) = load(link, None, &name).await? else {
+                        continue;
+                    };
+                    infos.push(PgSessionInfo {
+                        name,
+                        contents: contents_of(&loaded),
+                        archived: usize::try_from(archived).unwrap_or(0),
+                        last_used: SystemTime::UNIX_EPOCH
+                            + Duration::try_from_secs_f64(epoch).unwrap_or_default(),
+                    });
+                }
+                Ok(infos)
+            })
+        })
+    }
+
+    /// The most recently used session, for `--continue`.
+    pub fn most_recent(&self) -> Result<Option<String>, StoreError> {
+        self.run("", |link| {
+            Box::pin(async move {
+                let (client, f) = link.client()?;
+                let row = client
+                    .query_opt(
+                        "SELECT name FROM memchat_sessions ORDER BY updated_at DESC, name LIMIT 1",
+                        &[],
+                    )
+                    .await
+                    .map_err(|e| f.fail(e))?;
+                row.map(|row| row.try_get(0).map_err(|e| f.fail(e)))
+                    .transpose()
+            })
+        })
+    }
+
+    /// A session's active records, as a log's contents.
+    pub fn read(&self, name: &str) -> Result<LogContents, StoreError> {
+        let owned = name.to_string();
+        let loaded = self.run(name, move |link| {
+            Box::pin(async move { load(link, None, &owned).await })
+        })?;
+        loaded
+            .map(|l| contents_of(&l))
+            .ok_or_else(|| StoreError::NotFound(name.to_string()))
+    }
+
+    /// A session's archive, oldest first.
+    pub fn read_archive(&self, name: &str) -> Result<Vec<Record>, StoreError> {
+        let owned = name.to_string();
+        let records = self.run(name, move |link| {
+            Box::pin(async move {
+                let (client, f) = link.client()?;
+                let found = client
+                    .query_opt("SELECT id FROM memchat_sessions WHERE name = $1", &[&owned])
+                    .await
+                    .map_err(|e| f.fail(e))?;
+                let Some(found) = found else {
+                    return Ok(None);
+                };
+                let id: i64 = found.try_get(0).map_err(|e| f.fail(e))?;
+                let rows = client
+                    .query(
+                        &format!(
+                            "SELECT {COLUMNS} FROM memchat_records \
+                             WHERE session_id = $1 AND archived ORDER BY seq"
+                        ),
+                        &[&id],
+                    )
+                    .await
+                    .map_err(|e| f.fail(e))?;
+                rows.iter()
+                    .map(rows::record_from_row)
+                    .collect::<Result<Vec<_>, _>>()
+                    .map(Some)
+            })
+        })?;
+        records.ok_or_else(|| StoreError::NotFound(name.to_string()))
+    }
+
+    /// Creates a session from records (`import`, `migrate`): all of it in
+    /// one transaction, or nothing. A session of that name is an error.
+    pub fn create_session(
+        &self,
+        name: &str,
+        created_at: &str,
+        archived: &[Record],
+        active: &[Record],
+    ) -> Result<(), StoreError> {
+        validate_new_session_name(name)?;
+        let last_seq = archived
+            .iter()
+            .chain(active)
+            .filter_map(Record::seq)
+            .max()
+            .unwrap_or(0);
+        let owned = name.to_string();
+        let created_at = created_at.to_string();
+        let archived = Columns::new(archived);
+        let active = Columns::new(active);
+        let created = self.run(name, move |link| {
+            Box::pin(async move {
+                let (client, f) = link.client()?;
+                let tx = client.transaction().await.map_err(|e| f.fail(e))?;
+                let row = tx
+                    .query_opt(
+                        "INSERT INTO memchat_sessions (name, created_at, last_seq) \
+                         VALUES ($1, $2, $3) ON CONFLICT (name) DO NOTHING RETURNING id",
+                        &[&owned, &created_at, &rows::seq_param(last_seq)],
+                    )
+                    .await
+                    .map_err(|e| f.fail(e))?;
+                let Some(row) = row else {
+                    return Ok(false);
+                };
+                let id: i64 = row.try_get(0).map_err(|e| f.fail(e))?;
+                for (columns, is_archived) in [(&archived, true), (&active, false)] {
+                    if columns.is_empty() {
+                        continue;
+                    }
+                    let mut params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> =
+                        vec![&id, &is_archived];
+                    params.extend(columns.params());
+                    tx.execute(rows::INSERT, &params)
+                        .await
+                        .map_err(|e| f.fail(e))?;
+                }
+                tx.commit().await.map_err(|e| f.fail(e))?;
+                Ok(true)
+            })
+        })?;
+        if created {
+            Ok(())
+        } else {
+            Err(StoreError::Exists(name.to_string()))
+        }
+    }
+
+    /// Renames a session (after any turn on it ends): one statement.
+    pub fn rename(&self, from: &str, to: &str) -> Result<(), StoreError> {
+        validate_session_name(from)?;
+        validate_new_session_name(to)?;
+        let (from_owned, to_owned) = (from.to_string(), to.to_string());
+        let wait_ms = self.wait_ms();
+        let outcome = self.run(from, move |link| {
+            Box::pin(async move {
+                let Some(id) = locked_id(link, &from_owned, wait_ms).await? else {
+                    return Ok(Outcome::NotFound);
+                };
+                let (client, f) = link.client()?;
+                let result = client
+                    .execute(
+                        "UPDATE memchat_sessions SET name = $2, revision = revision + 1, \
+                         updated_at = now() WHERE id = $1",
+                        &[&id, &to_owned],
+                    )
+                    .await;
+                let outcome = match result {
+                    Ok(_) => Outcome::Done,
+                    Err(e) => match f.fail(e) {
+                        DbError::Raced => Outcome::Exists,
+                        other => {
+                            let _ = client.batch_execute("ROLLBACK").await;
+                            return Err(other);
+                        }
+                    },
+                };
+                let end = match outcome {
+                    Outcome::Done => "COMMIT",
+                    _ => "ROLLBACK",
+                };
+                client.batch_execute(end).await.map_err(|e| f.fail(e))?;
+                Ok(outcome)
+            })
+        })?;
+        match outcome {
+            Outcome::Done => Ok(()),
+            Outcome::NotFound => Err(StoreError::NotFound(from.to_string())),
+            Outcome::Exists => Err(StoreError::Exists(to.to_string())),
+        }
+    }
+
+    /// Deletes a session and its archive (after any turn on it ends).
+    pub fn delete(&self, name: &str) -> Result<(), StoreError> {
+        validate_session_name(name)?;
+        let owned = name.to_string();
+        let wait_ms = self.wait_ms();
+        let found = self.run(name, move |link| {
+            Box::pin(async move {
+                let Some(id) = locked_id(link, &owned, wait_ms).await? else {
+                    return Ok(false);
+                };
+                let (client, f) = link.client()?;
+                let deleted = client
+                    .execute("DELETE FROM memchat_sessions WHERE id = $1", &[&id])
+                    .await;
+                if let Err(e) = deleted {
+                    let _ = client.batch_execute("ROLLBACK").await;
+                    return Err(f.fail(e));
+                }
+                client.batch_execute("COMMIT").await.map_err(|e| f.fail(e))?;
+                Ok(true)
+            })
+        })?;
+        if found {
+            Ok(())
+        } else {
+            Err(StoreError::NotFound(name.to_string()))
+        }
+    }
+
+    fn wait_ms(&self) -> u64 {
+        u64::try_from(self.lock_wait.as_millis())
+            .unwrap_or(u64::MAX)
+            .max(1)
+    }
+}
+
+enum Outcome {
+    Done,
+    NotFound,
+    Exists,
+}
+
+/// Begins a transaction holding `name`'s lock (waiting for a turn on it to
+/// end) and returns its id; `None` (and no transaction) when there is no
+/// such session.
+async fn locked_id(link: &mut Link, name: &str, wait_ms: u64) -> Result<Option<i64>, DbError> {
+    let (client, f) = link.client()?;
+    let found = client
+        .query_opt("SELECT id FROM memchat_sessions WHERE name = $1", &[&name])
+        .await
+        .map_err(|e| f.fail(e))?;
+    let Some(found) = found else {
+        return Ok(None);
+    };
+    let id: i64 = found.try_get(0).map_err(|e| f.fail(e))?;
+    let locked = client
+        .batch_execute(&format!(
+            "BEGIN; SET LOCAL lock_timeout = {wait_ms}; \
+             SELECT pg_advisory_xact_lock({LOCK_CLASS}, {})",
+            lock_key(id)
+        ))
+        .await;
+    if let Err(e) = locked {
+        let _ = client.batch_execute("ROLLBACK").await;
+        return Err(match f.fail(e) {
+            DbError::Locked { .. } => DbError::Locked {
+                waited_secs: wait_ms / 1000,
+            },
+            other => other,
+        });
+    }
+    Ok(Some(id))
+}
+
+/// For tests and `migrate`: the loaded form of a session.
+pub fn loaded_contents(loaded: &Loaded) -> LogContents {
+    contents_of(loaded)
+}

@@ -1,0 +1,149 @@
+//! memchat's tables, created and migrated by memchat itself.
+//!
+//! The schema is versioned by one row of `memchat_schema`. A connection reads
+//! it (one round trip); a missing table or an older version is brought up to
+//! date in one transaction, under an advisory lock so two clients starting
+//! at once do not both migrate; a newer version is refused, as the file
+//! format refuses a newer version, and nothing is changed.
+//!
+//! The tables hold exactly what the JSON Lines format holds (see
+//! `memory/README.md`): a session row is the header (name, `created_at`,
+//! `last_seq`, and when it was last written); a record row is a message or a summary with every optional
+//! field, and a flag saying whether it is in the archive. `(session, seq)` is
+//! the primary key, so two writers can never both store a `seq`. PostgreSQL
+//! text cannot hold a NUL character, which JSON can: a content with one is
+//! kept exactly in `content_exact` (bytes), and `content` holds it with each
+//! NUL shown as U+2400 (for search and for people reading the table).
+
+use tokio_postgres::Client;
+use tokio_postgres::error::SqlState;
+
+/// The schema this memchat reads and writes.
+pub const SCHEMA_VERSION: i32 = 1;
+
+/// The first key of every advisory lock memchat takes ("memc"); the second
+/// is a session's id, or 0 for the schema's migration.
+pub const LOCK_CLASS: i32 = 0x6d65_6d63;
+
+/// Each step brings the schema from version `i` to `i + 1`.
+const MIGRATIONS: [&str; 1] = [r#"
+CREATE TABLE memchat_sessions (
+    id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    name        text NOT NULL UNIQUE,
+    created_at  text NOT NULL,
+    last_seq    bigint NOT NULL DEFAULT 0 CHECK (last_seq BETWEEN 0 AND 9007199254740991),
+    -- Bumped by every change, so a client knows whether its copy is current.
+    revision    bigint NOT NULL DEFAULT 0,
+    -- When the session was last written (the file store's modification
+    -- time): `sessions` sorts by it, `-c` takes the newest.
+    updated_at  timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE memchat_records (
+    session_id        bigint NOT NULL REFERENCES memchat_sessions (id) ON DELETE CASCADE,
+    seq               bigint NOT NULL CHECK (seq BETWEEN 1 AND 9007199254740991),
+    kind              text NOT NULL CHECK (kind IN ('message', 'summary')),
+    archived          boolean NOT NULL DEFAULT false,
+    role              text CHECK (role IN ('system', 'user', 'assistant')),
+    content           text NOT NULL,
+    content_exact     bytea,
+    at                text NOT NULL,
+    model             text,
+    interrupted       boolean NOT NULL DEFAULT false,
+    truncated         boolean NOT NULL DEFAULT false,
+    tokens_encoding   text,
+    tokens_count      bigint CHECK (tokens_count BETWEEN 0 AND 4294967295),
+    prompt_tokens     bigint CHECK (prompt_tokens BETWEEN 0 AND 4294967295),
+    completion_tokens bigint CHECK (completion_tokens BETWEEN 0 AND 4294967295),
+    covers_first      bigint CHECK (covers_first BETWEEN 1 AND 9007199254740991),
+    covers_last       bigint CHECK (covers_last BETWEEN 1 AND 9007199254740991),
+    method            text,
+    search            tsvector GENERATED ALWAYS AS (to_tsvector('simple', content)) STORED,
+    PRIMARY KEY (session_id, seq),
+    CHECK ((kind = 'message') = (role IS NOT NULL)),
+    CHECK ((kind = 'summary') = (covers_first IS NOT NULL AND covers_last IS NOT NULL
+                                  AND method IS NOT NULL)),
+    CHECK ((tokens_encoding IS NULL) = (tokens_count IS NULL)),
+    CHECK ((prompt_tokens IS NULL) = (completion_tokens IS NULL))
+);
+-- Loading a session reads its active records only: the archive stays off
+-- the hot path however large it grows.
+CREATE INDEX memchat_records_active ON memchat_records (session_id, seq) WHERE NOT archived;
+CREATE INDEX memchat_records_search ON memchat_records USING gin (search);
+"#];
+
+/// Why the schema cannot be used.
+#[derive(Debug)]
+pub enum SchemaError {
+    Db(tokio_postgres::Error),
+    /// The tables are of a newer memchat: the message says so.
+    Newer(String),
+}
+
+impl From<tokio_postgres::Error> for SchemaError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        SchemaError::Db(e)
+    }
+}
+
+/// Makes sure memchat's tables exist at [`SCHEMA_VERSION`].
+pub async fn ensure(client: &mut Client) -> Result<(), SchemaError> {
+    match client
+        .query_opt("SELECT version FROM memchat_schema", &[])
+        .await
+    {
+        Ok(Some(row)) => {
+            let version: i32 = row.try_get(0)?;
+            match version.cmp(&SCHEMA_VERSION) {
+                std::cmp::Ordering::Equal => Ok(()),
+                std::cmp::Ordering::Greater => Err(newer(version)),
+                std::cmp::Ordering::Less => migrate(client).await,
+            }
+        }
+        Ok(None) => migrate(client).await,
+        Err(e) if e.code() == Some(&SqlState::UNDEFINED_TABLE) => migrate(client).await,
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn newer(version: i32) -> SchemaError {
+    SchemaError::Newer(format!(
+        "memchat's tables in this database are schema version {version}, newer than this \
+         memchat's ({SCHEMA_VERSION}); upgrade memchat to use them (nothing was changed)"
+    ))
+}
+
+/// Creates or upgrades the tables in one transaction.
+async fn migrate(client: &mut Client) -> Result<(), SchemaError> {
+    let tx = client.transaction().await?;
+    tx.execute("SELECT pg_advisory_xact_lock($1, 0)", &[&LOCK_CLASS])
+        .await?;
+    tx.batch_execute(
+        "CREATE TABLE IF NOT EXISTS memchat_schema (
+             one     boolean PRIMARY KEY DEFAULT true CHECK (one),
+             version integer NOT NULL
+         )",
+    )
+    .await?;
+    let found: Option<i32> = match tx
+        .query_opt("SELECT version FROM memchat_schema", &[])
+        .await?
+    {
+        Some(row) => Some(row.try_get(0)?),
+        None => None,
+    };
+    let from = found.unwrap_or(0);
+    if from > SCHEMA_VERSION {
+        return Err(newer(from));
+    }
+    for step in MIGRATIONS.iter().skip(usize::try_from(from).unwrap_or(0)) {
+        tx.batch_execute(step).await?;
+    }
+    tx.execute(
+        "INSERT INTO memchat_schema (one, version) VALUES (true, $1)
+         ON CONFLICT (one) DO UPDATE SET version = EXCLUDED.version",
+        &[&SCHEMA_VERSION],
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}

@@ -1,0 +1,641 @@
+//! One open session in PostgreSQL: the same operations as
+//! [`crate::memory::Session`], each write one transaction.
+//!
+//! # The lock rule
+//!
+//! A session is locked per turn, not per process. [`PgSession::begin_turn`]
+//! takes a session-level advisory lock on the session (waiting at most the
+//! lock wait, then failing with the same "in use" error as the file store),
+//! reloads the session if another client changed it since, and
+//! [`PgSession::end_turn`] releases it. Between turns nothing is held, so a
+//! REPL left open on one machine never locks out another. The lock belongs
+//! to the connection: a killed client's lock goes with its socket at once,
+//! and a client whose machine vanished loses it within
+//! [`super::conn::DEAD_CLIENT_SECS`] (the server's keepalives).
+//!
+//! Every write, in a turn or not, is one transaction that takes the same
+//! lock for itself (`pg_advisory_xact_lock`, so it waits for another
+//! client's turn), checks that the session's `revision` is still the one
+//! this copy was loaded at, and bumps it. A write from a stale copy is
+//! refused and nothing of it is stored; the `(session, seq)` key refuses a
+//! `seq` given twice whatever happens. Two clients therefore never
+//! interleave, and neither loses a message.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::conn::{Conn, DbError, Link};
+use super::rows::{self, COLUMNS, Columns};
+use super::schema::LOCK_CLASS;
+use crate::memory::StoreError;
+use crate::memory::format::{
+    self, Header, MessageRecord, Record, Role, SummaryRecord, TokenCache, UsageRecord,
+};
+use crate::memory::session::LogContents;
+
+/// The second key of a session's advisory lock (ids past 2^31 share keys,
+/// which only makes two sessions wait for each other).
+pub fn lock_key(id: i64) -> i32 {
+    i32::try_from(id.rem_euclid(i64::from(i32::MAX))).unwrap_or(0)
+}
+
+fn millis(wait: Duration) -> u64 {
+    u64::try_from(wait.as_millis()).unwrap_or(u64::MAX).max(1)
+}
+
+/// A session as loaded: its row and its active records.
+#[derive(Debug)]
+pub struct Loaded {
+    pub id: i64,
+    pub name: String,
+    pub created_at: String,
+    pub last_seq: u64,
+    pub revision: i64,
+    pub records: Vec<Record>,
+}
+
+/// The active records of a session, sorted into a [`LogContents`].
+pub fn contents_of(loaded: &Loaded) -> LogContents {
+    let mut contents = LogContents {
+        header: Some(Header {
+            last_seq: Some(loaded.last_seq),
+            ..Header::new(&loaded.name, loaded.created_at.clone())
+        }),
+        last_seq: loaded.last_seq,
+        ..LogContents::default()
+    };
+    for record in &loaded.records {
+        match record {
+            Record::Message(m) if m.role == Role::System => {
+                if let Some(old) = contents.system.replace(m.clone()) {
+                    contents.stale.push(Record::Message(old));
+                }
+            }
+            Record::Message(m) => contents.messages.push(m.clone()),
+            Record::Summary(s) => {
+                if let Some(old) = contents.summary.replace(s.clone()) {
+                    contents.stale.push(Record::Summary(old));
+                }
+            }
+            Record::Header(_) => {}
+        }
+        contents.last_seq = contents.last_seq.max(record.seq().unwrap_or(0));
+    }
+    contents
+}
+
+/// Loads a session's row (by id, or by name) and its active records.
+pub async fn load(link: &mut Link, id: Option<i64>, name: &str) -> Result<Option<Loaded>, DbError> {
+    let (client, f) = link.client()?;
+    let row = match id {
+        Some(id) => client
+            .query_opt(
+                "SELECT id, name, created_at, last_seq, revision FROM memchat_sessions \
+                 WHERE id = $1",
+                &[&id],
+            )
+            .await,
+        None => client
+            .query_opt(
+                "SELECT id, name, created_at, last_seq, revision FROM memchat_sessions \
+                 WHERE name = $1",
+                &[&name],
+            )
+            .await,
+    }
+    .map_err(|e| f.fail(e))?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let id: i64 = row.try_get(0).map_err(|e| f.fail(e))?;
+    let last_seq: i64 = row.try_get(3).map_err(|e| f.fail(e))?;
+    let rows = client
+        .query(
+            &format!(
+                "SELECT {COLUMNS} FROM memchat_records WHERE session_id = $1 AND NOT archived \
+                 ORDER BY seq"
+            ),
+            &[&id],
+        )
+        .await
+        .map_err(|e| f.fail(e))?;
+    let records = rows
+        .iter()
+        .map(rows::record_from_row)
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Some(Loaded {
+        id,
+        name: row.try_get(1).map_err(|e| f.fail(e))?,
+        created_at: row.try_get(2).map_err(|e| f.fail(e))?,
+        last_seq: u64::try_from(last_seq).unwrap_or(0),
+        revision: row.try_get(4).map_err(|e| f.fail(e))?,
+        records,
+    }))
+}
+
+/// What [`PgSession::begin_turn`] found.
+enum Fresh {
+    Same,
+    Reloaded(Loaded),
+    Gone,
+}
+
+/// What one write changes; applied in one transaction by [`apply`].
+#[derive(Debug, Default)]
+struct Change {
+    id: i64,
+    revision: i64,
+    last_seq: u64,
+    wait_ms: u64,
+    /// Records moved from the active set to the archive.
+    archive: Vec<u64>,
+    /// New active records.
+    insert: Vec<Record>,
+    /// Counts made after their records were stored: (seq, encoding, count).
+    counts: Vec<(u64, String, u32)>,
+}
+
+async fn apply(link: &mut Link, change: Change) -> Result<(), DbError> {
+    let (client, f) = link.client()?;
+    let tx = client.transaction().await.map_err(|e| f.fail(e))?;
+    let locked = tx
+        .batch_execute(&format!(
+            "SET LOCAL lock_timeout = {}; SELECT pg_advisory_xact_lock({LOCK_CLASS}, {})",
+            change.wait_ms,
+            lock_key(change.id)
+        ))
+        .await;
+    if let Err(e) = locked {
+        return Err(match f.fail(e) {
+            DbError::Locked { .. } => DbError::Locked {
+                waited_secs: change.wait_ms / 1000,
+            },
+            other => other,
+        });
+    }
+    let updated = tx
+        .execute(
+            "UPDATE memchat_sessions SET revision = revision + 1, last_seq = $3, \
+             updated_at = now() WHERE id = $1 AND revision = $2",
+            &[&change.id, &change.revision, &rows::seq_param(change.last_seq)],
+        )
+        .await
+        .map_err(|e| f.fail(e))?;
+    if updated != 1 {
+        return Err(DbError::Raced);
+    }
+    if !change.counts.is_empty() {
+        let seqs: Vec<i64> = change.counts.iter().map(|c| rows::seq_param(c.0)).collect();
+        let encodings: Vec<&str> = change.counts.iter().map(|c| c.1.as_str()).collect();
+        let counts: Vec<i64> = change.counts.iter().map(|c| i64::from(c.2)).collect();
+        tx.execute(
+            "UPDATE memchat_records r SET tokens_encoding = u.encoding, tokens_count = u.count \
+             FROM unnest($2::bigint[], $3::text[], $4::bigint[]) AS u(seq, encoding, count) \
+             WHERE r.session_id = $1 AND r.seq = u.seq",
+            &[&change.id, &seqs, &encodings, &counts],
+        )
+        .await
+        .map_err(|e| f.fail(e))?;
+    }
+    if !change.archive.is_empty() {
+        let seqs: Vec<i64> = change.archive.iter().map(|&s| rows::seq_param(s)).collect();
+        tx.execute(
+            "UPDATE memchat_records SET archived = true \
+             WHERE session_id = $1 AND seq = ANY($2) AND NOT archived",
+            &[&change.id, &seqs],
+        )
+        .await
+        .map_err(|e| f.fail(e))?;
+    }
+    if !change.insert.is_empty() {
+        let columns = Columns::new(&change.insert);
+        let mut params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> =
+            vec![&change.id, &false];
+        params.extend(columns.params());
+        tx.execute(rows::INSERT, &params)
+            .await
+            .map_err(|e| f.fail(e))?;
+    }
+    tx.commit().await.map_err(|e| f.fail(e))
+}
+
+/// Takes the session's turn lock, waiting at most `wait_ms`.
+async fn lock_turn(link: &mut Link, id: i64, wait_ms: u64) -> Result<(), DbError> {
+    link.reconnect_if_closed().await;
+    let (client, f) = link.client()?;
+    let key = lock_key(id);
+    let got: bool = client
+        .query_one("SELECT pg_try_advisory_lock($1, $2)", &[&LOCK_CLASS, &key])
+        .await
+        .and_then(|row| row.try_get(0))
+        .map_err(|e| f.fail(e))?;
+    if got {
+        return Ok(());
+    }
+    client
+        .batch_execute(&format!("SET lock_timeout = {wait_ms}"))
+        .await
+        .map_err(|e| f.fail(e))?;
+    let waited = client
+        .execute("SELECT pg_advisory_lock($1, $2)", &[&LOCK_CLASS, &key])
+        .await;
+    let reset = client.batch_execute("RESET lock_timeout").await;
+    match waited {
+        Ok(_) => reset.map_err(|e| f.fail(e)),
+        Err(e) => Err(match f.fail(e) {
+            DbError::Locked { .. } => DbError::Locked {
+                waited_secs: wait_ms / 1000,
+            },
+            other => other,
+        }),
+    }
+}
+
+/// An open session.
+#[derive(Debug)]
+pub struct PgSession {
+    conn: Arc<Conn>,
+    id: i64,
+    name: String,
+    revision: i64,
+    contents: LogContents,
+    notices: Vec<String>,
+    is_new: bool,
+    lock_wait: Duration,
+    /// Whether this client holds the turn lock.
+    in_turn: bool,
+    /// Counts already stored, by `seq`, with their encoding.
+    persisted_counts: BTreeMap<u64, String>,
+}
+
+impl PgSession {
+    pub(super) fn new(
+        conn: Arc<Conn>,
+        loaded: &Loaded,
+        is_new: bool,
+        lock_wait: Duration,
+    ) -> PgSession {
+        let mut session = PgSession {
+            conn,
+            id: loaded.id,
+            name: loaded.name.clone(),
+            revision: loaded.revision,
+            contents: contents_of(loaded),
+            notices: Vec::new(),
+            is_new,
+            lock_wait,
+            in_turn: false,
+            persisted_counts: BTreeMap::new(),
+        };
+        session.note_counts_persisted();
+        session
+    }
+
+    pub fn is_new(&self) -> bool {
+        self.is_new
+    }
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+    pub fn take_notices(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.notices)
+    }
+    pub fn system(&self) -> Option<&MessageRecord> {
+        self.contents.system.as_ref()
+    }
+    pub fn summary(&self) -> Option<&SummaryRecord> {
+        self.contents.summary.as_ref()
+    }
+    pub fn messages(&self) -> &[MessageRecord] {
+        &self.contents.messages
+    }
+    pub fn messages_mut(&mut self) -> &mut [MessageRecord] {
+        &mut self.contents.messages
+    }
+    pub fn system_mut(&mut self) -> Option<&mut MessageRecord> {
+        self.contents.system.as_mut()
+    }
+    pub fn summary_mut(&mut self) -> Option<&mut SummaryRecord> {
+        self.contents.summary.as_mut()
+    }
+    pub fn last_seq(&self) -> u64 {
+        self.contents.last_seq
+    }
+    /// The session's active records as a log's contents.
+    pub fn contents(&self) -> &LogContents {
+        &self.contents
+    }
+    /// Whether this client holds the session's turn lock.
+    pub fn in_turn(&self) -> bool {
+        self.in_turn
+    }
+
+    fn fail(&self, error: DbError) -> StoreError {
+        error.into_store(&self.conn.shown, &self.name)
+    }
+
+    /// Starts a turn: takes the session's lock (waiting at most the lock
+    /// wait) and reloads the session if another client changed it. Returns
+    /// whether it was reloaded. Taking it twice is taking it once.
+    pub fn begin_turn(&mut self) -> Result<bool, StoreError> {
+        if self.in_turn {
+            return Ok(false);
+        }
+        let (id, wait_ms, name) = (self.id, millis(self.lock_wait), self.name.clone());
+        let revision = self.revision;
+        let fresh = self
+            .conn
+            .call(move |link| {
+                Box::pin(async move {
+                    lock_turn(link, id, wait_ms).await?;
+                    let (client, f) = link.client()?;
+                    let current: Option<i64> = client
+                        .query_opt("SELECT revision FROM memchat_sessions WHERE id = $1", &[&id])
+                        .await
+                        .map_err(|e| f.fail(e))?
+                        .map(|row| row.try_get(0))
+                        .transpose()
+                        .map_err(|e| f.fail(e))?;
+                    match current {
+                        Some(current) if current == revision => Ok(Fresh::Same),
+                        Some(_) => Ok(match load(link, Some(id), &name).await? {
+                            Some(loaded) => Fresh::Reloaded(loaded),
+                            None => Fresh::Gone,
+                        }),
+                        None => Ok(Fresh::Gone),
+                    }
+                })
+            })
+            .map_err(|e| self.fail(e))?;
+        self.in_turn = true;
+        match fresh {
+            Fresh::Same => Ok(false),
+            Fresh::Gone => {
+                let _ = self.end_turn();
+                Err(StoreError::NotFound(self.name.clone()))
+            }
+            Fresh::Reloaded(loaded) => {
+                self.name = loaded.name.clone();
+                self.revision = loaded.revision;
+                self.contents = contents_of(&loaded);
+                self.note_counts_persisted();
+                Ok(true)
+            }
+        }
+    }
+
+    /// Ends a turn: releases the lock. Harmless outside a turn; a lost
+    /// connection has released it already.
+    pub fn end_turn(&mut self) -> Result<(), StoreError> {
+        if !self.in_turn {
+            return Ok(());
+        }
+        self.in_turn = false;
+        let id = self.id;
+        self.conn
+            .call(move |link| {
+                Box::pin(async move {
+                    let (client, f) = link.client()?;
+                    client
+                        .execute("SELECT pg_advisory_unlock($1, $2)", &[&LOCK_CLASS, &lock_key(id)])
+                        .await
+                        .map_err(|e| f.fail(e))?;
+                    Ok(())
+                })
+            })
+            .map_err(|e| self.fail(e))
+    }
+
+    fn next_seq(&self) -> Result<u64, StoreError> {
+        self.contents
+            .last_seq
+            .checked_add(1)
+            .filter(|&seq| seq <= format::MAX_SEQ)
+            .ok_or_else(|| StoreError::Database {
+                target: self.conn.shown.clone(),
+                reason: format!(
+                    "session {:?}: seq has reached its maximum ({}); no record can be added",
+                    self.name,
+                    format::MAX_SEQ
+                ),
+            })
+    }
+
+    /// Counts of stored records made since they were stored.
+    fn pending_counts(&self) -> Vec<(u64, String, u32)> {
+        counts(&self.contents)
+            .filter(|(seq, t)| self.persisted_counts.get(seq) != Some(&t.encoding))
+            .map(|(seq, t)| (seq, t.encoding.clone(), t.count))
+            .collect()
+    }
+
+    fn note_counts_persisted(&mut self) {
+        self.persisted_counts = counts(&self.contents)
+            .map(|(seq, t)| (seq, t.encoding.clone()))
+            .collect();
+    }
+
+    /// Stores `change` (filled in with the session's id, revision, pending
+    /// counts and stale records) in one transaction.
+    fn write(&mut self, mut change: Change) -> Result<(), StoreError> {
+        change.id = self.id;
+        change.revision = self.revision;
+        change.wait_ms = millis(self.lock_wait);
+        change.counts = self.pending_counts();
+        change
+            .archive
+            .extend(self.contents.stale.iter().filter_map(Record::seq));
+        self.conn
+            .call(move |link| Box::pin(apply(link, change)))
+            .map_err(|e| self.fail(e))?;
+        self.revision += 1;
+        self.contents.stale.clear();
+        self.note_counts_persisted();
+        Ok(())
+    }
+
+    pub fn append(
+        &mut self,
+        role: Role,
+        content: String,
+        model: Option<String>,
+        interrupted: bool,
+        tokens: Option<TokenCache>,
+    ) -> Result<&MessageRecord, StoreError> {
+        self.append_with_usage(role, content, model, interrupted, false, tokens, None)
+    }
+
+    /// Appends a message, committed before this returns. A new system
+    /// prompt moves the old one to the archive in the same transaction.
+    #[allow(clippy::too_many_arguments)]
+    pub fn append_with_usage(
+        &mut self,
+        role: Role,
+        content: String,
+        model: Option<String>,
+        interrupted: bool,
+        truncated: bool,
+        tokens: Option<TokenCache>,
+        usage: Option<UsageRecord>,
+    ) -> Result<&MessageRecord, StoreError> {
+        let record = MessageRecord {
+            seq: self.next_seq()?,
+            role,
+            content,
+            at: format::now(),
+            model,
+            interrupted,
+            truncated,
+            tokens,
+            usage,
+            late_tokens: None,
+        };
+        let len = format::to_line(&Record::Message(record.clone())).len();
+        if len > format::MAX_LINE_BYTES {
+            return Err(StoreError::Database {
+                target: self.conn.shown.clone(),
+                reason: format!(
+                    "session {:?}: a record of {len} bytes is over the cap of {} bytes for one \
+                     record; nothing was written",
+                    self.name,
+                    format::MAX_LINE_BYTES
+                ),
+            });
+        }
+        let mut change = Change {
+            last_seq: record.seq,
+            insert: vec![Record::Message(record.clone())],
+            ..Change::default()
+        };
+        if role == Role::System
+            && let Some(old) = &self.contents.system
+        {
+            change.archive.push(old.seq);
+        }
+        self.write(change)?;
+        self.contents.last_seq = record.seq;
+        let counted = record.tokens.as_ref().map(|t| (record.seq, t.encoding.clone()));
+        if role == Role::System {
+            self.contents.system = Some(record);
+        } else {
+            self.contents.messages.push(record);
+        }
+        if let Some((seq, encoding)) = counted {
+            self.persisted_counts.insert(seq, encoding);
+        }
+        let stored = if role == Role::System {
+            self.contents.system.as_ref()
+        } else {
+            self.contents.messages.last()
+        };
+        stored.ok_or_else(|| StoreError::Database {
+            target: self.conn.shown.clone(),
+            reason: "internal error: lost the record just written".to_string(),
+        })
+    }
+
+    /// Folds the first `evict` messages into a new summary: the old summary
+    /// and those messages go to the archive, the new summary is stored, in
+    /// one transaction.
+    pub fn compact(
+        &mut self,
+        evict: usize,
+        summary: String,
+        method: &str,
+        tokens: Option<TokenCache>,
+    ) -> Result<(), StoreError> {
+        let evict = evict.min(self.contents.messages.len());
+        let evicted = &self.contents.messages[..evict];
+        let first = self
+            .contents
+            .summary
+            .as_ref()
+            .map(|s| s.covers[0])
+            .or_else(|| evicted.first().map(|m| m.seq));
+        let last = evicted
+            .last()
+            .map(|m| m.seq)
+            .or_else(|| self.contents.summary.as_ref().map(|s| s.covers[1]));
+        let (Some(first), Some(last)) = (first, last) else {
+            return Ok(());
+        };
+        let new_summary = SummaryRecord {
+            seq: self.next_seq()?,
+            content: summary,
+            covers: [first, last],
+            at: format::now(),
+            method: method.to_string(),
+            tokens,
+        };
+        let mut archive: Vec<u64> = self.contents.summary.iter().map(|s| s.seq).collect();
+        archive.extend(evicted.iter().map(|m| m.seq));
+        self.write(Change {
+            last_seq: new_summary.seq,
+            archive,
+            insert: vec![Record::Summary(new_summary.clone())],
+            ..Change::default()
+        })?;
+        self.contents.messages.drain(..evict);
+        self.contents.last_seq = new_summary.seq;
+        self.contents.summary = Some(new_summary);
+        self.note_counts_persisted();
+        Ok(())
+    }
+
+    /// Moves the summary and every message to the archive (`/clear`);
+    /// returns how many records moved.
+    pub fn clear(&mut self) -> Result<usize, StoreError> {
+        let mut archive: Vec<u64> = self.contents.summary.iter().map(|s| s.seq).collect();
+        archive.extend(self.contents.messages.iter().map(|m| m.seq));
+        let moved = archive.len();
+        if moved == 0 {
+            return Ok(0);
+        }
+        self.write(Change {
+            last_seq: self.contents.last_seq,
+            archive,
+            ..Change::default()
+        })?;
+        self.contents.summary = None;
+        self.contents.messages.clear();
+        Ok(moved)
+    }
+
+    /// Moves the messages from index `from` on to the archive (`/undo`,
+    /// `/retry`); returns how many moved.
+    pub fn archive_tail(&mut self, from: usize) -> Result<usize, StoreError> {
+        let from = from.min(self.contents.messages.len());
+        let archive: Vec<u64> = self.contents.messages[from..].iter().map(|m| m.seq).collect();
+        if archive.is_empty() {
+            return Ok(0);
+        }
+        let moved = archive.len();
+        self.write(Change {
+            last_seq: self.contents.last_seq,
+            archive,
+            ..Change::default()
+        })?;
+        self.contents.messages.truncate(from);
+        Ok(moved)
+    }
+}
+
+impl Drop for PgSession {
+    fn drop(&mut self) {
+        // The lock would go with the connection at exit anyway; a REPL that
+        // closes a session and opens another must not keep it.
+        let _ = self.end_turn();
+    }
+}
+
+/// `seq` and count of every counted record of the active set.
+fn counts(contents: &LogContents) -> impl Iterator<Item = (u64, &TokenCache)> {
+    let system = contents.system.iter().map(|m| (m.seq, m.tokens.as_ref()));
+    let summary = contents.summary.iter().map(|s| (s.seq, s.tokens.as_ref()));
+    let messages = contents.messages.iter().map(|m| (m.seq, m.tokens.as_ref()));
+    system
+        .chain(summary)
+        .chain(messages)
+        .filter_map(|(seq, tokens)| tokens.map(|t| (seq, t)))
+}

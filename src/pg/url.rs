@@ -1,0 +1,315 @@
+//! The store URL: `postgres://user:password@host:port/db?sslmode=…`, parsed
+//! into a connection configuration, and shown with its password masked.
+//!
+//! memchat reads `sslmode` itself (tokio-postgres knows only disable, prefer
+//! and require) and `sslrootcert`; every other parameter is libpq's and goes
+//! to tokio-postgres as written. The password never appears in anything
+//! memchat prints: [`mask`] replaces it (in the user part and in a
+//! `password=` parameter) with `***`, and every error names the store by its
+//! masked URL.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use tokio_postgres::config::SslMode as WireSslMode;
+
+/// How long a connection attempt may take before it is an error (libpq's
+/// `connect_timeout`, which the URL may set).
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// libpq's `sslmode`, with libpq's meaning except where noted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SslMode {
+    /// Plain TCP only.
+    Disable,
+    /// TLS if the server offers it, plain otherwise; the certificate is not
+    /// checked (as libpq). `allow` is read as `prefer`: both accept a plain
+    /// connection, `prefer` tries TLS first.
+    Prefer,
+    /// TLS or nothing, without checking the certificate (libpq: encryption
+    /// only, unless a root certificate file is given; memchat never checks
+    /// one here: use `verify-ca` or `verify-full` for that).
+    Require,
+    /// TLS, the chain checked against the roots, not the host name.
+    VerifyCa,
+    /// TLS, the chain and the host name checked (what a managed service
+    /// with a public certificate wants).
+    VerifyFull,
+}
+
+impl SslMode {
+    fn parse(value: &str) -> Result<SslMode, String> {
+        Ok(match value {
+            "disable" => SslMode::Disable,
+            "allow" | "prefer" => SslMode::Prefer,
+            "require" => SslMode::Require,
+            "verify-ca" => SslMode::VerifyCa,
+            "verify-full" => SslMode::VerifyFull,
+            other => {
+                return Err(format!(
+                    "sslmode={other:?} is not one of disable, allow, prefer, require, \
+                     verify-ca, verify-full"
+                ));
+            }
+        })
+    }
+
+    /// What tokio-postgres is told: whether TLS is optional or required.
+    pub fn wire(self) -> WireSslMode {
+        match self {
+            SslMode::Disable => WireSslMode::Disable,
+            SslMode::Prefer => WireSslMode::Prefer,
+            SslMode::Require | SslMode::VerifyCa | SslMode::VerifyFull => WireSslMode::Require,
+        }
+    }
+}
+
+/// Where the trusted roots come from for `verify-ca` and `verify-full`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Roots {
+    /// The platform's store (`sslrootcert` not given, or `system`).
+    System,
+    /// A PEM file of CA certificates (`sslrootcert=PATH`).
+    File(PathBuf),
+}
+
+/// A parsed store URL.
+#[derive(Clone)]
+pub struct StoreUrl {
+    /// The connection settings for tokio-postgres (TLS mode set from `ssl`).
+    pub config: tokio_postgres::Config,
+    pub ssl: SslMode,
+    pub roots: Roots,
+    /// The URL as the user may see it: password masked.
+    pub shown: String,
+}
+
+impl std::fmt::Debug for StoreUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The config holds the password: never print it.
+        f.debug_struct("StoreUrl")
+            .field("url", &self.shown)
+            .field("ssl", &self.ssl)
+            .finish()
+    }
+}
+
+/// Whether a store setting names PostgreSQL rather than a directory.
+pub fn is_postgres_url(store: &str) -> bool {
+    store.starts_with("postgres://") || store.starts_with("postgresql://")
+}
+
+/// Parses a `postgres://` URL. Without a user, `PGUSER` or `USER` is used;
+/// without a password, `PGPASSWORD` (so the password need not be in the URL
+/// at all). Errors name the URL masked.
+pub fn parse(url: &str) -> Result<StoreUrl, String> {
+    let shown = mask(url);
+    if !is_postgres_url(url) {
+        return Err(format!(
+            "{shown}: a PostgreSQL store URL starts with postgres:// or postgresql://"
+        ));
+    }
+    let (base, query) = match url.split_once('?') {
+        Some((base, query)) => (base, Some(query)),
+        None => (url, None),
+    };
+    let mut ssl = SslMode::Prefer;
+    let mut roots = Roots::System;
+    let mut kept: Vec<&str> = Vec::new();
+    for pair in query.into_iter().flat_map(|q| q.split('&')) {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        match key {
+            "sslmode" => ssl = SslMode::parse(value).map_err(|e| format!("{shown}: {e}"))?,
+            "sslrootcert" if value == "system" => roots = Roots::System,
+            "sslrootcert" => roots = Roots::File(PathBuf::from(percent_decode(value))),
+            _ if !pair.is_empty() => kept.push(pair),
+            _ => {}
+        }
+    }
+    let rebuilt = if kept.is_empty() {
+        base.to_string()
+    } else {
+        format!("{base}?{}", kept.join("&"))
+    };
+    let mut config: tokio_postgres::Config = rebuilt
+        .parse()
+        .map_err(|e: tokio_postgres::Error| format!("{shown}: {}", mask(&e.to_string())))?;
+    if config.get_user().is_none() {
+        let user = std::env::var("PGUSER")
+            .or_else(|_| std::env::var("USER"))
+            .map_err(|_| format!("{shown}: no user in the URL, and neither PGUSER nor USER is set"))?;
+        config.user(user);
+    }
+    if config.get_password().is_none()
+        && let Ok(password) = std::env::var("PGPASSWORD")
+    {
+        config.password(password);
+    }
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(CONNECT_TIMEOUT);
+    }
+    config.ssl_mode(ssl.wire());
+    if config.get_application_name().is_none() {
+        config.application_name("memchat");
+    }
+    // The client notices a server that vanished (the server side is set per
+    // connection, see conn.rs).
+    config.keepalives(true);
+    config.keepalives_idle(Duration::from_secs(10));
+    Ok(StoreUrl {
+        config,
+        ssl,
+        roots,
+        shown,
+    })
+}
+
+/// The URL with its password replaced by `***`: in the user part
+/// (`user:secret@`) and in a `password=` parameter. Anything that is not a
+/// URL is masked the same way where it has a `password=`.
+pub fn mask(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    // The user part of every URL in the text.
+    while let Some(at) = rest.find("://") {
+        let (before, after) = rest.split_at(at + 3);
+        out.push_str(before);
+        let end = after
+            .find(|c: char| matches!(c, '/' | '?' | '#') || c.is_whitespace())
+            .unwrap_or(after.len());
+        let authority = &after[..end];
+        match authority.rfind('@') {
+            Some(at) => {
+                let userinfo = &authority[..at];
+                match userinfo.split_once(':') {
+                    Some((user, _)) => {
+                        out.push_str(user);
+                        out.push_str(":***");
+                    }
+                    None => out.push_str(userinfo),
+                }
+                out.push_str(&authority[at..]);
+            }
+            None => out.push_str(authority),
+        }
+        rest = &after[end..];
+    }
+    out.push_str(rest);
+    mask_password_parameter(&out)
+}
+
+/// `password=secret` (a URL parameter or a key=value setting) as `password=***`.
+fn mask_password_parameter(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find("password=") {
+        let starts_word = i == 0
+            || rest[..i]
+                .chars()
+                .next_back()
+                .is_some_and(|c| matches!(c, '?' | '&' | ' ' | '\t' | ';'));
+        out.push_str(&rest[..i + "password=".len()]);
+        rest = &rest[i + "password=".len()..];
+        if starts_word {
+            let end = rest
+                .find(|c: char| matches!(c, '&' | '#') || c.is_whitespace())
+                .unwrap_or(rest.len());
+            out.push_str("***");
+            rest = &rest[end..];
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// `%XX` decoded (a path in a URL parameter); bad escapes stay as written.
+fn percent_decode(value: &str) -> String {
+    let bytes = value.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        if bytes[i] == b'%'
+            && i + 2 < bytes.len()
+            && let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2]))
+        {
+            out.push((h * 16 + l) as u8);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_password_is_masked_wherever_it_is() {
+        assert_eq!(
+            mask("postgres://ana:s3cret@db.example:5432/chat?sslmode=require"),
+            "postgres://ana:***@db.example:5432/chat?sslmode=require"
+        );
+        assert_eq!(
+            mask("postgresql://ana:p%40ss:w@rd@host/db"),
+            "postgresql://ana:***@host/db",
+            "the last @ ends the user part; a colon or @ in the password is masked too"
+        );
+        assert_eq!(
+            mask("postgres://host/db?user=ana&password=hunter2&sslmode=disable"),
+            "postgres://host/db?user=ana&password=***&sslmode=disable"
+        );
+        assert_eq!(
+            mask("cannot reach postgres://u:pw@h/d: refused; host=h password=pw2"),
+            "cannot reach postgres://u:***@h/d: refused; host=h password=***"
+        );
+        for plain in [
+            "postgres://ana@host/db",
+            "postgres://host/db",
+            "postgres:///db?host=/run/postgresql",
+            "no url here",
+            "old_password=x",
+        ] {
+            assert_eq!(mask(plain), plain);
+        }
+    }
+
+    #[test]
+    fn sslmode_is_read_by_memchat_and_the_rest_by_tokio_postgres() {
+        let url = parse("postgres://ana:pw@127.0.0.1:6543/chat?sslmode=verify-full&connect_timeout=3")
+            .unwrap();
+        assert_eq!(url.ssl, SslMode::VerifyFull);
+        assert_eq!(url.config.get_ssl_mode(), WireSslMode::Require);
+        assert_eq!(url.config.get_ports(), [6543]);
+        assert_eq!(url.config.get_dbname(), Some("chat"));
+        assert_eq!(url.config.get_password(), Some(&b"pw"[..]));
+        assert_eq!(url.config.get_connect_timeout(), Some(&Duration::from_secs(3)));
+        assert_eq!(url.shown, "postgres://ana:***@127.0.0.1:6543/chat?sslmode=verify-full&connect_timeout=3");
+        assert!(!format!("{url:?}").contains("pw@"), "Debug hides the password");
+
+        let url = parse("postgresql://ana@h/db?sslrootcert=%2Fetc%2Fca.pem&sslmode=verify-ca").unwrap();
+        assert_eq!(url.roots, Roots::File("/etc/ca.pem".into()));
+        assert_eq!(url.ssl, SslMode::VerifyCa);
+        let url = parse("postgres://ana@h/db").unwrap();
+        assert_eq!((url.ssl, url.config.get_connect_timeout()), (SslMode::Prefer, Some(&CONNECT_TIMEOUT)));
+        assert_eq!(parse("postgres://ana@h/db?sslmode=disable").unwrap().ssl, SslMode::Disable);
+        assert_eq!(parse("postgres://ana@h/db?sslmode=allow").unwrap().ssl, SslMode::Prefer);
+    }
+
+    #[test]
+    fn a_bad_url_is_an_error_that_never_shows_the_password() {
+        for bad in [
+            "postgres://ana:topsecret@h/db?sslmode=sometimes",
+            "postgres://ana:topsecret@h:notaport/db",
+            "postgres://ana:topsecret@h/db?nosuchoption=1",
+            "mysql://ana:topsecret@h/db",
+        ] {
+            let error = parse(bad).unwrap_err();
+            assert!(!error.contains("topsecret"), "{error}");
+            assert!(error.contains("ana:***@h"), "{error}");
+        }
+    }
+}

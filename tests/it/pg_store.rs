@@ -1,0 +1,508 @@
+//! The PostgreSQL store against a real server: schema and versions, every
+//! operation compared record by record with the file store, the lock rule
+//! between two clients, and the faults (a killed backend mid-reply and
+//! mid-compaction, bad credentials, a missing database, an unreachable
+//! server, no permission, a newer schema).
+//!
+//! The server is `MEMCHAT_TEST_DATABASE_URL`; each test works in a schema
+//! of its own ([`TestDb`]), dropped afterwards, so tests run in parallel and
+//! leave nothing behind. Without the variable the tests say SKIPPED.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use memchat::exit::{Exit, exit_for_error};
+use memchat::memory::format::{Record, Role, TokenCache, UsageRecord};
+use memchat::memory::{Session, StoreError};
+use memchat::pg::PgStore;
+use memchat::transfer;
+
+use crate::support::{skip, wait_until};
+
+const WAIT: Duration = Duration::from_secs(5);
+
+/// A schema of its own on the test server, dropped on drop.
+pub struct TestDb {
+    /// The server's URL as given.
+    pub base: String,
+    /// The URL that puts memchat's tables in this test's schema.
+    pub url: String,
+    pub schema: String,
+}
+
+static NEXT: AtomicUsize = AtomicUsize::new(0);
+
+/// Runs SQL on the test server as its own (admin) user.
+pub fn admin(base: &str, sql: &str) -> Result<(), String> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let (client, connection) = tokio_postgres::connect(base, tokio_postgres::NoTls)
+            .await
+            .map_err(|e| e.to_string())?;
+        tokio::spawn(connection);
+        client.batch_execute(sql).await.map_err(|e| match e.as_db_error() {
+            Some(db) => db.message().to_string(),
+            None => e.to_string(),
+        })
+    })
+}
+
+/// One value from the test server (`SELECT` of one text column).
+pub fn admin_query(base: &str, sql: &str) -> Vec<String> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let (client, connection) = tokio_postgres::connect(base, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(connection);
+        client
+            .simple_query(sql)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter_map(|m| match m {
+                tokio_postgres::SimpleQueryMessage::Row(row) => {
+                    Some(row.get(0).unwrap_or("").to_string())
+                }
+                _ => None,
+            })
+            .collect()
+    })
+}
+
+impl TestDb {
+    /// A fresh schema, or `None` (said loudly) when no server is given.
+    pub fn new(test: &str) -> Option<TestDb> {
+        let Ok(base) = std::env::var("MEMCHAT_TEST_DATABASE_URL") else {
+            skip(test, "MEMCHAT_TEST_DATABASE_URL is not set (no PostgreSQL server)");
+            return None;
+        };
+        let schema = format!(
+            "memchat_test_{}_{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::SeqCst)
+        );
+        admin(&base, &format!("DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}"))
+            .unwrap();
+        // The schema for memchat's tables; the application name to find
+        // this test's connections (and only them) in pg_stat_activity.
+        let url = with_param(
+            &base,
+            &format!("options=-csearch_path%3D{schema}&application_name={schema}"),
+        );
+        Some(TestDb { base, url, schema })
+    }
+
+    pub fn store(&self) -> PgStore {
+        PgStore::open(&self.url, WAIT).unwrap()
+    }
+
+    pub fn sql(&self, sql: &str) {
+        admin(&self.base, &format!("SET search_path = {}; {sql}", self.schema)).unwrap();
+    }
+
+    pub fn query(&self, sql: &str) -> Vec<String> {
+        admin_query(&self.url, sql)
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let _ = admin(&self.base, &format!("DROP SCHEMA IF EXISTS {} CASCADE", self.schema));
+    }
+}
+
+/// `url` with one more query parameter.
+pub fn with_param(url: &str, param: &str) -> String {
+    if url.contains('?') {
+        format!("{url}&{param}")
+    } else {
+        format!("{url}?{param}")
+    }
+}
+
+fn counted(count: u32) -> Option<TokenCache> {
+    Some(TokenCache {
+        encoding: "o200k_base".into(),
+        count,
+    })
+}
+
+/// Everything a session can hold, done to either store by the same steps.
+macro_rules! the_same_steps {
+    ($s:expr) => {{
+        let s = $s;
+        s.append(Role::System, "You are terse.".into(), None, false, counted(4))
+            .unwrap();
+        for i in 0..6 {
+            s.append(Role::User, format!("question {i} with a\0nul"), None, false, None)
+                .unwrap();
+            s.append_with_usage(
+                Role::Assistant,
+                format!("answer {i}"),
+                Some("gpt-4o-mini".into()),
+                i == 2,
+                i == 3,
+                counted(2),
+                Some(UsageRecord {
+                    prompt_tokens: 10 + i,
+                    completion_tokens: 2,
+                }),
+            )
+            .unwrap();
+        }
+        // A late count, stored with the next write.
+        s.messages_mut()[0].tokens = counted(7);
+        s.compact(4, "The user asked four questions.".into(), "model", counted(6))
+            .unwrap();
+        s.append(Role::System, "You are verbose.".into(), None, false, None)
+            .unwrap();
+        s.compact(2, "Six questions so far.".into(), "extractive", None)
+            .unwrap();
+        assert_eq!(s.archive_tail(s.messages().len() - 2).unwrap(), 2);
+        s.append(Role::User, "last".into(), None, false, None).unwrap();
+    }};
+}
+
+/// Records with their times blanked (the two stores ran a moment apart).
+fn timeless(records: Vec<Record>) -> Vec<Record> {
+    records
+        .into_iter()
+        .map(|mut r| {
+            match &mut r {
+                Record::Message(m) => m.at = "T".into(),
+                Record::Summary(s) => s.at = "T".into(),
+                Record::Header(h) => h.created_at = "T".into(),
+            }
+            r
+        })
+        .collect()
+}
+
+#[test]
+fn postgres_holds_exactly_what_the_file_store_holds_and_exports_the_same() {
+    let Some(db) = TestDb::new("postgres_holds_exactly_what_the_file_store_holds") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut file = Session::open(dir.path(), "s", WAIT).unwrap();
+    the_same_steps!(&mut file);
+    drop(file);
+    let store = db.store();
+    let mut pg = store.open_session("s").unwrap();
+    assert!(pg.is_new());
+    the_same_steps!(&mut pg);
+    drop(pg);
+
+    let paths = memchat::memory::SessionPaths::new(dir.path(), "s");
+    let file_active = memchat::memory::session::read_log(&paths, "s").unwrap();
+    let (file_archive, _) = memchat::memory::session::read_archive(&paths.archive).unwrap();
+    let file_all = transfer::whole_conversation(file_archive.clone(), &file_active);
+
+    // A fresh connection reads back what was committed.
+    let again = db.store();
+    let pg_active = again.read("s").unwrap();
+    let pg_archive = again.read_archive("s").unwrap();
+    assert_eq!(timeless(pg_archive.clone()), timeless(file_archive));
+    assert_eq!(
+        timeless(transfer::active_records(&pg_active)),
+        timeless(transfer::active_records(&file_active))
+    );
+    let pg_all = transfer::whole_conversation(pg_archive, &pg_active);
+    assert_eq!(timeless(pg_all.clone()), timeless(file_all.clone()));
+    assert_eq!(pg_active.last_seq, file_active.last_seq);
+    let (pg_all, file_all) = (timeless(pg_all), timeless(file_all));
+    assert_eq!(transfer::to_openai_json(&pg_all), transfer::to_openai_json(&file_all));
+    assert_eq!(transfer::to_markdown("s", &pg_all), transfer::to_markdown("s", &file_all));
+    // The late count reached its row, the NUL survived exactly.
+    let reopened = again.open_session("s").unwrap();
+    assert!(!reopened.is_new());
+    assert!(
+        pg_all.iter().any(|r| matches!(r, Record::Message(m) if m.content.contains('\0'))),
+        "a NUL is kept"
+    );
+    let late = pg_all.iter().find_map(|r| match r {
+        Record::Message(m) if m.content.starts_with("question 0") => m.tokens.clone(),
+        _ => None,
+    });
+    assert_eq!(late, counted(7));
+    // Full-text search works on the content column.
+    let hits = db.query(
+        "SELECT seq::text FROM memchat_records WHERE search @@ to_tsquery('simple', 'verbose')",
+    );
+    assert_eq!(hits.len(), 1);
+}
+
+#[test]
+fn the_schema_is_created_once_and_a_newer_one_is_refused() {
+    let Some(db) = TestDb::new("the_schema_is_created_once") else {
+        return;
+    };
+    db.store().check().unwrap();
+    assert_eq!(db.query("SELECT version::text FROM memchat_schema"), ["1"]);
+    db.store().open_session("a").unwrap();
+    db.store().check().unwrap();
+    db.sql("UPDATE memchat_schema SET version = 99");
+    let error = db.store().open_session("a").unwrap_err();
+    let text = error.to_string();
+    assert!(text.contains("schema version 99, newer than this memchat's (1)"), "{text}");
+    assert!(text.contains("upgrade memchat"), "{text}");
+    assert_eq!(exit_for_error(&error.into()), Exit::Store);
+    assert_eq!(db.query("SELECT version::text FROM memchat_schema"), ["99"], "untouched");
+}
+
+#[test]
+fn sessions_are_listed_renamed_deleted_and_imported() {
+    let Some(db) = TestDb::new("sessions_are_listed_renamed_deleted_and_imported") else {
+        return;
+    };
+    let store = db.store();
+    let mut a = store.open_session("a").unwrap();
+    a.append(Role::User, "hello".into(), None, false, None).unwrap();
+    drop(a);
+    let mut b = store.open_session("b").unwrap();
+    b.append(Role::User, "newer".into(), None, false, None).unwrap();
+    drop(b);
+    assert_eq!(store.names().unwrap(), ["a", "b"]);
+    assert_eq!(store.most_recent().unwrap().as_deref(), Some("b"));
+    let infos = store.infos().unwrap();
+    assert_eq!(infos[0].name, "b");
+    assert_eq!(infos[1].contents.messages.len(), 1);
+
+    store.rename("a", "c").unwrap();
+    assert!(matches!(store.rename("c", "b"), Err(StoreError::Exists(n)) if n == "b"));
+    assert!(matches!(store.rename("zz", "y"), Err(StoreError::NotFound(_))));
+    assert_eq!(store.names().unwrap(), ["b", "c"]);
+    assert_eq!(store.read("c").unwrap().messages[0].content, "hello");
+
+    let records = transfer::whole_conversation(store.read_archive("c").unwrap(), &store.read("c").unwrap());
+    store.create_session("d", "2026-11-22T10:00:00Z", &[], &records).unwrap();
+    assert!(matches!(
+        store.create_session("d", "x", &[], &records),
+        Err(StoreError::Exists(_))
+    ));
+    assert_eq!(store.read("d").unwrap().messages[0].content, "hello");
+    store.delete("c").unwrap();
+    assert!(matches!(store.delete("c"), Err(StoreError::NotFound(_))));
+    assert_eq!(store.names().unwrap(), ["b", "d"]);
+    assert_eq!(db.query("SELECT count(*)::text FROM memchat_records"), ["2"], "c's rows went with it");
+    assert!(store.open_session("bad.name").is_err(), "a new name with a dot");
+}
+
+#[test]
+fn a_second_client_waits_for_the_turn_then_fails_clearly_and_never_interleaves() {
+    let Some(db) = TestDb::new("a_second_client_waits_for_the_turn") else {
+        return;
+    };
+    let (one, two) = (db.store(), PgStore::open(&db.url, Duration::from_millis(300)).unwrap());
+    let mut a = one.open_session("s").unwrap();
+    let mut b = two.open_session("s").unwrap();
+    a.begin_turn().unwrap();
+    a.append(Role::User, "from a".into(), None, false, None).unwrap();
+    let error = b.begin_turn().unwrap_err();
+    assert!(matches!(error, StoreError::Locked { .. }), "{error}");
+    assert!(error.to_string().contains("in use by another memchat"), "{error}");
+    // A write outside a turn waits for a's turn too, and then fails.
+    let error = b.append(Role::User, "from b".into(), None, false, None).unwrap_err();
+    assert!(matches!(error, StoreError::Locked { .. }), "{error}");
+    a.append(Role::Assistant, "reply to a".into(), None, false, None).unwrap();
+    a.end_turn().unwrap();
+
+    // b's copy is stale: a write from it is refused and stores nothing.
+    let error = b.append(Role::User, "stale".into(), None, false, None).unwrap_err();
+    assert!(error.to_string().contains("changed by another memchat"), "{error}");
+    assert_eq!(exit_for_error(&error.into()), Exit::Store);
+    // Its next turn reloads, then goes on after a's messages.
+    assert!(b.begin_turn().unwrap(), "reloaded");
+    assert_eq!(b.messages().len(), 2);
+    b.append(Role::User, "from b".into(), None, false, None).unwrap();
+    b.end_turn().unwrap();
+    let seqs = db.query("SELECT seq::text FROM memchat_records ORDER BY seq");
+    assert_eq!(seqs, ["1", "2", "3"]);
+    // A REPL left open between turns holds nothing.
+    a.begin_turn().unwrap();
+    a.end_turn().unwrap();
+    b.begin_turn().unwrap();
+    b.end_turn().unwrap();
+}
+
+/// The backend pid of a store's connection, found by what it waits on.
+fn backend_waiting(db: &TestDb) -> String {
+    let mut pid = String::new();
+    wait_until("memchat's backend to wait on a lock", || {
+        let found = admin_query(
+            &db.base,
+            &format!(
+                "SELECT pid::text FROM pg_stat_activity WHERE application_name = '{}' \
+                 AND wait_event_type = 'Lock'",
+                db.schema
+            ),
+        );
+        match found.first() {
+            Some(p) => {
+                pid = p.clone();
+                true
+            }
+            None => false,
+        }
+    });
+    pid
+}
+
+#[test]
+fn a_killed_connection_mid_reply_keeps_the_users_message_and_frees_the_session() {
+    let Some(db) = TestDb::new("a_killed_connection_mid_reply") else {
+        return;
+    };
+    let store = db.store();
+    let mut s = store.open_session("s").unwrap();
+    s.begin_turn().unwrap();
+    s.append(Role::User, "committed before the request".into(), None, false, None)
+        .unwrap();
+    // The administrator ends the backend while the reply streams.
+    let killed = admin_query(
+        &db.base,
+        &format!(
+            "SELECT pg_terminate_backend(pid)::text FROM pg_stat_activity \
+             WHERE application_name = '{}'",
+            db.schema
+        ),
+    );
+    assert!(!killed.is_empty());
+    let error = s
+        .append(Role::Assistant, "the reply".into(), None, false, None)
+        .unwrap_err();
+    let text = error.to_string();
+    assert!(!text.contains('\n'), "one line: {text}");
+    assert!(text.contains("what was committed is kept"), "{text}");
+    assert_eq!(exit_for_error(&error.into()), Exit::Store);
+    // Nothing is locked: another client takes a turn at once.
+    let other = PgStore::open(&db.url, Duration::from_millis(300)).unwrap();
+    let mut t = other.open_session("s").unwrap();
+    t.begin_turn().unwrap();
+    assert_eq!(t.messages().len(), 1);
+    assert_eq!(t.messages()[0].content, "committed before the request");
+    t.end_turn().unwrap();
+    // The killed client reconnects at its next turn.
+    drop(s);
+    let mut again = store.open_session("s").unwrap_or_else(|e| panic!("{e}"));
+    assert!(again.begin_turn().is_ok());
+}
+
+#[test]
+fn a_killed_connection_mid_compaction_leaves_nothing_half_done() {
+    let Some(db) = TestDb::new("a_killed_connection_mid_compaction") else {
+        return;
+    };
+    let store = db.store();
+    let mut s = store.open_session("s").unwrap();
+    for i in 0..4 {
+        s.append(Role::User, format!("m{i}"), None, false, None).unwrap();
+    }
+    // Another transaction holds the summary's seq (5) uncommitted, so the
+    // compaction stops inside its transaction, after moving the messages
+    // to the archive and before its insert can finish.
+    let base = db.base.clone();
+    let schema = db.schema.clone();
+    let (hold, held) = std::sync::mpsc::channel::<()>();
+    let (release, released) = std::sync::mpsc::channel::<()>();
+    let holder = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let (client, connection) = tokio_postgres::connect(&base, tokio_postgres::NoTls)
+                .await
+                .unwrap();
+            tokio::spawn(connection);
+            client
+                .batch_execute(&format!(
+                    "SET search_path = {schema}; BEGIN; INSERT INTO memchat_records \
+                     (session_id, seq, kind, content, at, covers_first, covers_last, method) \
+                     SELECT id, 5, 'summary', 'x', 'x', 1, 1, 'model' FROM memchat_sessions"
+                ))
+                .await
+                .unwrap();
+            hold.send(()).unwrap();
+            released.recv().unwrap();
+            client.batch_execute("ROLLBACK").await.unwrap();
+        });
+    });
+    held.recv().unwrap();
+    let compaction = std::thread::spawn(move || {
+        let result = s.compact(2, "summary".into(), "model", None);
+        (s, result)
+    });
+    let pid = backend_waiting(&db);
+    admin(&db.base, &format!("SELECT pg_terminate_backend({pid})")).unwrap();
+    let (_s, result) = compaction.join().unwrap();
+    let error = result.unwrap_err();
+    assert!(!error.to_string().contains('\n'), "{error}");
+    release.send(()).unwrap();
+    holder.join().unwrap();
+    // Nothing of the compaction: no summary, nothing archived.
+    let rows = db.query("SELECT seq::text || kind || archived::text FROM memchat_records ORDER BY seq");
+    assert_eq!(rows, ["1messagefalse", "2messagefalse", "3messagefalse", "4messagefalse"]);
+    assert_eq!(db.query("SELECT last_seq::text FROM memchat_sessions"), ["4"]);
+}
+
+fn open_error(url: &str) -> String {
+    let store = PgStore::open(url, WAIT).unwrap();
+    let error = store.open_session("s").unwrap_err();
+    let text = error.to_string();
+    assert!(!text.contains('\n'), "one line: {text}");
+    assert!(!text.contains("topsecret"), "the password is masked: {text}");
+    assert_eq!(exit_for_error(&error.into()), Exit::Store, "{text}");
+    text
+}
+
+#[test]
+fn connection_failures_are_one_line_store_errors_without_the_password() {
+    let Some(db) = TestDb::new("connection_failures_are_one_line") else {
+        return;
+    };
+    let config: tokio_postgres::Config = db.base.parse().unwrap();
+    let host = match &config.get_hosts()[0] {
+        tokio_postgres::config::Host::Tcp(host) => host.clone(),
+        other => panic!("the tests need a TCP server, not {other:?}"),
+    };
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    let user = config.get_user().unwrap_or("postgres").to_string();
+
+    let text = open_error(&format!("postgres://nosuchrole_memchat:topsecret@{host}:{port}/test"));
+    assert!(text.contains("refused the credentials of user \"nosuchrole_memchat\""), "{text}");
+    assert!(text.contains("nosuchrole_memchat:***@"), "{text}");
+
+    let text = open_error(&format!(
+        "postgres://{user}:topsecret@{host}:{port}/memchat_no_such_db"
+    ));
+    assert!(text.contains("database \"memchat_no_such_db\" does not exist"), "{text}");
+
+    let text = open_error("postgres://u:topsecret@127.0.0.1:1/db?sslmode=disable");
+    assert!(text.contains("cannot reach the server"), "{text}");
+
+    // A role that may not create tables in the schema.
+    let role = format!("{}_ro", db.schema);
+    admin(
+        &db.base,
+        &format!("CREATE ROLE {role} LOGIN; GRANT USAGE ON SCHEMA {} TO {role}", db.schema),
+    )
+    .unwrap();
+    let text = open_error(&format!(
+        "postgres://{role}:topsecret@{host}:{port}/test?options=-csearch_path%3D{}",
+        db.schema
+    ));
+    admin(
+        &db.base,
+        &format!("DROP OWNED BY {role}; DROP ROLE {role}"),
+    )
+    .unwrap();
+    assert!(text.contains("permission denied"), "{text}");
+}
