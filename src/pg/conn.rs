@@ -115,7 +115,10 @@ pub fn describe(error: &tokio_postgres::Error, url: &StoreUrl) -> DbError {
     let mut cause: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(error);
     while let Some(c) = cause {
         if let Some(io) = c.downcast_ref::<std::io::Error>() {
-            return DbError::Failed(format!("cannot reach the server: {}", super::url::mask(&io.to_string())));
+            return DbError::Failed(format!(
+                "cannot reach the server: {}",
+                super::url::mask(&io.to_string())
+            ));
         }
         cause = c.source();
     }
@@ -234,12 +237,10 @@ impl Link {
                 client
             }
         };
-        schema::ensure(&mut client)
-            .await
-            .map_err(|e| match e {
-                schema::SchemaError::Db(e) => describe(&e, &self.url),
-                schema::SchemaError::Newer(reason) => DbError::Failed(reason),
-            })?;
+        schema::ensure(&mut client).await.map_err(|e| match e {
+            schema::SchemaError::Db(e) => describe(&e, &self.url),
+            schema::SchemaError::Newer(reason) => DbError::Failed(reason),
+        })?;
         Ok(client)
     }
 }

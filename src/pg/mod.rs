@@ -24,7 +24,7 @@ use schema::LOCK_CLASS;
 pub use session::PgSession;
 use session::{Loaded, contents_of, load, lock_key};
 
-use crate::memory::format::{self, Record};
+use crate::memory::format::{self, Record, SessionSettings};
 use crate::memory::session::LogContents;
 use crate::memory::{StoreError, validate_new_session_name, validate_session_name};
 
@@ -253,6 +253,7 @@ impl PgStore {
         &self,
         name: &str,
         created_at: &str,
+        settings: &SessionSettings,
         archived: &[Record],
         active: &[Record],
     ) -> Result<(), StoreError> {
@@ -265,6 +266,17 @@ impl PgStore {
             .unwrap_or(0);
         let owned = name.to_string();
         let created_at = created_at.to_string();
+        let settings = if settings.is_empty() {
+            None
+        } else {
+            Some(
+                serde_json::to_string(settings).map_err(|e| StoreError::Database {
+                    target: self.shown().to_string(),
+                    reason: format!("cannot store the settings: {e}"),
+                })?,
+            )
+        };
+        let settings_at = settings.as_ref().map(|_| format::now());
         let archived = Columns::new(archived);
         let active = Columns::new(active);
         let created = self.run(name, move |link| {
@@ -273,9 +285,17 @@ impl PgStore {
                 let tx = client.transaction().await.map_err(|e| f.fail(e))?;
                 let row = tx
                     .query_opt(
-                        "INSERT INTO memchat_sessions (name, created_at, last_seq) \
-                         VALUES ($1, $2, $3) ON CONFLICT (name) DO NOTHING RETURNING id",
-                        &[&owned, &created_at, &rows::seq_param(last_seq)],
+                        "INSERT INTO memchat_sessions \
+                         (name, created_at, last_seq, settings, settings_at) \
+                         VALUES ($1, $2, $3, $4::text::jsonb, $5) \
+                         ON CONFLICT (name) DO NOTHING RETURNING id",
+                        &[
+                            &owned,
+                            &created_at,
+                            &rows::seq_param(last_seq),
+                            &settings,
+                            &settings_at,
+                        ],
                     )
                     .await
                     .map_err(|e| f.fail(e))?;
@@ -367,7 +387,10 @@ impl PgStore {
                     let _ = client.batch_execute("ROLLBACK").await;
                     return Err(f.fail(e));
                 }
-                client.batch_execute("COMMIT").await.map_err(|e| f.fail(e))?;
+                client
+                    .batch_execute("COMMIT")
+                    .await
+                    .map_err(|e| f.fail(e))?;
                 Ok(true)
             })
         })?;

@@ -67,7 +67,9 @@ impl Columns {
 
     fn push(&mut self, record: &Record) {
         let (seq, content, at, tokens) = match record {
-            Record::Header(_) => return,
+            // Not rows of this table: the header and the settings are
+            // columns of the session's row.
+            Record::Header(_) | Record::Settings(_) => return,
             Record::Message(m) => (m.seq, &m.content, &m.at, &m.tokens),
             Record::Summary(s) => (s.seq, &s.content, &s.at, &s.tokens),
         };
@@ -107,7 +109,7 @@ impl Columns {
                 self.covers_last.push(Some(seq_param(s.covers[1])));
                 self.method.push(Some(s.method.clone()));
             }
-            Record::Header(_) => {}
+            Record::Header(_) | Record::Settings(_) => {}
         }
     }
 

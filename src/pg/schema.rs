@@ -8,7 +8,7 @@
 //!
 //! The tables hold exactly what the JSON Lines format holds (see
 //! `memory/README.md`): a session row is the header (name, `created_at`,
-//! `last_seq`, and when it was last written); a record row is a message or a summary with every optional
+//! `last_seq`, the settings in force, and when it was last written); a record row is a message or a summary with every optional
 //! field, and a flag saying whether it is in the archive. `(session, seq)` is
 //! the primary key, so two writers can never both store a `seq`. PostgreSQL
 //! text cannot hold a NUL character, which JSON can: a content with one is
@@ -32,6 +32,10 @@ CREATE TABLE memchat_sessions (
     name        text NOT NULL UNIQUE,
     created_at  text NOT NULL,
     last_seq    bigint NOT NULL DEFAULT 0 CHECK (last_seq BETWEEN 0 AND 9007199254740991),
+    -- The settings in force (a JSON object, as a `settings` record holds
+    -- them) and when they were last set; NULL when none are.
+    settings    jsonb,
+    settings_at text,
     -- Bumped by every change, so a client knows whether its copy is current.
     revision    bigint NOT NULL DEFAULT 0,
     -- When the session was last written (the file store's modification

@@ -30,7 +30,8 @@ use super::rows::{self, COLUMNS, Columns};
 use super::schema::LOCK_CLASS;
 use crate::memory::StoreError;
 use crate::memory::format::{
-    self, Header, MessageRecord, Record, Role, SummaryRecord, TokenCache, UsageRecord,
+    self, Header, MessageRecord, Record, Role, SessionSettings, SummaryRecord, TokenCache,
+    UsageRecord,
 };
 use crate::memory::session::LogContents;
 
@@ -52,6 +53,9 @@ pub struct Loaded {
     pub created_at: String,
     pub last_seq: u64,
     pub revision: i64,
+    /// The settings in force and when they were set.
+    pub settings: SessionSettings,
+    pub settings_at: Option<String>,
     pub records: Vec<Record>,
 }
 
@@ -63,6 +67,8 @@ pub fn contents_of(loaded: &Loaded) -> LogContents {
             ..Header::new(&loaded.name, loaded.created_at.clone())
         }),
         last_seq: loaded.last_seq,
+        settings: loaded.settings.clone(),
+        settings_at: loaded.settings_at.clone(),
         ..LogContents::default()
     };
     for record in &loaded.records {
@@ -78,7 +84,7 @@ pub fn contents_of(loaded: &Loaded) -> LogContents {
                     contents.stale.push(Record::Summary(old));
                 }
             }
-            Record::Header(_) => {}
+            Record::Header(_) | Record::Settings(_) => {}
         }
         contents.last_seq = contents.last_seq.max(record.seq().unwrap_or(0));
     }
@@ -88,28 +94,38 @@ pub fn contents_of(loaded: &Loaded) -> LogContents {
 /// Loads a session's row (by id, or by name) and its active records.
 pub async fn load(link: &mut Link, id: Option<i64>, name: &str) -> Result<Option<Loaded>, DbError> {
     let (client, f) = link.client()?;
-    let row = match id {
-        Some(id) => client
-            .query_opt(
-                "SELECT id, name, created_at, last_seq, revision FROM memchat_sessions \
-                 WHERE id = $1",
-                &[&id],
-            )
-            .await,
-        None => client
-            .query_opt(
-                "SELECT id, name, created_at, last_seq, revision FROM memchat_sessions \
-                 WHERE name = $1",
-                &[&name],
-            )
-            .await,
-    }
-    .map_err(|e| f.fail(e))?;
+    let row =
+        match id {
+            Some(id) => client
+                .query_opt(
+                    "SELECT id, name, created_at, last_seq, revision, settings::text, settings_at \
+                 FROM memchat_sessions WHERE id = $1",
+                    &[&id],
+                )
+                .await,
+            None => client
+                .query_opt(
+                    "SELECT id, name, created_at, last_seq, revision, settings::text, settings_at \
+                 FROM memchat_sessions WHERE name = $1",
+                    &[&name],
+                )
+                .await,
+        }
+        .map_err(|e| f.fail(e))?;
     let Some(row) = row else {
         return Ok(None);
     };
     let id: i64 = row.try_get(0).map_err(|e| f.fail(e))?;
     let last_seq: i64 = row.try_get(3).map_err(|e| f.fail(e))?;
+    let settings: Option<String> = row.try_get(5).map_err(|e| f.fail(e))?;
+    let settings: SessionSettings = match settings {
+        Some(json) => serde_json::from_str(&json).map_err(|e| {
+            DbError::Failed(format!(
+                "the settings of session {name:?} are not valid: {e}"
+            ))
+        })?,
+        None => SessionSettings::default(),
+    };
     let rows = client
         .query(
             &format!(
@@ -130,6 +146,8 @@ pub async fn load(link: &mut Link, id: Option<i64>, name: &str) -> Result<Option
         created_at: row.try_get(2).map_err(|e| f.fail(e))?,
         last_seq: u64::try_from(last_seq).unwrap_or(0),
         revision: row.try_get(4).map_err(|e| f.fail(e))?,
+        settings,
+        settings_at: row.try_get(6).map_err(|e| f.fail(e))?,
         records,
     }))
 }
@@ -154,6 +172,8 @@ struct Change {
     insert: Vec<Record>,
     /// Counts made after their records were stored: (seq, encoding, count).
     counts: Vec<(u64, String, u32)>,
+    /// New settings in force (JSON) and when they were set.
+    settings: Option<(String, Option<String>)>,
 }
 
 async fn apply(link: &mut Link, change: Change) -> Result<(), DbError> {
@@ -178,12 +198,25 @@ async fn apply(link: &mut Link, change: Change) -> Result<(), DbError> {
         .execute(
             "UPDATE memchat_sessions SET revision = revision + 1, last_seq = $3, \
              updated_at = now() WHERE id = $1 AND revision = $2",
-            &[&change.id, &change.revision, &rows::seq_param(change.last_seq)],
+            &[
+                &change.id,
+                &change.revision,
+                &rows::seq_param(change.last_seq),
+            ],
         )
         .await
         .map_err(|e| f.fail(e))?;
     if updated != 1 {
         return Err(DbError::Raced);
+    }
+    if let Some((json, at)) = &change.settings {
+        tx.execute(
+            "UPDATE memchat_sessions SET settings = $2::text::jsonb, settings_at = $3 \
+             WHERE id = $1",
+            &[&change.id, json, at],
+        )
+        .await
+        .map_err(|e| f.fail(e))?;
     }
     if !change.counts.is_empty() {
         let seqs: Vec<i64> = change.counts.iter().map(|c| rows::seq_param(c.0)).collect();
@@ -210,8 +243,7 @@ async fn apply(link: &mut Link, change: Change) -> Result<(), DbError> {
     }
     if !change.insert.is_empty() {
         let columns = Columns::new(&change.insert);
-        let mut params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> =
-            vec![&change.id, &false];
+        let mut params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = vec![&change.id, &false];
         params.extend(columns.params());
         tx.execute(rows::INSERT, &params)
             .await
@@ -267,6 +299,9 @@ pub struct PgSession {
     in_turn: bool,
     /// Counts already stored, by `seq`, with their encoding.
     persisted_counts: BTreeMap<u64, String>,
+    /// Whether the settings in force are not stored yet (they go with the
+    /// next write, as the file store's do).
+    unwritten_settings: bool,
 }
 
 impl PgSession {
@@ -287,6 +322,7 @@ impl PgSession {
             lock_wait,
             in_turn: false,
             persisted_counts: BTreeMap::new(),
+            unwritten_settings: false,
         };
         session.note_counts_persisted();
         session
@@ -326,6 +362,36 @@ impl PgSession {
     pub fn contents(&self) -> &LogContents {
         &self.contents
     }
+    /// The session's recorded settings (model, window, title), latest wins.
+    pub fn settings(&self) -> &SessionSettings {
+        &self.contents.settings
+    }
+
+    /// Sets the session's settings to `wanted` (only the fields that differ
+    /// from those in force change). With `now`, they are stored at once
+    /// (`/model`); otherwise with the next message, so a run that stores
+    /// nothing leaves the session as it was. Returns whether anything
+    /// changed.
+    pub fn set_settings(
+        &mut self,
+        wanted: &SessionSettings,
+        now: bool,
+    ) -> Result<bool, StoreError> {
+        let changes = wanted.changes_from(&self.contents.settings);
+        if !changes.is_empty() {
+            self.contents.settings.merge(&changes);
+            self.contents.settings_at = Some(format::now());
+            self.unwritten_settings = true;
+        }
+        if now && self.unwritten_settings {
+            self.write(Change {
+                last_seq: self.contents.last_seq,
+                ..Change::default()
+            })?;
+        }
+        Ok(!changes.is_empty())
+    }
+
     /// Whether this client holds the session's turn lock.
     pub fn in_turn(&self) -> bool {
         self.in_turn
@@ -351,7 +417,10 @@ impl PgSession {
                     lock_turn(link, id, wait_ms).await?;
                     let (client, f) = link.client()?;
                     let current: Option<i64> = client
-                        .query_opt("SELECT revision FROM memchat_sessions WHERE id = $1", &[&id])
+                        .query_opt(
+                            "SELECT revision FROM memchat_sessions WHERE id = $1",
+                            &[&id],
+                        )
                         .await
                         .map_err(|e| f.fail(e))?
                         .map(|row| row.try_get(0))
@@ -398,7 +467,10 @@ impl PgSession {
                 Box::pin(async move {
                     let (client, f) = link.client()?;
                     client
-                        .execute("SELECT pg_advisory_unlock($1, $2)", &[&LOCK_CLASS, &lock_key(id)])
+                        .execute(
+                            "SELECT pg_advisory_unlock($1, $2)",
+                            &[&LOCK_CLASS, &lock_key(id)],
+                        )
                         .await
                         .map_err(|e| f.fail(e))?;
                     Ok(())
@@ -446,10 +518,17 @@ impl PgSession {
         change
             .archive
             .extend(self.contents.stale.iter().filter_map(Record::seq));
+        if self.unwritten_settings {
+            let json = serde_json::to_string(&self.contents.settings).map_err(|e| {
+                self.fail(DbError::Failed(format!("cannot store the settings: {e}")))
+            })?;
+            change.settings = Some((json, self.contents.settings_at.clone()));
+        }
         self.conn
             .call(move |link| Box::pin(apply(link, change)))
             .map_err(|e| self.fail(e))?;
         self.revision += 1;
+        self.unwritten_settings = false;
         self.contents.stale.clear();
         self.note_counts_persisted();
         Ok(())
@@ -515,7 +594,10 @@ impl PgSession {
         }
         self.write(change)?;
         self.contents.last_seq = record.seq;
-        let counted = record.tokens.as_ref().map(|t| (record.seq, t.encoding.clone()));
+        let counted = record
+            .tokens
+            .as_ref()
+            .map(|t| (record.seq, t.encoding.clone()));
         if role == Role::System {
             self.contents.system = Some(record);
         } else {
@@ -606,7 +688,10 @@ impl PgSession {
     /// `/retry`); returns how many moved.
     pub fn archive_tail(&mut self, from: usize) -> Result<usize, StoreError> {
         let from = from.min(self.contents.messages.len());
-        let archive: Vec<u64> = self.contents.messages[from..].iter().map(|m| m.seq).collect();
+        let archive: Vec<u64> = self.contents.messages[from..]
+            .iter()
+            .map(|m| m.seq)
+            .collect();
         if archive.is_empty() {
             return Ok(0);
         }

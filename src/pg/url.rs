@@ -137,7 +137,9 @@ pub fn parse(url: &str) -> Result<StoreUrl, String> {
     if config.get_user().is_none() {
         let user = std::env::var("PGUSER")
             .or_else(|_| std::env::var("USER"))
-            .map_err(|_| format!("{shown}: no user in the URL, and neither PGUSER nor USER is set"))?;
+            .map_err(|_| {
+                format!("{shown}: no user in the URL, and neither PGUSER nor USER is set")
+            })?;
         config.user(user);
     }
     if config.get_password().is_none()
@@ -279,24 +281,44 @@ mod tests {
 
     #[test]
     fn sslmode_is_read_by_memchat_and_the_rest_by_tokio_postgres() {
-        let url = parse("postgres://ana:pw@127.0.0.1:6543/chat?sslmode=verify-full&connect_timeout=3")
-            .unwrap();
+        let url =
+            parse("postgres://ana:pw@127.0.0.1:6543/chat?sslmode=verify-full&connect_timeout=3")
+                .unwrap();
         assert_eq!(url.ssl, SslMode::VerifyFull);
         assert_eq!(url.config.get_ssl_mode(), WireSslMode::Require);
         assert_eq!(url.config.get_ports(), [6543]);
         assert_eq!(url.config.get_dbname(), Some("chat"));
         assert_eq!(url.config.get_password(), Some(&b"pw"[..]));
-        assert_eq!(url.config.get_connect_timeout(), Some(&Duration::from_secs(3)));
-        assert_eq!(url.shown, "postgres://ana:***@127.0.0.1:6543/chat?sslmode=verify-full&connect_timeout=3");
-        assert!(!format!("{url:?}").contains("pw@"), "Debug hides the password");
+        assert_eq!(
+            url.config.get_connect_timeout(),
+            Some(&Duration::from_secs(3))
+        );
+        assert_eq!(
+            url.shown,
+            "postgres://ana:***@127.0.0.1:6543/chat?sslmode=verify-full&connect_timeout=3"
+        );
+        assert!(
+            !format!("{url:?}").contains("pw@"),
+            "Debug hides the password"
+        );
 
-        let url = parse("postgresql://ana@h/db?sslrootcert=%2Fetc%2Fca.pem&sslmode=verify-ca").unwrap();
+        let url =
+            parse("postgresql://ana@h/db?sslrootcert=%2Fetc%2Fca.pem&sslmode=verify-ca").unwrap();
         assert_eq!(url.roots, Roots::File("/etc/ca.pem".into()));
         assert_eq!(url.ssl, SslMode::VerifyCa);
         let url = parse("postgres://ana@h/db").unwrap();
-        assert_eq!((url.ssl, url.config.get_connect_timeout()), (SslMode::Prefer, Some(&CONNECT_TIMEOUT)));
-        assert_eq!(parse("postgres://ana@h/db?sslmode=disable").unwrap().ssl, SslMode::Disable);
-        assert_eq!(parse("postgres://ana@h/db?sslmode=allow").unwrap().ssl, SslMode::Prefer);
+        assert_eq!(
+            (url.ssl, url.config.get_connect_timeout()),
+            (SslMode::Prefer, Some(&CONNECT_TIMEOUT))
+        );
+        assert_eq!(
+            parse("postgres://ana@h/db?sslmode=disable").unwrap().ssl,
+            SslMode::Disable
+        );
+        assert_eq!(
+            parse("postgres://ana@h/db?sslmode=allow").unwrap().ssl,
+            SslMode::Prefer
+        );
     }
 
     #[test]

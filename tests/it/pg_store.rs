@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use memchat::exit::{Exit, exit_for_error};
-use memchat::memory::format::{Record, Role, TokenCache, UsageRecord};
+use memchat::memory::format::{Record, Role, SessionSettings, TokenCache, UsageRecord};
 use memchat::memory::{Session, StoreError};
 use memchat::pg::PgStore;
 use memchat::transfer;
@@ -43,10 +43,13 @@ pub fn admin(base: &str, sql: &str) -> Result<(), String> {
             .await
             .map_err(|e| e.to_string())?;
         tokio::spawn(connection);
-        client.batch_execute(sql).await.map_err(|e| match e.as_db_error() {
-            Some(db) => db.message().to_string(),
-            None => e.to_string(),
-        })
+        client
+            .batch_execute(sql)
+            .await
+            .map_err(|e| match e.as_db_error() {
+                Some(db) => db.message().to_string(),
+                None => e.to_string(),
+            })
     })
 }
 
@@ -80,7 +83,10 @@ impl TestDb {
     /// A fresh schema, or `None` (said loudly) when no server is given.
     pub fn new(test: &str) -> Option<TestDb> {
         let Ok(base) = std::env::var("MEMCHAT_TEST_DATABASE_URL") else {
-            skip(test, "MEMCHAT_TEST_DATABASE_URL is not set (no PostgreSQL server)");
+            skip(
+                test,
+                "MEMCHAT_TEST_DATABASE_URL is not set (no PostgreSQL server)",
+            );
             return None;
         };
         let schema = format!(
@@ -88,8 +94,11 @@ impl TestDb {
             std::process::id(),
             NEXT.fetch_add(1, Ordering::SeqCst)
         );
-        admin(&base, &format!("DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}"))
-            .unwrap();
+        admin(
+            &base,
+            &format!("DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}"),
+        )
+        .unwrap();
         // The schema for memchat's tables; the application name to find
         // this test's connections (and only them) in pg_stat_activity.
         let url = with_param(
@@ -104,7 +113,11 @@ impl TestDb {
     }
 
     pub fn sql(&self, sql: &str) {
-        admin(&self.base, &format!("SET search_path = {}; {sql}", self.schema)).unwrap();
+        admin(
+            &self.base,
+            &format!("SET search_path = {}; {sql}", self.schema),
+        )
+        .unwrap();
     }
 
     pub fn query(&self, sql: &str) -> Vec<String> {
@@ -114,7 +127,10 @@ impl TestDb {
 
 impl Drop for TestDb {
     fn drop(&mut self) {
-        let _ = admin(&self.base, &format!("DROP SCHEMA IF EXISTS {} CASCADE", self.schema));
+        let _ = admin(
+            &self.base,
+            &format!("DROP SCHEMA IF EXISTS {} CASCADE", self.schema),
+        );
     }
 }
 
@@ -138,11 +154,29 @@ fn counted(count: u32) -> Option<TokenCache> {
 macro_rules! the_same_steps {
     ($s:expr) => {{
         let s = $s;
-        s.append(Role::System, "You are terse.".into(), None, false, counted(4))
-            .unwrap();
+        let wanted = SessionSettings {
+            model: Some("gpt-4o-mini".into()),
+            context_limit: Some(8192),
+            title: None,
+        };
+        assert!(s.set_settings(&wanted, false).unwrap());
+        s.append(
+            Role::System,
+            "You are terse.".into(),
+            None,
+            false,
+            counted(4),
+        )
+        .unwrap();
         for i in 0..6 {
-            s.append(Role::User, format!("question {i} with a\0nul"), None, false, None)
-                .unwrap();
+            s.append(
+                Role::User,
+                format!("question {i} with a\0nul"),
+                None,
+                false,
+                None,
+            )
+            .unwrap();
             s.append_with_usage(
                 Role::Assistant,
                 format!("answer {i}"),
@@ -159,14 +193,25 @@ macro_rules! the_same_steps {
         }
         // A late count, stored with the next write.
         s.messages_mut()[0].tokens = counted(7);
-        s.compact(4, "The user asked four questions.".into(), "model", counted(6))
-            .unwrap();
+        s.compact(
+            4,
+            "The user asked four questions.".into(),
+            "model",
+            counted(6),
+        )
+        .unwrap();
         s.append(Role::System, "You are verbose.".into(), None, false, None)
             .unwrap();
         s.compact(2, "Six questions so far.".into(), "extractive", None)
             .unwrap();
         assert_eq!(s.archive_tail(s.messages().len() - 2).unwrap(), 2);
-        s.append(Role::User, "last".into(), None, false, None).unwrap();
+        let titled = SessionSettings {
+            title: Some("A title".into()),
+            ..wanted
+        };
+        assert!(s.set_settings(&titled, true).unwrap());
+        s.append(Role::User, "last".into(), None, false, None)
+            .unwrap();
     }};
 }
 
@@ -179,6 +224,7 @@ fn timeless(records: Vec<Record>) -> Vec<Record> {
                 Record::Message(m) => m.at = "T".into(),
                 Record::Summary(s) => s.at = "T".into(),
                 Record::Header(h) => h.created_at = "T".into(),
+                Record::Settings(s) => s.at = "T".into(),
             }
             r
         })
@@ -217,14 +263,24 @@ fn postgres_holds_exactly_what_the_file_store_holds_and_exports_the_same() {
     let pg_all = transfer::whole_conversation(pg_archive, &pg_active);
     assert_eq!(timeless(pg_all.clone()), timeless(file_all.clone()));
     assert_eq!(pg_active.last_seq, file_active.last_seq);
+    assert_eq!(pg_active.settings, file_active.settings);
+    assert_eq!(pg_active.settings.title.as_deref(), Some("A title"));
     let (pg_all, file_all) = (timeless(pg_all), timeless(file_all));
-    assert_eq!(transfer::to_openai_json(&pg_all), transfer::to_openai_json(&file_all));
-    assert_eq!(transfer::to_markdown("s", &pg_all), transfer::to_markdown("s", &file_all));
+    assert_eq!(
+        transfer::to_openai_json(&pg_all),
+        transfer::to_openai_json(&file_all)
+    );
+    assert_eq!(
+        transfer::to_markdown("s", &pg_all),
+        transfer::to_markdown("s", &file_all)
+    );
     // The late count reached its row, the NUL survived exactly.
     let reopened = again.open_session("s").unwrap();
     assert!(!reopened.is_new());
     assert!(
-        pg_all.iter().any(|r| matches!(r, Record::Message(m) if m.content.contains('\0'))),
+        pg_all
+            .iter()
+            .any(|r| matches!(r, Record::Message(m) if m.content.contains('\0'))),
         "a NUL is kept"
     );
     let late = pg_all.iter().find_map(|r| match r {
@@ -251,10 +307,17 @@ fn the_schema_is_created_once_and_a_newer_one_is_refused() {
     db.sql("UPDATE memchat_schema SET version = 99");
     let error = db.store().open_session("a").unwrap_err();
     let text = error.to_string();
-    assert!(text.contains("schema version 99, newer than this memchat's (1)"), "{text}");
+    assert!(
+        text.contains("schema version 99, newer than this memchat's (1)"),
+        "{text}"
+    );
     assert!(text.contains("upgrade memchat"), "{text}");
     assert_eq!(exit_for_error(&error.into()), Exit::Store);
-    assert_eq!(db.query("SELECT version::text FROM memchat_schema"), ["99"], "untouched");
+    assert_eq!(
+        db.query("SELECT version::text FROM memchat_schema"),
+        ["99"],
+        "untouched"
+    );
 }
 
 #[test]
@@ -264,10 +327,12 @@ fn sessions_are_listed_renamed_deleted_and_imported() {
     };
     let store = db.store();
     let mut a = store.open_session("a").unwrap();
-    a.append(Role::User, "hello".into(), None, false, None).unwrap();
+    a.append(Role::User, "hello".into(), None, false, None)
+        .unwrap();
     drop(a);
     let mut b = store.open_session("b").unwrap();
-    b.append(Role::User, "newer".into(), None, false, None).unwrap();
+    b.append(Role::User, "newer".into(), None, false, None)
+        .unwrap();
     drop(b);
     assert_eq!(store.names().unwrap(), ["a", "b"]);
     assert_eq!(store.most_recent().unwrap().as_deref(), Some("b"));
@@ -277,22 +342,41 @@ fn sessions_are_listed_renamed_deleted_and_imported() {
 
     store.rename("a", "c").unwrap();
     assert!(matches!(store.rename("c", "b"), Err(StoreError::Exists(n)) if n == "b"));
-    assert!(matches!(store.rename("zz", "y"), Err(StoreError::NotFound(_))));
+    assert!(matches!(
+        store.rename("zz", "y"),
+        Err(StoreError::NotFound(_))
+    ));
     assert_eq!(store.names().unwrap(), ["b", "c"]);
     assert_eq!(store.read("c").unwrap().messages[0].content, "hello");
 
-    let records = transfer::whole_conversation(store.read_archive("c").unwrap(), &store.read("c").unwrap());
-    store.create_session("d", "2026-11-22T10:00:00Z", &[], &records).unwrap();
+    let records =
+        transfer::whole_conversation(store.read_archive("c").unwrap(), &store.read("c").unwrap());
+    store
+        .create_session(
+            "d",
+            "2026-11-22T10:00:00Z",
+            &SessionSettings::default(),
+            &[],
+            &records,
+        )
+        .unwrap();
     assert!(matches!(
-        store.create_session("d", "x", &[], &records),
+        store.create_session("d", "x", &SessionSettings::default(), &[], &records),
         Err(StoreError::Exists(_))
     ));
     assert_eq!(store.read("d").unwrap().messages[0].content, "hello");
     store.delete("c").unwrap();
     assert!(matches!(store.delete("c"), Err(StoreError::NotFound(_))));
     assert_eq!(store.names().unwrap(), ["b", "d"]);
-    assert_eq!(db.query("SELECT count(*)::text FROM memchat_records"), ["2"], "c's rows went with it");
-    assert!(store.open_session("bad.name").is_err(), "a new name with a dot");
+    assert_eq!(
+        db.query("SELECT count(*)::text FROM memchat_records"),
+        ["2"],
+        "c's rows went with it"
+    );
+    assert!(
+        store.open_session("bad.name").is_err(),
+        "a new name with a dot"
+    );
 }
 
 #[test]
@@ -300,28 +384,44 @@ fn a_second_client_waits_for_the_turn_then_fails_clearly_and_never_interleaves()
     let Some(db) = TestDb::new("a_second_client_waits_for_the_turn") else {
         return;
     };
-    let (one, two) = (db.store(), PgStore::open(&db.url, Duration::from_millis(300)).unwrap());
+    let (one, two) = (
+        db.store(),
+        PgStore::open(&db.url, Duration::from_millis(300)).unwrap(),
+    );
     let mut a = one.open_session("s").unwrap();
     let mut b = two.open_session("s").unwrap();
     a.begin_turn().unwrap();
-    a.append(Role::User, "from a".into(), None, false, None).unwrap();
+    a.append(Role::User, "from a".into(), None, false, None)
+        .unwrap();
     let error = b.begin_turn().unwrap_err();
     assert!(matches!(error, StoreError::Locked { .. }), "{error}");
-    assert!(error.to_string().contains("in use by another memchat"), "{error}");
+    assert!(
+        error.to_string().contains("in use by another memchat"),
+        "{error}"
+    );
     // A write outside a turn waits for a's turn too, and then fails.
-    let error = b.append(Role::User, "from b".into(), None, false, None).unwrap_err();
+    let error = b
+        .append(Role::User, "from b".into(), None, false, None)
+        .unwrap_err();
     assert!(matches!(error, StoreError::Locked { .. }), "{error}");
-    a.append(Role::Assistant, "reply to a".into(), None, false, None).unwrap();
+    a.append(Role::Assistant, "reply to a".into(), None, false, None)
+        .unwrap();
     a.end_turn().unwrap();
 
     // b's copy is stale: a write from it is refused and stores nothing.
-    let error = b.append(Role::User, "stale".into(), None, false, None).unwrap_err();
-    assert!(error.to_string().contains("changed by another memchat"), "{error}");
+    let error = b
+        .append(Role::User, "stale".into(), None, false, None)
+        .unwrap_err();
+    assert!(
+        error.to_string().contains("changed by another memchat"),
+        "{error}"
+    );
     assert_eq!(exit_for_error(&error.into()), Exit::Store);
     // Its next turn reloads, then goes on after a's messages.
     assert!(b.begin_turn().unwrap(), "reloaded");
     assert_eq!(b.messages().len(), 2);
-    b.append(Role::User, "from b".into(), None, false, None).unwrap();
+    b.append(Role::User, "from b".into(), None, false, None)
+        .unwrap();
     b.end_turn().unwrap();
     let seqs = db.query("SELECT seq::text FROM memchat_records ORDER BY seq");
     assert_eq!(seqs, ["1", "2", "3"]);
@@ -363,8 +463,14 @@ fn a_killed_connection_mid_reply_keeps_the_users_message_and_frees_the_session()
     let store = db.store();
     let mut s = store.open_session("s").unwrap();
     s.begin_turn().unwrap();
-    s.append(Role::User, "committed before the request".into(), None, false, None)
-        .unwrap();
+    s.append(
+        Role::User,
+        "committed before the request".into(),
+        None,
+        false,
+        None,
+    )
+    .unwrap();
     // The administrator ends the backend while the reply streams.
     let killed = admin_query(
         &db.base,
@@ -403,7 +509,8 @@ fn a_killed_connection_mid_compaction_leaves_nothing_half_done() {
     let store = db.store();
     let mut s = store.open_session("s").unwrap();
     for i in 0..4 {
-        s.append(Role::User, format!("m{i}"), None, false, None).unwrap();
+        s.append(Role::User, format!("m{i}"), None, false, None)
+            .unwrap();
     }
     // Another transaction holds the summary's seq (5) uncommitted, so the
     // compaction stops inside its transaction, after moving the messages
@@ -448,9 +555,21 @@ fn a_killed_connection_mid_compaction_leaves_nothing_half_done() {
     release.send(()).unwrap();
     holder.join().unwrap();
     // Nothing of the compaction: no summary, nothing archived.
-    let rows = db.query("SELECT seq::text || kind || archived::text FROM memchat_records ORDER BY seq");
-    assert_eq!(rows, ["1messagefalse", "2messagefalse", "3messagefalse", "4messagefalse"]);
-    assert_eq!(db.query("SELECT last_seq::text FROM memchat_sessions"), ["4"]);
+    let rows =
+        db.query("SELECT seq::text || kind || archived::text FROM memchat_records ORDER BY seq");
+    assert_eq!(
+        rows,
+        [
+            "1messagefalse",
+            "2messagefalse",
+            "3messagefalse",
+            "4messagefalse"
+        ]
+    );
+    assert_eq!(
+        db.query("SELECT last_seq::text FROM memchat_sessions"),
+        ["4"]
+    );
 }
 
 fn open_error(url: &str) -> String {
@@ -458,7 +577,10 @@ fn open_error(url: &str) -> String {
     let error = store.open_session("s").unwrap_err();
     let text = error.to_string();
     assert!(!text.contains('\n'), "one line: {text}");
-    assert!(!text.contains("topsecret"), "the password is masked: {text}");
+    assert!(
+        !text.contains("topsecret"),
+        "the password is masked: {text}"
+    );
     assert_eq!(exit_for_error(&error.into()), Exit::Store, "{text}");
     text
 }
@@ -476,14 +598,22 @@ fn connection_failures_are_one_line_store_errors_without_the_password() {
     let port = config.get_ports().first().copied().unwrap_or(5432);
     let user = config.get_user().unwrap_or("postgres").to_string();
 
-    let text = open_error(&format!("postgres://nosuchrole_memchat:topsecret@{host}:{port}/test"));
-    assert!(text.contains("refused the credentials of user \"nosuchrole_memchat\""), "{text}");
+    let text = open_error(&format!(
+        "postgres://nosuchrole_memchat:topsecret@{host}:{port}/test"
+    ));
+    assert!(
+        text.contains("refused the credentials of user \"nosuchrole_memchat\""),
+        "{text}"
+    );
     assert!(text.contains("nosuchrole_memchat:***@"), "{text}");
 
     let text = open_error(&format!(
         "postgres://{user}:topsecret@{host}:{port}/memchat_no_such_db"
     ));
-    assert!(text.contains("database \"memchat_no_such_db\" does not exist"), "{text}");
+    assert!(
+        text.contains("database \"memchat_no_such_db\" does not exist"),
+        "{text}"
+    );
 
     let text = open_error("postgres://u:topsecret@127.0.0.1:1/db?sslmode=disable");
     assert!(text.contains("cannot reach the server"), "{text}");
@@ -492,17 +622,16 @@ fn connection_failures_are_one_line_store_errors_without_the_password() {
     let role = format!("{}_ro", db.schema);
     admin(
         &db.base,
-        &format!("CREATE ROLE {role} LOGIN; GRANT USAGE ON SCHEMA {} TO {role}", db.schema),
+        &format!(
+            "CREATE ROLE {role} LOGIN; GRANT USAGE ON SCHEMA {} TO {role}",
+            db.schema
+        ),
     )
     .unwrap();
     let text = open_error(&format!(
         "postgres://{role}:topsecret@{host}:{port}/test?options=-csearch_path%3D{}",
         db.schema
     ));
-    admin(
-        &db.base,
-        &format!("DROP OWNED BY {role}; DROP ROLE {role}"),
-    )
-    .unwrap();
+    admin(&db.base, &format!("DROP OWNED BY {role}; DROP ROLE {role}")).unwrap();
     assert!(text.contains("permission denied"), "{text}");
 }
