@@ -157,7 +157,7 @@ macro_rules! the_same_steps {
         let wanted = SessionSettings {
             model: Some("gpt-4o-mini".into()),
             context_limit: Some(8192),
-            title: None,
+            ..SessionSettings::default()
         };
         assert!(s.set_settings(&wanted, false).unwrap());
         s.append(
