@@ -9,6 +9,7 @@
 //! (list, read, import, rename, delete).
 
 pub mod conn;
+pub mod copy;
 pub mod rows;
 pub mod schema;
 pub mod session;

@@ -635,3 +635,108 @@ fn connection_failures_are_one_line_store_errors_without_the_password() {
     admin(&db.base, &format!("DROP OWNED BY {role}; DROP ROLE {role}")).unwrap();
     assert!(text.contains("permission denied"), "{text}");
 }
+
+/// Every file of a directory with its bytes.
+fn snapshot(dir: &std::path::Path) -> Vec<(String, Vec<u8>)> {
+    let mut files: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_file())
+        .map(|p| (p.display().to_string(), std::fs::read(&p).unwrap()))
+        .collect();
+    files.sort();
+    files
+}
+
+fn conversation(dir: &std::path::Path, name: &str) -> Vec<Record> {
+    let paths = memchat::memory::SessionPaths::new(dir, name);
+    let active = memchat::memory::session::read_log(&paths, name).unwrap();
+    let (archive, _) = memchat::memory::session::read_archive(&paths.archive).unwrap();
+    transfer::whole_conversation(archive, &active)
+}
+
+#[test]
+fn migrate_copies_every_session_both_ways_verified_idempotent_and_never_touches_the_source() {
+    use memchat::pg::copy::{Outcome, Side, copy};
+    let Some(db) = TestDb::new("migrate_copies_every_session_both_ways") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = Session::open(dir.path(), "s", WAIT).unwrap();
+    the_same_steps!(&mut s);
+    drop(s);
+    let mut t = Session::open(dir.path(), "t", WAIT).unwrap();
+    t.append(Role::User, "only one".into(), None, false, None)
+        .unwrap();
+    drop(t);
+    let before = snapshot(dir.path());
+
+    let store = db.store();
+    let report = copy(Side::Dir(dir.path()), Side::Pg(&store), WAIT).unwrap();
+    assert!(report.complete(), "{report}");
+    assert!(
+        matches!(report.sessions[0].1, Outcome::Copied { messages: 15, .. }),
+        "{report}"
+    );
+    assert!(
+        matches!(report.sessions[1].1, Outcome::Copied { messages: 1, .. }),
+        "{report}"
+    );
+    assert!(
+        report
+            .to_string()
+            .ends_with("2 copied, 0 already there, 0 failed; the source is unchanged")
+    );
+    // Again: nothing to do.
+    let again = copy(Side::Dir(dir.path()), Side::Pg(&store), WAIT).unwrap();
+    assert_eq!(
+        again
+            .sessions
+            .iter()
+            .map(|(_, o)| o.clone())
+            .collect::<Vec<_>>(),
+        [
+            Outcome::Identical { messages: 15 },
+            Outcome::Identical { messages: 1 }
+        ]
+    );
+
+    // And back, into a new directory: the same records, times included.
+    let back = tempfile::tempdir().unwrap();
+    let report = copy(Side::Pg(&store), Side::Dir(back.path()), WAIT).unwrap();
+    assert!(report.complete(), "{report}");
+    for name in ["s", "t"] {
+        let (a, b) = (
+            conversation(dir.path(), name),
+            conversation(back.path(), name),
+        );
+        assert_eq!(
+            transfer::to_markdown(name, &a),
+            transfer::to_markdown(name, &b)
+        );
+        assert_eq!(transfer::to_records_json(&a), transfer::to_records_json(&b));
+    }
+
+    // A session that differs is reported, and neither side changes.
+    let mut t = store.open_session("t").unwrap();
+    t.append(
+        Role::Assistant,
+        "only in postgres".into(),
+        None,
+        false,
+        None,
+    )
+    .unwrap();
+    drop(t);
+    let report = copy(Side::Dir(dir.path()), Side::Pg(&store), WAIT).unwrap();
+    assert!(!report.complete());
+    let Outcome::Failed(reason) = &report.sessions[1].1 else {
+        panic!("{report}");
+    };
+    assert!(
+        reason.contains("already has a different session of this name"),
+        "{reason}"
+    );
+    assert_eq!(store.read("t").unwrap().messages.len(), 2);
+    assert_eq!(snapshot(dir.path()), before, "the source is never changed");
+}
