@@ -28,13 +28,14 @@ use std::io::Write;
 
 use futures::StreamExt;
 
+use crate::attach::{Attachment, Pending};
 use crate::budget::{self, Budget};
 use crate::client::{ChatModel, ChatRequest, ClientError, Purpose, Sampling, StreamEvent, Usage};
 use crate::interrupt::{Interrupt, Termination};
 use crate::memory::format::{TokenCache, UsageRecord};
 use crate::memory::{Session, StoreError};
 use crate::message::{ChatMessage, Role};
-use crate::reply_cap::ReplyCap;
+use crate::reply_cap::{self, ReplyCap};
 use crate::sizing::{self, FitsAlone, History, Sizes, TriggerCheck};
 use crate::summarize::{self, Method};
 use crate::summary_text;
@@ -133,6 +134,8 @@ pub struct Engine {
     budget: Budget,
     /// `temperature` and `top_p` of every reply (summaries use their own).
     sampling: Sampling,
+    /// Files attached to the next message (`-f`, `/file`).
+    pending: Pending,
     /// Leave compaction to the caller after each reply (the REPL runs it
     /// while the user types the next line).
     defer_compaction: bool,
@@ -151,6 +154,7 @@ impl Engine {
             counter,
             budget,
             sampling: Sampling::default(),
+            pending: Pending::default(),
             defer_compaction: false,
         }
     }
@@ -189,6 +193,24 @@ impl Engine {
     ) -> Result<(), TurnError> {
         self.session.set_settings(settings, true)?;
         Ok(())
+    }
+
+    /// Attaches files to the next message; refused (and not kept) when the
+    /// attachments alone could not fit a request. Returns their tokens.
+    pub fn attach(&mut self, files: Vec<Attachment>) -> Result<u64, TurnError> {
+        let added = files.len();
+        self.pending.add(files);
+        let alone = self.pending.compose("");
+        if let Err(e) = self.check_fits_alone(&alone) {
+            self.pending.drop_newest(added);
+            return Err(e);
+        }
+        Ok(u64::from(self.counter.count_raw(&alone)))
+    }
+
+    /// The files waiting for the next message.
+    pub fn attachments(&mut self) -> &mut Pending {
+        &mut self.pending
     }
 
     /// Leaves compaction after a reply to the caller, who must run
@@ -230,6 +252,10 @@ impl Engine {
         let cap = u64::from(self.budget.cap);
         let needed =
             u64::from(self.sizes(true).fixed) + u64::from(self.counter.message_cost(cache.count));
+        if needed > cap && !self.pending.is_empty() {
+            let why = self.pending.too_large(&self.counter, needed, cap);
+            return Err(TurnError::Refused(why));
+        }
         if needed > cap {
             return Err(TurnError::Refused(format!(
                 "the message is {needed} tokens with the system prompt, but a request may carry at \
@@ -250,11 +276,15 @@ impl Engine {
         out: &mut dyn Write,
         interrupt: &mut Interrupt,
     ) -> Result<TurnReport, TurnError> {
+        // Attached files go after the message, as part of it.
+        let composed = (!self.pending.is_empty()).then(|| self.pending.compose(input));
+        let input = composed.as_deref().unwrap_or(input);
         // The count goes with the record if the tokenizer has it at hand;
         // loading the tokenizer here would delay the user's words on disk.
         let cache = self
             .check_fits_alone(input)?
             .or_else(|| self.counter.cache_if_ready(input));
+        self.pending.clear();
         // SIGTERM/SIGHUP from here on stop the turn like Ctrl-C and wait for
         // what was received to be saved.
         let _saving = interrupt.hold();
@@ -456,7 +486,9 @@ impl Engine {
                 }
                 Some(Ok(StreamEvent::Finished(reason))) => {
                     finished = true;
-                    if let Some(why) = stopped_by_server(&reason, self.budget.reply_reserve) {
+                    if let Some(why) =
+                        reply_cap::stopped_by_server(&reason, self.budget.reply_reserve)
+                    {
                         report.truncated = Some(why);
                     }
                 }
@@ -737,23 +769,6 @@ impl Engine {
     /// loads the tokenizer): an upper estimate, for the prompt.
     pub fn fill_percent_estimate(&self) -> u64 {
         self.measure().total() * 100 / u64::from(self.budget.cap.max(1))
-    }
-}
-
-/// Why the server's finish reason means the reply is incomplete, if it does:
-/// `length` (the reply limit) and `content_filter` end a reply early, and the
-/// reply is then saved marked truncated.
-fn stopped_by_server(reason: &str, reply_limit: u32) -> Option<String> {
-    match reason {
-        "length" => Some(format!(
-            "the server stopped the reply at the reply limit ({reply_limit} tokens, \
-             finish_reason \"length\"); send \"continue\" for the rest"
-        )),
-        "content_filter" => Some(
-            "the server's content filter stopped the reply (finish_reason \"content_filter\")"
-                .to_string(),
-        ),
-        _ => None,
     }
 }
 

@@ -176,6 +176,13 @@ pub struct ChatArgs {
     #[arg(short, long, env = "MEMCHAT_PROFILE", value_name = "NAME")]
     pub profile: Option<String>,
 
+    /// Attach a text file to the prompt (repeatable): sent after the prompt
+    /// under a header naming it. A directory attaches the text files directly
+    /// in it, sorted; binary files are refused (skipped in a directory).
+    /// Without a prompt, the files go with the first message.
+    #[arg(short = 'f', long = "file", value_name = "PATH")]
+    pub files: Vec<PathBuf>,
+
     /// Model name, as the server knows it. A session remembers its model;
     /// setting this changes it (with a notice).
     #[arg(short, long, env = "MEMCHAT_MODEL")]

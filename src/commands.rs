@@ -106,6 +106,12 @@ pub const COMMANDS: &[CommandSpec] = &[
                and resends the last one (the old exchange goes to the archive)",
     },
     CommandSpec {
+        name: "file",
+        args: "[PATH]",
+        help: "attach a text file (or a directory's) to the next message; alone, list them; \
+               --clear drops them",
+    },
+    CommandSpec {
         name: "role",
         args: "[NAME]",
         help: "show the role, or take another from the config file (prompt, model, sampling)",
@@ -146,6 +152,7 @@ pub enum Command {
     System(Option<String>),
     Model(Option<String>),
     Role(Option<String>),
+    File(Option<String>),
     Session(Option<String>),
     Sessions,
     Export(Option<String>),
@@ -211,6 +218,7 @@ pub fn parse(line: &str) -> Result<Command, String> {
         "system" => Ok(Command::System(optional(rest))),
         "model" => Ok(Command::Model(optional(rest))),
         "role" => Ok(Command::Role(optional(rest))),
+        "file" => Ok(Command::File(optional(rest))),
         "session" => Ok(Command::Session(optional(rest))),
         "sessions" => no_args(Command::Sessions),
         "export" => Ok(Command::Export(optional(rest))),
@@ -302,6 +310,7 @@ pub async fn execute(
         }
         Command::Model(None) => print(out, &format!("{}\n", model_shown(engine, config)))?,
         Command::Model(Some(name)) => switch_model(engine, config, &name, out, output)?,
+        Command::File(path) => file(engine, path, out, output)?,
         Command::Role(None) => print(out, &role_text(config))?,
         Command::Role(Some(name)) => switch_role(engine, config, &name, out, output)?,
         Command::Session(None) => print(out, &format!("{}\n", engine.session().name()))?,
@@ -415,6 +424,54 @@ fn model_shown(engine: &Engine, config: &Config) -> String {
         format!("{answering}, sized as {}", config.model)
     } else {
         answering
+    }
+}
+
+/// `/file [PATH | --clear]`: attach, list or drop the files that go with
+/// the next message.
+fn file(
+    engine: &mut Engine,
+    path: Option<String>,
+    out: &mut dyn Write,
+    output: &Output,
+) -> Result<(), TurnError> {
+    let counter = *engine.counter();
+    let pending = engine.attachments();
+    match path.as_deref() {
+        None if pending.is_empty() => print(out, "no files attached\n"),
+        None => {
+            let mut text = String::from("attached, to go with your next message:\n");
+            for (name, tokens) in pending.sizes(&counter) {
+                text.push_str(&format!("  {name} ({tokens} tokens)\n"));
+            }
+            print(out, &text)
+        }
+        Some("--clear") => {
+            let n = pending.files().len();
+            pending.clear();
+            let dropped = render::counted(n as u64, "attachment");
+            print(out, &format!("memory: {dropped} dropped\n"))
+        }
+        Some(path) => {
+            let path = match (path.strip_prefix("~/"), std::env::var_os("HOME")) {
+                (Some(rest), Some(home)) => PathBuf::from(home).join(rest),
+                _ => PathBuf::from(path),
+            };
+            let found = crate::attach::read(&path).map_err(TurnError::Refused)?;
+            for skipped in &found.skipped {
+                output.warn(&format!("skipped {skipped}: not a text file"));
+            }
+            let names: Vec<String> = found.attachments.iter().map(|f| f.name.clone()).collect();
+            let tokens = engine.attach(found.attachments)?;
+            let files = render::counted(engine.attachments().files().len() as u64, "file");
+            print(
+                out,
+                &format!(
+                    "attached {}; your next message carries {files} ({tokens} tokens)\n",
+                    names.join(", ")
+                ),
+            )
+        }
     }
 }
 

@@ -32,6 +32,7 @@
 //! | 2 | [`titles`] | a session's title: the one set, else its first message shortened |
 //! | 2 | [`usage`] | a session's use from the server's reports, and its cost by configured prices |
 //! | 3 | [`tokens`] | counting tokens per model, the cheap byte bound |
+//! | 3 | [`attach`] | text files attached to a message: reading, composing, sizing |
 //! | 3 | [`budget`] | the budget numbers and the pure planners (evict, fit) |
 //! | 3 | [`reply_cap`] | the bound on one reply (pieces and bytes) |
 //! | 3 | [`sizing`] | the history's size in tokens: counts or byte bounds, and when to count |
@@ -64,6 +65,7 @@
 //! [`summarize::summarize`], [`memory::Session::compact`]: archive append +
 //! fsync, then atomic rewrite of the active log).
 
+pub mod attach;
 pub mod budget;
 pub mod catalog;
 pub mod chat;

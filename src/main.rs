@@ -133,7 +133,9 @@ async fn chat(
 ) -> anyhow::Result<Exit> {
     let stdin_is_terminal = std::io::stdin().is_terminal();
     let prompt = oneshot::prompt(words, stdin_is_terminal)?;
+    let files = setup::read_attachments(&config.files, output)?;
     let mut engine = setup::open_engine(&mut config, output)?;
+    setup::attach_files(&mut engine, files, output)?;
     if new {
         let moved = engine.clear()?;
         if moved > 0 {

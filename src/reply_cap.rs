@@ -8,6 +8,9 @@
 //! - [`MAX_REPLY_BYTES`] of text, whatever the pieces hold.
 //!
 //! What came until then is kept, and saved marked `"truncated": true`.
+//! The server may end a reply early itself (`finish_reason` `length` or
+//! `content_filter`): [`stopped_by_server`] says why, and it is saved the
+//! same way.
 
 /// How many times the requested maximum a reply may run before it is stopped.
 pub const REPLY_CAP_FACTOR: u64 = 4;
@@ -84,6 +87,23 @@ impl ReplyCap {
                 self.max_pieces / REPLY_CAP_FACTOR
             )
         }
+    }
+}
+
+/// Why the server's finish reason means the reply is incomplete, if it does:
+/// `length` (the reply limit) and `content_filter` end a reply early, and the
+/// reply is then saved marked truncated.
+pub fn stopped_by_server(reason: &str, reply_limit: u32) -> Option<String> {
+    match reason {
+        "length" => Some(format!(
+            "the server stopped the reply at the reply limit ({reply_limit} tokens, \
+             finish_reason \"length\"); send \"continue\" for the rest"
+        )),
+        "content_filter" => Some(
+            "the server's content filter stopped the reply (finish_reason \"content_filter\")"
+                .to_string(),
+        ),
+        _ => None,
     }
 }
 

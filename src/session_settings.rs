@@ -283,6 +283,7 @@ mod tests {
             prices: Default::default(),
             show_usage: false,
             extract: false,
+            files: Vec::new(),
             listed_windows: Vec::new(),
             origins: vec![
                 Origin {

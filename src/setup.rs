@@ -5,6 +5,7 @@
 
 use std::path::Path;
 
+use crate::attach::{self, Attachment};
 use crate::catalog;
 use crate::chat::Engine;
 use crate::client::ChatModel;
@@ -220,3 +221,41 @@ pub async fn models_command(
 /// What `/models` and `memchat models` add under the mock's listing.
 pub const MOCK_MODELS_NOTE: &str =
     "(--mock: the mock answers whatever model is named; the name only sizes the budget)\n";
+
+/// Reads the files `-f` names, before any session is opened: a binary or
+/// unreadable file stops the run (exit 2); binary files inside a named
+/// directory are skipped with a warning.
+pub fn read_attachments(
+    paths: &[std::path::PathBuf],
+    output: &Output,
+) -> Result<Vec<Attachment>, config::UsageError> {
+    let mut files = Vec::new();
+    for path in paths {
+        let found = attach::read(path).map_err(config::UsageError)?;
+        for skipped in &found.skipped {
+            output.warn(&format!("skipped {skipped}: not a text file"));
+        }
+        files.extend(found.attachments);
+    }
+    Ok(files)
+}
+
+/// Attaches `files` to the engine's next message, refused before anything
+/// is stored when they cannot fit; says what was attached.
+pub fn attach_files(
+    engine: &mut Engine,
+    files: Vec<Attachment>,
+    output: &Output,
+) -> Result<(), crate::chat::TurnError> {
+    if files.is_empty() {
+        return Ok(());
+    }
+    let names: Vec<String> = files.iter().map(|f| f.name.clone()).collect();
+    let tokens = engine.attach(files)?;
+    output.info(&format!(
+        "attached {} ({tokens} tokens): {}",
+        crate::render::counted(names.len() as u64, "file"),
+        names.join(", ")
+    ));
+    Ok(())
+}

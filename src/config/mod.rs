@@ -104,6 +104,8 @@ pub struct Config {
     pub show_usage: bool,
     /// `-x`: one-shot prints only the reply's code blocks.
     pub extract: bool,
+    /// `-f`: files attached to the first message.
+    pub files: Vec<PathBuf>,
     /// The window each model has in the last `memchat models` listing.
     pub listed_windows: Vec<(String, u32)>,
 }
@@ -579,6 +581,7 @@ pub fn resolve(
         prices: file.prices.clone(),
         show_usage,
         extract: args.extract,
+        files: args.files.clone(),
         listed_windows,
     })
 }

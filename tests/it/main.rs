@@ -12,6 +12,7 @@
 
 mod support;
 
+mod attachments;
 mod budget_invariants;
 mod colour;
 mod command_line;
