@@ -80,6 +80,11 @@ pub fn copy(text: &str, terminal: bool) -> Result<Copied, String> {
     ))
 }
 
+/// How long a clipboard command may take: they hand the text to a process
+/// of their own and exit at once; one still running after this is stuck
+/// (a display that does not answer), is stopped, and counts as failed.
+const COMMAND_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Runs a clipboard command with `text` on its stdin; whether it worked.
 fn run(name: &str, args: &[&str], text: &str) -> bool {
     let Ok(mut child) = Command::new(name)
@@ -96,7 +101,20 @@ fn run(name: &str, args: &[&str], text: &str) -> bool {
         .take()
         .is_some_and(|mut stdin| stdin.write_all(text.as_bytes()).is_ok());
     // xclip and wl-copy fork a process that keeps the selection and exit.
-    child.wait().is_ok_and(|s| s.success()) && written
+    let started = std::time::Instant::now();
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) => return status.success() && written,
+            Ok(None) if started.elapsed() < COMMAND_WAIT => {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return false;
+            }
+        }
+    }
 }
 
 /// The OSC 52 sequence that sets the clipboard to `text`, wrapped for tmux's

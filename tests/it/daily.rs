@@ -433,3 +433,21 @@ fn the_first_summary_names_an_untitled_session_without_a_request_of_its_own() {
     let table = text(&sandbox.run(&["sessions"], &[], None).stdout);
     assert!(table.contains("  Lisbon move\n"), "{table}");
 }
+
+#[test]
+fn a_stuck_clipboard_command_is_stopped_and_reported() {
+    let sandbox = Sandbox::new();
+    let xclip = script(&sandbox, "xclip", "exec sleep 60");
+    let bin = xclip.parent().unwrap();
+    let out = sandbox.run(
+        &["--mock"],
+        &[("DISPLAY", ":9"), ("PATH", &path_with(bin))],
+        Some(b"hi\n/copy\n"),
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("xclip"),
+        "the error names what was tried: {}",
+        text(&out.stderr)
+    );
+}
