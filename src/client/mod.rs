@@ -6,6 +6,7 @@
 //! through async-openai) and `mock::MockModel` (offline, deterministic).
 
 mod body_cap;
+mod key_mask;
 pub mod listing;
 pub mod mock;
 pub mod openai;

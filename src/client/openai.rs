@@ -16,8 +16,8 @@
 //!   `Retry-After`): proxies answer a request that lacks the key they need
 //!   with a 500, which no retry will change.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU16, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use async_openai::Client;
@@ -29,6 +29,7 @@ use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 
 use super::body_cap::{self, Overflow};
+use super::key_mask::KeyMask;
 use super::{ChatMessage, ChatModel, ChatRequest, ClientError, ReplyStream, StreamEvent, Usage};
 
 /// The public OpenAI endpoint, used when no base URL is configured.
@@ -182,12 +183,22 @@ impl OpenAiModel {
             let idle = self.settings.idle_timeout;
             let key = self.settings.api_key.clone();
             let overflow = self.overflow.clone();
+            // The key never reaches the reply, even split across pieces;
+            // what the mask holds back at the end is released then.
+            let mask = Arc::new(Mutex::new(KeyMask::new(key.as_deref())));
+            let tail = mask.clone();
             let events = stream.flat_map(move |item| {
                 let events: Vec<Result<StreamEvent, ClientError>> = match item {
                     Ok(WireChunk {
                         error: Some(error), ..
                     }) => vec![Err(error.into_client_error().scrub(key.as_deref()))],
-                    Ok(chunk) => chunk.into_events().into_iter().map(Ok).collect(),
+                    Ok(chunk) => {
+                        let mut mask = mask.lock().unwrap_or_else(PoisonError::into_inner);
+                        masked(chunk.into_events(), &mut mask)
+                            .into_iter()
+                            .map(Ok)
+                            .collect()
+                    }
                     Err(OpenAIError::JSONDeserialize(e, content)) => {
                         vec![Ok(StreamEvent::Skipped(format!(
                             "{e}: {}",
@@ -200,7 +211,11 @@ impl OpenAiModel {
                 };
                 futures::stream::iter(events)
             });
-            Ok(events.boxed())
+            let tail = futures::stream::iter([()]).filter_map(move |()| {
+                let rest = tail.lock().unwrap_or_else(PoisonError::into_inner).finish();
+                futures::future::ready((!rest.is_empty()).then_some(Ok(StreamEvent::Text(rest))))
+            });
+            Ok(events.chain(tail).boxed())
         } else {
             let wire = self.wire_request(&request, false);
             let response: WireResponse = self
@@ -209,7 +224,13 @@ impl OpenAiModel {
                 .create_byot(&wire)
                 .await
                 .map_err(|e| self.map_error(e))?;
-            Ok(futures::stream::iter(response.into_events().into_iter().map(Ok)).boxed())
+            let mut mask = KeyMask::new(self.settings.api_key.as_deref());
+            let mut events = masked(response.into_events(), &mut mask);
+            let rest = mask.finish();
+            if !rest.is_empty() {
+                events.push(StreamEvent::Text(rest));
+            }
+            Ok(futures::stream::iter(events.into_iter().map(Ok)).boxed())
         }
     }
 }
@@ -585,6 +606,31 @@ struct WireUsage {
     prompt_tokens: Option<u32>,
     #[serde(default)]
     completion_tokens: Option<u32>,
+}
+
+/// `events` with the key masked in their text; before the reply finishes,
+/// the text held back is released (it was not the key).
+fn masked(events: Vec<StreamEvent>, mask: &mut KeyMask) -> Vec<StreamEvent> {
+    let mut out = Vec::with_capacity(events.len());
+    for event in events {
+        match event {
+            StreamEvent::Text(text) => {
+                let shown = mask.push(&text);
+                if !shown.is_empty() {
+                    out.push(StreamEvent::Text(shown));
+                }
+            }
+            StreamEvent::Finished(reason) => {
+                let rest = mask.finish();
+                if !rest.is_empty() {
+                    out.push(StreamEvent::Text(rest));
+                }
+                out.push(StreamEvent::Finished(reason));
+            }
+            other => out.push(other),
+        }
+    }
+    out
 }
 
 /// A non-streamed response.

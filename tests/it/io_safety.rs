@@ -115,6 +115,44 @@ fn a_key_echoed_across_the_cut_of_an_error_text_never_shows() {
 }
 
 #[test]
+fn a_server_echoing_the_key_into_a_reply_or_a_model_name_never_gets_it_shown_or_stored() {
+    // A reply that repeats the key, split across pieces at every kind of
+    // place, and a reply that ends with a start of the key (kept: it was not
+    // the key).
+    let (a, b) = KEY.split_at(9);
+    let server = FakeServer::start(vec![
+        Reply::streamed(&["your key is ", a, b, " and again ", KEY, "."]),
+        Reply::streamed(&["ends with sk-io"]),
+        Reply::Json {
+            status: 200,
+            body: format!(r#"{{"data":[{{"id":"echo-{KEY}"}},{{"id":"gpt-4o"}}]}}"#),
+            headers: vec![],
+        },
+    ]);
+    let sandbox = Sandbox::new();
+    let key = [("OPENAI_API_KEY", KEY)];
+    let out = sandbox.run(&["--base-url", &server.url, "hi"], &key, None);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(stdout, "your key is <redacted> and again <redacted>.\n");
+    let out = sandbox.run(&["--base-url", &server.url, "more"], &key, None);
+    assert_eq!(text(&out.stdout), "ends with sk-io\n");
+    let out = sandbox.run(&["models", "--base-url", &server.url], &key, None);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(stdout.contains("echo-<redacted>"), "{stdout}");
+    for file in std::fs::read_dir(sandbox.memory()).unwrap() {
+        let path = file.unwrap().path();
+        let bytes = std::fs::read(&path).unwrap();
+        assert!(
+            !String::from_utf8_lossy(&bytes).contains(KEY),
+            "the key is in {}",
+            path.display()
+        );
+    }
+}
+
+#[test]
 fn a_malformed_key_is_a_usage_error_before_anything_is_stored() {
     for bad in [
         "sk-abc\ndef",
