@@ -297,6 +297,8 @@ pub struct ChatArgs {
 pub enum FormatArg {
     /// The OpenAI message array: [{"role": ..., "content": ...}].
     Json,
+    /// JSON Lines: one {"role": ..., "content": ...} a line.
+    Jsonl,
     /// Markdown, one section per message.
     #[value(alias = "md")]
     Markdown,
@@ -334,7 +336,8 @@ pub enum Command {
     Export {
         /// The session to export.
         name: String,
-        /// Output format [default: by the file's extension, else json].
+        /// Output format [default: by the -o file's extension (.md,
+        /// .markdown, .json, .jsonl; another is refused), else json].
         #[arg(long, value_enum)]
         format: Option<FormatArg>,
         /// Write to this file (0600) instead of stdout.
@@ -342,7 +345,8 @@ pub enum Command {
         output: Option<PathBuf>,
     },
     /// Import a conversation into a new session: a JSON array of
-    /// {"role","content"} messages or a memchat log.
+    /// {"role","content"} messages, {"messages": [...]}, JSON Lines of
+    /// messages, or a memchat log (with its archive beside it).
     Import {
         /// The file to import.
         file: PathBuf,

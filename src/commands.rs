@@ -134,7 +134,7 @@ pub const COMMANDS: &[CommandSpec] = &[
     CommandSpec {
         name: "export",
         args: "[FILE]",
-        help: "write the whole conversation to FILE (.md or .json; default NAME.md)",
+        help: "write the whole conversation to FILE (.md, .json or .jsonl; default NAME.md)",
     },
 ];
 
@@ -549,9 +549,10 @@ fn export(
 ) -> Result<(), TurnError> {
     let name = engine.session().name().to_string();
     let path = match file.map(PathBuf::from) {
-        // A file the user named is written as named (like `>` would).
+        // A file the user named is written as named (like `>` would), in
+        // the format its extension names; another extension is refused.
         Some(path) => {
-            let format = ExportFormat::for_path(&path);
+            let format = ExportFormat::for_path_or_refuse(&path, "").map_err(TurnError::Refused)?;
             manage::export_text(&config.memory_dir, &name, format)
                 .and_then(|text| manage::write_export(&path, &text))
                 .map_err(refused)?;

@@ -27,7 +27,8 @@
 //! | 1 | [`clipboard`] | the clipboard: a clipboard command, else OSC 52 to the terminal |
 //! | 1 | [`editor`] | composing a message in `$VISUAL`/`$EDITOR` on a private file |
 //! | 2 | [`memory`] | sessions on disk: [`memory::Session`], [`memory::format`], repair |
-//! | 2 | [`transfer`] | export and import formats (OpenAI array, Markdown, transcript) |
+//! | 2 | [`transfer`] | export formats (OpenAI array, JSON Lines, Markdown, transcript), replaced records marked |
+//! | 2 | [`import`] | import: message arrays, `{"messages": …}`, JSON Lines, memchat logs with their archive |
 //! | 2 | [`render`] | stdout vs stderr, colour, gauges, the spinner |
 //! | 2 | [`titles`] | a session's title: the one set, else its first message shortened |
 //! | 2 | [`usage`] | a session's use from the server's reports, and its cost by configured prices |
@@ -80,6 +81,7 @@ pub mod editor;
 pub mod exit;
 pub mod frontend;
 pub mod highlight;
+pub mod import;
 pub mod input;
 pub mod input_history;
 pub mod interrupt;

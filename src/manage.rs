@@ -18,8 +18,8 @@ use crate::memory::{self, SessionPaths};
 use crate::session_settings::Sizing;
 use crate::summary_text;
 use crate::tokens::{REPLY_PRIMING, TokenCounter};
-use crate::transfer;
 use crate::usage::{Prices, UsageTotals};
+use crate::{import, transfer};
 
 /// One row of `memchat sessions`.
 #[derive(Debug, Clone)]
@@ -228,6 +228,7 @@ pub fn export_text(dir: &Path, name: &str, format: ExportFormat) -> anyhow::Resu
     let records = records_of(dir, name, true)?;
     Ok(match format {
         ExportFormat::Json => transfer::to_openai_json(&records),
+        ExportFormat::JsonLines => transfer::to_json_lines(&records),
         ExportFormat::Markdown => transfer::to_markdown(name, &records),
     })
 }
@@ -255,8 +256,24 @@ pub fn import(
     lock_wait: Duration,
     out: &mut dyn Write,
 ) -> anyhow::Result<()> {
-    let bytes = read_capped(file, transfer::MAX_IMPORT_BYTES)?;
-    let imported = transfer::parse_import(&bytes, file).map_err(UsageError)?;
+    let bytes = read_capped(file, import::MAX_IMPORT_BYTES)?;
+    let mut from_archive = None;
+    let imported = if import::is_memchat_log(&bytes) {
+        let archive = log_archive(file)?;
+        let archived = match &archive {
+            Some(path) => read_import_archive(path)?,
+            None => Vec::new(),
+        };
+        let count = archived
+            .iter()
+            .filter(|r| matches!(r, Record::Message(_)))
+            .count();
+        from_archive = archive.map(|path| (path, count));
+        import::from_log(&bytes, file, archived)
+    } else {
+        import::parse_messages(&bytes, file)
+    }
+    .map_err(UsageError)?;
     create_session(
         dir,
         name,
@@ -265,13 +282,57 @@ pub fn import(
         &imported.active,
         lock_wait,
     )?;
+    let with_archive = from_archive
+        .map(|(path, n)| format!(" ({n} of them from its archive {})", path.display()))
+        .unwrap_or_default();
     writeln!(
         out,
-        "imported {} from {} into session {name:?}",
+        "imported {} from {}{with_archive} into session {name:?}",
         crate::render::counted(imported.messages as u64, "message"),
         file.display()
     )?;
     Ok(())
+}
+
+/// The archive that belongs with a memchat log being imported: `X.jsonl`'s
+/// is `X.archive.jsonl` beside it, if there is one. An archive named for
+/// import is refused: its log holds the rest of the conversation.
+fn log_archive(file: &Path) -> Result<Option<PathBuf>, UsageError> {
+    let name = file
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    if let Some(session) = name.strip_suffix(".archive.jsonl") {
+        return Err(UsageError(format!(
+            "{} is the archive of session {session:?}; import {} instead (its archive comes \
+             with it)",
+            file.display(),
+            file.with_file_name(format!("{session}.jsonl")).display()
+        )));
+    }
+    let Some(stem) = name.strip_suffix(".jsonl") else {
+        return Ok(None);
+    };
+    let archive = file.with_file_name(format!("{stem}.archive.jsonl"));
+    Ok(archive.exists().then_some(archive))
+}
+
+/// The records of an archive being imported, within the import size cap;
+/// damage is reported with file:line (and no advice to repair a session
+/// that is not one).
+fn read_import_archive(path: &Path) -> Result<Vec<Record>, UsageError> {
+    let len = std::fs::metadata(path)
+        .map_err(|e| UsageError(format!("cannot read {}: {e}", path.display())))?
+        .len();
+    if len > import::MAX_IMPORT_BYTES as u64 {
+        return Err(UsageError(format!(
+            "{} is over {} MiB, the most memchat imports at once",
+            path.display(),
+            import::MAX_IMPORT_BYTES / (1024 * 1024)
+        )));
+    }
+    let (records, _) = read_archive(path).map_err(|e| UsageError(import::import_error(&e)))?;
+    Ok(records)
 }
 
 /// Reads a file to import, refusing one over `cap` bytes without reading

@@ -93,8 +93,12 @@ pub fn management(
             name: valid_name(name)?,
             format: match (format, output) {
                 (Some(FormatArg::Json), _) => ExportFormat::Json,
+                (Some(FormatArg::Jsonl), _) => ExportFormat::JsonLines,
                 (Some(FormatArg::Markdown), _) => ExportFormat::Markdown,
-                (None, Some(path)) => ExportFormat::for_path(path),
+                (None, Some(path)) => {
+                    ExportFormat::for_path_or_refuse(path, ", or choose with --format")
+                        .map_err(UsageError)?
+                }
                 (None, None) => ExportFormat::Json,
             },
             output: output.clone(),

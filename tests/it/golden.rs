@@ -297,6 +297,7 @@ golden_cases! {
     failed_turn_recovery,
     help_and_tokens,
     help_pages,
+    import_and_export,
     invalid_utf8,
     missing_header,
     missing_key,
