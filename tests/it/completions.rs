@@ -69,7 +69,7 @@ fn color_offers_its_values_and_commands_their_names() {
     let got = answers(&sandbox, &["--color", ""]);
     assert_eq!(got, ["auto", "always", "never"]);
     let got = answers(&sandbox, &["export", "work", "--format", ""]);
-    assert_eq!(got, ["json", "markdown"]);
+    assert_eq!(got, ["json", "jsonl", "markdown"]);
     let got = answers(&sandbox, &[""]);
     for command in [
         "sessions", "show", "export", "import", "delete", "rename", "repair", "models",
