@@ -50,6 +50,8 @@ mod leftover;
 /// line it draws.
 struct ReplHelper {
     memory_dir: PathBuf,
+    /// The config file's roles, for `/role`.
+    roles: Vec<String>,
     leftover: Arc<leftover::Keys>,
 }
 
@@ -71,7 +73,7 @@ impl Completer for ReplHelper {
         pos: usize,
         _: &rustyline::Context<'_>,
     ) -> rustyline::Result<(usize, Vec<String>)> {
-        Ok(keys::candidates(line, pos, &self.memory_dir))
+        Ok(keys::candidates(line, pos, &self.memory_dir, &self.roles))
     }
 }
 impl Hinter for ReplHelper {
@@ -102,6 +104,7 @@ type ReplEditor = Editor<ReplHelper, MemHistory>;
 fn make_editor(
     path: &Path,
     memory_dir: &Path,
+    roles: Vec<String>,
     edit: &keys::EditRequest,
     ends: &Arc<leftover::Keys>,
     output: &Output,
@@ -121,6 +124,7 @@ fn make_editor(
     let mut editor = ReplEditor::with_history(config, memory)?;
     editor.set_helper(Some(ReplHelper {
         memory_dir: memory_dir.to_path_buf(),
+        roles,
         leftover: ends.clone(),
     }));
     editor.bind_sequence(
@@ -270,8 +274,15 @@ pub async fn run(
     let edit = keys::EditRequest::default();
     let ends = Arc::new(leftover::Keys::default());
     let history_file = config.memory_dir.join(HISTORY_FILE);
-    let (mut editor, mut history) =
-        make_editor(&history_file, &config.memory_dir, &edit, &ends, output)?;
+    let roles = config.roles.keys().cloned().collect();
+    let (mut editor, mut history) = make_editor(
+        &history_file,
+        &config.memory_dir,
+        roles,
+        &edit,
+        &ends,
+        output,
+    )?;
     // Compaction runs while the user types the next line (it may wait on the
     // model for a summary); its notice is printed above the prompt when the
     // terminal allows, otherwise once the line is in.
