@@ -376,7 +376,8 @@ fn hint(error: &ClientError, settings: &OpenAiSettings) -> Option<String> {
         .any(|phrase| lower.contains(phrase));
     if names_model {
         return Some(format!(
-            "check the model name \"{}\" against the server's list of models ({base}/models)",
+            "check the model name \"{}\" against the server's list of models ({base}/models): \
+             `memchat models` lists them",
             settings.model
         ));
     }

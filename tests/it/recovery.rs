@@ -278,7 +278,8 @@ fn an_unknown_model_gets_the_servers_text_and_a_hint() {
     );
     assert!(
         stderr.contains(&format!(
-            "check the model name \"gpt-9\" against the server's list of models ({}/models)",
+            "check the model name \"gpt-9\" against the server's list of models ({}/models): \
+             `memchat models` lists them",
             server.url
         )),
         "{stderr}"
