@@ -204,6 +204,29 @@ impl PgStore {
         })
     }
 
+    /// When `name` was last written, without reading it; `None` when there
+    /// is no such session.
+    pub fn last_used(&self, name: &str) -> Result<Option<SystemTime>, StoreError> {
+        let owned = name.to_string();
+        let epoch = self.run(name, move |link| {
+            Box::pin(async move {
+                let (client, f) = link.client()?;
+                let row = client
+                    .query_opt(
+                        "SELECT EXTRACT(EPOCH FROM updated_at)::float8 FROM memchat_sessions \
+                         WHERE name = $1",
+                        &[&owned],
+                    )
+                    .await
+                    .map_err(|e| f.fail(e))?;
+                row.map(|row| row.try_get::<_, f64>(0).map_err(|e| f.fail(e)))
+                    .transpose()
+            })
+        })?;
+        Ok(epoch
+            .map(|e| SystemTime::UNIX_EPOCH + Duration::try_from_secs_f64(e).unwrap_or_default()))
+    }
+
     /// A session's active records, as a log's contents.
     pub fn read(&self, name: &str) -> Result<LogContents, StoreError> {
         let owned = name.to_string();

@@ -392,6 +392,29 @@ impl PgSession {
         Ok(!changes.is_empty())
     }
 
+    /// The session's archive, oldest first.
+    pub fn read_archive(&self) -> Result<Vec<Record>, StoreError> {
+        let id = self.id;
+        self.conn
+            .call(move |link| {
+                Box::pin(async move {
+                    let (client, f) = link.client()?;
+                    let rows = client
+                        .query(
+                            &format!(
+                                "SELECT {COLUMNS} FROM memchat_records \
+                                 WHERE session_id = $1 AND archived ORDER BY seq"
+                            ),
+                            &[&id],
+                        )
+                        .await
+                        .map_err(|e| f.fail(e))?;
+                    rows.iter().map(rows::record_from_row).collect()
+                })
+            })
+            .map_err(|e| self.fail(e))
+    }
+
     /// Whether this client holds the session's turn lock.
     pub fn in_turn(&self) -> bool {
         self.in_turn

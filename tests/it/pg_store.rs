@@ -255,6 +255,11 @@ fn postgres_holds_exactly_what_the_file_store_holds_and_exports_the_same() {
     let again = db.store();
     let pg_active = again.read("s").unwrap();
     let pg_archive = again.read_archive("s").unwrap();
+    assert_eq!(
+        again.open_session("s").unwrap().read_archive().unwrap(),
+        pg_archive,
+        "the open session reads the same archive"
+    );
     assert_eq!(timeless(pg_archive.clone()), timeless(file_archive));
     assert_eq!(
         timeless(transfer::active_records(&pg_active)),
@@ -336,6 +341,9 @@ fn sessions_are_listed_renamed_deleted_and_imported() {
     drop(b);
     assert_eq!(store.names().unwrap(), ["a", "b"]);
     assert_eq!(store.most_recent().unwrap().as_deref(), Some("b"));
+    let (a_time, b_time) = (store.last_used("a").unwrap(), store.last_used("b").unwrap());
+    assert!(a_time.unwrap() <= b_time.unwrap());
+    assert_eq!(store.last_used("nope").unwrap(), None);
     let infos = store.infos().unwrap();
     assert_eq!(infos[0].name, "b");
     assert_eq!(infos[1].contents.messages.len(), 1);
@@ -614,6 +622,16 @@ fn connection_failures_are_one_line_store_errors_without_the_password() {
         text.contains("database \"memchat_no_such_db\" does not exist"),
         "{text}"
     );
+
+    // This server has no TLS: `require` refuses it, `prefer` goes plain.
+    let server = format!("postgres://{user}:topsecret@{host}:{port}/test");
+    let ssl: String = admin_query(&db.base, "SHOW ssl").concat();
+    if ssl == "off" {
+        let text = open_error(&with_param(&server, "sslmode=require"));
+        assert!(text.contains("TLS"), "{text}");
+        let prefer = PgStore::open(&with_param(&server, "sslmode=prefer"), WAIT).unwrap();
+        prefer.check().unwrap();
+    }
 
     let text = open_error("postgres://u:topsecret@127.0.0.1:1/db?sslmode=disable");
     assert!(text.contains("cannot reach the server"), "{text}");
