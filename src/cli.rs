@@ -27,6 +27,7 @@ pub const COMMAND_OPTIONS: &[(&str, &[&str])] = &[
     ("delete", &["memory_dir", "lock_wait"]),
     ("rename", &["memory_dir", "lock_wait"]),
     ("repair", &["memory_dir", "lock_wait"]),
+    ("migrate", &["lock_wait"]),
     (
         "models",
         &[
@@ -375,6 +376,20 @@ pub enum Command {
         /// The session to repair.
         name: String,
     },
+    /// Copy every session, with its archive, between a memory directory and
+    /// a PostgreSQL database (either way).
+    ///
+    /// Each copy is verified (message counts and a SHA-256 of every
+    /// record); a session already there and identical is skipped, so it can
+    /// be run again; the source is never changed.
+    Migrate {
+        /// Where the sessions are: a memory directory or a postgres:// URL.
+        #[arg(long, value_name = "DIR|URL")]
+        from: String,
+        /// Where they go: a postgres:// URL or a memory directory.
+        #[arg(long, value_name = "DIR|URL")]
+        to: String,
+    },
     /// List the models the server offers (GET /v1/models), with the context
     /// window where the server reports one; kept for completion of model
     /// names and for the window of models memchat does not know.
@@ -433,6 +448,16 @@ mod tests {
                     "shell" => "bash".into(),
                     _ => "x".into(),
                 });
+            }
+            // Required options (migrate's --from and --to) get a value too.
+            for required in sub
+                .get_arguments()
+                .filter(|a| a.is_required_set() && !a.is_positional())
+            {
+                if let Some(long) = required.get_long() {
+                    args.push(format!("--{long}"));
+                    args.push("x".into());
+                }
             }
             for id in *ids {
                 args.push(format!("--{}", id.replace('_', "-")));

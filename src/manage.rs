@@ -482,6 +482,36 @@ pub fn run(management: Management, out: &mut dyn Write) -> anyhow::Result<()> {
             let report = memory::repair::repair(&dir, &name, lock_wait)?;
             out.write_all(report.describe(&name).as_bytes())?;
         }
+        ManageCommand::Migrate { from, to } => migrate(&from, &to, lock_wait, out)?,
+    }
+    Ok(())
+}
+
+/// `memchat migrate --from A --to B`: one of them a directory, the other a
+/// `postgres://` URL (checked by the configuration).
+fn migrate(from: &str, to: &str, lock_wait: Duration, out: &mut dyn Write) -> anyhow::Result<()> {
+    use crate::pg::{PgStore, copy, url::is_postgres_url};
+    let (url, dir) = if is_postgres_url(from) {
+        (from, to)
+    } else {
+        (to, from)
+    };
+    let store = PgStore::open(url, lock_wait)?;
+    let dir = Path::new(dir);
+    let (source, destination) = if is_postgres_url(from) {
+        (copy::Side::Pg(&store), copy::Side::Dir(dir))
+    } else {
+        (copy::Side::Dir(dir), copy::Side::Pg(&store))
+    };
+    let report = copy::copy(source, destination, lock_wait)?;
+    writeln!(out, "{report}")?;
+    if !report.complete() {
+        return Err(memory::StoreError::Database {
+            target: destination.shown(),
+            reason: "some sessions were not copied (see above); run migrate again once fixed"
+                .to_string(),
+        }
+        .into());
     }
     Ok(())
 }

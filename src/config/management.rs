@@ -52,6 +52,12 @@ pub enum ManageCommand {
     Repair {
         name: String,
     },
+    /// Copy every session from one store to the other (a directory and a
+    /// `postgres://` URL, either way).
+    Migrate {
+        from: String,
+        to: String,
+    },
 }
 
 fn valid_name(name: &str) -> Result<String, UsageError> {
@@ -132,6 +138,20 @@ pub fn management(
         Command::Repair { name } => ManageCommand::Repair {
             name: valid_name(name)?,
         },
+        Command::Migrate { from, to } => {
+            let is_url = crate::pg::url::is_postgres_url;
+            if is_url(from) == is_url(to) {
+                return Err(UsageError(
+                    "migrate copies between a memory directory and a postgres:// URL: give one \
+                     of each (--from DIR --to postgres://... or the other way)"
+                        .to_string(),
+                ));
+            }
+            ManageCommand::Migrate {
+                from: from.clone(),
+                to: to.clone(),
+            }
+        }
         Command::Completions { .. } | Command::Man | Command::Models | Command::Roles => {
             return Ok(None);
         }

@@ -758,3 +758,74 @@ fn migrate_copies_every_session_both_ways_verified_idempotent_and_never_touches_
     assert_eq!(store.read("t").unwrap().messages.len(), 2);
     assert_eq!(snapshot(dir.path()), before, "the source is never changed");
 }
+
+#[test]
+fn memchat_migrate_moves_a_directory_to_postgres_and_back_with_identical_exports() {
+    use crate::support::{Sandbox, text};
+    let Some(db) = TestDb::new("memchat_migrate_moves_a_directory_to_postgres_and_back") else {
+        return;
+    };
+    let sandbox = Sandbox::new();
+    for (session, prompt) in [("alpha", "hello there"), ("beta", "second one")] {
+        let out = sandbox.run(&["--mock", "-s", session, prompt], &[], None);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+    }
+    let dir = sandbox.memory();
+    let dir = dir.to_str().unwrap();
+    // The password is never shown, whatever happens.
+    let url = db
+        .url
+        .replace("postgres://postgres@", "postgres://postgres:topsecret@");
+    let out = sandbox.run(&["migrate", "--from", dir, "--to", &url], &[], None);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        stdout.contains("copied  alpha: 2 messages, verified (sha256 "),
+        "{stdout}"
+    );
+    assert!(stdout.ends_with("2 copied, 0 already there, 0 failed; the source is unchanged\n"));
+    let again = sandbox.run(&["migrate", "--from", dir, "--to", &url], &[], None);
+    assert!(
+        text(&again.stdout).contains("0 copied, 2 already there"),
+        "{}",
+        text(&again.stdout)
+    );
+
+    let back = tempfile::tempdir().unwrap();
+    let back_dir = back.path().join("m");
+    let back_dir = back_dir.to_str().unwrap();
+    let out = sandbox.run(&["migrate", "--from", &url, "--to", back_dir], &[], None);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    for format in ["json", "md"] {
+        let export = |from: &str| {
+            let out = sandbox.run(
+                &["--memory-dir", from, "export", "alpha", "--format", format],
+                &[],
+                None,
+            );
+            assert!(out.status.success(), "{}", text(&out.stderr));
+            out.stdout
+        };
+        assert_eq!(export(dir), export(back_dir), "{format}");
+    }
+
+    let out = sandbox.run(&["migrate", "--from", dir, "--to", back_dir], &[], None);
+    assert_eq!(out.status.code(), Some(2), "two directories: a usage error");
+    let out = sandbox.run(
+        &[
+            "migrate",
+            "--from",
+            dir,
+            "--to",
+            "postgres://u:topsecret@127.0.0.1:1/x",
+        ],
+        &[],
+        None,
+    );
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(
+        stderr.contains("u:***@127.0.0.1:1") && !stderr.contains("topsecret"),
+        "{stderr}"
+    );
+}
