@@ -273,6 +273,7 @@ mod tests {
             cost_cap: None,
             max_tokens: None,
             sampling: Default::default(),
+            unroled: Default::default(),
             notices: Vec::new(),
             system_prompt: None,
             system_explicit: false,

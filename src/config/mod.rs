@@ -82,6 +82,9 @@ pub struct Config {
     pub max_tokens: Option<u32>,
     /// `--temperature` and `--top-p` (not sent to reasoning models).
     pub sampling: Sampling,
+    /// Sampling and reply cap as this run sets them without a role: what
+    /// `/role NAME` falls back to for what the role does not set.
+    pub unroled: (Sampling, Option<u32>),
     /// Said once on stderr (e.g. an unknown model's assumed window).
     pub notices: Vec<String>,
     pub system_prompt: Option<String>,
@@ -145,7 +148,8 @@ impl Config {
 
     /// The same configuration with role `name` of the config file (`/role
     /// NAME`): its system prompt, and its model and sampling where it sets
-    /// them; what it does not set stays as it is.
+    /// them; for the sampling and reply cap it does not set, this run's own
+    /// (not a previous role's); the model it does not set stays.
     pub fn with_role(&self, name: &str) -> Result<Config, UsageError> {
         let presets = Presets::choose(Some(name), None, &self.roles, &Default::default())?;
         let Some((name, role)) = presets.role else {
@@ -155,13 +159,15 @@ impl Config {
             Some(model) if *model != self.model => self.with_model(model)?,
             _ => self.clone(),
         };
+        let (base, base_max_tokens) = self.unroled;
         config.sampling = Sampling {
-            temperature: role.temperature.or(config.sampling.temperature),
-            top_p: role.top_p.or(config.sampling.top_p),
+            temperature: role.temperature.or(base.temperature),
+            top_p: role.top_p.or(base.top_p),
         };
         check_sampling(config.sampling)?;
-        if role.max_tokens.is_some() {
-            config.max_tokens = role.max_tokens;
+        let max_tokens = role.max_tokens.or(base_max_tokens);
+        if max_tokens != config.max_tokens {
+            config.max_tokens = max_tokens;
             let (budget, _) = model_budget(
                 &config.model,
                 config.context_limit,
@@ -525,6 +531,15 @@ pub fn resolve(
     )?;
     let choice = pick_model(&mut r, args, file, &presets, &listed)?;
     let sampling = sampling(&mut r, args, file, &presets)?;
+    let unroled = {
+        let without_role = Presets {
+            role: None,
+            profile: presets.profile.clone(),
+        };
+        let mut scratch = Resolver::new(flag_source, file_path);
+        let sampling = self::sampling(&mut scratch, args, file, &without_role)?;
+        (sampling, args.max_tokens.or(file.max_tokens))
+    };
     let system_prompt = r.pick_in(
         "system",
         args.system.clone(),
@@ -568,6 +583,7 @@ pub fn resolve(
         max_tokens: choice.max_tokens,
         notices,
         sampling,
+        unroled,
         system_prompt,
         system_explicit: args.system.is_some() || role_prompt,
         role,

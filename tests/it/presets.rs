@@ -144,7 +144,14 @@ fn the_role_command_switches_prompt_and_archives_the_old_one() {
         ),
         "{stdout}"
     );
-    assert!(stdout.contains("role: terse: model gpt-4o"), "{stdout}");
+    // terse sets no sampling: the run's own apply, not reviewer's.
+    assert!(
+        stdout.contains(
+            "role: terse: model gpt-4o, temperature server default, top_p server default, \
+             max_tokens 4096"
+        ),
+        "{stdout}"
+    );
     // The unknown role stops the script (a refusal), naming the others.
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
     assert!(text(&out.stderr).contains("its roles: reviewer, terse"));
