@@ -149,3 +149,15 @@ fn the_file_command_attaches_to_the_next_message_lists_and_drops() {
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("x.bin is not a text file"));
 }
+
+#[test]
+fn without_a_prompt_the_files_go_with_the_first_message_of_a_script() {
+    let sandbox = Sandbox::new();
+    std::fs::write(sandbox.dir.path().join("todo.txt"), "buy milk").unwrap();
+    let out = sandbox.run(&["--mock", "-f", "todo.txt"], &[], Some(b"first\nsecond\n"));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(
+        user_messages(&sandbox),
+        ["first\n\nFile `todo.txt`:\n```\nbuy milk\n```", "second"]
+    );
+}
