@@ -220,8 +220,13 @@ fn local_turn(c: &mut Criterion) {
                     let dir = session_dir(n);
                     let session =
                         Session::open(dir.path(), "bench", Duration::from_secs(1)).unwrap();
+                    let store = std::sync::Arc::new(memchat::store::FileStore::new(
+                        dir.path(),
+                        Duration::from_secs(1),
+                    ));
                     let engine = Engine::new(
-                        session,
+                        store,
+                        Box::new(session),
                         Box::new(MockModel::new(counter, Duration::ZERO)),
                         counter,
                         budget,

@@ -32,14 +32,16 @@ use crate::attach::{Attachment, Pending};
 use crate::budget::{self, Budget};
 use crate::client::{ChatModel, ChatRequest, ClientError, Purpose, Sampling, StreamEvent, Usage};
 use crate::interrupt::{Interrupt, Termination};
+use crate::memory::StoreError;
 use crate::memory::format::{TokenCache, UsageRecord};
-use crate::memory::{Session, StoreError};
 use crate::message::{ChatMessage, Role};
 use crate::reply_cap::{self, ReplyCap};
-use crate::sizing::{self, FitsAlone, History, Sizes, TriggerCheck};
+use crate::sizing::{self, FitsAlone};
+use crate::store::{NewMessage, SessionStore, Store};
 use crate::summarize::{self, Method};
 use crate::summary_text;
 use crate::tokens::{self, TokenCounter, upper_bound};
+use std::sync::Arc;
 
 /// Why a turn did not complete normally.
 #[derive(Debug, thiserror::Error)]
@@ -128,7 +130,12 @@ pub struct TokenStats {
 
 /// The engine: one session, one model, one budget.
 pub struct Engine {
-    session: Session,
+    /// Where the sessions live (for `/session`, `/sessions`, `/export`).
+    store: Arc<dyn Store>,
+    session: Box<dyn SessionStore>,
+    /// How deep in nested changes (a turn compacts): the store's turn
+    /// begins at the outermost one and ends with it.
+    turn_depth: u32,
     model: Box<dyn ChatModel>,
     counter: TokenCounter,
     budget: Budget,
@@ -143,13 +150,16 @@ pub struct Engine {
 
 impl Engine {
     pub fn new(
-        session: Session,
+        store: Arc<dyn Store>,
+        session: Box<dyn SessionStore>,
         model: Box<dyn ChatModel>,
         counter: TokenCounter,
         budget: Budget,
     ) -> Self {
         Engine {
+            store,
             session,
+            turn_depth: 0,
             model,
             counter,
             budget,
@@ -161,8 +171,12 @@ impl Engine {
 
     /// The session, to read. Every change goes through the engine's methods,
     /// which keep the invariants (the budget, the archive).
-    pub fn session(&self) -> &Session {
-        &self.session
+    pub fn session(&self) -> &dyn SessionStore {
+        self.session.as_ref()
+    }
+    /// The store the session lives in.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
     }
     pub fn budget(&self) -> &Budget {
         &self.budget
@@ -191,7 +205,10 @@ impl Engine {
         &mut self,
         settings: &crate::memory::format::SessionSettings,
     ) -> Result<(), TurnError> {
-        self.session.set_settings(settings, true)?;
+        self.begin_change()?;
+        let result = self.session.set_settings(settings, true);
+        self.end_change();
+        result?;
         Ok(())
     }
 
@@ -220,8 +237,25 @@ impl Engine {
     }
 
     /// Swaps the session (the old one's lock is released when it drops).
-    pub fn replace_session(&mut self, session: Session) -> Session {
+    pub fn replace_session(&mut self, session: Box<dyn SessionStore>) -> Box<dyn SessionStore> {
         std::mem::replace(&mut self.session, session)
+    }
+
+    /// Every change to the session runs between these two: the store's
+    /// turn (a shared store's per-turn lock, see [`crate::store`]) spans the
+    /// outermost change, so a turn and the compaction it runs are one.
+    fn begin_change(&mut self) -> Result<(), StoreError> {
+        if self.turn_depth == 0 {
+            self.session.begin_turn()?;
+        }
+        self.turn_depth += 1;
+        Ok(())
+    }
+    fn end_change(&mut self) {
+        self.turn_depth = self.turn_depth.saturating_sub(1);
+        if self.turn_depth == 0 {
+            self.session.end_turn();
+        }
     }
 
     // Step 1: validate.
@@ -288,6 +322,19 @@ impl Engine {
         // SIGTERM/SIGHUP from here on stop the turn like Ctrl-C and wait for
         // what was received to be saved.
         let _saving = interrupt.hold();
+        self.begin_change()?;
+        let result = self.send_in_turn(input, cache, out, interrupt).await;
+        self.end_change();
+        result
+    }
+
+    async fn send_in_turn(
+        &mut self,
+        input: &str,
+        cache: Option<TokenCache>,
+        out: &mut dyn Write,
+        interrupt: &mut Interrupt,
+    ) -> Result<TurnReport, TurnError> {
         if self.unanswered() == Some(input) {
             // The same message again after a failed turn (a rerun): it is
             // already saved; send it once instead of storing it twice.
@@ -512,15 +559,15 @@ impl Engine {
             prompt_tokens: u.prompt_tokens,
             completion_tokens: u.completion_tokens,
         });
-        self.session.append_with_usage(
-            Role::Assistant,
-            report.reply.clone(),
-            Some(self.model.name()),
-            report.interrupted,
-            report.truncated.is_some(),
-            self.counter.cache_if_ready(&report.reply),
+        self.session.append_message(NewMessage {
+            role: Role::Assistant,
+            content: report.reply.clone(),
+            model: Some(self.model.name()),
+            interrupted: report.interrupted,
+            truncated: report.truncated.is_some(),
+            tokens: self.counter.cache_if_ready(&report.reply),
             usage,
-        )?;
+        })?;
         Ok(())
     }
 
@@ -532,6 +579,17 @@ impl Engine {
     }
 
     async fn compact_with(
+        &mut self,
+        force: bool,
+        harder: bool,
+    ) -> Result<Option<CompactionReport>, StoreError> {
+        self.begin_change()?;
+        let result = self.compact_in_turn(force, harder).await;
+        self.end_change();
+        result
+    }
+
+    async fn compact_in_turn(
         &mut self,
         force: bool,
         harder: bool,
@@ -605,6 +663,13 @@ impl Engine {
     /// to the archive. A prompt that leaves no room in `B` for the newest
     /// message is refused before anything is written.
     pub fn set_system(&mut self, prompt: &str) -> Result<(), TurnError> {
+        self.begin_change()?;
+        let result = self.set_system_in_turn(prompt);
+        self.end_change();
+        result
+    }
+
+    fn set_system_in_turn(&mut self, prompt: &str) -> Result<(), TurnError> {
         let prompt = prompt.trim();
         if prompt.is_empty() {
             return Err(TurnError::Refused("the system prompt is empty".into()));
@@ -651,16 +716,22 @@ impl Engine {
     /// Moves every message and the summary to the archive (`/clear`,
     /// `--new`); the system prompt stays. Returns how many records moved.
     pub fn clear(&mut self) -> Result<usize, TurnError> {
-        Ok(self.session.clear()?)
+        self.begin_change()?;
+        let result = self.session.clear();
+        self.end_change();
+        Ok(result?)
     }
 
     /// Moves the last exchange (the newest user message and what followed)
     /// to the archive (`/undo`). Returns how many messages moved.
     pub fn undo(&mut self) -> Result<usize, TurnError> {
-        match self.last_user_index() {
-            Some(i) => Ok(self.session.archive_tail(i)?),
+        self.begin_change()?;
+        let result = match self.last_user_index() {
+            Some(i) => self.session.archive_tail(i),
             None => Ok(0),
-        }
+        };
+        self.end_change();
+        Ok(result?)
     }
 
     /// Asks for the last reply again (`/retry`): what followed the newest
@@ -671,11 +742,16 @@ impl Engine {
         out: &mut dyn Write,
         interrupt: &mut Interrupt,
     ) -> Result<Option<TurnReport>, TurnError> {
-        let Some(user) = self.last_user_index() else {
-            return Ok(None);
+        self.begin_change()?;
+        let result = match self.last_user_index() {
+            Some(user) => match self.session.archive_tail(user + 1) {
+                Ok(_) => self.reply(out, interrupt).await.map(Some),
+                Err(e) => Err(e.into()),
+            },
+            None => Ok(None),
         };
-        self.session.archive_tail(user + 1)?;
-        self.reply(out, interrupt).await.map(Some)
+        self.end_change();
+        result
     }
 
     fn last_user_index(&self) -> Option<usize> {
@@ -683,92 +759,6 @@ impl Engine {
             .messages()
             .iter()
             .rposition(|m| m.role == Role::User)
-    }
-
-    // Sizes: the pure rules are in `sizing.rs`; these apply them to the
-    // session, counting (and caching in memory) only when they must.
-
-    /// The active history, as the sizing rules read it.
-    fn history(&self) -> History<'_> {
-        History {
-            system: self.session.system(),
-            summary: self.session.summary(),
-            messages: self.session.messages(),
-        }
-    }
-
-    /// Sizes from cached counts and byte bounds; never loads the tokenizer.
-    fn measure(&self) -> Sizes {
-        sizing::measure(self.history(), &self.counter, &self.budget)
-    }
-
-    /// Sizes of the history. With `exact`, uncached counts are computed and
-    /// kept in the records (the session writes them with its next append).
-    fn sizes(&mut self, exact: bool) -> Sizes {
-        if exact {
-            self.fill_counts();
-        }
-        self.measure()
-    }
-
-    /// Counts every text that has no cached count yet.
-    fn fill_counts(&mut self) {
-        let counter = self.counter;
-        let fill = |text: &str, cache: &mut Option<TokenCache>| {
-            if counter.cached(cache.as_ref()).is_none() {
-                *cache = Some(counter.cache(text));
-            }
-        };
-        for message in self.session.messages_mut() {
-            fill(&message.content, &mut message.tokens);
-        }
-        if let Some(summary) = self.session.summary_mut() {
-            fill(&summary.content, &mut summary.tokens);
-        }
-        if let Some(system) = self.session.system_mut() {
-            fill(&system.content, &mut system.tokens);
-        }
-    }
-
-    /// Sizes good enough to compare with `threshold`: estimates when they
-    /// already fit, exact counts otherwise.
-    fn sizes_against(&mut self, threshold: u32) -> Sizes {
-        let estimate = self.sizes(false);
-        if estimate.total() <= u64::from(threshold) {
-            estimate
-        } else {
-            self.sizes(true)
-        }
-    }
-
-    /// The exact sizes when the history is past the trigger `H`; `None`
-    /// when it is not, or when the cheap bounds say it can wait (see
-    /// [`sizing::trigger_check`]).
-    fn sizes_over_trigger(&mut self) -> Option<Sizes> {
-        if sizing::trigger_check(&self.measure(), &self.budget) == TriggerCheck::Under {
-            return None;
-        }
-        let exact = self.sizes(true);
-        (exact.total() > u64::from(self.budget.trigger)).then_some(exact)
-    }
-
-    /// Token figures for `/tokens` (exact).
-    pub fn stats(&mut self) -> TokenStats {
-        let sizes = self.sizes(true);
-        TokenStats {
-            budget: self.budget,
-            history: sizes.total(),
-            system: sizes.fixed,
-            summary: sizes.summary,
-            messages: sizes.messages.len(),
-            encoding: self.counter.encoding().name(),
-        }
-    }
-
-    /// How full the budget is, from cached counts and byte bounds (never
-    /// loads the tokenizer): an upper estimate, for the prompt.
-    pub fn fill_percent_estimate(&self) -> u64 {
-        self.measure().total() * 100 / u64::from(self.budget.cap.max(1))
     }
 }
 
@@ -792,5 +782,6 @@ fn merge_user_runs(records: &[crate::memory::format::MessageRecord]) -> Vec<Chat
     messages
 }
 
+mod sizes;
 #[cfg(test)]
 mod tests;

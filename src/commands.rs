@@ -316,9 +316,10 @@ pub async fn execute(
         Command::Session(None) => print(out, &format!("{}\n", engine.session().name()))?,
         Command::Session(Some(name)) => switch_session(engine, config, &name, out, output)?,
         Command::Sessions => {
-            manage::list(&config.memory_dir, &Sizing::of(config), None, out).map_err(refused)?;
+            manage::list(engine.store().as_ref(), &Sizing::of(config), None, out)
+                .map_err(refused)?;
         }
-        Command::Export(file) => export(engine, config, file, out)?,
+        Command::Export(file) => export(engine, file, out)?,
         Command::Models => reuse::models(engine, config, out, interrupt).await?,
         Command::Usage => reuse::usage(engine, config, out)?,
         Command::Title(text) => reuse::title(engine, text, out)?,
@@ -541,25 +542,20 @@ fn switch_session(
 }
 
 /// `/export [FILE]`: the whole conversation, archive included.
-fn export(
-    engine: &Engine,
-    config: &Config,
-    file: Option<String>,
-    out: &mut dyn Write,
-) -> Result<(), TurnError> {
+fn export(engine: &Engine, file: Option<String>, out: &mut dyn Write) -> Result<(), TurnError> {
     let name = engine.session().name().to_string();
     let path = match file.map(PathBuf::from) {
         // A file the user named is written as named (like `>` would), in
         // the format its extension names; another extension is refused.
         Some(path) => {
             let format = ExportFormat::for_path_or_refuse(&path, "").map_err(TurnError::Refused)?;
-            manage::export_text(&config.memory_dir, &name, format)
+            manage::export_text(engine.store().as_ref(), &name, format)
                 .and_then(|text| manage::write_export(&path, &text))
                 .map_err(refused)?;
             path
         }
         // A name memchat picks never replaces a file.
-        None => manage::export_text(&config.memory_dir, &name, ExportFormat::Markdown)
+        None => manage::export_text(engine.store().as_ref(), &name, ExportFormat::Markdown)
             .and_then(|text| manage::write_new_export(&name, &text))
             .map_err(refused)?,
     };

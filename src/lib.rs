@@ -27,6 +27,7 @@
 //! | 1 | [`clipboard`] | the clipboard: a clipboard command, else OSC 52 to the terminal |
 //! | 1 | [`editor`] | composing a message in `$VISUAL`/`$EDITOR` on a private file |
 //! | 2 | [`memory`] | sessions on disk: [`memory::Session`], [`memory::format`], repair |
+//! | 2 | [`store`] | the store boundary: [`store::Store`], [`store::SessionStore`], the file store |
 //! | 2 | [`transfer`] | export formats (OpenAI array, JSON Lines, Markdown, transcript), replaced records marked |
 //! | 2 | [`import`] | import: message arrays, `{"messages": …}`, JSON Lines, memchat logs with their archive |
 //! | 2 | [`render`] | stdout vs stderr, colour, gauges, the spinner |
@@ -101,6 +102,7 @@ pub mod script;
 pub mod session_settings;
 pub mod setup;
 pub mod sizing;
+pub mod store;
 pub mod summarize;
 pub mod summary_text;
 pub mod titles;

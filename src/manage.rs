@@ -1,7 +1,8 @@
 //! Managing sessions outside a chat: list, show, export, import, delete,
-//! rename. Reading commands take no lock, so they work while another
-//! process chats; writing ones take the session's lock like a chat does.
-//! Output goes to any `Write` so tests can read it.
+//! rename, repair, through the store boundary ([`crate::store::Store`]), so
+//! each works on either store. Reading commands take no lock, so they work
+//! while another process chats; writing ones lock the session like a chat
+//! does. Output goes to any `Write` so tests can read it.
 
 use std::collections::HashMap;
 use std::io::{BufRead, IsTerminal, Write};
@@ -13,9 +14,10 @@ use anyhow::Context;
 use crate::budget::Budget;
 use crate::config::{ManageCommand, Management, UsageError};
 use crate::memory::format::Record;
-use crate::memory::session::{LogContents, create_session, read_archive, read_log};
-use crate::memory::{self, SessionPaths};
+use crate::memory::session::LogContents;
+use crate::memory::{self, StoreError};
 use crate::session_settings::Sizing;
+use crate::store::{FileStore, Store};
 use crate::summary_text;
 use crate::tokens::{REPLY_PRIMING, TokenCounter};
 use crate::usage::{Prices, UsageTotals};
@@ -54,47 +56,24 @@ pub fn history_tokens(contents: &LogContents, counter: &TokenCounter) -> u64 {
     total
 }
 
-/// How long a reading command waits to finish a rename or delete that a
-/// crash interrupted (it needs the sessions' locks): as long as opening a
-/// session waits for its lock by default, one number for both waits.
-const SETTLE_WAIT: Duration = crate::config::DEFAULT_LOCK_WAIT;
-
-/// Before reading: refuses a memory directory that is not the user's own,
-/// and finishes an interrupted rename or delete, so a reader never sees a
-/// session split between two names.
-fn ready_to_read(dir: &Path, name: Option<&str>) -> Result<(), memory::StoreError> {
-    memory::files::check_dir(dir)?;
-    memory::pending::settle(dir, name, SETTLE_WAIT)?;
-    Ok(())
-}
-
-/// When a session was last written: its active log's modification time.
-fn last_used(paths: &SessionPaths) -> Option<SystemTime> {
-    std::fs::metadata(&paths.log)
-        .and_then(|m| m.modified())
-        .ok()
-}
-
-/// Facts about every session in `dir`, most recently used first, each
+/// Facts about every session in the store, most recently used first, each
 /// sized by its own recorded model and window (`sizing` for one without).
 /// Each session's usage is priced by `prices`.
 pub fn session_infos(
-    dir: &Path,
+    store: &dyn Store,
     sizing: &Sizing,
     prices: &Prices,
 ) -> anyhow::Result<Vec<SessionInfo>> {
-    ready_to_read(dir, None)?;
     let mut infos = Vec::new();
     let mut counters: HashMap<String, TokenCounter> = HashMap::new();
-    for name in memory::list_session_names(dir)? {
-        let paths = SessionPaths::new(dir, &name);
-        let contents = read_log(&paths, &name)?;
+    for name in store.list_sessions()? {
+        let read = store.read_session(&name, true)?;
+        let (contents, archived) = (read.active, read.archived);
         let (model, budget) = sizing.for_session(&contents.settings)?;
         let counter = counters
             .entry(model.clone())
             .or_insert_with(|| TokenCounter::for_model(&model));
-        let (archived, _) = read_archive(&paths.archive)?;
-        let last_used = last_used(&paths).unwrap_or(SystemTime::UNIX_EPOCH);
+        let last_used = read.last_used.unwrap_or(SystemTime::UNIX_EPOCH);
         let whole = transfer::whole_conversation(archived.clone(), &contents);
         infos.push(SessionInfo {
             title: crate::titles::title_of(&contents.settings, &whole),
@@ -114,32 +93,19 @@ pub fn session_infos(
     Ok(infos)
 }
 
-/// The most recently used session, for `--continue`.
-pub fn most_recent(dir: &Path) -> anyhow::Result<Option<String>> {
-    let mut best: Option<(SystemTime, String)> = None;
-    for name in memory::list_session_names(dir)? {
-        if let Some(modified) = last_used(&SessionPaths::new(dir, &name))
-            && best.as_ref().is_none_or(|(t, _)| modified > *t)
-        {
-            best = Some((modified, name));
-        }
-    }
-    Ok(best.map(|(_, name)| name))
-}
-
 /// `memchat sessions`: a table, newest first, each session's title last.
 /// With `usage` (`--usage`), each session's use as the server reported it,
 /// and its cost by these prices.
 pub fn list(
-    dir: &Path,
+    store: &dyn Store,
     sizing: &Sizing,
     usage: Option<&Prices>,
     out: &mut dyn Write,
 ) -> anyhow::Result<()> {
     let no_prices = Prices::new();
-    let infos = session_infos(dir, sizing, usage.unwrap_or(&no_prices))?;
+    let infos = session_infos(store, sizing, usage.unwrap_or(&no_prices))?;
     if infos.is_empty() {
-        writeln!(out, "no sessions yet in {}", dir.display())?;
+        writeln!(out, "no sessions yet in {}", store.location())?;
         return Ok(());
     }
     let width = infos.iter().map(|i| i.name.len()).max().unwrap_or(4).max(7);
@@ -190,27 +156,24 @@ pub fn list(
     Ok(())
 }
 
-fn records_of(dir: &Path, name: &str, all: bool) -> anyhow::Result<Vec<Record>> {
-    ready_to_read(dir, Some(name))?;
-    let paths = SessionPaths::new(dir, name);
-    let contents = read_log(&paths, name)?;
+fn records_of(store: &dyn Store, name: &str, all: bool) -> anyhow::Result<Vec<Record>> {
+    let read = store.read_session(name, all)?;
     Ok(if all {
-        let (archived, _) = read_archive(&paths.archive)?;
-        transfer::whole_conversation(archived, &contents)
+        transfer::whole_conversation(read.archived, &read.active)
     } else {
-        transfer::active_records(&contents)
+        transfer::active_records(&read.active)
     })
 }
 
 /// `memchat show NAME`: the transcript (the active log, or everything).
 pub fn show(
-    dir: &Path,
+    store: &dyn Store,
     name: &str,
     all: bool,
     json: bool,
     out: &mut dyn Write,
 ) -> anyhow::Result<()> {
-    let records = records_of(dir, name, all)?;
+    let records = records_of(store, name, all)?;
     let text = if json {
         transfer::to_records_json(&records)
     } else {
@@ -224,8 +187,8 @@ pub fn show(
 pub use crate::transfer::ExportFormat;
 
 /// The whole conversation rendered for export.
-pub fn export_text(dir: &Path, name: &str, format: ExportFormat) -> anyhow::Result<String> {
-    let records = records_of(dir, name, true)?;
+pub fn export_text(store: &dyn Store, name: &str, format: ExportFormat) -> anyhow::Result<String> {
+    let records = records_of(store, name, true)?;
     Ok(match format {
         ExportFormat::Json => transfer::to_openai_json(&records),
         ExportFormat::JsonLines => transfer::to_json_lines(&records),
@@ -250,10 +213,9 @@ pub fn write_export(path: &Path, text: &str) -> anyhow::Result<()> {
 
 /// `memchat import FILE --as NAME`.
 pub fn import(
-    dir: &Path,
+    store: &dyn Store,
     file: &Path,
     name: &str,
-    lock_wait: Duration,
     out: &mut dyn Write,
 ) -> anyhow::Result<()> {
     let bytes = read_capped(file, import::MAX_IMPORT_BYTES)?;
@@ -274,13 +236,11 @@ pub fn import(
         import::parse_messages(&bytes, file)
     }
     .map_err(UsageError)?;
-    create_session(
-        dir,
+    store.create_session(
         name,
         &imported.settings,
         &imported.archived,
         &imported.active,
-        lock_wait,
     )?;
     let with_archive = from_archive
         .map(|(path, n)| format!(" ({n} of them from its archive {})", path.display()))
@@ -331,7 +291,8 @@ fn read_import_archive(path: &Path) -> Result<Vec<Record>, UsageError> {
             import::MAX_IMPORT_BYTES / (1024 * 1024)
         )));
     }
-    let (records, _) = read_archive(path).map_err(|e| UsageError(import::import_error(&e)))?;
+    let (records, _) =
+        memory::session::read_archive(path).map_err(|e| UsageError(import::import_error(&e)))?;
     Ok(records)
 }
 
@@ -358,16 +319,15 @@ fn read_capped(file: &Path, cap: usize) -> Result<Vec<u8>, UsageError> {
 
 /// `memchat delete NAME`: asks on a terminal unless `--yes`.
 pub fn delete(
-    dir: &Path,
+    store: &dyn Store,
     name: &str,
     yes: bool,
     ask: Option<&mut dyn BufRead>,
-    lock_wait: Duration,
     out: &mut dyn Write,
 ) -> anyhow::Result<bool> {
-    ready_to_read(dir, Some(name))?;
-    if !SessionPaths::new(dir, name).exists() {
-        return Err(memory::StoreError::NotFound(name.to_string()).into());
+    memory::validate_session_name(name).map_err(|e| UsageError(e.to_string()))?;
+    if !store.exists(name)? {
+        return Err(StoreError::NotFound(name.to_string()).into());
     }
     if !yes {
         let Some(input) = ask else {
@@ -376,7 +336,7 @@ pub fn delete(
             ))
             .into());
         };
-        let records = records_of(dir, name, true).unwrap_or_default();
+        let records = records_of(store, name, true).unwrap_or_default();
         let messages = records
             .iter()
             .filter(|r| matches!(r, Record::Message(_)))
@@ -391,9 +351,8 @@ pub fn delete(
             return Ok(false);
         }
     }
-    let removed = memory::delete_session(dir, name, lock_wait)?;
-    let files = if removed.len() == 1 { "file" } else { "files" };
-    writeln!(out, "deleted session {name:?} ({} {files})", removed.len())?;
+    let removed = store.delete_session(name)?;
+    writeln!(out, "deleted session {name:?} ({removed})")?;
     Ok(true)
 }
 
@@ -440,21 +399,23 @@ pub fn write_new_export(name: &str, text: &str) -> anyhow::Result<PathBuf> {
 /// output to `out`. Deleting asks on a terminal unless `--yes`.
 pub fn run(management: Management, out: &mut dyn Write) -> anyhow::Result<()> {
     let Management {
-        memory_dir: dir,
+        memory_dir,
         lock_wait,
         command,
     } = management;
+    let store = FileStore::new(&memory_dir, lock_wait);
+    let store: &dyn Store = &store;
     match command {
         ManageCommand::Sessions(sizing, usage) => {
-            list(&dir, &Sizing(sizing), usage.as_ref(), out)?;
+            list(store, &Sizing(sizing), usage.as_ref(), out)?;
         }
-        ManageCommand::Show { name, all, json } => show(&dir, &name, all, json, out)?,
+        ManageCommand::Show { name, all, json } => show(store, &name, all, json, out)?,
         ManageCommand::Export {
             name,
             format,
             output,
         } => {
-            let text = export_text(&dir, &name, format)?;
+            let text = export_text(store, &name, format)?;
             match output {
                 Some(path) => {
                     write_export(&path, &text)?;
@@ -463,7 +424,7 @@ pub fn run(management: Management, out: &mut dyn Write) -> anyhow::Result<()> {
                 None => out.write_all(text.as_bytes())?,
             }
         }
-        ManageCommand::Import { source, name } => import(&dir, &source, &name, lock_wait, out)?,
+        ManageCommand::Import { source, name } => import(store, &source, &name, out)?,
         ManageCommand::Delete { name, yes } => {
             let stdin = std::io::stdin();
             let mut lock = stdin.lock();
@@ -472,15 +433,14 @@ pub fn run(management: Management, out: &mut dyn Write) -> anyhow::Result<()> {
             } else {
                 None
             };
-            delete(&dir, &name, yes, ask, lock_wait, out)?;
+            delete(store, &name, yes, ask, out)?;
         }
         ManageCommand::Rename { from, to } => {
-            memory::rename_session(&dir, &from, &to, lock_wait)?;
+            store.rename_session(&from, &to)?;
             writeln!(out, "renamed session {from:?} to {to:?}")?;
         }
         ManageCommand::Repair { name } => {
-            let report = memory::repair::repair(&dir, &name, lock_wait)?;
-            out.write_all(report.describe(&name).as_bytes())?;
+            out.write_all(store.repair(&name)?.as_bytes())?;
         }
         ManageCommand::Migrate { from, to } => migrate(&from, &to, lock_wait, out)?,
     }

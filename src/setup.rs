@@ -12,11 +12,11 @@ use crate::client::ChatModel;
 use crate::client::mock::MockModel;
 use crate::client::openai::OpenAiModel;
 use crate::config::{self, Backend, Config};
-use crate::manage;
-use crate::memory::Session;
 use crate::render::Output;
 use crate::session_settings;
+use crate::store::{self, FileStore, SessionStore, Store};
 use crate::tokens::TokenCounter;
+use std::sync::Arc;
 
 /// Past a file size limit (`ulimit -f`) the kernel sends SIGXFSZ, whose
 /// default action kills the process mid-write. With a handler installed the
@@ -43,7 +43,7 @@ pub fn session_to_continue(
     output: &Output,
 ) -> anyhow::Result<Option<String>> {
     let dir = config::resolve_memory_dir(flag_dir, file_dir)?;
-    let name = manage::most_recent(&dir)?;
+    let name = store::most_recent(&FileStore::new(&dir, config::DEFAULT_LOCK_WAIT))?;
     match &name {
         Some(name) => output.info(&format!("continuing session {name:?}")),
         None => output.info("no session to continue yet; starting the default one"),
@@ -61,20 +61,24 @@ pub fn model_for(config: &Config) -> anyhow::Result<(Box<dyn ChatModel>, TokenCo
     Ok((model, counter))
 }
 
+/// The store the configuration names: the memory directory.
+pub fn open_store(config: &Config) -> Arc<dyn Store> {
+    Arc::new(FileStore::new(&config.memory_dir, config.lock_wait))
+}
+
 /// Opens (and locks) session `name` the one way every front-end does:
 /// recovered torn writes are reported as warnings.
 pub fn open_session(
-    config: &Config,
+    store: &dyn Store,
     name: &str,
     output: &Output,
-) -> Result<Session, crate::memory::StoreError> {
-    let mut session = Session::open(&config.memory_dir, name, config.lock_wait)?;
+) -> Result<Box<dyn SessionStore>, crate::memory::StoreError> {
+    let mut session = store.open_session(name)?;
     for notice in session.take_notices() {
         output.warn(&notice);
     }
     if session.is_new() {
-        let dir = std::path::absolute(&config.memory_dir).unwrap_or(config.memory_dir.clone());
-        output.info(&format!("new session {name:?} in {}", dir.display()));
+        output.info(&format!("new session {name:?} in {}", store.location()));
     }
     Ok(session)
 }
@@ -85,10 +89,11 @@ pub fn open_session(
 /// budget).
 pub fn open_engine(config: &mut Config, output: &Output) -> anyhow::Result<Engine> {
     let name = config.session.clone();
-    let mut session = open_session(config, &name, output)?;
-    adopt_settings(config, &mut session, output)?;
+    let store = open_store(config);
+    let mut session = open_session(store.as_ref(), &name, output)?;
+    adopt_settings(config, session.as_mut(), output)?;
     let (model, counter) = model_for(config)?;
-    let mut engine = Engine::new(session, model, counter, config.budget);
+    let mut engine = Engine::new(store, session, model, counter, config.budget);
     engine.set_sampling(config.sampling);
     apply_system_prompt(&mut engine, config, output)?;
     Ok(engine)
@@ -98,7 +103,7 @@ pub fn open_engine(config: &mut Config, output: &Output) -> anyhow::Result<Engin
 /// stderr), then the run's settings recorded in the session.
 fn adopt_settings(
     config: &mut Config,
-    session: &mut Session,
+    session: &mut dyn SessionStore,
     output: &Output,
 ) -> Result<(), crate::chat::TurnError> {
     let notices = session_settings::apply(config, session.name(), session.settings())
@@ -115,9 +120,8 @@ fn adopt_settings(
 /// The configuration `--print-config` shows for the configured session:
 /// its recorded settings applied, read without a lock or any change.
 pub fn config_with_session(config: &mut Config) -> anyhow::Result<()> {
-    let paths = crate::memory::SessionPaths::new(&config.memory_dir, &config.session);
-    let recorded = match crate::memory::session::read_log(&paths, &config.session) {
-        Ok(contents) => contents.settings,
+    let recorded = match open_store(config).read_session(&config.session, false) {
+        Ok(contents) => contents.active.settings,
         Err(crate::memory::StoreError::NotFound(_)) => return Ok(()),
         Err(e) => return Err(e.into()),
     };
@@ -136,9 +140,9 @@ pub fn switch_session(
     name: &str,
     output: &Output,
 ) -> Result<(), crate::chat::TurnError> {
-    let mut session = open_session(config, name, output)?;
+    let mut session = open_session(engine.store().as_ref(), name, output)?;
     let mut next = config.clone();
-    adopt_settings(&mut next, &mut session, output)?;
+    adopt_settings(&mut next, session.as_mut(), output)?;
     let (model, counter) =
         model_for(&next).map_err(|e| crate::chat::TurnError::Refused(format!("{e:#}")))?;
     let previous = engine.replace_session(session);

@@ -9,6 +9,9 @@ use futures::future::BoxFuture;
 
 use super::*;
 use crate::client::mock::MockModel;
+use crate::memory::Session;
+use crate::sizing::History;
+use crate::store::FileStore;
 
 /// A window of 2048 tokens: `B` is 1280, `H` 1024.
 fn budget() -> Budget {
@@ -23,9 +26,15 @@ fn open(dir: &tempfile::TempDir) -> Session {
     Session::open(dir.path(), "test", Duration::from_secs(1)).unwrap()
 }
 
+/// An engine on `session`, which lives in a memory directory.
+fn engine_with(session: Session, model: Box<dyn ChatModel>) -> Engine {
+    let dir = session.paths().log.parent().unwrap().to_path_buf();
+    let store = Arc::new(FileStore::new(&dir, Duration::from_secs(1)));
+    Engine::new(store, Box::new(session), model, counter(), budget())
+}
+
 fn engine(session: Session) -> Engine {
-    let model = MockModel::new(counter(), Duration::ZERO);
-    Engine::new(session, Box::new(model), counter(), budget())
+    engine_with(session, Box::new(MockModel::new(counter(), Duration::ZERO)))
 }
 
 fn send(engine: &mut Engine, text: &str) -> Result<TurnReport, TurnError> {
@@ -36,8 +45,13 @@ fn send(engine: &mut Engine, text: &str) -> Result<TurnReport, TurnError> {
     runtime.block_on(engine.send(text, &mut Vec::new(), &mut Interrupt::never()))
 }
 
+/// The session's log file: `test.jsonl` in the memory directory.
+fn log_path(engine: &Engine) -> PathBuf {
+    PathBuf::from(engine.store().location()).join("test.jsonl")
+}
+
 fn log(engine: &Engine) -> String {
-    std::fs::read_to_string(&engine.session().paths().log).unwrap()
+    std::fs::read_to_string(log_path(engine)).unwrap()
 }
 
 /// Reads the log at the moment the model is asked, then answers as the mock.
@@ -70,7 +84,7 @@ fn the_users_words_are_in_the_log_before_the_model_is_asked() {
         seen: seen.clone(),
         mock: MockModel::new(counter(), Duration::ZERO),
     };
-    let mut engine = Engine::new(session, Box::new(witness), counter(), budget());
+    let mut engine = engine_with(session, Box::new(witness));
     let report = send(&mut engine, "remember the blue door").unwrap();
     let seen = seen.lock().unwrap().clone().unwrap();
     assert!(seen.contains("remember the blue door"), "{seen}");
@@ -173,7 +187,8 @@ fn a_system_prompt_goes_through_the_budget() {
     engine.set_system("Be terse.").unwrap();
     engine.set_system("Be kind.").unwrap();
     assert_eq!(engine.system_prompt(), Some("Be kind."));
-    let archive = std::fs::read_to_string(&engine.session().paths().archive).unwrap_or_default();
+    let archive = std::fs::read_to_string(log_path(&engine).with_extension("archive.jsonl"))
+        .unwrap_or_default();
     assert!(archive.contains("Be terse."), "the old prompt is archived");
 }
 

@@ -59,7 +59,7 @@ pub async fn models(
 /// The whole conversation of the engine's session: archive and active log.
 fn whole_conversation(engine: &Engine) -> Result<Vec<Record>, TurnError> {
     let session = engine.session();
-    let (mut records, _) = crate::memory::session::read_archive(&session.paths().archive)?;
+    let mut records = session.read_archive()?;
     records.extend(session.system().cloned().map(Record::Message));
     records.extend(session.summary().cloned().map(Record::Summary));
     records.extend(session.messages().iter().cloned().map(Record::Message));

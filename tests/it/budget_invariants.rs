@@ -105,7 +105,13 @@ fn run_conversation(window: u32, turns: &[(usize, usize)], system: bool, fail_su
             )
             .unwrap();
     }
-    let mut engine = Engine::new(session, Box::new(model), counter, budget);
+    let mut engine = Engine::new(
+        file_store(dir.path()),
+        Box::new(session),
+        Box::new(model),
+        counter,
+        budget,
+    );
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -176,7 +182,7 @@ fn run_conversation(window: u32, turns: &[(usize, usize)], system: bool, fail_su
         );
     }
     // Active + archive = everything, in order, once, unchanged.
-    let paths = engine.session().paths().clone();
+    let paths = memchat::memory::SessionPaths::new(dir.path(), "prop");
     let (archived, bad) = read_archive(&paths.archive).unwrap();
     assert_eq!(bad, 0);
     let mut all: Vec<Record> = archived;
@@ -230,7 +236,13 @@ fn a_message_larger_than_the_budget_is_refused_before_anything_is_written() {
     let budget = Budget::new(2000, None, None).unwrap();
     let session = Session::open(dir.path(), "big", Duration::from_secs(1)).unwrap();
     let model = MockModel::new(counter, Duration::ZERO);
-    let mut engine = Engine::new(session, Box::new(model), counter, budget);
+    let mut engine = Engine::new(
+        file_store(dir.path()),
+        Box::new(session),
+        Box::new(model),
+        counter,
+        budget,
+    );
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -243,7 +255,7 @@ fn a_message_larger_than_the_budget_is_refused_before_anything_is_written() {
         "{error}"
     );
     assert!(engine.session().messages().is_empty());
-    let log = std::fs::read_to_string(&engine.session().paths().log).unwrap();
+    let log = std::fs::read_to_string(dir.path().join("big.jsonl")).unwrap();
     assert_eq!(log.lines().count(), 1, "only the header");
 }
 
@@ -259,7 +271,13 @@ fn a_failing_summarizer_falls_back_to_an_extractive_summary() {
         requests: Arc::new(Mutex::new(Vec::new())),
         fail_summaries: true,
     };
-    let mut engine = Engine::new(session, Box::new(model), counter, budget);
+    let mut engine = Engine::new(
+        file_store(dir.path()),
+        Box::new(session),
+        Box::new(model),
+        counter,
+        budget,
+    );
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -284,4 +302,9 @@ fn a_failing_summarizer_falls_back_to_an_extractive_summary() {
         "an error text is never a summary"
     );
     assert!(counter.count_raw(&summary.content) <= budget.summary_cap);
+}
+
+/// The file store of `dir`, for an engine on one of its sessions.
+fn file_store(dir: &std::path::Path) -> std::sync::Arc<dyn memchat::store::Store> {
+    std::sync::Arc::new(memchat::store::FileStore::new(dir, Duration::from_secs(1)))
 }

@@ -1,0 +1,186 @@
+//! [`FileStore`]: the store as a memory directory of JSONL logs, the embedded
+//! default. The files themselves (names, locks, crash-safe writes, repair)
+//! belong to [`crate::memory`]; this is only its face at the boundary.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use super::{NewMessage, SessionContents, SessionStore, Store};
+use crate::memory::format::{MessageRecord, Record, SessionSettings, SummaryRecord, TokenCache};
+use crate::memory::session::{create_session, read_archive, read_log};
+use crate::memory::{self, Session, SessionPaths, StoreError};
+
+/// A memory directory. Opening a session locks it for as long as it is
+/// open; reading commands take no lock.
+#[derive(Debug, Clone)]
+pub struct FileStore {
+    dir: PathBuf,
+    /// How long to wait for a session's lock (another process chatting);
+    /// also how long a reader waits to finish a rename or delete that a
+    /// crash interrupted (it needs the sessions' locks): one number.
+    lock_wait: Duration,
+}
+
+impl FileStore {
+    pub fn new(dir: &Path, lock_wait: Duration) -> FileStore {
+        FileStore {
+            dir: dir.to_path_buf(),
+            lock_wait,
+        }
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Before reading: refuses a memory directory that is not the user's
+    /// own, and finishes an interrupted rename or delete, so a reader never
+    /// sees a session split between two names.
+    fn ready_to_read(&self, name: Option<&str>) -> Result<(), StoreError> {
+        memory::files::check_dir(&self.dir)?;
+        memory::pending::settle(&self.dir, name, self.lock_wait)?;
+        Ok(())
+    }
+}
+
+impl Store for FileStore {
+    fn location(&self) -> String {
+        std::path::absolute(&self.dir)
+            .unwrap_or_else(|_| self.dir.clone())
+            .display()
+            .to_string()
+    }
+
+    fn open_session(&self, name: &str) -> Result<Box<dyn SessionStore>, StoreError> {
+        Ok(Box::new(Session::open(&self.dir, name, self.lock_wait)?))
+    }
+
+    fn list_sessions(&self) -> Result<Vec<String>, StoreError> {
+        if self.dir.symlink_metadata().is_err() {
+            return Ok(Vec::new());
+        }
+        self.ready_to_read(None)?;
+        memory::list_session_names(&self.dir)
+    }
+
+    fn last_used(&self, name: &str) -> Result<Option<SystemTime>, StoreError> {
+        // The active log's modification time: every write touches it.
+        Ok(std::fs::metadata(SessionPaths::new(&self.dir, name).log)
+            .and_then(|m| m.modified())
+            .ok())
+    }
+
+    fn exists(&self, name: &str) -> Result<bool, StoreError> {
+        self.ready_to_read(Some(name))?;
+        Ok(SessionPaths::new(&self.dir, name).exists())
+    }
+
+    fn read_session(&self, name: &str, with_archive: bool) -> Result<SessionContents, StoreError> {
+        self.ready_to_read(Some(name))?;
+        let paths = SessionPaths::new(&self.dir, name);
+        let active = read_log(&paths, name)?;
+        let archived = if with_archive {
+            read_archive(&paths.archive)?.0
+        } else {
+            Vec::new()
+        };
+        Ok(SessionContents {
+            active,
+            archived,
+            last_used: self.last_used(name)?,
+        })
+    }
+
+    fn create_session(
+        &self,
+        name: &str,
+        settings: &SessionSettings,
+        archived: &[Record],
+        active: &[Record],
+    ) -> Result<(), StoreError> {
+        create_session(&self.dir, name, settings, archived, active, self.lock_wait)
+    }
+
+    fn rename_session(&self, from: &str, to: &str) -> Result<(), StoreError> {
+        memory::rename_session(&self.dir, from, to, self.lock_wait)
+    }
+
+    fn delete_session(&self, name: &str) -> Result<String, StoreError> {
+        let removed = memory::delete_session(&self.dir, name, self.lock_wait)?;
+        let files = if removed.len() == 1 { "file" } else { "files" };
+        Ok(format!("{} {files}", removed.len()))
+    }
+
+    fn repair(&self, name: &str) -> Result<String, StoreError> {
+        Ok(memory::repair::repair(&self.dir, name, self.lock_wait)?.describe(name))
+    }
+}
+
+impl SessionStore for Session {
+    fn name(&self) -> &str {
+        Session::name(self)
+    }
+    fn is_new(&self) -> bool {
+        Session::is_new(self)
+    }
+    fn take_notices(&mut self) -> Vec<String> {
+        Session::take_notices(self)
+    }
+    fn system(&self) -> Option<&MessageRecord> {
+        Session::system(self)
+    }
+    fn summary(&self) -> Option<&SummaryRecord> {
+        Session::summary(self)
+    }
+    fn messages(&self) -> &[MessageRecord] {
+        Session::messages(self)
+    }
+    fn messages_mut(&mut self) -> &mut [MessageRecord] {
+        Session::messages_mut(self)
+    }
+    fn system_mut(&mut self) -> Option<&mut MessageRecord> {
+        Session::system_mut(self)
+    }
+    fn summary_mut(&mut self) -> Option<&mut SummaryRecord> {
+        Session::summary_mut(self)
+    }
+    fn last_seq(&self) -> u64 {
+        Session::last_seq(self)
+    }
+    fn settings(&self) -> &SessionSettings {
+        Session::settings(self)
+    }
+    fn set_settings(&mut self, wanted: &SessionSettings, now: bool) -> Result<bool, StoreError> {
+        Session::set_settings(self, wanted, now)
+    }
+    fn append_message(&mut self, m: NewMessage) -> Result<&MessageRecord, StoreError> {
+        Session::append_with_usage(
+            self,
+            m.role,
+            m.content,
+            m.model,
+            m.interrupted,
+            m.truncated,
+            m.tokens,
+            m.usage,
+        )
+    }
+    fn compact(
+        &mut self,
+        evict: usize,
+        summary: String,
+        method: &str,
+        tokens: Option<TokenCache>,
+    ) -> Result<(), StoreError> {
+        Session::compact(self, evict, summary, method, tokens)
+    }
+    fn clear(&mut self) -> Result<usize, StoreError> {
+        Session::clear(self)
+    }
+    fn archive_tail(&mut self, from: usize) -> Result<usize, StoreError> {
+        Session::archive_tail(self, from)
+    }
+    fn read_archive(&self) -> Result<Vec<Record>, StoreError> {
+        Ok(read_archive(&self.paths().archive)?.0)
+    }
+}
