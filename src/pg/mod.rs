@@ -6,13 +6,15 @@
 //! own thread, and every error in one line; `schema.rs` the versioned
 //! tables; `rows.rs` records to rows and back; `session.rs` one open
 //! session and the lock rule; this file the store-wide operations
-//! (list, read, import, rename, delete).
+//! (list, read, import, rename, delete); `store_impl.rs` the store
+//! boundary's traits ([`crate::store`]) for both.
 
 pub mod conn;
 pub mod copy;
 pub mod rows;
 pub mod schema;
 pub mod session;
+pub mod store_impl;
 pub mod tls;
 pub mod url;
 

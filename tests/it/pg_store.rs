@@ -829,3 +829,38 @@ fn memchat_migrate_moves_a_directory_to_postgres_and_back_with_identical_exports
         "{stderr}"
     );
 }
+
+#[test]
+fn the_store_boundary_traits_work_on_postgres() {
+    let Some(db) = TestDb::new("the_store_boundary_traits_work_on_postgres") else {
+        return;
+    };
+    let store = memchat::pg::store_impl::open_store(&db.url, WAIT).unwrap();
+    assert!(store.location().starts_with("postgres://"));
+    let mut session = store.open_session("s").unwrap();
+    assert!(session.is_new());
+    session.begin_turn().unwrap();
+    session
+        .append(Role::User, "hi".into(), None, false, None)
+        .unwrap();
+    session
+        .append(Role::Assistant, "hello".into(), None, false, None)
+        .unwrap();
+    assert_eq!(session.archive_tail(1).unwrap(), 1);
+    session.end_turn();
+    assert_eq!(session.read_archive().unwrap().len(), 1);
+    drop(session);
+    assert_eq!(store.list_sessions().unwrap(), ["s"]);
+    assert!(store.exists("s").unwrap() && !store.exists("t").unwrap());
+    let contents = store.read_session("s", true).unwrap();
+    assert_eq!(
+        (contents.active.messages.len(), contents.archived.len()),
+        (1, 1)
+    );
+    assert!(contents.last_used.is_some());
+    let error = store.repair("s").unwrap_err().to_string();
+    assert!(error.contains("repair is for the file store"), "{error}");
+    store.rename_session("s", "t").unwrap();
+    store.delete_session("t").unwrap();
+    assert!(store.list_sessions().unwrap().is_empty());
+}
