@@ -19,14 +19,14 @@ pub use grammar::parse_from;
 pub const COMMAND_OPTIONS: &[(&str, &[&str])] = &[
     (
         "sessions",
-        &["memory_dir", "model", "context_limit", "budget"],
+        &["memory_dir", "store", "model", "context_limit", "budget"],
     ),
-    ("show", &["memory_dir"]),
-    ("export", &["memory_dir"]),
-    ("import", &["memory_dir", "lock_wait"]),
-    ("delete", &["memory_dir", "lock_wait"]),
-    ("rename", &["memory_dir", "lock_wait"]),
-    ("repair", &["memory_dir", "lock_wait"]),
+    ("show", &["memory_dir", "store"]),
+    ("export", &["memory_dir", "store"]),
+    ("import", &["memory_dir", "store", "lock_wait"]),
+    ("delete", &["memory_dir", "store", "lock_wait"]),
+    ("rename", &["memory_dir", "store", "lock_wait"]),
+    ("repair", &["memory_dir", "store", "lock_wait"]),
     ("migrate", &["lock_wait"]),
     (
         "models",
@@ -75,6 +75,7 @@ impl ChatArgs {
         for id in ids {
             match *id {
                 "memory_dir" => take(&mut self.memory_dir, matches, id),
+                "store" => take(&mut self.store, matches, id),
                 "model" => take(&mut self.model, matches, id),
                 "context_limit" => take(&mut self.context_limit, matches, id),
                 "budget" => take(&mut self.budget, matches, id),
@@ -166,6 +167,12 @@ pub struct ChatArgs {
     /// memory directory, else the user's data directory + /memchat].
     #[arg(long, env = "MEMCHAT_MEMORY_DIR", value_name = "DIR")]
     pub memory_dir: Option<PathBuf>,
+
+    /// Keep conversations in PostgreSQL instead of the memory directory: a
+    /// postgres:// URL (sslmode=require or verify-full for TLS); its password
+    /// is never shown. `memchat migrate` copies sessions between the two.
+    #[arg(long, env = "MEMCHAT_STORE", value_name = "URL")]
+    pub store: Option<String>,
 
     /// Role: a preset from the config file's [roles.NAME] (system prompt, and
     /// optionally model and sampling); `memchat roles` lists them.
@@ -470,6 +477,7 @@ mod tests {
             for id in *ids {
                 let got = match *id {
                     "memory_dir" => chat.memory_dir.as_ref().map(|p| p.display().to_string()),
+                    "store" => chat.store.clone(),
                     "model" => chat.model.clone(),
                     "context_limit" => chat.context_limit.map(|v| v.to_string()),
                     "budget" => chat.budget.map(|v| v.to_string()),

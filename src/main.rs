@@ -78,6 +78,7 @@ async fn run(cli: Cli, flag_source: config::FlagSource<'_>) -> anyhow::Result<Ex
     let mut args = cli.chat.clone();
     if args.continue_last
         && let Some(name) = setup::session_to_continue(
+            config::store_url(&args, &file)?.as_ref(),
             args.memory_dir.as_deref(),
             file.memory_dir.as_deref(),
             output,

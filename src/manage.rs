@@ -12,7 +12,7 @@ use std::time::{Duration, SystemTime};
 use anyhow::Context;
 
 use crate::budget::Budget;
-use crate::config::{ManageCommand, Management, UsageError};
+use crate::config::{ManageCommand, Management, StoreUrl, UsageError};
 use crate::memory::format::Record;
 use crate::memory::session::LogContents;
 use crate::memory::{self, StoreError};
@@ -22,6 +22,7 @@ use crate::summary_text;
 use crate::tokens::{REPLY_PRIMING, TokenCounter};
 use crate::usage::{Prices, UsageTotals};
 use crate::{import, transfer};
+use std::sync::Arc;
 
 /// One row of `memchat sessions`.
 #[derive(Debug, Clone)]
@@ -400,11 +401,15 @@ pub fn write_new_export(name: &str, text: &str) -> anyhow::Result<PathBuf> {
 pub fn run(management: Management, out: &mut dyn Write) -> anyhow::Result<()> {
     let Management {
         memory_dir,
+        store,
         lock_wait,
         command,
     } = management;
-    let store = FileStore::new(&memory_dir, lock_wait);
-    let store: &dyn Store = &store;
+    if let ManageCommand::Migrate { from, to } = &command {
+        return migrate(from, to, lock_wait, out);
+    }
+    let store = open_store(store.as_ref(), &memory_dir, lock_wait)?;
+    let store: &dyn Store = store.as_ref();
     match command {
         ManageCommand::Sessions(sizing, usage) => {
             list(store, &Sizing(sizing), usage.as_ref(), out)?;
@@ -442,9 +447,23 @@ pub fn run(management: Management, out: &mut dyn Write) -> anyhow::Result<()> {
         ManageCommand::Repair { name } => {
             out.write_all(store.repair(&name)?.as_bytes())?;
         }
-        ManageCommand::Migrate { from, to } => migrate(&from, &to, lock_wait, out)?,
+        ManageCommand::Migrate { .. } => unreachable!("handled above"),
     }
     Ok(())
+}
+
+/// The store chosen: PostgreSQL for a `--store` URL (connecting in the
+/// background from here on), else the memory directory. One place, for the
+/// chat and the management commands alike.
+pub fn open_store(
+    url: Option<&StoreUrl>,
+    memory_dir: &Path,
+    lock_wait: Duration,
+) -> Result<Arc<dyn Store>, StoreError> {
+    Ok(match url {
+        Some(url) => Arc::from(crate::pg::store_impl::open_store(url.url(), lock_wait)?),
+        None => Arc::new(FileStore::new(memory_dir, lock_wait)),
+    })
 }
 
 /// `memchat migrate --from A --to B`: one of them a directory, the other a

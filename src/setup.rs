@@ -11,10 +11,11 @@ use crate::chat::Engine;
 use crate::client::ChatModel;
 use crate::client::mock::MockModel;
 use crate::client::openai::OpenAiModel;
-use crate::config::{self, Backend, Config};
+use crate::config::{self, Backend, Config, StoreUrl};
+use crate::manage;
 use crate::render::Output;
 use crate::session_settings;
-use crate::store::{self, FileStore, SessionStore, Store};
+use crate::store::{self, SessionStore, Store};
 use crate::tokens::TokenCounter;
 use std::sync::Arc;
 
@@ -38,12 +39,14 @@ pub fn survive_file_size_limit() {
 /// directory (flag/env > file > default), or `None` with a notice when there
 /// is none yet.
 pub fn session_to_continue(
+    store: Option<&StoreUrl>,
     flag_dir: Option<&Path>,
     file_dir: Option<&Path>,
     output: &Output,
 ) -> anyhow::Result<Option<String>> {
     let dir = config::resolve_memory_dir(flag_dir, file_dir)?;
-    let name = store::most_recent(&FileStore::new(&dir, config::DEFAULT_LOCK_WAIT))?;
+    let store = manage::open_store(store, &dir, config::DEFAULT_LOCK_WAIT)?;
+    let name = store::most_recent(store.as_ref())?;
     match &name {
         Some(name) => output.info(&format!("continuing session {name:?}")),
         None => output.info("no session to continue yet; starting the default one"),
@@ -61,9 +64,10 @@ pub fn model_for(config: &Config) -> anyhow::Result<(Box<dyn ChatModel>, TokenCo
     Ok((model, counter))
 }
 
-/// The store the configuration names: the memory directory.
-pub fn open_store(config: &Config) -> Arc<dyn Store> {
-    Arc::new(FileStore::new(&config.memory_dir, config.lock_wait))
+/// The store the configuration names: PostgreSQL (`--store`) or the memory
+/// directory.
+pub fn open_store(config: &Config) -> Result<Arc<dyn Store>, crate::memory::StoreError> {
+    manage::open_store(config.store.as_ref(), &config.memory_dir, config.lock_wait)
 }
 
 /// Opens (and locks) session `name` the one way every front-end does:
@@ -89,7 +93,7 @@ pub fn open_session(
 /// budget).
 pub fn open_engine(config: &mut Config, output: &Output) -> anyhow::Result<Engine> {
     let name = config.session.clone();
-    let store = open_store(config);
+    let store = open_store(config)?;
     let mut session = open_session(store.as_ref(), &name, output)?;
     adopt_settings(config, session.as_mut(), output)?;
     let (model, counter) = model_for(config)?;
@@ -120,7 +124,7 @@ fn adopt_settings(
 /// The configuration `--print-config` shows for the configured session:
 /// its recorded settings applied, read without a lock or any change.
 pub fn config_with_session(config: &mut Config) -> anyhow::Result<()> {
-    let recorded = match open_store(config).read_session(&config.session, false) {
+    let recorded = match open_store(config)?.read_session(&config.session, false) {
         Ok(contents) => contents.active.settings,
         Err(crate::memory::StoreError::NotFound(_)) => return Ok(()),
         Err(e) => return Err(e.into()),

@@ -25,6 +25,8 @@ pub struct FileConfig {
     pub max_tokens: Option<u32>,
     pub system: Option<String>,
     pub memory_dir: Option<PathBuf>,
+    /// A postgres:// URL: conversations live in PostgreSQL.
+    pub store: Option<String>,
     pub session: Option<String>,
     pub timeout: Option<u64>,
     pub connect_timeout: Option<u64>,

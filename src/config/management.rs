@@ -17,6 +17,8 @@ use crate::transfer::ExportFormat;
 #[derive(Debug, Clone)]
 pub struct Management {
     pub memory_dir: PathBuf,
+    /// `--store`: PostgreSQL instead of the memory directory.
+    pub store: Option<super::StoreUrl>,
     pub lock_wait: Duration,
     pub command: ManageCommand,
 }
@@ -81,6 +83,7 @@ pub fn management(
 ) -> Result<Option<Management>, UsageError> {
     let memory_dir = resolve_memory_dir(args.memory_dir.as_deref(), file.memory_dir.as_deref())?;
     let lock_wait = lock_wait(args);
+    let store = super::store_url(args, file)?;
     let command = match command {
         Command::Sessions { usage } => ManageCommand::Sessions(
             sizing_settings(args, file)?,
@@ -158,6 +161,7 @@ pub fn management(
     };
     Ok(Some(Management {
         memory_dir,
+        store,
         lock_wait,
         command,
     }))

@@ -58,6 +58,53 @@ pub const DEFAULT_LOCK_WAIT: Duration = Duration::from_secs(5);
 #[error("{0}")]
 pub struct UsageError(pub String);
 
+/// A PostgreSQL store's URL (`--store`, `MEMCHAT_STORE`, `store`). It shows
+/// itself with the password masked, so `--print-config`, notices and errors
+/// cannot leak it; [`StoreUrl::url`] is for the connection only.
+#[derive(Clone, PartialEq, Eq)]
+pub struct StoreUrl(String);
+
+impl StoreUrl {
+    /// Checks that `text` is a PostgreSQL URL: the only store chosen by URL
+    /// (a directory is `--memory-dir`).
+    pub fn parse(text: &str) -> Result<StoreUrl, UsageError> {
+        if crate::pg::url::is_postgres_url(text) {
+            Ok(StoreUrl(text.to_string()))
+        } else {
+            Err(UsageError(format!(
+                "--store takes a postgres:// or postgresql:// URL, not {:?}; for a directory of \
+                 conversations use --memory-dir",
+                crate::pg::url::mask(text)
+            )))
+        }
+    }
+    pub fn url(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for StoreUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&crate::pg::url::mask(&self.0))
+    }
+}
+
+impl std::fmt::Debug for StoreUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "StoreUrl({self})")
+    }
+}
+
+/// The store a command line and config file choose: `Some` URL for
+/// PostgreSQL, `None` for the memory directory.
+pub fn store_url(args: &ChatArgs, file: &FileConfig) -> Result<Option<StoreUrl>, UsageError> {
+    args.store
+        .as_deref()
+        .or(file.store.as_deref())
+        .map(StoreUrl::parse)
+        .transpose()
+}
+
 /// Which model back-end to use.
 #[derive(Debug, Clone)]
 pub enum Backend {
@@ -70,6 +117,8 @@ pub enum Backend {
 pub struct Config {
     pub session: String,
     pub memory_dir: PathBuf,
+    /// `--store`: conversations in PostgreSQL instead of `memory_dir`.
+    pub store: Option<StoreUrl>,
     pub model: String,
     pub backend: Backend,
     pub budget: Budget,
@@ -519,6 +568,12 @@ pub fn resolve(
         memory_dir.display().to_string(),
         memory_dir_source,
     );
+    let store = store_url(args, file)?;
+    let store = r.pick(
+        "store",
+        args.store.as_ref().and(store.clone()),
+        file.store.as_ref().and(store),
+    );
     let listed_windows = listed_windows(&memory_dir);
     let listed = |model: &str| listed_window(&listed_windows, model);
     let role = r.pick("role", args.role.clone(), None);
@@ -575,6 +630,7 @@ pub fn resolve(
     Ok(Config {
         session,
         memory_dir,
+        store,
         model: choice.model,
         backend,
         budget: choice.budget,

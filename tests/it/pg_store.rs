@@ -864,3 +864,66 @@ fn the_store_boundary_traits_work_on_postgres() {
     store.delete_session("t").unwrap();
     assert!(store.list_sessions().unwrap().is_empty());
 }
+
+/// The same conversation, driven through the binary in all three modes on
+/// the memory directory and on PostgreSQL (`--store`), ends the same: the
+/// same export, the same listing, compaction and archive included.
+#[test]
+fn the_binary_chats_on_postgres_in_every_mode_exactly_as_on_files() {
+    use crate::support::{Sandbox, text};
+    let Some(db) = TestDb::new("the_binary_chats_on_postgres_in_every_mode") else {
+        return;
+    };
+    let url = db
+        .url
+        .replace("postgres://postgres@", "postgres://postgres:topsecret@");
+    let script: String = (1..=14)
+        .map(|i| {
+            format!(
+                "fact {i}: the warehouse number {i} holds {} crates\n",
+                i * 7
+            )
+        })
+        .collect::<String>()
+        + "/undo\nthe last line again\n";
+    let drive = |store: Option<&str>| {
+        let sandbox = Sandbox::new();
+        let env: Vec<(&str, &str)> = store.map(|u| ("MEMCHAT_STORE", u)).into_iter().collect();
+        let run = |args: &[&str], stdin: Option<&[u8]>| {
+            let out = sandbox.run(args, &env, stdin);
+            let stderr = text(&out.stderr);
+            assert!(out.status.success(), "{args:?}: {stderr}");
+            assert!(!stderr.contains("topsecret"), "{stderr}");
+            text(&out.stdout)
+        };
+        let limit = ["--mock", "--context-limit", "1200", "-s", "alpha"];
+        run(&[&limit[..], &["hello there"]].concat(), None);
+        run(&limit, Some(script.as_bytes()));
+        run(&["--mock", "--context-limit", "1200", "-c", "and on"], None);
+        run(&["--mock", "-s", "beta", "another session"], None);
+        let export = run(&["export", "alpha", "--format", "json"], None);
+        let listing = run(&["sessions"], None);
+        let listing: Vec<String> = listing
+            .lines()
+            .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+            .collect();
+        (export, listing)
+    };
+    let (file_export, file_listing) = drive(None);
+    let (pg_export, pg_listing) = drive(Some(&url));
+    assert!(file_export.contains("warehouse number 14"), "{file_export}");
+    assert_eq!(pg_export, file_export);
+    assert_eq!(pg_listing, file_listing);
+    let archived = admin_query(
+        &db.base,
+        &format!(
+            "SELECT count(*)::text FROM {}.memchat_records WHERE archived",
+            db.schema
+        ),
+    );
+    assert_ne!(
+        archived,
+        vec!["0".to_string()],
+        "compaction archived on PostgreSQL"
+    );
+}
