@@ -264,6 +264,7 @@ mod tests {
         Config {
             session: "s".into(),
             memory_dir: "/nonexistent".into(),
+            store: None,
             model: "gpt-4o-mini".into(),
             backend: Backend::Mock {
                 delay: std::time::Duration::ZERO,
