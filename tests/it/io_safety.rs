@@ -415,6 +415,22 @@ fn lines_after_exit_or_ctrl_d_are_named_as_not_sent() {
 }
 
 #[test]
+fn a_line_after_ctrl_c_at_the_prompt_in_the_same_read_is_sent() {
+    // Ctrl-C clears the line being edited; what came with it is kept (the
+    // editor drops what it read ahead when a line ends in its interrupt).
+    let sandbox = Sandbox::new();
+    let mut p = pty(&sandbox, &["--mock"], |_| {});
+    editing(&mut p);
+    p.send("discard me\x03kept line\r").unwrap();
+    p.flush().unwrap();
+    p.exp_string("You said: \"kept line\"").unwrap();
+    editing(&mut p);
+    p.send_line("/exit").unwrap();
+    p.exp_eof().unwrap();
+    assert_eq!(user_messages(&sandbox, "default.jsonl"), ["kept line"]);
+}
+
+#[test]
 fn lines_typed_after_exit_while_a_reply_streams_are_named_as_not_sent() {
     let sandbox = Sandbox::new();
     let mut p = pty(&sandbox, &["--mock", "--mock-delay-ms", "100"], |_| {});
