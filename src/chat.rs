@@ -35,6 +35,7 @@ use crate::interrupt::{Interrupt, Termination};
 use crate::memory::StoreError;
 use crate::memory::format::{TokenCache, UsageRecord};
 use crate::message::{ChatMessage, Role};
+use crate::recall;
 use crate::reply_cap::{self, ReplyCap};
 use crate::sizing::{self, FitsAlone};
 use crate::store::{NewMessage, SessionStore, Store};
@@ -146,6 +147,13 @@ pub struct Engine {
     /// Leave compaction to the caller after each reply (the REPL runs it
     /// while the user types the next line).
     defer_compaction: bool,
+    /// Recall (`--recall`) and its allowance in percent of `B`.
+    recall_mode: recall::Mode,
+    recall_percent: u32,
+    /// What recall put into the last request, for `/recall`.
+    last_recall: recall::Recall,
+    /// Recall's notices for the turn's report.
+    recall_notices: Vec<String>,
 }
 
 impl Engine {
@@ -166,6 +174,10 @@ impl Engine {
             sampling: Sampling::default(),
             pending: Pending::default(),
             defer_compaction: false,
+            recall_mode: recall::Mode::default(),
+            recall_percent: recall::DEFAULT_PERCENT,
+            last_recall: recall::Recall::default(),
+            recall_notices: Vec::new(),
         }
     }
 
@@ -436,15 +448,38 @@ impl Engine {
                 e.needed, e.cap
             ))
         })?;
+        // The room left under B, for recall: none when the summary had to
+        // be shortened to fit.
+        let room = match plan.summary_limit {
+            Some(_) => 0,
+            None => u64::from(self.budget.cap).saturating_sub(
+                u64::from(sizes.fixed)
+                    + u64::from(sizes.summary)
+                    + sizes.messages[plan.first_message..]
+                        .iter()
+                        .map(|&m| u64::from(m))
+                        .sum::<u64>(),
+            ),
+        };
+        let recalled = self.recall_for_request(room);
         let summary = self.session.summary().map(|s| match plan.summary_limit {
             Some(limit) => self.counter.truncate_to(&s.content, limit),
             None => s.content.clone(),
         });
         let prompt = self.session.system().map(|s| s.content.as_str());
+        let mut system =
+            summary_text::compose_system(prompt, summary.as_deref().filter(|s| !s.is_empty()));
+        if !recalled.is_empty() {
+            // Priced as a message of its own (framing included), so joining
+            // it to the system message costs no more than was counted.
+            let section = recall::section(&recalled.passages);
+            system = Some(match system {
+                Some(text) => format!("{text}\n\n{section}"),
+                None => section,
+            });
+        }
         let mut messages = Vec::new();
-        if let Some(system) =
-            summary_text::compose_system(prompt, summary.as_deref().filter(|s| !s.is_empty()))
-        {
+        if let Some(system) = system {
             messages.push(ChatMessage::new(Role::System, system));
         }
         messages.extend(merge_user_runs(
@@ -471,6 +506,7 @@ impl Engine {
         let mut retried = false;
         loop {
             let request = self.build_request()?;
+            report.notices.append(&mut self.recall_notices);
             let attempt = tokio::select! {
                 result = self.model.stream(request) => result,
                 () = interrupt.wait() => {
@@ -782,6 +818,7 @@ fn merge_user_runs(records: &[crate::memory::format::MessageRecord]) -> Vec<Chat
     messages
 }
 
+mod recall_step;
 mod sizes;
 #[cfg(test)]
 mod tests;

@@ -274,6 +274,24 @@ pub struct ChatArgs {
     #[arg(long)]
     pub show_usage: bool,
 
+    /// Recall: before each request, put the archived passages of this
+    /// conversation that match the new message into it (labelled, dated,
+    /// within the recall allowance; a notice names them): auto or off.
+    #[arg(
+        long,
+        env = "MEMCHAT_RECALL",
+        value_name = "MODE",
+        value_parser = PossibleValuesParser::new(["auto", "off"])
+            .try_map(|s| s.parse::<crate::recall::Mode>())
+    )]
+    pub recall: Option<crate::recall::Mode>,
+
+    /// The recall allowance, in percent of the request budget B (0-50,
+    /// default 10); it is part of B, never added to it.
+    #[arg(long, env = "MEMCHAT_RECALL_PERCENT", value_name = "PERCENT",
+          value_parser = clap::value_parser!(u32).range(0..=50))]
+    pub recall_percent: Option<u32>,
+
     /// Start the session afresh: its messages move to the archive first.
     #[arg(long)]
     pub new: bool,

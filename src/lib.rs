@@ -26,8 +26,9 @@
 //! | 1 | [`codeblocks`] | the fenced code blocks of a reply (`-x`, `/code`) |
 //! | 1 | [`clipboard`] | the clipboard: a clipboard command, else OSC 52 to the terminal |
 //! | 1 | [`editor`] | composing a message in `$VISUAL`/`$EDITOR` on a private file |
+//! | 1 | [`terms`] | words for search and recall: query terms, the relevance floor, excerpts |
 //! | 2 | [`memory`] | sessions on disk: [`memory::Session`], [`memory::format`], repair |
-//! | 2 | [`store`] | the store boundary: [`store::Store`], [`store::SessionStore`], the file store |
+//! | 2 | [`store`] | the store boundary: [`store::Store`], [`store::SessionStore`], the file store and its search index |
 //! | 2 | [`transfer`] | export formats (OpenAI array, JSON Lines, Markdown, transcript), replaced records marked |
 //! | 2 | [`import`] | import: message arrays, `{"messages": …}`, JSON Lines, memchat logs with their archive |
 //! | 2 | [`render`] | stdout vs stderr, colour, gauges, the spinner |
@@ -36,6 +37,7 @@
 //! | 3 | [`tokens`] | counting tokens per model, the cheap byte bound |
 //! | 3 | [`attach`] | text files attached to a message: reading, composing, sizing |
 //! | 3 | [`budget`] | the budget numbers and the pure planners (evict, fit) |
+//! | 3 | [`recall`] | recall: which archived passages go into a request, within the allowance |
 //! | 3 | [`reply_cap`] | the bound on one reply (pieces and bytes) |
 //! | 3 | [`sizing`] | the history's size in tokens: counts or byte bounds, and when to count |
 //! | 3 | [`summary_text`] | the summary's texts: prompt, parsing, heading, extractive fallback |
@@ -97,6 +99,7 @@ pub mod pg;
 pub mod provenance;
 pub mod render;
 pub mod repl;
+pub mod recall;
 pub mod reply_cap;
 pub mod script;
 pub mod session_settings;
@@ -106,6 +109,7 @@ pub mod store;
 pub mod summarize;
 pub mod summary_text;
 pub mod titles;
+pub mod terms;
 pub mod tokens;
 pub mod transfer;
 pub mod typeahead;

@@ -284,6 +284,8 @@ mod tests {
             lock_wait: std::time::Duration::ZERO,
             prices: Default::default(),
             show_usage: false,
+            recall: crate::recall::Mode::default(),
+            recall_percent: crate::recall::DEFAULT_PERCENT,
             extract: false,
             files: Vec::new(),
             listed_windows: Vec::new(),

@@ -99,6 +99,7 @@ pub fn open_engine(config: &mut Config, output: &Output) -> anyhow::Result<Engin
     let (model, counter) = model_for(config)?;
     let mut engine = Engine::new(store, session, model, counter, config.budget);
     engine.set_sampling(config.sampling);
+    engine.set_recall(config.recall, config.recall_percent);
     apply_system_prompt(&mut engine, config, output)?;
     Ok(engine)
 }

@@ -40,6 +40,10 @@ pub struct FileConfig {
     pub prices: crate::usage::Prices,
     /// A usage line after each reply, as `--show-usage`.
     pub show_usage: Option<bool>,
+    /// `auto` or `off`, as `--recall`.
+    pub recall: Option<String>,
+    /// The recall allowance in percent of `B`, as `--recall-percent`.
+    pub recall_percent: Option<u32>,
     /// The profile used when `-p` names none.
     pub profile: Option<String>,
     /// `[roles.NAME]` tables.
@@ -98,6 +102,27 @@ pub fn load_file(path: Option<&Path>) -> Result<FileConfig, UsageError> {
 /// The colour choice: `--color`/`MEMCHAT_COLOR` > the file's `color` > auto.
 pub fn color_mode(flag: Option<ColorMode>, file: &FileConfig) -> Result<ColorMode, UsageError> {
     Ok(flag.or(file_color(file)?).unwrap_or_default())
+}
+
+/// The file's `recall` and `recall_percent`, checked.
+pub(super) fn file_recall(
+    file: &FileConfig,
+) -> Result<(Option<crate::recall::Mode>, Option<u32>), UsageError> {
+    let mode = file
+        .recall
+        .as_deref()
+        .map(str::parse)
+        .transpose()
+        .map_err(UsageError)?;
+    if let Some(percent) = file.recall_percent
+        && percent > crate::recall::MAX_PERCENT
+    {
+        return Err(UsageError(format!(
+            "recall_percent must be 0 to {}, not {percent}",
+            crate::recall::MAX_PERCENT
+        )));
+    }
+    Ok((mode, file.recall_percent))
 }
 
 /// The file's `color`, checked.

@@ -23,7 +23,7 @@ mod management;
 mod presets;
 
 pub use crate::provenance::ENVIRONMENT;
-use file::file_color;
+use file::{file_color, file_recall};
 pub use file::{FileConfig, color_mode, config_file_path, default_config_path, load_file};
 pub use management::{ManageCommand, Management, management};
 pub use presets::{Presets, ProfileConfig, RoleConfig, roles_listing};
@@ -154,6 +154,9 @@ pub struct Config {
     pub prices: crate::usage::Prices,
     /// `--show-usage`: a usage line on stderr after each reply.
     pub show_usage: bool,
+    /// Recall (`--recall`) and its allowance in percent of `B`.
+    pub recall: crate::recall::Mode,
+    pub recall_percent: u32,
     /// `-x`: one-shot prints only the reply's code blocks.
     pub extract: bool,
     /// `-f`: files attached to the first message.
@@ -627,6 +630,14 @@ pub fn resolve(
         .collect();
     let show_usage = args.show_usage.then_some(true);
     let show_usage = r.pick_or("show_usage", show_usage, file.show_usage, false);
+    let (file_mode, file_percent) = file_recall(file)?;
+    let recall = r.pick_or("recall", args.recall, file_mode, crate::recall::Mode::default());
+    let recall_percent = r.pick_or(
+        "recall_percent",
+        args.recall_percent,
+        file_percent,
+        crate::recall::DEFAULT_PERCENT,
+    );
     Ok(Config {
         session,
         memory_dir,
@@ -652,6 +663,8 @@ pub fn resolve(
         origins: r.origins,
         prices: file.prices.clone(),
         show_usage,
+        recall,
+        recall_percent,
         extract: args.extract,
         files: args.files.clone(),
         listed_windows,

@@ -13,6 +13,7 @@ pub mod conn;
 pub mod copy;
 pub mod rows;
 pub mod schema;
+pub mod search;
 pub mod session;
 pub mod store_impl;
 pub mod tls;

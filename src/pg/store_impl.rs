@@ -7,7 +7,7 @@ use std::time::SystemTime;
 use super::{PgSession, PgStore};
 use crate::memory::StoreError;
 use crate::memory::format::{MessageRecord, Record, SessionSettings, SummaryRecord, TokenCache};
-use crate::store::{NewMessage, SessionContents, SessionStore, Store};
+use crate::store::{Found, NewMessage, SearchQuery, SessionContents, SessionStore, Store};
 
 /// The store a `postgres://` setting names, connecting in the background.
 pub fn open_store(url: &str, lock_wait: std::time::Duration) -> Result<Box<dyn Store>, StoreError> {
@@ -140,6 +140,9 @@ impl Store for PgStore {
     fn delete_session(&self, name: &str) -> Result<String, StoreError> {
         self.delete(name)?;
         Ok("its rows".to_string())
+    }
+    fn search(&self, query: &SearchQuery) -> Result<Found, StoreError> {
+        PgStore::search(self, query)
     }
     fn repair(&self, name: &str) -> Result<String, StoreError> {
         Err(StoreError::Database {

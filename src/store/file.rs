@@ -5,7 +5,8 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use super::{NewMessage, SessionContents, SessionStore, Store};
+use super::index::SearchIndex;
+use super::{Found, NewMessage, Scope, SearchQuery, SessionContents, SessionStore, Store};
 use crate::memory::format::{MessageRecord, Record, SessionSettings, SummaryRecord, TokenCache};
 use crate::memory::session::{create_session, read_archive, read_log};
 use crate::memory::{self, Session, SessionPaths, StoreError};
@@ -114,6 +115,73 @@ impl Store for FileStore {
     fn repair(&self, name: &str) -> Result<String, StoreError> {
         Ok(memory::repair::repair(&self.dir, name, self.lock_wait)?.describe(name))
     }
+
+    fn search(&self, query: &SearchQuery) -> Result<Found, StoreError> {
+        if self.dir.symlink_metadata().is_err() {
+            return Ok(Found::default());
+        }
+        self.ready_to_read(query.session.as_deref())?;
+        let names = match &query.session {
+            Some(name) => vec![name.clone()],
+            None => memory::list_session_names(&self.dir)?,
+        };
+        let mut notices = Vec::new();
+        let hits = with_index(&self.dir, &mut notices, |index, notices| {
+            if query.session.is_none() {
+                index.keep_only(&names)?;
+            }
+            for name in &names {
+                let paths = SessionPaths::new(&self.dir, name);
+                let mut synced = index.sync_archive(name, &paths);
+                if synced.is_ok() && query.scope == Scope::Everything {
+                    synced = index.sync_log(name, &paths);
+                }
+                match synced {
+                    Ok(()) => {}
+                    Err(e) if SearchIndex::damaged(&e) => return Err(e),
+                    // One unreadable session does not hide the others.
+                    Err(e) => notices.push(format!("search: session {name:?} skipped: {e}")),
+                }
+            }
+            index.query(query)
+        })?;
+        Ok(Found { hits, notices })
+    }
+}
+
+/// Runs `work` on the directory's index; when the index turns out to be
+/// damaged, removes it and runs `work` once more on a new one.
+fn with_index<T>(
+    dir: &Path,
+    notices: &mut Vec<String>,
+    mut work: impl FnMut(&mut SearchIndex, &mut Vec<String>) -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    let mut index = SearchIndex::open(dir)?;
+    notices.append(&mut index.notices);
+    match work(&mut index, notices) {
+        Err(e) if SearchIndex::damaged(&e) => {
+            drop(index);
+            SearchIndex::remove(dir)?;
+            let mut index = SearchIndex::open(dir)?;
+            notices.push(format!(
+                "the search index was damaged ({e}); it was removed and rebuilt from the logs"
+            ));
+            work(&mut index, notices)
+        }
+        other => other,
+    }
+}
+
+/// After messages moved to `session`'s archive: the index takes them in
+/// now, so a later search or recall finds them without reading the archive.
+/// Best effort: a failure here leaves the index behind, and the next search
+/// catches up from the archive, which is the truth.
+fn index_archive(session: &Session) {
+    let paths = session.paths();
+    let dir = paths.dir.clone();
+    let _ = with_index(&dir, &mut Vec::new(), |index, _| {
+        index.sync_archive(Session::name(session), paths)
+    });
 }
 
 impl SessionStore for Session {
@@ -172,13 +240,19 @@ impl SessionStore for Session {
         method: &str,
         tokens: Option<TokenCache>,
     ) -> Result<(), StoreError> {
-        Session::compact(self, evict, summary, method, tokens)
+        Session::compact(self, evict, summary, method, tokens)?;
+        index_archive(self);
+        Ok(())
     }
     fn clear(&mut self) -> Result<usize, StoreError> {
-        Session::clear(self)
+        let moved = Session::clear(self)?;
+        index_archive(self);
+        Ok(moved)
     }
     fn archive_tail(&mut self, from: usize) -> Result<usize, StoreError> {
-        Session::archive_tail(self, from)
+        let moved = Session::archive_tail(self, from)?;
+        index_archive(self);
+        Ok(moved)
     }
     fn read_archive(&self) -> Result<Vec<Record>, StoreError> {
         Ok(read_archive(&self.paths().archive)?.0)

@@ -30,6 +30,7 @@
 //! client added since. For the file store both are no-ops.
 
 mod file;
+pub mod index;
 
 use std::time::SystemTime;
 
@@ -151,6 +152,53 @@ pub struct SessionContents {
     pub last_used: Option<SystemTime>,
 }
 
+/// What a search looks for.
+#[derive(Debug, Clone)]
+pub struct SearchQuery {
+    /// The query's terms ([`crate::terms::query_terms`]): a message matches
+    /// when it holds any of them; ranking favours more, and rarer, ones.
+    pub terms: Vec<String>,
+    /// One session only, or every session.
+    pub session: Option<String>,
+    pub scope: Scope,
+    /// At most this many hits.
+    pub limit: usize,
+}
+
+/// Which messages a search may return.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// Every message ever stored: active and archived, any role.
+    Everything,
+    /// Recall: the archived user and assistant messages whose `seq` the
+    /// running summary covers (what compaction folded away; not what
+    /// `/clear` put aside before it).
+    Recall { covers: [u64; 2] },
+}
+
+/// One message found by a search.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Hit {
+    pub session: String,
+    pub seq: u64,
+    pub role: Role,
+    pub at: String,
+    pub content: String,
+    /// In the archive, not the active history.
+    pub archived: bool,
+    /// The store's relevance, higher is better (BM25 on files,
+    /// `ts_rank_cd` on PostgreSQL); comparable within one search only.
+    pub score: f64,
+}
+
+/// What a search found, and anything the user should know about how.
+#[derive(Debug, Clone, Default)]
+pub struct Found {
+    pub hits: Vec<Hit>,
+    /// A rebuilt index, a session that could not be read.
+    pub notices: Vec<String>,
+}
+
 /// A collection of sessions: the memory directory, or a PostgreSQL database.
 pub trait Store: Send + Sync {
     /// Where the conversations live, for messages (a path, or a URL with
@@ -183,6 +231,8 @@ pub trait Store: Send + Sync {
     /// Repairs a damaged session, keeping every good record; returns the
     /// report as `memchat repair` prints it.
     fn repair(&self, name: &str) -> Result<String, StoreError>;
+    /// The messages best matching `query`, best first.
+    fn search(&self, query: &SearchQuery) -> Result<Found, StoreError>;
 }
 
 /// The session used most recently, for `--continue`.

@@ -1,0 +1,105 @@
+//! Search on the PostgreSQL store: PostgreSQL's own full-text search over
+//! the records' `search` column (a `tsvector` of the `simple` configuration,
+//! kept by the table itself, with a GIN index), ranked by `ts_rank_cd`.
+//! Nothing to keep up to date here: the index is part of every commit.
+
+use super::PgStore;
+use crate::memory::StoreError;
+use crate::memory::format::Role;
+use crate::store::{Found, Hit, Scope, SearchQuery};
+
+/// The query, in SQL: `$1` the terms as a `tsquery`, `$2` the session or
+/// NULL, `$3` whether this is recall, `$4`..`$5` the `seq` range, `$6` the limit.
+const SEARCH: &str = "\
+SELECT s.name, r.seq, r.archived, r.role, r.at, \
+       coalesce(convert_from(r.content_exact, 'UTF8'), r.content), \
+       ts_rank_cd(r.search, q)::float8 AS rank \
+FROM memchat_records r \
+JOIN memchat_sessions s ON s.id = r.session_id, \
+     to_tsquery('simple', $1) q \
+WHERE r.search @@ q AND r.kind = 'message' \
+  AND ($2::text IS NULL OR s.name = $2) \
+  AND (NOT $3 OR (r.archived AND r.role IN ('user', 'assistant'))) \
+  AND r.seq BETWEEN $4 AND $5 \
+ORDER BY rank DESC, s.name, r.seq \
+LIMIT $6";
+
+/// The terms as a `tsquery` matching any of them. Terms are letters and
+/// digits only (`terms::query_terms`); each is quoted, so none can be read
+/// as the query language's operators.
+fn tsquery(terms: &[String]) -> String {
+    terms
+        .iter()
+        .map(|t| format!("'{}'", t.replace(['\'', '\\'], "")))
+        .collect::<Vec<_>>()
+        .join(" | ")
+}
+
+fn to_sql(seq: u64) -> i64 {
+    i64::try_from(seq).unwrap_or(i64::MAX)
+}
+
+impl PgStore {
+    pub fn search(&self, query: &SearchQuery) -> Result<Found, StoreError> {
+        if query.terms.is_empty() {
+            return Ok(Found::default());
+        }
+        let expression = tsquery(&query.terms);
+        let session = query.session.clone();
+        let (first, last, recall) = match query.scope {
+            Scope::Everything => (0, i64::MAX, false),
+            Scope::Recall { covers } => (to_sql(covers[0]), to_sql(covers[1]), true),
+        };
+        let limit = i64::try_from(query.limit).unwrap_or(i64::MAX);
+        let shown_session = query.session.clone().unwrap_or_default();
+        let hits = self.run(&shown_session, move |link| {
+            Box::pin(async move {
+                let (client, f) = link.client()?;
+                let rows = client
+                    .query(
+                        SEARCH,
+                        &[&expression, &session, &recall, &first, &last, &limit],
+                    )
+                    .await
+                    .map_err(|e| f.fail(e))?;
+                let mut hits = Vec::with_capacity(rows.len());
+                for row in rows {
+                    let get = |e: tokio_postgres::Error| f.fail(e);
+                    let role: String = row.try_get(3).map_err(get)?;
+                    let seq: i64 = row.try_get(1).map_err(get)?;
+                    hits.push(Hit {
+                        session: row.try_get(0).map_err(get)?,
+                        seq: u64::try_from(seq).unwrap_or(0),
+                        archived: row.try_get(2).map_err(get)?,
+                        role: match role.as_str() {
+                            "system" => Role::System,
+                            "assistant" => Role::Assistant,
+                            _ => Role::User,
+                        },
+                        at: row.try_get(4).map_err(get)?,
+                        content: row.try_get(5).map_err(get)?,
+                        score: row.try_get(6).map_err(get)?,
+                    });
+                }
+                Ok(hits)
+            })
+        })?;
+        Ok(Found {
+            hits,
+            notices: Vec::new(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn terms_become_a_quoted_disjunction() {
+        assert_eq!(
+            tsquery(&["redis".into(), "o'neil".into(), "8080".into()]),
+            "'redis' | 'oneil' | '8080'"
+        );
+    }
+}

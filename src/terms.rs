@@ -1,0 +1,214 @@
+//! Words for search and recall: what a query asks for, how much of it a
+//! passage holds, and the excerpt of a passage around its matches.
+//!
+//! Both stores and both uses (`memchat search` and recall) go through these
+//! rules, so a query means the same everywhere and the relevance floor does
+//! not depend on which full-text engine ranked the candidates. A *term* is a
+//! run of letters and digits, lowercased (as SQLite's `unicode61` tokenizer
+//! and PostgreSQL's `simple` configuration cut words), minus common English
+//! function words, which match everything and so say nothing.
+
+use std::collections::HashSet;
+
+/// Words that carry no subject: a passage sharing only these with the
+/// query is not about it.
+const STOPWORDS: &[&str] = &[
+    "a", "about", "above", "after", "again", "all", "also", "am", "an", "and", "any", "are", "as",
+    "at", "be", "because", "been", "before", "being", "below", "between", "both", "but", "by",
+    "can", "could", "did", "do", "does", "doing", "done", "down", "during", "each", "else", "even",
+    "ever", "few", "for", "from", "further", "get", "got", "had", "has", "have", "having", "he",
+    "her", "here", "hers", "herself", "him", "himself", "his", "how", "i", "if", "in", "into",
+    "is", "it", "its", "itself", "just", "let", "like", "made", "make", "me", "might", "more",
+    "most", "much", "must", "my", "myself", "no", "nor", "not", "now", "of", "off", "on", "once",
+    "one", "only", "or", "other", "our", "ours", "ourselves", "out", "over", "own", "please",
+    "quite", "rather", "really", "said", "same", "say", "see", "shall", "she", "should", "so",
+    "some", "still", "such", "tell", "than", "that", "the", "their", "theirs", "them",
+    "themselves", "then", "there", "these", "they", "thing", "this", "those", "through", "to",
+    "too", "under", "until", "up", "us", "very", "was", "we", "were", "what", "when", "where",
+    "which", "while", "who", "whom", "why", "will", "with", "would", "yes", "yet", "you", "your",
+    "yours", "yourself", "yourselves",
+];
+
+/// At most this many terms of a message go into a query: a pasted file
+/// would otherwise make a query of thousands of words. The longest win
+/// (length is a fair, free stand-in for rarity).
+pub const MAX_QUERY_TERMS: usize = 24;
+
+/// The words of `text`: runs of letters and digits, lowercased.
+pub fn words(text: &str) -> impl Iterator<Item = String> + '_ {
+    text.split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(str::to_lowercase)
+}
+
+/// The distinct terms of a query, in the order they first appear: no
+/// function words, no single letters, at most [`MAX_QUERY_TERMS`].
+pub fn query_terms(text: &str) -> Vec<String> {
+    let mut seen = HashSet::new();
+    let mut terms: Vec<String> = words(text)
+        .filter(|w| w.chars().count() > 1 || w.chars().all(|c| c.is_ascii_digit()))
+        .filter(|w| !STOPWORDS.contains(&w.as_str()))
+        .filter(|w| seen.insert(w.clone()))
+        .collect();
+    if terms.len() > MAX_QUERY_TERMS {
+        let mut by_length: Vec<(usize, String)> = terms.drain(..).enumerate().collect();
+        // Longest first; among equals, the earlier one.
+        by_length.sort_by(|a, b| b.1.chars().count().cmp(&a.1.chars().count()).then(a.0.cmp(&b.0)));
+        by_length.truncate(MAX_QUERY_TERMS);
+        by_length.sort_by_key(|(i, _)| *i);
+        terms = by_length.into_iter().map(|(_, t)| t).collect();
+    }
+    terms
+}
+
+/// How many of `terms` a passage holds.
+pub fn matched(terms: &[String], passage: &str) -> usize {
+    let present: HashSet<String> = words(passage).collect();
+    terms.iter().filter(|t| present.contains(*t)).count()
+}
+
+/// The relevance floor: how many of a query's terms a passage must hold to
+/// be worth anything. Half of them (rounded up), but never more than three:
+/// a long message is answered by a passage sharing its three main words.
+pub fn required_matches(terms: usize) -> usize {
+    terms.div_ceil(2).clamp(1, 3)
+}
+
+/// Whether a passage passes the relevance floor for `terms`.
+pub fn relevant(terms: &[String], passage: &str) -> bool {
+    !terms.is_empty() && matched(terms, passage) >= required_matches(terms.len())
+}
+
+/// A piece of an excerpt: plain text, or a word that matched the query.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Piece {
+    Text(String),
+    Match(String),
+}
+
+/// An excerpt of `text` of at most `max_words` words around the densest
+/// run of matches, on one line, with `…` where it was cut. Whole words only.
+pub fn excerpt(text: &str, terms: &[String], max_words: usize) -> Vec<Piece> {
+    let words: Vec<&str> = text.split_whitespace().collect();
+    if words.is_empty() {
+        return Vec::new();
+    }
+    let is_match = |w: &str| {
+        self::words(w).any(|part| terms.contains(&part))
+    };
+    let hits: Vec<bool> = words.iter().map(|w| is_match(w)).collect();
+    let max_words = max_words.max(1);
+    let (start, end) = if words.len() <= max_words {
+        (0, words.len())
+    } else {
+        // The window of `max_words` with the most matches; the earliest wins.
+        let mut count = hits[..max_words].iter().filter(|&&h| h).count();
+        let (mut best, mut best_start) = (count, 0);
+        for start in 1..=words.len() - max_words {
+            count += usize::from(hits[start + max_words - 1]);
+            count -= usize::from(hits[start - 1]);
+            if count > best {
+                (best, best_start) = (count, start);
+            }
+        }
+        // Start a little before the first match, for its context.
+        let first_hit = (best_start..best_start + max_words).find(|&i| hits[i]);
+        let start = first_hit.map_or(best_start, |f| f.saturating_sub(max_words / 4));
+        let start = start.min(words.len() - max_words);
+        (start, start + max_words)
+    };
+    let mut pieces = Vec::new();
+    let mut plain = String::new();
+    if start > 0 {
+        plain.push_str("… ");
+    }
+    for (i, word) in words[start..end].iter().enumerate() {
+        if i > 0 {
+            plain.push(' ');
+        }
+        if hits[start + i] {
+            if !plain.is_empty() {
+                pieces.push(Piece::Text(std::mem::take(&mut plain)));
+            }
+            pieces.push(Piece::Match((*word).to_string()));
+        } else {
+            plain.push_str(word);
+        }
+    }
+    if end < words.len() {
+        plain.push_str(" …");
+    }
+    if !plain.is_empty() {
+        pieces.push(Piece::Text(plain));
+    }
+    pieces
+}
+
+/// An excerpt as plain text.
+pub fn excerpt_text(pieces: &[Piece]) -> String {
+    pieces
+        .iter()
+        .map(|p| match p {
+            Piece::Text(t) | Piece::Match(t) => t.as_str(),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn terms(text: &str) -> Vec<String> {
+        query_terms(text)
+    }
+
+    #[test]
+    fn queries_keep_subject_words_once_lowercased() {
+        assert_eq!(
+            terms("What did we decide about the Redis cache? Redis, again."),
+            ["decide", "redis", "cache"]
+        );
+        assert_eq!(terms("port 8080 on host-b"), ["port", "8080", "host"]);
+        assert!(terms("what is it?").is_empty());
+        assert_eq!(terms("Grüße aus Köln"), ["grüße", "aus", "köln"]);
+    }
+
+    #[test]
+    fn a_long_message_queries_its_longest_words_in_their_order() {
+        let text = (0..100)
+            .map(|i| format!("w{}", "x".repeat(i % 30)))
+            .collect::<Vec<_>>()
+            .join(" ");
+        let t = terms(&text);
+        assert_eq!(t.len(), MAX_QUERY_TERMS);
+        assert!(t.iter().all(|w| w.len() >= 24), "{t:?}");
+    }
+
+    #[test]
+    fn the_floor_asks_for_half_the_terms_and_at_most_three() {
+        assert_eq!(required_matches(1), 1);
+        assert_eq!(required_matches(2), 1);
+        assert_eq!(required_matches(3), 2);
+        assert_eq!(required_matches(5), 3);
+        assert_eq!(required_matches(24), 3);
+        let q = terms("which codename did we choose for project 17");
+        assert_eq!(q, ["codename", "choose", "project", "17"]);
+        assert!(relevant(&q, "The codename of project 17 is HERON."));
+        assert!(!relevant(&q, "We should choose a better name."));
+        assert!(!relevant(&[], "anything"));
+    }
+
+    #[test]
+    fn excerpts_centre_on_the_matches_and_mark_them() {
+        let text = format!("{} the Redis cache was chosen {}", "a ".repeat(40), "b ".repeat(40));
+        let q = terms("redis cache");
+        let pieces = excerpt(&text, &q, 10);
+        let flat = excerpt_text(&pieces);
+        assert!(flat.starts_with("… ") && flat.ends_with(" …"), "{flat}");
+        assert!(pieces.contains(&Piece::Match("Redis".into())), "{pieces:?}");
+        assert!(pieces.contains(&Piece::Match("cache".into())), "{pieces:?}");
+        assert_eq!(flat.split_whitespace().filter(|w| *w != "…").count(), 10);
+        let short = excerpt_text(&excerpt("Redis it is.", &q, 10));
+        assert_eq!(short, "Redis it is.");
+    }
+}
