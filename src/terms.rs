@@ -181,7 +181,7 @@ mod tests {
             .join(" ");
         let t = terms(&text);
         assert_eq!(t.len(), MAX_QUERY_TERMS);
-        assert!(t.iter().all(|w| w.len() >= 24), "{t:?}");
+        assert!(t.iter().all(|w| w.len() >= 7), "{t:?}");
     }
 
     #[test]
