@@ -22,6 +22,7 @@ pub const COMMAND_OPTIONS: &[(&str, &[&str])] = &[
         &["memory_dir", "store", "model", "context_limit", "budget"],
     ),
     ("show", &["memory_dir", "store"]),
+    ("search", &["memory_dir", "store"]),
     ("export", &["memory_dir", "store"]),
     ("import", &["memory_dir", "store", "lock_wait"]),
     ("delete", &["memory_dir", "store", "lock_wait"]),
@@ -356,6 +357,31 @@ pub enum Command {
         /// Print the records as JSON, for tools.
         #[arg(long)]
         json: bool,
+        /// Show only the messages around message SEQ (a search hit), from
+        /// the whole conversation, archive included.
+        #[arg(long, value_name = "SEQ")]
+        around: Option<u64>,
+        /// With --around: how many messages to show on each side.
+        #[arg(long, value_name = "N", default_value_t = 3, requires = "around")]
+        context: usize,
+    },
+    /// Search every conversation, archive included, best matches first: each
+    /// hit with its session, message number, date, role and the words around
+    /// the match (`memchat show NAME --around SEQ` opens it).
+    Search {
+        /// What to look for (common words such as "the" are left out).
+        #[arg(required = true, value_name = "QUERY")]
+        query: Vec<String>,
+        /// Search only this session.
+        #[arg(short = 's', long = "session", value_name = "NAME")]
+        session: Option<String>,
+        /// Print the hits as JSON, for scripts.
+        #[arg(long)]
+        json: bool,
+        /// Show at most N hits.
+        #[arg(short = 'n', long, value_name = "N", default_value_t = 20,
+              value_parser = clap::value_parser!(u32).range(1..=10_000))]
+        limit: u32,
     },
     /// Export a whole conversation (archive included) as an OpenAI message
     /// array or as Markdown.

@@ -14,6 +14,7 @@ use crate::render::{self, Output};
 use crate::session_settings::{self, Sizing};
 use crate::setup;
 
+mod recollect;
 mod reuse;
 
 /// One entry of the table.
@@ -132,6 +133,16 @@ pub const COMMANDS: &[CommandSpec] = &[
         help: "list the sessions",
     },
     CommandSpec {
+        name: "search",
+        args: "QUERY",
+        help: "search every session, archive included, best matches first",
+    },
+    CommandSpec {
+        name: "recall",
+        args: "",
+        help: "show the archived passages recall put into the last request",
+    },
+    CommandSpec {
         name: "export",
         args: "[FILE]",
         help: "write the whole conversation to FILE (.md, .json or .jsonl; default NAME.md)",
@@ -159,6 +170,8 @@ pub enum Command {
     Models,
     Usage,
     Title(Option<String>),
+    Search(String),
+    Recall,
     Copy,
     /// `/code [N] [copy]`: block N (1-based) or all, shown or copied.
     Code {
@@ -225,6 +238,9 @@ pub fn parse(line: &str) -> Result<Command, String> {
         "models" => no_args(Command::Models),
         "usage" => no_args(Command::Usage),
         "title" => Ok(Command::Title(optional(rest))),
+        "search" if rest.is_empty() => Err("/search needs something to look for".into()),
+        "search" => Ok(Command::Search(rest.to_string())),
+        "recall" => no_args(Command::Recall),
         "copy" => no_args(Command::Copy),
         "code" => reuse::parse_code(rest),
         "edit" => match rest {
@@ -323,6 +339,8 @@ pub async fn execute(
         Command::Models => reuse::models(engine, config, out, interrupt).await?,
         Command::Usage => reuse::usage(engine, config, out)?,
         Command::Title(text) => reuse::title(engine, text, out)?,
+        Command::Search(query) => recollect::search(engine, &query, out, output)?,
+        Command::Recall => recollect::recall(engine, out, output)?,
         Command::Copy => reuse::copy(engine, None, out, output)?,
         Command::Code { block, copy: true } => {
             reuse::copy(engine, Some(block), out, output)?;

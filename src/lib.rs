@@ -50,6 +50,7 @@
 //! | 5 | [`session_settings`] | a session's recorded model and window meeting the run's configuration |
 //! | 6 | [`chat`] | the turn engine, the only way into a session |
 //! | 6 | [`complete`] | shell completion: the scripts, and session names at Tab |
+//! | 6 | [`search`] | `memchat search` and `/search`: hits ranked, excerpts highlighted, JSON |
 //! | 6 | [`manage`] | session management: list, show, export, import, delete, rename, repair |
 //! | 7 | [`exit`] | exit statuses, and every error mapped to one by its kind |
 //! | 7 | [`setup`] | a `Config` made live: model client, opened session, engine |
@@ -97,19 +98,20 @@ pub mod models;
 pub mod oneshot;
 pub mod pg;
 pub mod provenance;
+pub mod recall;
 pub mod render;
 pub mod repl;
-pub mod recall;
 pub mod reply_cap;
 pub mod script;
+pub mod search;
 pub mod session_settings;
 pub mod setup;
 pub mod sizing;
 pub mod store;
 pub mod summarize;
 pub mod summary_text;
-pub mod titles;
 pub mod terms;
+pub mod titles;
 pub mod tokens;
 pub mod transfer;
 pub mod typeahead;

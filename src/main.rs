@@ -111,7 +111,7 @@ fn manage_command(
     let terminal = output.stdout_is_terminal();
     let mut out = visible::Writer::new(std::io::stdout().lock(), terminal);
     match config::management(command, &cli.chat, file)? {
-        Some(management) => manage::run(management, &mut out)?,
+        Some(management) => manage::run(management, output, &mut out)?,
         None => match command {
             Command::Completions { shell } => complete::write_script(*shell, &mut out)?,
             Command::Man => manpage::render(&mut out)?,

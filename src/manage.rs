@@ -16,12 +16,13 @@ use crate::config::{ManageCommand, Management, StoreUrl, UsageError};
 use crate::memory::format::Record;
 use crate::memory::session::LogContents;
 use crate::memory::{self, StoreError};
+use crate::render::Output;
 use crate::session_settings::Sizing;
 use crate::store::{FileStore, Store};
 use crate::summary_text;
 use crate::tokens::{REPLY_PRIMING, TokenCounter};
 use crate::usage::{Prices, UsageTotals};
-use crate::{import, transfer};
+use crate::{import, search, transfer};
 use std::sync::Arc;
 
 /// One row of `memchat sessions`.
@@ -166,22 +167,81 @@ fn records_of(store: &dyn Store, name: &str, all: bool) -> anyhow::Result<Vec<Re
     })
 }
 
-/// `memchat show NAME`: the transcript (the active log, or everything).
+/// `memchat show NAME`: the transcript (the active log, or everything;
+/// with `around`, the messages around one, archive included).
 pub fn show(
     store: &dyn Store,
     name: &str,
     all: bool,
     json: bool,
+    around: Option<(u64, usize)>,
     out: &mut dyn Write,
 ) -> anyhow::Result<()> {
-    let records = records_of(store, name, all)?;
-    let text = if json {
+    let mut records = records_of(store, name, all || around.is_some())?;
+    if let Some((seq, context)) = around {
+        records = messages_around(records, name, seq, context)?;
+    }
+    let mut text = if json {
         transfer::to_records_json(&records)
     } else {
         transfer::to_transcript(&records)
     };
+    if let Some((seq, _)) = around
+        && !json
+    {
+        text = mark_message(&text, seq);
+    }
     out.write_all(text.as_bytes())?;
     Ok(())
+}
+
+/// The messages of a whole conversation within `context` of message `seq`.
+fn messages_around(
+    records: Vec<Record>,
+    name: &str,
+    seq: u64,
+    context: usize,
+) -> anyhow::Result<Vec<Record>> {
+    let messages: Vec<Record> = records
+        .into_iter()
+        .filter(|r| matches!(r, Record::Message(_)))
+        .collect();
+    let Some(at) = messages.iter().position(|r| r.seq() == Some(seq)) else {
+        let range = match (messages.first(), messages.last()) {
+            (Some(first), Some(last)) => format!(
+                "its messages are #{} to #{}",
+                first.seq().unwrap_or(0),
+                last.seq().unwrap_or(0)
+            ),
+            _ => "it holds no messages".to_string(),
+        };
+        return Err(UsageError(format!(
+            "session {name:?} has no message #{seq} ({range}); `memchat search` gives message \
+             numbers"
+        ))
+        .into());
+    };
+    let start = at.saturating_sub(context);
+    let end = (at + context + 1).min(messages.len());
+    Ok(messages[start..end].to_vec())
+}
+
+/// Marks the heading line of message `seq` in a transcript, so the message
+/// asked for stands out among its neighbours.
+fn mark_message(transcript: &str, seq: u64) -> String {
+    let needle = format!(" · #{seq} · ");
+    let mut marked = false;
+    transcript
+        .split_inclusive('\n')
+        .map(|line| {
+            if !marked && line.starts_with("── ") && line.contains(&needle) {
+                marked = true;
+                line.replacen("── ", "──▶ ", 1)
+            } else {
+                line.to_string()
+            }
+        })
+        .collect()
 }
 
 /// Export formats live with the formats themselves, in `transfer.rs`.
@@ -397,8 +457,9 @@ pub fn write_new_export(name: &str, text: &str) -> anyhow::Result<PathBuf> {
 }
 
 /// Runs a management command (`memchat sessions`, `show`, ...), writing its
-/// output to `out`. Deleting asks on a terminal unless `--yes`.
-pub fn run(management: Management, out: &mut dyn Write) -> anyhow::Result<()> {
+/// output to `out` and notices through `output`. Deleting asks on a
+/// terminal unless `--yes`.
+pub fn run(management: Management, output: &Output, out: &mut dyn Write) -> anyhow::Result<()> {
     let Management {
         memory_dir,
         store,
@@ -414,7 +475,28 @@ pub fn run(management: Management, out: &mut dyn Write) -> anyhow::Result<()> {
         ManageCommand::Sessions(sizing, usage) => {
             list(store, &Sizing(sizing), usage.as_ref(), out)?;
         }
-        ManageCommand::Show { name, all, json } => show(store, &name, all, json, out)?,
+        ManageCommand::Show {
+            name,
+            all,
+            json,
+            around,
+        } => show(store, &name, all, json, around, out)?,
+        ManageCommand::Search {
+            query,
+            session,
+            json,
+            limit,
+        } => {
+            let session = session.as_deref();
+            if output.stdout_is_styled() && !json {
+                // Its own escape codes must reach the terminal: the search
+                // shows the stored text harmless itself (`search::Look`).
+                let mut raw = std::io::stdout().lock();
+                search::run(store, &query, session, limit, json, output, &mut raw)?;
+            } else {
+                search::run(store, &query, session, limit, json, output, out)?;
+            }
+        }
         ManageCommand::Export {
             name,
             format,

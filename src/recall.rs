@@ -91,7 +91,11 @@ impl Recall {
 
     /// The one-line notice: which messages were recalled.
     pub fn notice(&self) -> String {
-        let seqs: Vec<String> = self.passages.iter().map(|p| format!("#{}", p.seq)).collect();
+        let seqs: Vec<String> = self
+            .passages
+            .iter()
+            .map(|p| format!("#{}", p.seq))
+            .collect();
         format!(
             "recall: {} from the archive ({}), {} tokens",
             crate::render::counted(self.passages.len() as u64, "passage"),
@@ -235,7 +239,10 @@ mod tests {
     fn only_relevant_passages_not_in_the_window_are_recalled_in_order() {
         let q = terms::query_terms("which database did we pick for the billing service?");
         let hits = [
-            hit(40, "For the billing service we pick PostgreSQL as the database."),
+            hit(
+                40,
+                "For the billing service we pick PostgreSQL as the database.",
+            ),
             hit(7, "The billing database must keep seven years of invoices."),
             hit(9, "Lunch was good."),
             hit(12, "The billing service and its database, again."),
@@ -246,14 +253,26 @@ mod tests {
         assert_eq!(recall.tokens, words(&section(&recall.passages)));
         let text = section(&recall.passages);
         assert!(text.starts_with(HEADING));
-        assert!(text.contains("- [2026-11-20 14:03, user #7] The billing database"), "{text}");
-        assert_eq!(recall.notice(), format!("recall: 2 passages from the archive (#7, #40), {} tokens", recall.tokens));
+        assert!(
+            text.contains("- [2026-11-20 14:03, user #7] The billing database"),
+            "{text}"
+        );
+        assert_eq!(
+            recall.notice(),
+            format!(
+                "recall: 2 passages from the archive (#7, #40), {} tokens",
+                recall.tokens
+            )
+        );
     }
 
     #[test]
     fn nothing_relevant_means_nothing_recalled() {
         let q = terms::query_terms("how is the weather in Lisbon today?");
-        let hits = [hit(3, "We chose Redis for the cache."), hit(4, "Today is fine.")];
+        let hits = [
+            hit(3, "We chose Redis for the cache."),
+            hit(4, "Today is fine."),
+        ];
         // "today" alone is one of three terms: under the floor of two.
         assert!(plan(&hits, &q, &[], 500, words).is_empty());
         assert!(plan(&hits, &[], &[], 500, words).is_empty());
@@ -262,15 +281,30 @@ mod tests {
     #[test]
     fn the_section_never_passes_the_allowance_and_long_passages_are_cut() {
         let q = terms::query_terms("redis eviction policy");
-        let long = format!("{} the redis eviction policy is allkeys-lru {}", "x ".repeat(300), "y ".repeat(300));
+        let long = format!(
+            "{} the redis eviction policy is allkeys-lru {}",
+            "x ".repeat(300),
+            "y ".repeat(300)
+        );
         let hits = [hit(5, &long), hit(6, "redis eviction policy noted")];
         for allowance in [0, 47, 48, 60, 100, 200, 1000] {
             let recall = plan(&hits, &q, &[], allowance, words);
             assert!(recall.tokens <= allowance, "{allowance}: {recall:?}");
-            assert_eq!(recall.tokens, if recall.is_empty() { 0 } else { words(&section(&recall.passages)) });
+            assert_eq!(
+                recall.tokens,
+                if recall.is_empty() {
+                    0
+                } else {
+                    words(&section(&recall.passages))
+                }
+            );
         }
         let recall = plan(&hits, &q, &[], 200, words);
-        let cut = recall.passages.iter().find(|p| p.seq == 5).expect("the long one, cut");
+        let cut = recall
+            .passages
+            .iter()
+            .find(|p| p.seq == 5)
+            .expect("the long one, cut");
         assert!(cut.excerpt && cut.text.contains("allkeys-lru"), "{cut:?}");
     }
 

@@ -117,6 +117,11 @@ impl Output {
         self.stdout_terminal
     }
 
+    /// Whether memchat styles what it writes to stdout (colour, bold).
+    pub fn stdout_is_styled(&self) -> bool {
+        self.stdout_styled
+    }
+
     /// The reply output for this process's stdout: Markdown when stdout is
     /// styled, a spinner on a terminal's stderr if `spinner`.
     pub fn reply_to_stdout(&self, spinner: bool) -> ReplyOutput<std::io::StdoutLock<'static>> {

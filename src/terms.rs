@@ -13,20 +13,160 @@ use std::collections::HashSet;
 /// Words that carry no subject: a passage sharing only these with the
 /// query is not about it.
 const STOPWORDS: &[&str] = &[
-    "a", "about", "above", "after", "again", "all", "also", "am", "an", "and", "any", "are", "as",
-    "at", "be", "because", "been", "before", "being", "below", "between", "both", "but", "by",
-    "can", "could", "did", "do", "does", "doing", "done", "down", "during", "each", "else", "even",
-    "ever", "few", "for", "from", "further", "get", "got", "had", "has", "have", "having", "he",
-    "her", "here", "hers", "herself", "him", "himself", "his", "how", "i", "if", "in", "into",
-    "is", "it", "its", "itself", "just", "let", "like", "made", "make", "me", "might", "more",
-    "most", "much", "must", "my", "myself", "no", "nor", "not", "now", "of", "off", "on", "once",
-    "one", "only", "or", "other", "our", "ours", "ourselves", "out", "over", "own", "please",
-    "quite", "rather", "really", "said", "same", "say", "see", "shall", "she", "should", "so",
-    "some", "still", "such", "tell", "than", "that", "the", "their", "theirs", "them",
-    "themselves", "then", "there", "these", "they", "thing", "this", "those", "through", "to",
-    "too", "under", "until", "up", "us", "very", "was", "we", "were", "what", "when", "where",
-    "which", "while", "who", "whom", "why", "will", "with", "would", "yes", "yet", "you", "your",
-    "yours", "yourself", "yourselves",
+    "a",
+    "about",
+    "above",
+    "after",
+    "again",
+    "all",
+    "also",
+    "am",
+    "an",
+    "and",
+    "any",
+    "are",
+    "as",
+    "at",
+    "be",
+    "because",
+    "been",
+    "before",
+    "being",
+    "below",
+    "between",
+    "both",
+    "but",
+    "by",
+    "can",
+    "could",
+    "did",
+    "do",
+    "does",
+    "doing",
+    "done",
+    "down",
+    "during",
+    "each",
+    "else",
+    "even",
+    "ever",
+    "few",
+    "for",
+    "from",
+    "further",
+    "get",
+    "got",
+    "had",
+    "has",
+    "have",
+    "having",
+    "he",
+    "her",
+    "here",
+    "hers",
+    "herself",
+    "him",
+    "himself",
+    "his",
+    "how",
+    "i",
+    "if",
+    "in",
+    "into",
+    "is",
+    "it",
+    "its",
+    "itself",
+    "just",
+    "let",
+    "like",
+    "made",
+    "make",
+    "me",
+    "might",
+    "more",
+    "most",
+    "much",
+    "must",
+    "my",
+    "myself",
+    "no",
+    "nor",
+    "not",
+    "now",
+    "of",
+    "off",
+    "on",
+    "once",
+    "one",
+    "only",
+    "or",
+    "other",
+    "our",
+    "ours",
+    "ourselves",
+    "out",
+    "over",
+    "own",
+    "please",
+    "quite",
+    "rather",
+    "really",
+    "said",
+    "same",
+    "say",
+    "see",
+    "shall",
+    "she",
+    "should",
+    "so",
+    "some",
+    "still",
+    "such",
+    "tell",
+    "than",
+    "that",
+    "the",
+    "their",
+    "theirs",
+    "them",
+    "themselves",
+    "then",
+    "there",
+    "these",
+    "they",
+    "thing",
+    "this",
+    "those",
+    "through",
+    "to",
+    "too",
+    "under",
+    "until",
+    "up",
+    "us",
+    "very",
+    "was",
+    "we",
+    "were",
+    "what",
+    "when",
+    "where",
+    "which",
+    "while",
+    "who",
+    "whom",
+    "why",
+    "will",
+    "with",
+    "would",
+    "yes",
+    "yet",
+    "you",
+    "your",
+    "yours",
+    "yourself",
+    "yourselves",
 ];
 
 /// At most this many terms of a message go into a query: a pasted file
@@ -53,7 +193,12 @@ pub fn query_terms(text: &str) -> Vec<String> {
     if terms.len() > MAX_QUERY_TERMS {
         let mut by_length: Vec<(usize, String)> = terms.drain(..).enumerate().collect();
         // Longest first; among equals, the earlier one.
-        by_length.sort_by(|a, b| b.1.chars().count().cmp(&a.1.chars().count()).then(a.0.cmp(&b.0)));
+        by_length.sort_by(|a, b| {
+            b.1.chars()
+                .count()
+                .cmp(&a.1.chars().count())
+                .then(a.0.cmp(&b.0))
+        });
         by_length.truncate(MAX_QUERY_TERMS);
         by_length.sort_by_key(|(i, _)| *i);
         terms = by_length.into_iter().map(|(_, t)| t).collect();
@@ -93,9 +238,7 @@ pub fn excerpt(text: &str, terms: &[String], max_words: usize) -> Vec<Piece> {
     if words.is_empty() {
         return Vec::new();
     }
-    let is_match = |w: &str| {
-        self::words(w).any(|part| terms.contains(&part))
-    };
+    let is_match = |w: &str| self::words(w).any(|part| terms.contains(&part));
     let hits: Vec<bool> = words.iter().map(|w| is_match(w)).collect();
     let max_words = max_words.max(1);
     let (start, end) = if words.len() <= max_words {
@@ -200,7 +343,11 @@ mod tests {
 
     #[test]
     fn excerpts_centre_on_the_matches_and_mark_them() {
-        let text = format!("{} the Redis cache was chosen {}", "a ".repeat(40), "b ".repeat(40));
+        let text = format!(
+            "{} the Redis cache was chosen {}",
+            "a ".repeat(40),
+            "b ".repeat(40)
+        );
         let q = terms("redis cache");
         let pieces = excerpt(&text, &q, 10);
         let flat = excerpt_text(&pieces);

@@ -17,6 +17,11 @@ impl Engine {
         self.recall_percent = percent;
     }
 
+    /// Whether recall runs.
+    pub fn recall_mode(&self) -> recall::Mode {
+        self.recall_mode
+    }
+
     /// What recall put into the last request (`/recall`).
     pub fn last_recall(&self) -> &Recall {
         &self.last_recall

@@ -33,6 +33,15 @@ pub enum ManageCommand {
         name: String,
         all: bool,
         json: bool,
+        /// Only the messages around this `seq`, this many on each side.
+        around: Option<(u64, usize)>,
+    },
+    /// `memchat search`: the query's words, one session or all.
+    Search {
+        query: String,
+        session: Option<String>,
+        json: bool,
+        limit: usize,
     },
     Export {
         name: String,
@@ -89,10 +98,28 @@ pub fn management(
             sizing_settings(args, file)?,
             usage.then(|| file.prices.clone()),
         ),
-        Command::Show { name, all, json } => ManageCommand::Show {
+        Command::Show {
+            name,
+            all,
+            json,
+            around,
+            context,
+        } => ManageCommand::Show {
             name: valid_name(name)?,
             all: *all,
             json: *json,
+            around: around.map(|seq| (seq, *context)),
+        },
+        Command::Search {
+            query,
+            session,
+            json,
+            limit,
+        } => ManageCommand::Search {
+            query: query.join(" "),
+            session: session.as_deref().map(valid_name).transpose()?,
+            json: *json,
+            limit: *limit as usize,
         },
         Command::Export {
             name,

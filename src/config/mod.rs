@@ -23,8 +23,8 @@ mod management;
 mod presets;
 
 pub use crate::provenance::ENVIRONMENT;
-use file::{file_color, file_recall};
 pub use file::{FileConfig, color_mode, config_file_path, default_config_path, load_file};
+use file::{file_color, file_recall};
 pub use management::{ManageCommand, Management, management};
 pub use presets::{Presets, ProfileConfig, RoleConfig, roles_listing};
 
@@ -631,7 +631,12 @@ pub fn resolve(
     let show_usage = args.show_usage.then_some(true);
     let show_usage = r.pick_or("show_usage", show_usage, file.show_usage, false);
     let (file_mode, file_percent) = file_recall(file)?;
-    let recall = r.pick_or("recall", args.recall, file_mode, crate::recall::Mode::default());
+    let recall = r.pick_or(
+        "recall",
+        args.recall,
+        file_mode,
+        crate::recall::Mode::default(),
+    );
     let recall_percent = r.pick_or(
         "recall_percent",
         args.recall_percent,

@@ -203,7 +203,10 @@ impl SearchIndex {
         let (records, end) = read_lines_from(&mut file, &paths.archive, from)?;
         let mark = read_mark(&mut file, end)
             .map_err(|e| StoreError::io("cannot read", &paths.archive, e))?;
-        let tx = self.db.transaction().map_err(|e| sql_error(&self.path, e))?;
+        let tx = self
+            .db
+            .transaction()
+            .map_err(|e| sql_error(&self.path, e))?;
         if from == 0 {
             tx.execute(
                 "DELETE FROM docs WHERE session = ?1 AND archived = 1",
@@ -240,7 +243,10 @@ impl SearchIndex {
             .chain(contents.messages)
             .map(Record::Message)
             .collect();
-        let tx = self.db.transaction().map_err(|e| sql_error(&self.path, e))?;
+        let tx = self
+            .db
+            .transaction()
+            .map_err(|e| sql_error(&self.path, e))?;
         tx.execute(
             "DELETE FROM docs WHERE session = ?1 AND archived = 0",
             params![name],
@@ -272,7 +278,10 @@ impl SearchIndex {
 
     fn forget(&mut self, name: &str, part: &str) -> Result<(), StoreError> {
         let archived = part == "archive";
-        let tx = self.db.transaction().map_err(|e| sql_error(&self.path, e))?;
+        let tx = self
+            .db
+            .transaction()
+            .map_err(|e| sql_error(&self.path, e))?;
         tx.execute(
             "DELETE FROM docs WHERE session = ?1 AND archived = ?2",
             params![name, archived],
@@ -356,8 +365,7 @@ impl SearchIndex {
                 },
             )
             .map_err(|e| self.sql(e))?;
-        rows.collect::<Result<Vec<_>, _>>()
-            .map_err(|e| self.sql(e))
+        rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.sql(e))
     }
 }
 
