@@ -151,7 +151,7 @@ pub struct Engine {
     recall_mode: recall::Mode,
     recall_percent: u32,
     /// What recall put into the last request, for `/recall`.
-    last_recall: recall::Recall,
+    last_recall: Option<recall::Recall>,
     /// Recall's notices for the turn's report.
     recall_notices: Vec<String>,
 }
@@ -176,7 +176,7 @@ impl Engine {
             defer_compaction: false,
             recall_mode: recall::Mode::default(),
             recall_percent: recall::DEFAULT_PERCENT,
-            last_recall: recall::Recall::default(),
+            last_recall: None,
             recall_notices: Vec::new(),
         }
     }

@@ -7,6 +7,7 @@ use std::io::Write;
 
 use anstyle::{AnsiColor, Style};
 
+use crate::config::UsageError;
 use crate::memory::StoreError;
 use crate::recall::short_time;
 use crate::render::Output;
@@ -146,7 +147,12 @@ pub fn run(
     output: &Output,
     out: &mut dyn Write,
 ) -> anyhow::Result<()> {
-    let (terms, found) = search(store, query, session, limit)?;
+    let (terms, found) = match search(store, query, session, limit) {
+        Ok(result) => result,
+        // Nothing to look for is a usage error (exit 2), like a bad flag.
+        Err(e @ SearchError::NoTerms(_)) => return Err(UsageError(e.to_string()).into()),
+        Err(SearchError::Store(e)) => return Err(e.into()),
+    };
     for notice in &found.notices {
         output.warn(notice);
     }
@@ -203,7 +209,7 @@ mod tests {
         );
         assert_eq!(
             plain,
-            "work #4 · 2026-11-20 14:03 · assistant · archived\n  Use *Redis* as the *cache.\u{1b}[2J*\n\
+            "work #4 · 2026-11-20 14:03 · assistant · archived\n  Use *Redis* as the *cache*.\u{1b}[2J\n\
              home #12 · 2026-11-20 14:03 · assistant\n  *redis*\n"
         );
         let terminal = render_text(

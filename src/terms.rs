@@ -270,10 +270,17 @@ pub fn excerpt(text: &str, terms: &[String], max_words: usize) -> Vec<Piece> {
             plain.push(' ');
         }
         if hits[start + i] {
+            // Only the word is marked, not the punctuation around it.
+            let core_start = word.find(char::is_alphanumeric).unwrap_or(0);
+            let core_end = word.rfind(char::is_alphanumeric).map_or(word.len(), |e| {
+                e + word[e..].chars().next().map_or(1, char::len_utf8)
+            });
+            plain.push_str(&word[..core_start]);
             if !plain.is_empty() {
                 pieces.push(Piece::Text(std::mem::take(&mut plain)));
             }
-            pieces.push(Piece::Match((*word).to_string()));
+            pieces.push(Piece::Match(word[core_start..core_end].to_string()));
+            plain.push_str(&word[core_end..]);
         } else {
             plain.push_str(word);
         }

@@ -22,9 +22,10 @@ impl Engine {
         self.recall_mode
     }
 
-    /// What recall put into the last request (`/recall`).
-    pub fn last_recall(&self) -> &Recall {
-        &self.last_recall
+    /// What recall put into the last request (`/recall`); `None` before
+    /// this run sent one.
+    pub fn last_recall(&self) -> Option<&Recall> {
+        self.last_recall.as_ref()
     }
 
     /// The passages for the request being built, within `room` tokens (what
@@ -34,7 +35,7 @@ impl Engine {
     /// message has no searchable words, or when nothing passes the floor.
     /// A failing search costs the recall, never the turn: it is reported.
     pub(super) fn recall_for_request(&mut self, room: u64) -> Recall {
-        self.last_recall = Recall::default();
+        self.last_recall = Some(Recall::default());
         if self.recall_mode == recall::Mode::Off {
             return Recall::default();
         }
@@ -77,7 +78,7 @@ impl Engine {
         if !chosen.is_empty() {
             self.recall_notices.push(chosen.notice());
         }
-        self.last_recall = chosen.clone();
+        self.last_recall = Some(chosen.clone());
         chosen
     }
 }

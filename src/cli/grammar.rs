@@ -512,7 +512,10 @@ mod tests {
         }
         let e = error(&["--mock", "-s", "x", "show", "x", "--all", "--json"]);
         assert!(
-            e.contains("--mock does nothing with 'memchat show'; its options are --all, --json, --memory-dir"),
+            e.contains(
+                "--mock does nothing with 'memchat show'; its options are --all, --json, \
+                 --around, --context, --memory-dir"
+            ),
             "{e}"
         );
     }

@@ -44,7 +44,15 @@ pub(super) fn recall(
     out: &mut dyn Write,
     output: &Output,
 ) -> Result<(), TurnError> {
-    let recall = engine.last_recall();
+    let Some(recall) = engine.last_recall() else {
+        return print(
+            out,
+            &format!(
+                "recall: no request was sent yet in this run (recall is {})\n",
+                engine.recall_mode()
+            ),
+        );
+    };
     if recall.is_empty() {
         return print(
             out,

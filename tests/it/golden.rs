@@ -79,20 +79,23 @@ fn mask_tmp(text: &str, tmp: &Path) -> String {
 
 /// Any RFC 3339 UTC timestamp (`2026-11-22T10:00:00Z`) → `<T>`.
 fn mask_timestamps(text: &str) -> String {
-    let shape = b"dddd-dd-ddTdd:dd:ddZ";
+    // RFC 3339 as stored, and the short form search hits show.
+    let shapes: [&[u8]; 2] = [b"dddd-dd-ddTdd:dd:ddZ", b"dddd-dd-dd dd:dd"];
     let bytes = text.as_bytes();
     let mut out = String::new();
     let mut i = 0;
     while i < bytes.len() {
-        let fits = bytes.len() - i >= shape.len()
-            && shape.iter().zip(&bytes[i..]).all(|(s, b)| {
-                if *s == b'd' {
-                    b.is_ascii_digit()
-                } else {
-                    s == b
-                }
-            });
-        if fits {
+        let fits = |shape: &[u8]| {
+            bytes.len() - i >= shape.len()
+                && shape.iter().zip(&bytes[i..]).all(|(s, b)| {
+                    if *s == b'd' {
+                        b.is_ascii_digit()
+                    } else {
+                        s == b
+                    }
+                })
+        };
+        if let Some(shape) = shapes.into_iter().find(|s| fits(s)) {
             out.push_str("<T>");
             i += shape.len();
         } else {
@@ -307,6 +310,7 @@ golden_cases! {
     roles,
     script_commands,
     script_session_commands,
+    search_and_recall,
     session_settings,
     sessions_management,
     stdin_attached,
