@@ -22,9 +22,26 @@ use memchat::store::{FileStore, Store};
 use memchat::tokens::TokenCounter;
 
 const ATTRIBUTES: [&str; 20] = [
-    "database", "deadline", "budget", "hostname", "license", "framework", "region", "owner",
-    "codename", "backup schedule", "port", "mascot", "color scheme", "vendor", "font", "queue",
-    "cache", "compiler", "timezone", "logo",
+    "database",
+    "deadline",
+    "budget",
+    "hostname",
+    "license",
+    "framework",
+    "region",
+    "owner",
+    "codename",
+    "backup schedule",
+    "port",
+    "mascot",
+    "color scheme",
+    "vendor",
+    "font",
+    "queue",
+    "cache",
+    "compiler",
+    "timezone",
+    "logo",
 ];
 const SYLLABLES: [&str; 16] = [
     "kel", "vor", "tam", "sin", "bri", "dax", "orm", "lun", "pey", "zar", "qui", "nod", "fen",
@@ -67,7 +84,12 @@ pub fn facts(count: usize) -> Vec<Fact> {
                 SYLLABLES[(i / 16) % 16],
                 SYLLABLES[rng.next(16)]
             );
-            let value = format!("{}-{}{}", FILLER[rng.next(24)], SYLLABLES[rng.next(16)], 100 + i);
+            let value = format!(
+                "{}-{}{}",
+                FILLER[rng.next(24)],
+                SYLLABLES[rng.next(16)],
+                100 + i
+            );
             Fact {
                 entity,
                 attribute: ATTRIBUTES[i % ATTRIBUTES.len()],
@@ -81,6 +103,9 @@ pub fn facts(count: usize) -> Vec<Fact> {
 struct Recorder {
     inner: MockModel,
     last: Arc<Mutex<String>>,
+    /// The largest reply request, in tokens as memchat counts them.
+    largest: Arc<Mutex<u64>>,
+    counter: TokenCounter,
 }
 
 impl ChatModel for Recorder {
@@ -89,9 +114,21 @@ impl ChatModel for Recorder {
     }
     fn stream(&self, request: ChatRequest) -> BoxFuture<'_, Result<ReplyStream, ClientError>> {
         if request.purpose == memchat::client::Purpose::Reply {
-            let text: Vec<&str> = request.messages.iter().map(|m| m.content.as_str()).collect();
+            let text: Vec<&str> = request
+                .messages
+                .iter()
+                .map(|m| m.content.as_str())
+                .collect();
             if let Ok(mut last) = self.last.lock() {
                 *last = text.join("\n");
+            }
+            let size: u64 = u64::from(memchat::tokens::REPLY_PRIMING)
+                + text
+                    .iter()
+                    .map(|t| u64::from(self.counter.message_tokens(t)))
+                    .sum::<u64>();
+            if let Ok(mut largest) = self.largest.lock() {
+                *largest = (*largest).max(size);
             }
         }
         self.inner.stream(request)
@@ -105,6 +142,9 @@ pub struct Outcome {
     pub answered: usize,
     pub compactions: usize,
     pub archived: usize,
+    /// The largest request sent, and the budget `B` it must stay under.
+    pub largest_request: u64,
+    pub budget: u64,
 }
 
 /// Plants `fact_count` facts over `turns - fact_count` turns (facts and
@@ -115,9 +155,12 @@ pub fn run(fact_count: usize, turns: usize, window: u32, recall: Mode) -> Outcom
     let session = store.open_session("fidelity").expect("session");
     let counter = TokenCounter::for_model("gpt-4o-mini");
     let last = Arc::new(Mutex::new(String::new()));
+    let largest = Arc::new(Mutex::new(0));
     let model = Recorder {
         inner: MockModel::new(counter, Duration::ZERO),
         last: last.clone(),
+        largest: largest.clone(),
+        counter,
     };
     let budget = Budget::new(window, None, None).expect("budget");
     let mut engine = Engine::new(store, session, Box::new(model), counter, budget);
@@ -167,7 +210,10 @@ pub fn run(fact_count: usize, turns: usize, window: u32, recall: Mode) -> Outcom
         let f = &facts[i];
         say(
             &mut engine,
-            &format!("Remind me, which {} did we settle on for {}?", f.attribute, f.entity),
+            &format!(
+                "Remind me, which {} did we settle on for {}?",
+                f.attribute, f.entity
+            ),
         );
         let seen = last.lock().map(|s| s.clone()).unwrap_or_default();
         answered += usize::from(seen.contains(&f.value));
@@ -183,5 +229,7 @@ pub fn run(fact_count: usize, turns: usize, window: u32, recall: Mode) -> Outcom
         answered,
         compactions,
         archived,
+        largest_request: largest.lock().map(|l| *l).unwrap_or(u64::MAX),
+        budget: u64::from(budget.cap),
     }
 }

@@ -29,6 +29,7 @@ mod models;
 mod openai;
 mod pg_store;
 mod presets;
+mod recall;
 mod recovery;
 mod red_team;
 mod repl;

@@ -19,7 +19,7 @@ fn is_root() -> bool {
     fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
 }
 
-fn has_tool(tool: &str) -> bool {
+pub fn has_tool(tool: &str) -> bool {
     Command::new(tool)
         .arg("--version")
         .stdout(Stdio::null())
@@ -233,7 +233,7 @@ fn copy_dir(from: &Path, to: &Path) {
 
 /// Runs memchat `args` under strace, killed at the `n`-th call of
 /// `syscall`. Returns whether it ran to completion (not killed).
-fn run_killed_at(sandbox: &Sandbox, args: &[&str], syscall: &str, n: usize) -> bool {
+pub fn run_killed_at(sandbox: &Sandbox, args: &[&str], syscall: &str, n: usize) -> bool {
     let memchat = sandbox.command(args);
     let mut command = Command::new("strace");
     command
