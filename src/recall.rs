@@ -13,7 +13,7 @@
 //! dated in the request and never stored as a message.
 
 use crate::message::Role;
-use crate::store::Hit;
+use crate::store::{Hit, TermStats};
 use crate::terms;
 
 /// The recall allowance by default, in percent of the budget `B`: enough
@@ -119,6 +119,7 @@ pub fn allowance(cap: u32, percent: u32, room: u64) -> u32 {
 pub fn plan(
     candidates: &[Hit],
     query_terms: &[String],
+    stats: Option<&TermStats>,
     active: &[u64],
     allowance: u32,
     cost: impl Fn(&str) -> u32,
@@ -132,7 +133,7 @@ pub fn plan(
     for hit in candidates {
         if active.contains(&hit.seq)
             || chosen.iter().any(|p| p.seq == hit.seq)
-            || !terms::relevant(query_terms, &hit.content)
+            || !passes_floor(query_terms, &hit.content, stats)
         {
             continue;
         }
@@ -151,6 +152,17 @@ pub fn plan(
     Recall {
         passages: chosen,
         tokens: spent,
+    }
+}
+
+/// The relevance floor: weighted by how common each term is where the
+/// store has the figures, else by the count of terms alone.
+fn passes_floor(query_terms: &[String], passage: &str, stats: Option<&TermStats>) -> bool {
+    match stats {
+        Some(s) if s.holding.len() == query_terms.len() => {
+            terms::relevant_weighted(query_terms, passage, &s.holding, s.messages)
+        }
+        _ => terms::relevant(query_terms, passage),
     }
 }
 
@@ -247,7 +259,7 @@ mod tests {
             hit(9, "Lunch was good."),
             hit(12, "The billing service and its database, again."),
         ];
-        let recall = plan(&hits, &q, &[12], 500, words);
+        let recall = plan(&hits, &q, None, &[12], 500, words);
         let seqs: Vec<u64> = recall.passages.iter().map(|p| p.seq).collect();
         assert_eq!(seqs, [7, 40]);
         assert_eq!(recall.tokens, words(&section(&recall.passages)));
@@ -274,8 +286,8 @@ mod tests {
             hit(4, "Today is fine."),
         ];
         // "today" alone is one of three terms: under the floor of two.
-        assert!(plan(&hits, &q, &[], 500, words).is_empty());
-        assert!(plan(&hits, &[], &[], 500, words).is_empty());
+        assert!(plan(&hits, &q, None, &[], 500, words).is_empty());
+        assert!(plan(&hits, &[], None, &[], 500, words).is_empty());
     }
 
     #[test]
@@ -288,7 +300,7 @@ mod tests {
         );
         let hits = [hit(5, &long), hit(6, "redis eviction policy noted")];
         for allowance in [0, 47, 48, 60, 100, 200, 1000] {
-            let recall = plan(&hits, &q, &[], allowance, words);
+            let recall = plan(&hits, &q, None, &[], allowance, words);
             assert!(recall.tokens <= allowance, "{allowance}: {recall:?}");
             assert_eq!(
                 recall.tokens,
@@ -299,7 +311,7 @@ mod tests {
                 }
             );
         }
-        let recall = plan(&hits, &q, &[], 200, words);
+        let recall = plan(&hits, &q, None, &[], 200, words);
         let cut = recall
             .passages
             .iter()

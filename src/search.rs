@@ -196,7 +196,7 @@ mod tests {
     fn text_names_each_hit_and_marks_its_matches() {
         let terms = terms::query_terms("redis cache");
         let hits = [
-            hit("work", 4, "Use Redis as the cache.\u{1b}[2J"),
+            hit("work", 4, "Use Redis as the cache. \u{1b}[2J"),
             hit("home", 12, "redis"),
         ];
         let plain = render_text(
@@ -209,7 +209,7 @@ mod tests {
         );
         assert_eq!(
             plain,
-            "work #4 · 2026-11-20 14:03 · assistant · archived\n  Use *Redis* as the *cache*.\u{1b}[2J\n\
+            "work #4 · 2026-11-20 14:03 · assistant · archived\n  Use *Redis* as the *cache*. \u{1b}[2J\n\
              home #12 · 2026-11-20 14:03 · assistant\n  *redis*\n"
         );
         let terminal = render_text(

@@ -224,6 +224,41 @@ pub fn relevant(terms: &[String], passage: &str) -> bool {
     !terms.is_empty() && matched(terms, passage) >= required_matches(terms.len())
 }
 
+/// How much a term says, from how many of `messages` hold it: the inverse
+/// document frequency of BM25, smoothed so a term no message holds weighs
+/// the most and one every message holds weighs nothing.
+pub fn weight(holding: u64, messages: u64) -> f64 {
+    let n = messages as f64;
+    let h = (holding.min(messages)) as f64;
+    ((n + 1.0) / (h + 1.0)).ln()
+}
+
+/// The relevance floor with term weights: besides [`relevant`], the terms a
+/// passage holds must carry at least half of the weight of the query's
+/// terms that some message holds (each term's [`weight`] from `holding[i]`
+/// of `messages`). A passage sharing only the words every message has is
+/// not about what was asked.
+pub fn relevant_weighted(terms: &[String], passage: &str, holding: &[u64], messages: u64) -> bool {
+    if !relevant(terms, passage) {
+        return false;
+    }
+    let present: HashSet<String> = words(passage).collect();
+    let (mut total, mut matched) = (0.0, 0.0);
+    for (term, &h) in terms.iter().zip(holding) {
+        // A word no message holds cannot be matched by any passage: it says
+        // the question is worded anew, not that every passage misses it.
+        if h == 0 {
+            continue;
+        }
+        let w = weight(h, messages);
+        total += w;
+        if present.contains(term) {
+            matched += w;
+        }
+    }
+    total == 0.0 || matched * 2.0 >= total
+}
+
 /// A piece of an excerpt: plain text, or a word that matched the query.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Piece {
@@ -346,6 +381,24 @@ mod tests {
         assert!(relevant(&q, "The codename of project 17 is HERON."));
         assert!(!relevant(&q, "We should choose a better name."));
         assert!(!relevant(&[], "anything"));
+    }
+
+    #[test]
+    fn common_words_do_not_make_a_passage_relevant() {
+        // "Fact 21: my item number 21 is a green thing": every archived
+        // fact holds the same words but the number, which none holds.
+        let q = terms("Fact 21: my item number 21 is a green thing in drawer 21");
+        assert_eq!(q, ["fact", "21", "item", "number", "green", "drawer"]);
+        let holding = [40, 1, 40, 40, 8, 40];
+        let other = "Fact 1: my item number 1 is a green thing in drawer 1";
+        assert!(relevant(&q, other), "the plain count would let it in");
+        assert!(!relevant_weighted(&q, other, &holding, 40));
+        // A rare subject matched carries the query.
+        let q = terms("Remind me, which database did we settle on for kelvorsin?");
+        let holding = [200, 40, 200, 3];
+        let fact = "Note this down: for kelvorsin, the database is orca-17.";
+        assert!(relevant_weighted(&q, fact, &holding, 2000));
+        assert!(weight(0, 10) > weight(1, 10) && weight(10, 10) == 0.0);
     }
 
     #[test]

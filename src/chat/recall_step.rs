@@ -72,9 +72,14 @@ impl Engine {
         self.recall_notices.extend(found.notices);
         let active: Vec<u64> = self.session.messages().iter().map(|m| m.seq).collect();
         let counter = self.counter;
-        let chosen = recall::plan(&found.hits, &query_terms, &active, allowance, |text| {
-            counter.message_cost(counter.count_raw(text))
-        });
+        let chosen = recall::plan(
+            &found.hits,
+            &query_terms,
+            found.stats.as_ref(),
+            &active,
+            allowance,
+            |text| counter.message_cost(counter.count_raw(text)),
+        );
         if !chosen.is_empty() {
             self.recall_notices.push(chosen.notice());
         }

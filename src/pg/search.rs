@@ -6,7 +6,7 @@
 use super::PgStore;
 use crate::memory::StoreError;
 use crate::memory::format::Role;
-use crate::store::{Found, Hit, Scope, SearchQuery};
+use crate::store::{Found, Hit, Scope, SearchQuery, TermStats};
 
 /// The query, in SQL: `$1` the terms as a `tsquery`, `$2` the session or
 /// NULL, `$3` whether this is recall, `$4`..`$5` the `seq` range, `$6` the limit.
@@ -23,6 +23,18 @@ WHERE r.search @@ q AND r.kind = 'message' \
   AND r.seq BETWEEN $4 AND $5 \
 ORDER BY rank DESC, s.name, r.seq \
 LIMIT $6";
+
+/// For recall's relevance floor: the session's size (its last `seq`) and
+/// how many of its records hold each term (`$2`, in order), each count
+/// stopping at a cap: past it a term is common whatever the exact figure,
+/// and counting further would cost time on every turn.
+const TERM_STATS: &str = "\
+SELECT s.last_seq, array( \
+    SELECT (SELECT count(*) FROM (SELECT 1 FROM memchat_records r \
+            WHERE r.session_id = s.id AND r.search @@ to_tsquery('simple', quote_literal(t)) \
+            LIMIT 5000) x) \
+    FROM unnest($2::text[]) WITH ORDINALITY u(t, i) ORDER BY i) \
+FROM memchat_sessions s WHERE s.name = $1";
 
 /// The terms as a `tsquery` matching any of them. Terms are letters and
 /// digits only (`terms::query_terms`); each is quoted, so none can be read
@@ -52,9 +64,32 @@ impl PgStore {
         };
         let limit = i64::try_from(query.limit).unwrap_or(i64::MAX);
         let shown_session = query.session.clone().unwrap_or_default();
-        let hits = self.run(&shown_session, move |link| {
+        let stats_of = match (&query.scope, &query.session) {
+            (Scope::Recall { .. }, Some(name)) => Some((name.clone(), query.terms.clone())),
+            _ => None,
+        };
+        let (hits, stats) = self.run(&shown_session, move |link| {
             Box::pin(async move {
                 let (client, f) = link.client()?;
+                let stats = match stats_of {
+                    Some((name, terms)) => client
+                        .query_opt(TERM_STATS, &[&name, &terms])
+                        .await
+                        .map_err(|e| f.fail(e))?
+                        .map(|row| -> Result<TermStats, _> {
+                            let last: i64 = row.try_get(0).map_err(|e| f.fail(e))?;
+                            let counts: Vec<i64> = row.try_get(1).map_err(|e| f.fail(e))?;
+                            Ok(TermStats {
+                                messages: u64::try_from(last).unwrap_or(0),
+                                holding: counts
+                                    .into_iter()
+                                    .map(|c| u64::try_from(c).unwrap_or(0))
+                                    .collect(),
+                            })
+                        })
+                        .transpose()?,
+                    None => None,
+                };
                 let rows = client
                     .query(
                         SEARCH,
@@ -81,11 +116,12 @@ impl PgStore {
                         score: row.try_get(6).map_err(get)?,
                     });
                 }
-                Ok(hits)
+                Ok((hits, stats))
             })
         })?;
         Ok(Found {
             hits,
+            stats,
             notices: Vec::new(),
         })
     }

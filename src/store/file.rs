@@ -143,9 +143,19 @@ impl Store for FileStore {
                     Err(e) => notices.push(format!("search: session {name:?} skipped: {e}")),
                 }
             }
-            index.query(query)
+            let hits = index.query(query)?;
+            let stats = match query.scope {
+                Scope::Recall { .. } => Some(index.term_stats(&query.terms)?),
+                Scope::Everything => None,
+            };
+            Ok((hits, stats))
         })?;
-        Ok(Found { hits, notices })
+        let (hits, stats) = hits;
+        Ok(Found {
+            hits,
+            stats,
+            notices,
+        })
     }
 }
 

@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
-use super::{Hit, Scope, SearchQuery};
+use super::{Hit, Scope, SearchQuery, TermStats};
 use crate::memory::format::{self, Record, Role};
 use crate::memory::lines::Lines;
 use crate::memory::session::read_log;
@@ -33,7 +33,7 @@ use crate::memory::{SessionPaths, StoreError, files};
 pub const INDEX_FILE: &str = ".search-index.sqlite";
 
 /// The layout of the tables; another value means the file is rebuilt.
-const INDEX_VERSION: i64 = 1;
+const INDEX_VERSION: i64 = 2;
 
 /// How many bytes before the indexed length identify an archive's prefix.
 const TAIL_BYTES: u64 = 64;
@@ -61,6 +61,7 @@ CREATE TABLE docs (
     UNIQUE (session, archived, seq)
 );
 CREATE VIRTUAL TABLE fts USING fts5(content, content='docs', content_rowid='id');
+CREATE VIRTUAL TABLE fts_terms USING fts5vocab(fts, 'row');
 CREATE TRIGGER docs_added AFTER INSERT ON docs BEGIN
     INSERT INTO fts(rowid, content) VALUES (new.id, new.content);
 END;
@@ -374,6 +375,34 @@ fn sql_error(path: &Path, error: rusqlite::Error) -> StoreError {
         failed(path, format!("{DAMAGE_MARK}: {error}"))
     } else {
         failed(path, error)
+    }
+}
+
+impl SearchIndex {
+    /// How many indexed messages there are, and how many hold each term
+    /// (over every session: a word's rarity is a property of the user's
+    /// language, and the whole index answers it from its vocabulary alone).
+    pub fn term_stats(&self, terms: &[String]) -> Result<TermStats, StoreError> {
+        let messages: i64 = self
+            .db
+            .query_row("SELECT count(*) FROM docs", [], |row| row.get(0))
+            .map_err(|e| self.sql(e))?;
+        let mut stmt = self
+            .db
+            .prepare_cached("SELECT doc FROM fts_terms WHERE term = ?1")
+            .map_err(|e| self.sql(e))?;
+        let mut holding = Vec::with_capacity(terms.len());
+        for term in terms {
+            let count: Option<i64> = stmt
+                .query_row(params![term], |row| row.get(0))
+                .optional()
+                .map_err(|e| self.sql(e))?;
+            holding.push(count.unwrap_or(0).max(0) as u64);
+        }
+        Ok(TermStats {
+            messages: messages.max(0) as u64,
+            holding,
+        })
     }
 }
 

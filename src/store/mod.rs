@@ -191,10 +191,23 @@ pub struct Hit {
     pub score: f64,
 }
 
+/// How common each query term is where recall searched: the relevance
+/// floor weighs a matched term by its rarity (a word in every message says
+/// nothing about any of them).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TermStats {
+    /// How many messages the counts are out of.
+    pub messages: u64,
+    /// For each query term, in order, how many of those messages hold it.
+    pub holding: Vec<u64>,
+}
+
 /// What a search found, and anything the user should know about how.
 #[derive(Debug, Clone, Default)]
 pub struct Found {
     pub hits: Vec<Hit>,
+    /// For recall: how common each term is (`None` for a plain search).
+    pub stats: Option<TermStats>,
     /// A rebuilt index, a session that could not be read.
     pub notices: Vec<String>,
 }
