@@ -195,6 +195,11 @@ fn render_files(out: &mut dyn Write) -> std::io::Result<()> {
         ),
         (HISTORY_FILE, "The interactive chat's input history."),
         (
+            crate::store::index::INDEX_FILE,
+            "The search index of every session (memchat search, recall): a cache in SQLite \
+             FTS5, rebuilt from the logs when missing or damaged; safe to delete.",
+        ),
+        (
             crate::catalog::CACHE_FILE,
             "The last list of the server's models (memchat models, /models): model names for \
              completion, and the window of a model memchat does not know.",
