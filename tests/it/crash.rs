@@ -5,8 +5,9 @@
 //! user message whose turn started must be there exactly once and in order,
 //! `seq` must rise strictly, and active log + archive must agree.
 //!
-//! 200 kills per `cargo test` (140 with the slow mock model, 60 against a
-//! local server streaming slowly through the real client);
+//! 200 kills per `cargo test` on files (140 with the slow mock model, 60
+//! against a local server streaming slowly through the real client), and the
+//! same suite on PostgreSQL (a fifth as many kills: each run connects);
 //! `MEMCHAT_CRASH_KILLS=5000 cargo test --test it crash:: -- --nocapture` for
 //! a long run. The seed of the kill instants is printed (and shown with the
 //! output of a failing test); `MEMCHAT_CRASH_SEED=N` replays it.
@@ -17,10 +18,8 @@ use std::io::Write;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use crate::support::{Capture, Sandbox, wait_until};
-use memchat::memory::Session;
+use crate::support::{Capture, Sandbox, StoreKind, wait_until};
 use memchat::memory::format::{Record, Role};
-use memchat::memory::session::read_archive;
 
 /// xorshift64*: deterministic for a seed, no dependency.
 struct Rng(u64);
@@ -55,21 +54,35 @@ fn without_cache(record: &Record) -> Record {
     record
 }
 
-/// Opens the session as memchat would, checks every invariant, and returns
-/// how many user messages (a prefix of the script) are stored.
+/// Opens the session as memchat would (through the store the sandbox
+/// uses), checks every invariant, and returns how many user messages (a
+/// prefix of the script) are stored.
 fn verify(sandbox: &Sandbox, kill: usize) -> usize {
-    let session = Session::open(&sandbox.memory(), "default", Duration::from_secs(5))
-        .unwrap_or_else(|e| panic!("kill {kill}: the session does not open: {e}"));
-    let (archived, _torn) = read_archive(&session.paths().archive).unwrap();
+    let store = sandbox.store();
+    drop(
+        store
+            .open_session("default")
+            .unwrap_or_else(|e| panic!("kill {kill}: the session does not open: {e}")),
+    );
+    let contents = store
+        .read_session("default", true)
+        .unwrap_or_else(|e| panic!("kill {kill}: the session cannot be read: {e}"));
     let mut by_seq: BTreeMap<u64, Record> = BTreeMap::new();
-    for record in archived {
+    for record in contents.archived {
         by_seq.insert(record.seq().unwrap(), record);
     }
     let mut active: Vec<Record> = Vec::new();
-    active.extend(session.summary().cloned().map(Record::Summary));
-    active.extend(session.messages().iter().cloned().map(Record::Message));
+    active.extend(contents.active.summary.clone().map(Record::Summary));
+    active.extend(
+        contents
+            .active
+            .messages
+            .iter()
+            .cloned()
+            .map(Record::Message),
+    );
     let mut last = 0;
-    for record in session.messages() {
+    for record in &contents.active.messages {
         assert!(
             record.seq > last,
             "kill {kill}: seq does not rise in the active log"
@@ -108,6 +121,7 @@ fn verify(sandbox: &Sandbox, kill: usize) -> usize {
 /// Kills `kills` runs of memchat (with `args`) at random instants on one
 /// session, verifying every invariant after each kill.
 fn kill_repeatedly(
+    kind: StoreKind,
     args: &[&str],
     env: &[(&str, &str)],
     kills: usize,
@@ -115,7 +129,9 @@ fn kill_repeatedly(
     long_in_five: u64,
 ) -> (usize, usize) {
     let mut rng = Rng(seed);
-    let sandbox = Sandbox::new();
+    let Some(sandbox) = Sandbox::on(kind, &format!("crash::kill_repeatedly {args:?}")) else {
+        return (0, 0);
+    };
     let mut stored = 0usize;
     let started = Instant::now();
     let mut killed_mid_run = 0;
@@ -167,9 +183,9 @@ fn kill_repeatedly(
         );
         stored = now;
     }
-    let archived = sandbox.records("default.archive.jsonl").len();
+    let archived = sandbox.contents("default").archived.len();
     println!(
-        "crash test {args:?}: {kills} kills ({killed_mid_run} mid-run) in {:.1}s; {stored} turns stored, {archived} archived records",
+        "crash test on {kind:?} {args:?}: {kills} kills ({killed_mid_run} mid-run) in {:.1}s; {stored} turns stored, {archived} archived records",
         started.elapsed().as_secs_f64(),
     );
     assert!(
@@ -218,6 +234,7 @@ fn sigkill_at_random_instants_never_loses_a_started_turn() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let (kills, seed) = kills_and_seed();
     kill_repeatedly(
+        StoreKind::Files,
         &[
             "--mock",
             "--model",
@@ -244,6 +261,7 @@ fn sigkill_during_a_slow_stream_from_a_real_server() {
         Duration::from_millis(1),
     )]);
     kill_repeatedly(
+        StoreKind::Files,
         &[
             "--base-url",
             &server.url,
@@ -256,5 +274,30 @@ fn sigkill_during_a_slow_stream_from_a_real_server() {
         kills - kills * 7 / 10,
         seed ^ 0x9E37_79B9,
         2,
+    );
+}
+
+#[test]
+fn sigkill_at_random_instants_never_loses_a_started_turn_on_postgres() {
+    // The same suite on PostgreSQL: a committed message survives any kill,
+    // a compaction is one transaction, and the session's lock dies with the
+    // killed client's connection.
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let (kills, seed) = kills_and_seed();
+    kill_repeatedly(
+        StoreKind::Postgres,
+        &[
+            "--mock",
+            "--model",
+            "gpt-4",
+            "--mock-delay-ms",
+            "1",
+            "--context-limit",
+            "1100",
+        ],
+        &[],
+        kills / 5,
+        seed ^ 0x5DEE_CE66,
+        1,
     );
 }

@@ -279,16 +279,55 @@ pub fn proptest_config(cases: u32) -> proptest::test_runner::Config {
     }
 }
 
+/// Which store a sandbox's memchat keeps conversations in. The store-level
+/// suites run each case once per kind, from one definition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreKind {
+    /// The memory directory (the default).
+    Files,
+    /// PostgreSQL, in a schema of the test's own
+    /// (`MEMCHAT_TEST_DATABASE_URL`).
+    Postgres,
+}
+
 /// A temporary home for one binary run: memory dir, clean environment.
 pub struct Sandbox {
     pub dir: tempfile::TempDir,
+    /// For the PostgreSQL kind: the schema the runs use (dropped with the sandbox).
+    pub db: Option<crate::pg_store::TestDb>,
 }
 
 impl Sandbox {
     pub fn new() -> Sandbox {
         Sandbox {
             dir: tempfile::tempdir().unwrap(),
+            db: None,
         }
+    }
+
+    /// A sandbox on `kind`; `None` (said loudly) for PostgreSQL when no
+    /// server is given.
+    pub fn on(kind: StoreKind, test: &str) -> Option<Sandbox> {
+        let mut sandbox = Sandbox::new();
+        if kind == StoreKind::Postgres {
+            sandbox.db = Some(crate::pg_store::TestDb::new(test)?);
+        }
+        Some(sandbox)
+    }
+
+    /// The store the sandbox's runs use, through the library.
+    pub fn store(&self) -> Box<dyn memchat::store::Store> {
+        let wait = Duration::from_secs(5);
+        match &self.db {
+            Some(db) => Box::new(memchat::pg::PgStore::open(&db.url, wait).unwrap()),
+            None => Box::new(memchat::store::FileStore::new(&self.memory(), wait)),
+        }
+    }
+
+    /// What `name` holds (active history and archive), read through the
+    /// store boundary: the same view whichever the store.
+    pub fn contents(&self, name: &str) -> memchat::store::SessionContents {
+        self.store().read_session(name, true).unwrap()
     }
 
     pub fn memory(&self) -> PathBuf {
@@ -315,6 +354,9 @@ impl Sandbox {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
+        if let Some(db) = &self.db {
+            command.env("MEMCHAT_STORE", &db.url);
+        }
         command
     }
 
