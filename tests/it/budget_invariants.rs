@@ -9,6 +9,9 @@
 //!   none twice (after dedup), none changed;
 //! - turns are never split (the active history starts at a user message);
 //! - the K = 2 newest turns stay verbatim in the active log when they fit.
+//!
+//! The properties run on both stores from one definition (fewer cases on
+//! PostgreSQL, where each case makes a schema).
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -23,8 +26,9 @@ use memchat::client::{ChatModel, ChatRequest, ClientError, Purpose, ReplyStream,
 use memchat::interrupt::Interrupt;
 use memchat::memory::Session;
 use memchat::memory::format::{Record, Role};
-use memchat::memory::session::read_archive;
 use memchat::tokens::{REPLY_PRIMING, TokenCounter};
+
+use crate::support::{Sandbox, StoreKind};
 use proptest::prelude::*;
 
 /// Replies with queued sizes (in words, capped by max_tokens as a server
@@ -82,8 +86,17 @@ impl ChatModel for RecordingModel {
     }
 }
 
-fn run_conversation(window: u32, turns: &[(usize, usize)], system: bool, fail_summaries: bool) {
-    let dir = tempfile::tempdir().unwrap();
+fn run_conversation(
+    kind: StoreKind,
+    window: u32,
+    turns: &[(usize, usize)],
+    system: bool,
+    fail_summaries: bool,
+) {
+    let Some(sandbox) = Sandbox::on(kind, "budget_invariants::run_conversation") else {
+        return;
+    };
+    let store = sandbox.store();
     let counter = TokenCounter::for_model("gpt-4o-mini");
     let budget = Budget::new(window, None, None).unwrap();
     let requests = Arc::new(Mutex::new(Vec::new()));
@@ -93,7 +106,7 @@ fn run_conversation(window: u32, turns: &[(usize, usize)], system: bool, fail_su
         requests: requests.clone(),
         fail_summaries,
     };
-    let mut session = Session::open(dir.path(), "prop", Duration::from_secs(1)).unwrap();
+    let mut session = store.open_session("prop").unwrap();
     if system {
         session
             .append(
@@ -105,13 +118,7 @@ fn run_conversation(window: u32, turns: &[(usize, usize)], system: bool, fail_su
             )
             .unwrap();
     }
-    let mut engine = Engine::new(
-        file_store(dir.path()),
-        Box::new(session),
-        Box::new(model),
-        counter,
-        budget,
-    );
+    let mut engine = Engine::new(store, session, Box::new(model), counter, budget);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -182,10 +189,7 @@ fn run_conversation(window: u32, turns: &[(usize, usize)], system: bool, fail_su
         );
     }
     // Active + archive = everything, in order, once, unchanged.
-    let paths = memchat::memory::SessionPaths::new(dir.path(), "prop");
-    let (archived, bad) = read_archive(&paths.archive).unwrap();
-    assert_eq!(bad, 0);
-    let mut all: Vec<Record> = archived;
+    let mut all: Vec<Record> = engine.session().read_archive().unwrap();
     all.extend(
         engine
             .session()
@@ -217,7 +221,7 @@ proptest! {
         turns in prop::collection::vec((1usize..700, 1usize..500), 1..40),
         system in any::<bool>(),
     ) {
-        run_conversation(window, &turns, system, false);
+        run_conversation(StoreKind::Files, window, &turns, system, false);
     }
 
     #[test]
@@ -225,7 +229,28 @@ proptest! {
         window in 1024u32..4000,
         turns in prop::collection::vec((1usize..400, 1usize..300), 5..30),
     ) {
-        run_conversation(window, &turns, true, true);
+        run_conversation(StoreKind::Files, window, &turns, true, true);
+    }
+}
+
+proptest! {
+    #![proptest_config(crate::support::proptest_config(8))]
+
+    #[test]
+    fn no_request_exceeds_the_budget_and_nothing_is_lost_on_postgres(
+        window in 1024u32..6000,
+        turns in prop::collection::vec((1usize..700, 1usize..500), 1..30),
+        system in any::<bool>(),
+    ) {
+        run_conversation(StoreKind::Postgres, window, &turns, system, false);
+    }
+
+    #[test]
+    fn the_extractive_fallback_keeps_the_same_promises_on_postgres(
+        window in 1024u32..4000,
+        turns in prop::collection::vec((1usize..400, 1usize..300), 5..20),
+    ) {
+        run_conversation(StoreKind::Postgres, window, &turns, true, true);
     }
 }
 

@@ -316,11 +316,11 @@ impl Sandbox {
     }
 
     /// The store the sandbox's runs use, through the library.
-    pub fn store(&self) -> Box<dyn memchat::store::Store> {
+    pub fn store(&self) -> Arc<dyn memchat::store::Store> {
         let wait = Duration::from_secs(5);
         match &self.db {
-            Some(db) => Box::new(memchat::pg::PgStore::open(&db.url, wait).unwrap()),
-            None => Box::new(memchat::store::FileStore::new(&self.memory(), wait)),
+            Some(db) => Arc::new(memchat::pg::PgStore::open(&db.url, wait).unwrap()),
+            None => Arc::new(memchat::store::FileStore::new(&self.memory(), wait)),
         }
     }
 
