@@ -12,7 +12,12 @@
 //! `TMPDIR`). Each case is its own test: `cargo test --test it
 //! golden::one_shot`. `BLESS=1 cargo test --test it golden::` rewrites the
 //! `expected` files (only `BLESS=1`; `BLESS=0` compares); review the diff
-//! before committing it. A new case directory must be added to
+//! before committing it.
+//!
+//! Each case that is not about the memory directory's own files runs again
+//! on PostgreSQL (`MEMCHAT_STORE`, a schema of its own) and must print what
+//! it printed on files, but for the store's location (see
+//! `check_on_postgres`): one definition, both stores. A new case directory must be added to
 //! `golden_cases!` below, or `every_case_directory_is_listed` fails.
 
 use std::fs;
@@ -148,8 +153,9 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
-/// Runs one case and returns its transcript.
-fn run_case(case: &Path) -> String {
+/// Runs one case and returns its transcript; with `store`, every run keeps
+/// its conversations there (`MEMCHAT_STORE`) instead of the memory directory.
+fn run_case(case: &Path, store: Option<&str>) -> String {
     let tmp = tempfile::tempdir().unwrap();
     let tmp_path = tmp.path().canonicalize().unwrap();
     let memory = tmp_path.join("mem");
@@ -189,6 +195,9 @@ fn run_case(case: &Path) -> String {
             .env("NO_COLOR", "1")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
+        if let Some(url) = store {
+            command.env("MEMCHAT_STORE", url);
+        }
         if let Ok(env) = fs::read_to_string(case.join(format!("run{n}.env"))) {
             for line in env.lines().filter(|l| !l.trim().is_empty()) {
                 let (key, value) = line.split_once('=').expect("env lines are KEY=VALUE");
@@ -260,7 +269,7 @@ fn check(name: &str) {
         "{}: a case runs memchat at least once (run1.args)",
         case.display()
     );
-    let actual = run_case(&case);
+    let actual = run_case(&case, None);
     let expected_path = case.join("expected");
     if blessing() {
         fs::write(&expected_path, &actual).unwrap();
@@ -272,6 +281,60 @@ fn check(name: &str) {
     if expected != actual {
         panic!(
             "golden case {name} differs (BLESS=1 rewrites it)\n--- expected\n{expected}\n--- actual\n{actual}"
+        );
+    }
+    check_on_postgres(name, &case, &actual);
+}
+
+/// Cases about the memory directory's files themselves (their damage,
+/// their paths), or whose output names the store: these run on files only.
+/// Cases with a `setup/` directory (a memory directory prepared on disk)
+/// are file cases too.
+const FILES_ONLY: &[&str] = &[
+    // `--print-config` shows the store setting itself, `--help` the
+    // environment's values.
+    "print_config",
+    "help_pages",
+    // Search ranks by BM25 on files and by ts_rank_cd on PostgreSQL: the
+    // same hits, scored differently (tests/it/recall.rs checks PostgreSQL).
+    "search_and_recall",
+];
+
+/// The same case on PostgreSQL: every run must print what it printed on
+/// files, but for the store's location. (What is stored is compared by the
+/// suites that read it through the store boundary.)
+fn check_on_postgres(name: &str, case: &Path, on_files: &str) {
+    if case.join("setup").is_dir() || FILES_ONLY.contains(&name) {
+        return;
+    }
+    let Some(db) = crate::pg_store::TestDb::new(&format!("golden::{name} on PostgreSQL")) else {
+        return;
+    };
+    let runs = |transcript: &str| -> String {
+        let end = transcript
+            .find("\n=== ")
+            .map_or(transcript.len(), |i| i + 1);
+        transcript[..end].to_string()
+    };
+    // What differs by design: where the store is, what `delete` removed
+    // ("1 file", "its rows"), and which passages recall picked (each store
+    // ranks with its own engine; tests/it/recall.rs checks recall on both).
+    let comparable = |text: &str, location: &str| -> String {
+        text.replace(location, "<STORE>")
+            .lines()
+            .filter(|l| !l.starts_with("memchat: recall: "))
+            .map(|l| match l.rfind(" (") {
+                Some(i) if l.starts_with("deleted session ") => format!("{} (…)", &l[..i]),
+                _ => l.to_string(),
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let expected = comparable(&runs(on_files), "<TMP>/mem");
+    let actual = comparable(&runs(&run_case(case, Some(&db.url))), &db.url);
+    if expected != actual {
+        panic!(
+            "golden case {name} differs on PostgreSQL from its run on files\n--- on files\n{expected}\n--- on PostgreSQL\n{actual}"
         );
     }
 }
