@@ -233,17 +233,41 @@ pub fn weight(holding: u64, messages: u64) -> f64 {
     ((n + 1.0) / (h + 1.0)).ln()
 }
 
+/// A term held by at most one message in this many is *rare*: it names
+/// something (a project, a host, an error) rather than talking about it.
+const RARE_SHARE: u64 = 20;
+/// In a small archive every word is held by few messages: up to this many
+/// still count as rare.
+const RARE_AT_LEAST: u64 = 3;
+
+/// Whether a term held by `holding` of `messages` is rare (and held at all).
+pub fn is_rare(holding: u64, messages: u64) -> bool {
+    holding > 0 && holding <= (messages / RARE_SHARE).max(RARE_AT_LEAST)
+}
+
+/// The query's rare terms: a passage worth recalling holds one of them, so
+/// recall searches for these alone (a common word's long posting list is
+/// what makes a search slow, and it cannot make a passage relevant).
+pub fn rare_terms(terms: &[String], holding: &[u64], messages: u64) -> Vec<String> {
+    terms
+        .iter()
+        .zip(holding)
+        .filter(|&(_, &h)| is_rare(h, messages))
+        .map(|(t, _)| t.clone())
+        .collect()
+}
+
 /// The relevance floor with term weights: besides [`relevant`], the terms a
 /// passage holds must carry at least half of the weight of the query's
 /// terms that some message holds (each term's [`weight`] from `holding[i]`
-/// of `messages`). A passage sharing only the words every message has is
-/// not about what was asked.
+/// of `messages`), and one of them must be rare ([`is_rare`]). A passage
+/// sharing only the words every message has is not about what was asked.
 pub fn relevant_weighted(terms: &[String], passage: &str, holding: &[u64], messages: u64) -> bool {
     if !relevant(terms, passage) {
         return false;
     }
     let present: HashSet<String> = words(passage).collect();
-    let (mut total, mut matched) = (0.0, 0.0);
+    let (mut total, mut matched, mut rare) = (0.0, 0.0, false);
     for (term, &h) in terms.iter().zip(holding) {
         // A word no message holds cannot be matched by any passage: it says
         // the question is worded anew, not that every passage misses it.
@@ -254,9 +278,10 @@ pub fn relevant_weighted(terms: &[String], passage: &str, holding: &[u64], messa
         total += w;
         if present.contains(term) {
             matched += w;
+            rare |= is_rare(h, messages);
         }
     }
-    total == 0.0 || matched * 2.0 >= total
+    rare && matched * 2.0 >= total
 }
 
 /// A piece of an excerpt: plain text, or a word that matched the query.
@@ -399,6 +424,22 @@ mod tests {
         let fact = "Note this down: for kelvorsin, the database is orca-17.";
         assert!(relevant_weighted(&q, fact, &holding, 2000));
         assert!(weight(0, 10) > weight(1, 10) && weight(10, 10) == 0.0);
+        // Only common words matched: never relevant, however many.
+        let q = terms("weather garden coffee");
+        assert!(!relevant_weighted(
+            &q,
+            "weather garden coffee",
+            &[500, 400, 300],
+            2000
+        ));
+        assert!(relevant_weighted(
+            &q,
+            "weather garden coffee",
+            &[50, 400, 300],
+            2000
+        ));
+        assert_eq!(rare_terms(&q, &[50, 400, 0], 2000), ["weather"]);
+        assert!(is_rare(3, 10) && !is_rare(4, 10) && !is_rare(0, 10) && is_rare(100, 2000));
     }
 
     #[test]

@@ -25,13 +25,15 @@ ORDER BY rank DESC, s.name, r.seq \
 LIMIT $6";
 
 /// For recall's relevance floor: the session's size (its last `seq`) and
-/// how many of its records hold each term (`$2`, in order), each count
+/// how many of its archived messages hold each term (as the file store's
+/// index, which holds messages, not summaries) (`$2`, in order), each count
 /// stopping at a cap: past it a term is common whatever the exact figure,
 /// and counting further would cost time on every turn.
 const TERM_STATS: &str = "\
 SELECT s.last_seq, array( \
     SELECT (SELECT count(*) FROM (SELECT 1 FROM memchat_records r \
-            WHERE r.session_id = s.id AND r.search @@ to_tsquery('simple', quote_literal(t)) \
+            WHERE r.session_id = s.id AND r.archived AND r.kind = 'message' \
+              AND r.search @@ to_tsquery('simple', quote_literal(t)) \
             LIMIT 5000) x) \
     FROM unnest($2::text[]) WITH ORDINALITY u(t, i) ORDER BY i) \
 FROM memchat_sessions s WHERE s.name = $1";
@@ -64,6 +66,7 @@ impl PgStore {
         };
         let limit = i64::try_from(query.limit).unwrap_or(i64::MAX);
         let shown_session = query.session.clone().unwrap_or_default();
+        let all_terms = query.terms.clone();
         let stats_of = match (&query.scope, &query.session) {
             (Scope::Recall { .. }, Some(name)) => Some((name.clone(), query.terms.clone())),
             _ => None,
@@ -89,6 +92,18 @@ impl PgStore {
                         })
                         .transpose()?,
                     None => None,
+                };
+                // Recall searches for the rare terms alone (see
+                // `terms::rare_terms`); none means nothing can be relevant.
+                let expression = match &stats {
+                    Some(s) => {
+                        let rare = crate::terms::rare_terms(&all_terms, &s.holding, s.messages);
+                        if rare.is_empty() {
+                            return Ok((Vec::new(), stats));
+                        }
+                        tsquery(&rare)
+                    }
+                    None => expression,
                 };
                 let rows = client
                     .query(

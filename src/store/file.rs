@@ -143,12 +143,23 @@ impl Store for FileStore {
                     Err(e) => notices.push(format!("search: session {name:?} skipped: {e}")),
                 }
             }
-            let hits = index.query(query)?;
-            let stats = match query.scope {
-                Scope::Recall { .. } => Some(index.term_stats(&query.terms)?),
-                Scope::Everything => None,
-            };
-            Ok((hits, stats))
+            match query.scope {
+                Scope::Everything => Ok((index.query(query)?, None)),
+                Scope::Recall { .. } => {
+                    let stats = index.term_stats(&query.terms)?;
+                    let rare =
+                        crate::terms::rare_terms(&query.terms, &stats.holding, stats.messages);
+                    let hits = if rare.is_empty() {
+                        Vec::new()
+                    } else {
+                        index.query(&SearchQuery {
+                            terms: rare,
+                            ..query.clone()
+                        })?
+                    };
+                    Ok((hits, Some(stats)))
+                }
+            }
         })?;
         let (hits, stats) = hits;
         Ok(Found {

@@ -217,6 +217,9 @@ pub fn run(fact_count: usize, turns: usize, window: u32, recall: Mode) -> Outcom
         );
         let seen = last.lock().map(|s| s.clone()).unwrap_or_default();
         answered += usize::from(seen.contains(&f.value));
+        if !seen.contains(&f.value) && std::env::var_os("MEMCHAT_FIDELITY_MISSES").is_some() {
+            eprintln!("MISS {} {} {}\n{seen}\n", f.entity, f.attribute, f.value);
+        }
     }
     let archived = engine
         .session()
