@@ -24,7 +24,7 @@ use std::time::{Duration, SystemTime};
 
 use conn::{Conn, DbError, Link};
 use rows::{COLUMNS, Columns};
-use schema::LOCK_CLASS;
+use schema::LOCK_SPACE;
 pub use session::PgSession;
 use session::{Loaded, contents_of, load, lock_key};
 
@@ -457,7 +457,7 @@ async fn locked_id(link: &mut Link, name: &str, wait_ms: u64) -> Result<Option<i
     let locked = client
         .batch_execute(&format!(
             "BEGIN; SET LOCAL lock_timeout = {wait_ms}; \
-             SELECT pg_advisory_xact_lock({LOCK_CLASS}, {})",
+             SELECT pg_advisory_xact_lock({LOCK_SPACE}, {})",
             lock_key(id)
         ))
         .await;

@@ -21,9 +21,12 @@ use tokio_postgres::error::SqlState;
 /// The schema this memchat reads and writes.
 pub const SCHEMA_VERSION: i32 = 1;
 
-/// The first key of every advisory lock memchat takes ("memc"); the second
-/// is a session's id, or 0 for the schema's migration.
-pub const LOCK_CLASS: i32 = 0x6d65_6d63;
+/// The first key of every advisory lock memchat takes, as SQL: a hash of
+/// memchat's schema, so installations in two schemas of one database never
+/// block each other (advisory locks are database-wide, session ids are per
+/// schema). The second key is a session's id, or 0 for the schema's
+/// migration.
+pub const LOCK_SPACE: &str = "hashtext('memchat:' || current_schema())";
 
 /// Each step brings the schema from version `i` to `i + 1`.
 const MIGRATIONS: [&str; 1] = [r#"
@@ -119,8 +122,11 @@ fn newer(version: i32) -> SchemaError {
 /// Creates or upgrades the tables in one transaction.
 async fn migrate(client: &mut Client) -> Result<(), SchemaError> {
     let tx = client.transaction().await?;
-    tx.execute("SELECT pg_advisory_xact_lock($1, 0)", &[&LOCK_CLASS])
-        .await?;
+    tx.execute(
+        &format!("SELECT pg_advisory_xact_lock({LOCK_SPACE}, 0)"),
+        &[],
+    )
+    .await?;
     tx.batch_execute(
         "CREATE TABLE IF NOT EXISTS memchat_schema (
              one     boolean PRIMARY KEY DEFAULT true CHECK (one),

@@ -27,7 +27,7 @@ use std::time::Duration;
 
 use super::conn::{Conn, DbError, Link};
 use super::rows::{self, COLUMNS, Columns};
-use super::schema::LOCK_CLASS;
+use super::schema::LOCK_SPACE;
 use crate::memory::StoreError;
 use crate::memory::format::{
     self, Header, MessageRecord, Record, Role, SessionSettings, SummaryRecord, TokenCache,
@@ -181,7 +181,7 @@ async fn apply(link: &mut Link, change: Change) -> Result<(), DbError> {
     let tx = client.transaction().await.map_err(|e| f.fail(e))?;
     let locked = tx
         .batch_execute(&format!(
-            "SET LOCAL lock_timeout = {}; SELECT pg_advisory_xact_lock({LOCK_CLASS}, {})",
+            "SET LOCAL lock_timeout = {}; SELECT pg_advisory_xact_lock({LOCK_SPACE}, {})",
             change.wait_ms,
             lock_key(change.id)
         ))
@@ -258,7 +258,10 @@ async fn lock_turn(link: &mut Link, id: i64, wait_ms: u64) -> Result<(), DbError
     let (client, f) = link.client()?;
     let key = lock_key(id);
     let got: bool = client
-        .query_one("SELECT pg_try_advisory_lock($1, $2)", &[&LOCK_CLASS, &key])
+        .query_one(
+            &format!("SELECT pg_try_advisory_lock({LOCK_SPACE}, $1)"),
+            &[&key],
+        )
         .await
         .and_then(|row| row.try_get(0))
         .map_err(|e| f.fail(e))?;
@@ -270,7 +273,10 @@ async fn lock_turn(link: &mut Link, id: i64, wait_ms: u64) -> Result<(), DbError
         .await
         .map_err(|e| f.fail(e))?;
     let waited = client
-        .execute("SELECT pg_advisory_lock($1, $2)", &[&LOCK_CLASS, &key])
+        .execute(
+            &format!("SELECT pg_advisory_lock({LOCK_SPACE}, $1)"),
+            &[&key],
+        )
         .await;
     let reset = client.batch_execute("RESET lock_timeout").await;
     match waited {
@@ -491,8 +497,8 @@ impl PgSession {
                     let (client, f) = link.client()?;
                     client
                         .execute(
-                            "SELECT pg_advisory_unlock($1, $2)",
-                            &[&LOCK_CLASS, &lock_key(id)],
+                            &format!("SELECT pg_advisory_unlock({LOCK_SPACE}, $1)"),
+                            &[&lock_key(id)],
                         )
                         .await
                         .map_err(|e| f.fail(e))?;

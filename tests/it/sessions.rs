@@ -1,14 +1,40 @@
 //! Session management beyond the golden transcripts: an export → import →
 //! export round trip changes nothing, and the reading commands work while
-//! another process holds the session.
+//! another process holds the session. Each runs on both stores (one
+//! definition, a test per store).
 
 use std::time::Duration;
 
-use crate::support::{FakeServer, Reply, Sandbox, text, wait_until};
+use crate::support::{FakeServer, Reply, Sandbox, StoreKind, text, wait_until};
 
-#[test]
-fn export_then_import_round_trips_unchanged() {
-    let sandbox = Sandbox::new();
+/// `name_on_files` and `name_on_postgres` tests for a suite function
+/// `name(kind)`.
+macro_rules! on_both_stores {
+    ($($name:ident),* $(,)?) => {
+        mod on_files {
+            $(#[test] fn $name() { super::$name(super::StoreKind::Files) })*
+        }
+        mod on_postgres {
+            $(#[test] fn $name() { super::$name(super::StoreKind::Postgres) })*
+        }
+    };
+}
+
+on_both_stores! {
+    export_then_import_round_trips_unchanged,
+    reading_commands_work_while_a_session_is_in_use,
+    switching_with_slash_session_opens_it_as_dash_dash_session_would,
+    two_processes_on_one_session_never_interleave,
+}
+
+fn sandbox(kind: StoreKind, test: &str) -> Option<Sandbox> {
+    Sandbox::on(kind, &format!("sessions::{test} on {kind:?}"))
+}
+
+fn export_then_import_round_trips_unchanged(kind: StoreKind) {
+    let Some(sandbox) = sandbox(kind, "export_then_import_round_trips_unchanged") else {
+        return;
+    };
     let script = "My name is Ana.\nI like \"quotes\", emoji 🦀 and\\\nnew lines.\n/system Be brief.\nWhat do I like?\n";
     let out = sandbox.run(
         &["--mock", "--system", "You are kind."],
@@ -38,13 +64,15 @@ fn export_then_import_round_trips_unchanged() {
         .map(|m| m["content"].as_str().unwrap())
         .collect();
     assert_eq!(systems, ["You are kind.", "Be brief."]);
-    // A memchat log imports too.
-    let log = sandbox.memory().join("default.jsonl");
-    let copy = sandbox.dir.path().join("log-copy.jsonl");
-    std::fs::copy(&log, &copy).unwrap();
-    let out = sandbox.run(&["import", copy.to_str().unwrap()], &[], None);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    assert!(text(&out.stdout).contains("into session \"log-copy\""));
+    // A memchat log imports too (into either store).
+    if kind == StoreKind::Files {
+        let log = sandbox.memory().join("default.jsonl");
+        let copy = sandbox.dir.path().join("log-copy.jsonl");
+        std::fs::copy(&log, &copy).unwrap();
+        let out = sandbox.run(&["import", copy.to_str().unwrap()], &[], None);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        assert!(text(&out.stdout).contains("into session \"log-copy\""));
+    }
     // Importing over an existing session is refused.
     let out = sandbox.run(
         &["import", file.to_str().unwrap(), "--as", "copy"],
@@ -55,9 +83,10 @@ fn export_then_import_round_trips_unchanged() {
     assert!(text(&out.stderr).contains("already exists"));
 }
 
-#[test]
-fn reading_commands_work_while_a_session_is_in_use() {
-    let sandbox = Sandbox::new();
+fn reading_commands_work_while_a_session_is_in_use(kind: StoreKind) {
+    let Some(sandbox) = sandbox(kind, "reading_commands_work_while_a_session_is_in_use") else {
+        return;
+    };
     let out = sandbox.run(&["--mock", "first"], &[], None);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     // Waiting on a server that never answers, `busy` holds the session until
@@ -100,9 +129,10 @@ fn reading_commands_work_while_a_session_is_in_use() {
     busy.wait().unwrap();
 }
 
-#[test]
-fn switching_with_slash_session_opens_it_as_dash_dash_session_would() {
-    let sandbox = Sandbox::new();
+fn switching_with_slash_session_opens_it_as_dash_dash_session_would(kind: StoreKind) {
+    let Some(sandbox) = sandbox(kind, "switching_with_slash_session") else {
+        return;
+    };
     let script = "hello\n/session other\nhello there\n";
     let out = sandbox.run(
         &["--mock", "--system", "Be kind."],
@@ -110,8 +140,51 @@ fn switching_with_slash_session_opens_it_as_dash_dash_session_would() {
         Some(script.as_bytes()),
     );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    let other = sandbox.records("other.jsonl");
-    assert_eq!(other[1]["role"], "system");
-    assert_eq!(other[1]["content"], "Be kind.");
+    let other = sandbox.contents("other").active;
+    assert_eq!(other.system.map(|s| s.content).as_deref(), Some("Be kind."));
     assert!(text(&out.stdout).contains("[mock] turn 1, 2 messages"));
+}
+
+/// Two one-shot turns on one session at once (a slow model): each either
+/// completes or fails clearly because the other holds the session; the
+/// conversation never interleaves (each question is followed by its own
+/// reply) and nothing is lost.
+fn two_processes_on_one_session_never_interleave(kind: StoreKind) {
+    let Some(sandbox) = sandbox(kind, "two_processes_on_one_session_never_interleave") else {
+        return;
+    };
+    let spawn = |question: &str| {
+        sandbox
+            .command(&["--mock", "--mock-delay-ms", "40", "-s", "shared", question])
+            .env("MEMCHAT_LOCK_WAIT", "3")
+            .spawn()
+            .unwrap()
+    };
+    let first = spawn("first question from one machine");
+    std::thread::sleep(Duration::from_millis(100));
+    let second = spawn("second question from another machine");
+    let outcomes: Vec<(bool, String)> = [first, second]
+        .into_iter()
+        .map(|child| {
+            let out = child.wait_with_output().unwrap();
+            (out.status.success(), text(&out.stderr))
+        })
+        .collect();
+    for (ok, stderr) in &outcomes {
+        assert!(
+            *ok || stderr.contains("in use"),
+            "a clear failure only: {stderr}"
+        );
+    }
+    let messages = sandbox.contents("shared").active.messages;
+    let stored = outcomes.iter().filter(|(ok, _)| *ok).count();
+    assert_eq!(messages.len(), 2 * stored, "{messages:?}");
+    for pair in messages.chunks(2) {
+        assert_eq!(pair[0].role, memchat::memory::format::Role::User);
+        assert_eq!(pair[1].role, memchat::memory::format::Role::Assistant);
+        assert!(
+            pair[1].content.contains(&pair[0].content),
+            "a reply follows its own question: {pair:?}"
+        );
+    }
 }
