@@ -21,7 +21,7 @@ use crate::terms;
 pub const DEFAULT_PERCENT: u32 = 10;
 /// How many candidates to ask the store for: more than ever fit, so the
 /// floor and the allowance choose, not the limit.
-pub const CANDIDATES: usize = 16;
+pub const CANDIDATES: usize = 32;
 /// Below this many tokens of allowance a passage cannot say anything.
 const MIN_ALLOWANCE: u32 = 48;
 /// One passage takes at most this share of the allowance (a half), so one
@@ -128,9 +128,23 @@ pub fn plan(
         return Recall::default();
     }
     let per_passage = allowance / PASSAGE_SHARE_DIVISOR;
+    // Best first by the rarest query term a passage holds, then by the
+    // weight of all it holds (where the store gave the figures): the
+    // passage naming the question's subject (its rarest word) comes before
+    // those sharing more of its wording, and the order is the same on both
+    // stores, whose own rankings differ.
+    let mut ranked: Vec<&Hit> = candidates.iter().collect();
+    if let Some(s) = stats.filter(|s| s.holding.len() == query_terms.len()) {
+        let score =
+            |hit: &Hit| terms::matched_weights(query_terms, &hit.content, &s.holding, s.messages);
+        ranked.sort_by(|a, b| {
+            let (a, b) = (score(a), score(b));
+            b.0.total_cmp(&a.0).then(b.1.total_cmp(&a.1))
+        });
+    }
     let mut chosen: Vec<Passage> = Vec::new();
     let mut spent = 0;
-    for hit in candidates {
+    for hit in ranked {
         if active.contains(&hit.seq)
             || chosen.iter().any(|p| p.seq == hit.seq)
             || !passes_floor(query_terms, &hit.content, stats)

@@ -257,6 +257,23 @@ pub fn rare_terms(terms: &[String], holding: &[u64], messages: u64) -> Vec<Strin
         .collect()
 }
 
+/// The weights of the query terms a passage holds: the largest (its
+/// rarest term), and their sum.
+pub fn matched_weights(
+    terms: &[String],
+    passage: &str,
+    holding: &[u64],
+    messages: u64,
+) -> (f64, f64) {
+    let present: HashSet<String> = words(passage).collect();
+    terms
+        .iter()
+        .zip(holding)
+        .filter(|(t, _)| present.contains(*t))
+        .map(|(_, &h)| weight(h, messages))
+        .fold((0.0, 0.0), |(max, sum), w| (f64::max(max, w), sum + w))
+}
+
 /// The relevance floor with term weights: besides [`relevant`], the terms a
 /// passage holds must carry at least half of the weight of the query's
 /// terms that some message holds (each term's [`weight`] from `holding[i]`

@@ -28,13 +28,14 @@ LIMIT $6";
 /// how many of its archived messages hold each term (as the file store's
 /// index, which holds messages, not summaries) (`$2`, in order), each count
 /// stopping at a cap: past it a term is common whatever the exact figure,
-/// and counting further would cost time on every turn.
+/// and counting further would cost time on every turn (`$3`, the file
+/// store's cap).
 const TERM_STATS: &str = "\
 SELECT s.last_seq, array( \
     SELECT (SELECT count(*) FROM (SELECT 1 FROM memchat_records r \
             WHERE r.session_id = s.id AND r.archived AND r.kind = 'message' \
               AND r.search @@ to_tsquery('simple', quote_literal(t)) \
-            LIMIT 5000) x) \
+            LIMIT $3) x) \
     FROM unnest($2::text[]) WITH ORDINALITY u(t, i) ORDER BY i) \
 FROM memchat_sessions s WHERE s.name = $1";
 
@@ -76,7 +77,10 @@ impl PgStore {
                 let (client, f) = link.client()?;
                 let stats = match stats_of {
                     Some((name, terms)) => client
-                        .query_opt(TERM_STATS, &[&name, &terms])
+                        .query_opt(
+                            TERM_STATS,
+                            &[&name, &terms, &crate::store::index::HOLDING_CAP],
+                        )
                         .await
                         .map_err(|e| f.fail(e))?
                         .map(|row| -> Result<TermStats, _> {
