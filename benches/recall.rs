@@ -67,8 +67,13 @@ fn message(seq: u64, content: String) -> MessageRecord {
     }
 }
 
-/// A conversation's text: 30 words, a skewed pick from the vocabulary.
+/// A conversation's text: 30 words, a skewed pick from the vocabulary,
+/// and a word of its own (`tagSEQ`), as a name or a number would be.
 fn content(seq: u64) -> String {
+    format!("{} tag{seq}", words(seq))
+}
+
+fn words(seq: u64) -> String {
     let mut x = seq.wrapping_mul(2_654_435_761);
     (0..30)
         .map(|_| {
@@ -222,8 +227,18 @@ fn turn_figures(dir: &Path, store: FileStore) {
         let mut recalled = 0;
         let times: Vec<Duration> = (0..RUNS)
             .map(|i| {
-                // Words the archive holds, so recall finds candidates.
-                let text = format!("what about {} and {} again {i}", word(40), word(900));
+                // A question about an archived message: a few of its words
+                // and its own word, so recall finds it among 100,000.
+                let target = 1 + (i as u64 * 4_567) % ARCHIVED;
+                let start_words: Vec<String> = words(target)
+                    .split(' ')
+                    .take(4)
+                    .map(str::to_string)
+                    .collect();
+                let text = format!(
+                    "what did we say about tag{target} and {}?",
+                    start_words.join(" ")
+                );
                 let start = Instant::now();
                 let report = runtime
                     .block_on(engine.send(&text, &mut std::io::sink(), &mut Interrupt::never()))

@@ -239,10 +239,14 @@ const RARE_SHARE: u64 = 20;
 /// In a small archive every word is held by few messages: up to this many
 /// still count as rare.
 const RARE_AT_LEAST: u64 = 3;
+/// However large the archive, a word held by more messages than this names
+/// nothing recall could single out in a few passages (and searching its
+/// long posting list would cost every turn time).
+const RARE_AT_MOST: u64 = 200;
 
 /// Whether a term held by `holding` of `messages` is rare (and held at all).
 pub fn is_rare(holding: u64, messages: u64) -> bool {
-    holding > 0 && holding <= (messages / RARE_SHARE).max(RARE_AT_LEAST)
+    holding > 0 && holding <= (messages / RARE_SHARE).clamp(RARE_AT_LEAST, RARE_AT_MOST)
 }
 
 /// The query's rare terms: a passage worth recalling holds one of them, so
@@ -457,6 +461,7 @@ mod tests {
         ));
         assert_eq!(rare_terms(&q, &[50, 400, 0], 2000), ["weather"]);
         assert!(is_rare(3, 10) && !is_rare(4, 10) && !is_rare(0, 10) && is_rare(100, 2000));
+        assert!(is_rare(200, 100_000) && !is_rare(201, 100_000));
     }
 
     #[test]
