@@ -27,6 +27,7 @@ mod log_reader;
 mod long_conversation;
 mod models;
 mod openai;
+mod pg_cluster;
 mod pg_store;
 mod presets;
 mod recall;

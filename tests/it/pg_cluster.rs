@@ -1,0 +1,425 @@
+//! The PostgreSQL store against servers of the test's own: a throwaway
+//! cluster (the installed `initdb`/`pg_ctl`, run as the `postgres` user when
+//! the tests run as root) that a test can stop and start, that checks
+//! passwords (scram-sha-256), or that speaks TLS with a certificate made for
+//! the test (the `openssl` command). Each test makes its own cluster in a
+//! temporary directory on a free port and removes it at the end. Without
+//! `initdb` these tests say that they skipped.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::support::{Sandbox, skip, text};
+
+/// Where Debian puts the server's programs.
+const BIN: &str = "/usr/lib/postgresql/15/bin";
+
+fn is_root() -> bool {
+    rustix::process::geteuid().is_root()
+}
+
+/// A command run as the cluster's owner: `postgres` when we are root (the
+/// server refuses to run as root), else ourselves.
+fn as_owner(program: &Path) -> Command {
+    if is_root() {
+        let mut command = Command::new("setpriv");
+        command
+            .args([
+                "--reuid=postgres",
+                "--regid=postgres",
+                "--init-groups",
+                "--",
+            ])
+            .arg(program);
+        command
+    } else {
+        Command::new(program)
+    }
+}
+
+fn run(mut command: Command, what: &str) {
+    let out = command.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{what}: {}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+}
+
+/// A cluster of the test's own.
+struct Cluster {
+    dir: tempfile::TempDir,
+    port: u16,
+}
+
+/// How the cluster checks clients.
+enum Auth<'a> {
+    Trust,
+    Password(&'a str),
+}
+
+impl Cluster {
+    /// Starts a cluster, or `None` (said loudly) without `initdb`.
+    fn start(test: &str, auth: Auth<'_>, tls: Option<&Certificates>) -> Option<Cluster> {
+        let bin = Path::new(BIN);
+        if !bin.join("initdb").exists()
+            || (is_root()
+                && Command::new("id")
+                    .arg("postgres")
+                    .output()
+                    .map(|o| !o.status.success())
+                    .unwrap_or(true))
+        {
+            skip(
+                test,
+                "PostgreSQL's initdb (or the postgres user) is not installed",
+            );
+            return None;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let mut initdb = as_owner(&bin.join("initdb"));
+        initdb
+            .args(["-D"])
+            .arg(&data)
+            .args(["-U", "postgres", "--no-sync"]);
+        match auth {
+            Auth::Trust => {
+                initdb.arg("--auth=trust");
+            }
+            Auth::Password(password) => {
+                let file = dir.path().join("pw");
+                std::fs::write(&file, password).unwrap();
+                initdb
+                    .arg("--auth=scram-sha-256")
+                    .arg(format!("--pwfile={}", file.display()));
+            }
+        }
+        if is_root() {
+            run(
+                {
+                    let mut c = Command::new("chown");
+                    c.args(["-R", "postgres:postgres"]).arg(dir.path());
+                    c
+                },
+                "chown",
+            );
+        }
+        run(initdb, "initdb");
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut conf = format!(
+            "port = {port}\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '{}'\n\
+             fsync = off\nmax_connections = 20\nshared_buffers = 16MB\n",
+            dir.path().display()
+        );
+        if let Some(certs) = tls {
+            for (file, name) in [
+                (&certs.server_crt, "server.crt"),
+                (&certs.server_key, "server.key"),
+            ] {
+                std::fs::copy(file, data.join(name)).unwrap();
+            }
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(
+                data.join("server.key"),
+                std::fs::Permissions::from_mode(0o600),
+            )
+            .unwrap();
+            if is_root() {
+                run(
+                    {
+                        let mut c = Command::new("chown");
+                        c.arg("postgres:postgres")
+                            .arg(data.join("server.crt"))
+                            .arg(data.join("server.key"));
+                        c
+                    },
+                    "chown the certificate",
+                );
+            }
+            conf.push_str("ssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n");
+        }
+        let mut existing = std::fs::read_to_string(data.join("postgresql.conf")).unwrap();
+        existing.push_str(&conf);
+        std::fs::write(data.join("postgresql.conf"), existing).unwrap();
+        let cluster = Cluster { dir, port };
+        cluster.pg_ctl(&["start", "-w", "-t", "60"]);
+        Some(cluster)
+    }
+
+    fn pg_ctl(&self, args: &[&str]) {
+        let mut command = as_owner(&Path::new(BIN).join("pg_ctl"));
+        command
+            .arg("-D")
+            .arg(self.dir.path().join("data"))
+            .arg("-l")
+            .arg(self.dir.path().join("log"))
+            .args(args);
+        run(command, &format!("pg_ctl {args:?}"));
+    }
+
+    fn stop(&self) {
+        self.pg_ctl(&["stop", "-m", "immediate", "-w"]);
+    }
+
+    /// A URL for user `postgres` (with `password`) on host `host`.
+    fn url(&self, password: Option<&str>, host: &str, params: &str) -> String {
+        let password = password.map(|p| format!(":{p}")).unwrap_or_default();
+        format!(
+            "postgres://postgres{password}@{host}:{}/postgres{params}",
+            self.port
+        )
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let mut command = as_owner(&Path::new(BIN).join("pg_ctl"));
+        command
+            .arg("-D")
+            .arg(self.dir.path().join("data"))
+            .args(["stop", "-m", "immediate"]);
+        let _ = command.output();
+    }
+}
+
+/// A certificate authority and a server certificate it signed for
+/// `localhost`, made with the `openssl` command; and a second, unrelated CA.
+struct Certificates {
+    _dir: tempfile::TempDir,
+    ca: PathBuf,
+    other_ca: PathBuf,
+    server_crt: PathBuf,
+    server_key: PathBuf,
+}
+
+impl Certificates {
+    fn make(test: &str) -> Option<Certificates> {
+        if Command::new("openssl").arg("version").output().is_err() {
+            skip(test, "the openssl command is not installed");
+            return None;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let p = |name: &str| dir.path().join(name);
+        let openssl = |args: &[&str]| {
+            let mut c = Command::new("openssl");
+            c.args(args).current_dir(dir.path());
+            run(c, &format!("openssl {args:?}"));
+        };
+        let ec = [
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+        ];
+        for (key, crt, name) in [
+            ("ca.key", "ca.crt", "memchat test CA"),
+            ("other.key", "other.crt", "another CA"),
+        ] {
+            let subject = format!("/CN={name}");
+            let mut args = vec![
+                "req", "-x509", "-days", "2", "-subj", &subject, "-keyout", key, "-out", crt,
+            ];
+            args.extend(ec);
+            openssl(&args);
+        }
+        let mut args = vec![
+            "req",
+            "-subj",
+            "/CN=localhost",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+        ];
+        args.extend(ec);
+        openssl(&args);
+        std::fs::write(p("ext"), "subjectAltName=DNS:localhost\n").unwrap();
+        openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            "ext",
+            "-out",
+            "server.crt",
+        ]);
+        Some(Certificates {
+            ca: p("ca.crt"),
+            other_ca: p("other.crt"),
+            server_crt: p("server.crt"),
+            server_key: p("server.key"),
+            _dir: dir,
+        })
+    }
+}
+
+fn one_shot(sandbox: &Sandbox, url: &str, prompt: &str) -> std::process::Output {
+    sandbox.run(
+        &["--mock", "-s", "work", prompt],
+        &[("MEMCHAT_STORE", url)],
+        None,
+    )
+}
+
+fn user_messages(url: &str) -> Vec<String> {
+    let store = memchat::pg::PgStore::open(url, std::time::Duration::from_secs(5)).unwrap();
+    let contents = memchat::store::Store::read_session(&store, "work", true).unwrap();
+    contents
+        .active
+        .messages
+        .iter()
+        .filter(|m| m.role == memchat::memory::format::Role::User)
+        .map(|m| m.content.clone())
+        .collect()
+}
+
+#[test]
+fn a_server_stopped_and_started_fails_one_turn_clearly_and_loses_nothing() {
+    let test = "pg_cluster::a_server_stopped_and_started";
+    let Some(cluster) = Cluster::start(test, Auth::Trust, None) else {
+        return;
+    };
+    let sandbox = Sandbox::new();
+    let url = cluster.url(None, "127.0.0.1", "?sslmode=disable");
+    let out = one_shot(&sandbox, &url, "first, while the server runs");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    cluster.stop();
+    let out = one_shot(&sandbox, &url, "second, while it is down");
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "the store-error exit: {}",
+        text(&out.stderr)
+    );
+    let stderr = text(&out.stderr);
+    assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
+    assert!(stderr.contains("cannot reach the server"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    cluster.pg_ctl(&["start", "-w", "-t", "60"]);
+    let out = one_shot(&sandbox, &url, "third, after the restart");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        user_messages(&url),
+        ["first, while the server runs", "third, after the restart"],
+        "what was committed survived the stop; the refused turn stored nothing"
+    );
+}
+
+#[test]
+fn a_wrong_password_is_a_one_line_error_that_never_shows_it() {
+    let test = "pg_cluster::a_wrong_password";
+    let Some(cluster) = Cluster::start(test, Auth::Password("right-horse-battery"), None) else {
+        return;
+    };
+    let sandbox = Sandbox::new();
+    let wrong = cluster.url(Some("wrong-staple-42"), "127.0.0.1", "?sslmode=disable");
+    let out = one_shot(&sandbox, &wrong, "hello");
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
+    assert!(
+        stderr.contains("refused the credentials of user \"postgres\""),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("wrong-staple-42"),
+        "the password is never shown: {stderr}"
+    );
+    assert!(stderr.contains("postgres:***@"), "{stderr}");
+    let right = cluster.url(Some("right-horse-battery"), "127.0.0.1", "?sslmode=disable");
+    let out = one_shot(&sandbox, &right, "hello");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        !text(&out.stderr).contains("right-horse-battery"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn tls_is_verified_against_the_given_authority_and_host_name() {
+    let test = "pg_cluster::tls_is_verified";
+    let Some(certs) = Certificates::make(test) else {
+        return;
+    };
+    let Some(cluster) = Cluster::start(test, Auth::Trust, Some(&certs)) else {
+        return;
+    };
+    let sandbox = Sandbox::new();
+    let root = |ca: &Path| format!("&sslrootcert={}", ca.display());
+    // verify-full: the CA that signed it, and the name it was made for.
+    let good = cluster.url(
+        None,
+        "localhost",
+        &format!("?sslmode=verify-full{}", root(&certs.ca)),
+    );
+    let out = one_shot(&sandbox, &good, "over TLS, checked");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    // require: encrypted, the certificate not checked (libpq's meaning).
+    let out = one_shot(
+        &sandbox,
+        &cluster.url(None, "127.0.0.1", "?sslmode=require"),
+        "over TLS",
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    // Another authority, and a name the certificate does not hold: refused.
+    for (url, why) in [
+        (
+            cluster.url(
+                None,
+                "localhost",
+                &format!("?sslmode=verify-full{}", root(&certs.other_ca)),
+            ),
+            "another CA",
+        ),
+        (
+            cluster.url(
+                None,
+                "127.0.0.1",
+                &format!("?sslmode=verify-full{}", root(&certs.ca)),
+            ),
+            "another host name",
+        ),
+    ] {
+        let out = one_shot(&sandbox, &url, "must not be sent");
+        assert_eq!(out.status.code(), Some(3), "{why}: {}", text(&out.stderr));
+        let stderr = text(&out.stderr);
+        assert_eq!(stderr.lines().count(), 1, "{why}: one line: {stderr}");
+        assert!(
+            stderr.to_lowercase().contains("certificate"),
+            "{why}: {stderr}"
+        );
+    }
+    // verify-ca: the authority is checked, the name is not.
+    let out = one_shot(
+        &sandbox,
+        &cluster.url(
+            None,
+            "127.0.0.1",
+            &format!("?sslmode=verify-ca{}", root(&certs.ca)),
+        ),
+        "over TLS, CA checked",
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        user_messages(&good).len(),
+        3,
+        "the refused connections stored nothing"
+    );
+}
