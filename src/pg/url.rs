@@ -101,13 +101,14 @@ pub fn is_postgres_url(store: &str) -> bool {
 
 /// Parses a `postgres://` URL. Without a user, `PGUSER` or `USER` is used;
 /// without a password, `PGPASSWORD` (so the password need not be in the URL
-/// at all). Errors name the URL masked.
+/// at all). An error is the reason alone, password masked: the caller names
+/// the store by its masked URL (once).
 pub fn parse(url: &str) -> Result<StoreUrl, String> {
     let shown = mask(url);
     if !is_postgres_url(url) {
-        return Err(format!(
-            "{shown}: a PostgreSQL store URL starts with postgres:// or postgresql://"
-        ));
+        return Err(
+            "a PostgreSQL store URL starts with postgres:// or postgresql://".to_string(),
+        );
     }
     let (base, query) = match url.split_once('?') {
         Some((base, query)) => (base, Some(query)),
@@ -119,7 +120,7 @@ pub fn parse(url: &str) -> Result<StoreUrl, String> {
     for pair in query.into_iter().flat_map(|q| q.split('&')) {
         let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
         match key {
-            "sslmode" => ssl = SslMode::parse(value).map_err(|e| format!("{shown}: {e}"))?,
+            "sslmode" => ssl = SslMode::parse(value)?,
             "sslrootcert" if value == "system" => roots = Roots::System,
             "sslrootcert" => roots = Roots::File(PathBuf::from(percent_decode(value))),
             _ if !pair.is_empty() => kept.push(pair),
@@ -133,13 +134,11 @@ pub fn parse(url: &str) -> Result<StoreUrl, String> {
     };
     let mut config: tokio_postgres::Config = rebuilt
         .parse()
-        .map_err(|e: tokio_postgres::Error| format!("{shown}: {}", mask(&e.to_string())))?;
+        .map_err(|e: tokio_postgres::Error| mask(&error_chain(&e)))?;
     if config.get_user().is_none() {
         let user = std::env::var("PGUSER")
             .or_else(|_| std::env::var("USER"))
-            .map_err(|_| {
-                format!("{shown}: no user in the URL, and neither PGUSER nor USER is set")
-            })?;
+            .map_err(|_| "no user in the URL, and neither PGUSER nor USER is set".to_string())?;
         config.user(user);
     }
     if config.get_password().is_none()
@@ -164,6 +163,22 @@ pub fn parse(url: &str) -> Result<StoreUrl, String> {
         roots,
         shown,
     })
+}
+
+/// An error and its causes on one line (tokio-postgres says only "invalid
+/// connection string" and keeps the what and why in its source).
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let said = cause.to_string();
+        if !text.contains(&said) {
+            text.push_str(": ");
+            text.push_str(&said);
+        }
+        source = cause.source();
+    }
+    text
 }
 
 /// The URL with its password replaced by `***`: in the user part
@@ -331,7 +346,10 @@ mod tests {
         ] {
             let error = parse(bad).unwrap_err();
             assert!(!error.contains("topsecret"), "{error}");
-            assert!(error.contains("ana:***@h"), "{error}");
+            assert!(
+                !error.contains("ana:"),
+                "the reason alone: the caller names the URL once: {error}"
+            );
         }
     }
 }

@@ -134,6 +134,26 @@ fn three_for_a_corrupt_store() {
 }
 
 #[test]
+fn three_for_a_bad_store_url_named_once_and_masked() {
+    for (url, why) in [
+        ("postgres://ana:topsecret@h:notaport/db", "port"),
+        ("postgres://ana:topsecret@h/db?sslmode=sometimes", "sslmode"),
+    ] {
+        let out = Sandbox::new().run(&["--mock", "hi"], &[("MEMCHAT_STORE", url)], None);
+        assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+        let stderr = text(&out.stderr);
+        assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
+        assert_eq!(
+            stderr.matches("ana:***@h").count(),
+            1,
+            "the URL once, masked: {stderr}"
+        );
+        assert!(!stderr.contains("topsecret"), "{stderr}");
+        assert!(stderr.contains(why), "what is wrong: {stderr}");
+    }
+}
+
+#[test]
 fn one_thirty_for_ctrl_c() {
     let sandbox = Sandbox::new();
     let mut child = sandbox
