@@ -5,12 +5,34 @@
 # - Given already: used as is.
 # - A server answering at 127.0.0.1:5432 as postgres, trust, database test
 #   (the project's machines): used.
-# - Otherwise: PostgreSQL is installed from Debian's packages if missing, and
-#   a throwaway cluster is started in a temp directory, as the user `nobody`
-#   when run as root (initdb refuses root), on 127.0.0.1:54329, trust auth;
-#   it is stopped and removed when .ci/run exits.
+# - Otherwise: a throwaway cluster is started in a temp directory, as the
+#   user `nobody` when run as root (initdb refuses root), on 127.0.0.1:54329,
+#   trust auth; it is stopped and removed when .ci/run exits.
+#
+# In every case the server's programs (initdb, pg_ctl: Debian's postgresql,
+# which also makes the `postgres` user) and the openssl command are
+# installed if missing: tests/it/pg_cluster.rs starts clusters of its own
+# (stopped and started, password auth, TLS with a CA made by openssl) and
+# fails under CI without them.
+
+memchat_pg_install() {
+    local want=""
+    ls -d /usr/lib/postgresql/*/bin >/dev/null 2>&1 || want="postgresql"
+    command -v openssl >/dev/null 2>&1 || want="$want openssl"
+    [ -z "$want" ] && return 0
+    if command -v apt-get >/dev/null 2>&1; then
+        echo "== installing $want"
+        local sudo=""
+        if [ "$(id -u)" != 0 ] && command -v sudo >/dev/null 2>&1; then sudo="sudo"; fi
+        $sudo apt-get update -qq >/dev/null 2>&1 || true
+        # shellcheck disable=SC2086
+        DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq $want >/dev/null 2>&1 \
+            || echo "warning: could not install $want" >&2
+    fi
+}
 
 memchat_pg_start() {
+    memchat_pg_install
     if [ -n "${MEMCHAT_TEST_DATABASE_URL:-}" ]; then
         echo "== PostgreSQL: MEMCHAT_TEST_DATABASE_URL is given"
         return 0
@@ -23,15 +45,6 @@ memchat_pg_start() {
     fi
     local bin
     bin="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)"
-    if [ -z "$bin" ] && command -v apt-get >/dev/null 2>&1; then
-        echo "== installing postgresql"
-        local sudo=""
-        if [ "$(id -u)" != 0 ] && command -v sudo >/dev/null 2>&1; then sudo="sudo"; fi
-        $sudo apt-get update -qq >/dev/null 2>&1 || true
-        DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq postgresql >/dev/null 2>&1 \
-            || echo "warning: could not install postgresql" >&2
-        bin="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)"
-    fi
     if [ -z "$bin" ]; then
         echo "warning: no PostgreSQL: the PostgreSQL store's tests will say SKIPPED" >&2
         return 0

@@ -88,7 +88,7 @@ pub fn describe(error: &tokio_postgres::Error, url: &StoreUrl) -> DbError {
             )
         } else if *code == SqlState::INVALID_SCHEMA_NAME {
             format!(
-                "{message}: the search_path names no schema user {user:?} may create memchat's                  tables in"
+                "{message}: the search_path names no schema user {user:?} may create memchat's tables in"
             )
         } else if *code == SqlState::LOCK_NOT_AVAILABLE {
             return DbError::Locked { waited_secs: 0 };

@@ -1,0 +1,124 @@
+#!/usr/bin/env python3
+"""Whole-process one-shot turns, PostgreSQL store vs file store (issue 12).
+
+The real client (not --mock) against a local OpenAI-compatible server
+(benches/fake_openai.py, 12 tokens, no pause), release build. Four sessions
+on each store: a fresh one (deleted before every run), one with 100,000
+archived messages, and one with none (the same active log: one turn). The
+runs are interleaved round by round (the machine is shared: a load spike
+hits every scenario alike) and the medians compared.
+
+Needs python3, a built release binary and a PostgreSQL server:
+MEMCHAT_TEST_DATABASE_URL (default postgres://postgres@127.0.0.1:5432/test);
+memchat's tables go in a schema of their own (memchat_bench), dropped at the
+end. Usage: python3 benches/pg_oneshot.py [ROUNDS]   (default 40)
+"""
+import json
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BIN = os.path.join(ROOT, "target", "release", "memchat")
+ROUNDS = int(sys.argv[1]) if len(sys.argv) > 1 else 40
+BASE = os.environ.get("MEMCHAT_TEST_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/test")
+SCHEMA = "memchat_bench"
+SEP = "&" if "?" in BASE else "?"
+URL = f"{BASE}{SEP}options=-csearch_path%3D{SCHEMA}&sslmode=disable"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def memchat(args, env, check=True):
+    out = subprocess.run([BIN, *args], env=env, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.PIPE, text=True)
+    if check and out.returncode != 0:
+        sys.exit(f"memchat {' '.join(args)}: exit {out.returncode}: {out.stderr}")
+    return out
+
+
+def admin(sql):
+    # memchat has no SQL command: psql when there, else Python's nothing.
+    subprocess.run(["psql", BASE, "-qAtc", sql], check=True, stdout=subprocess.DEVNULL)
+
+
+def main():
+    if not os.path.exists(BIN):
+        sys.exit("build first: cargo build --release")
+    work = tempfile.mkdtemp()
+    port = free_port()
+    server = subprocess.Popen([sys.executable, os.path.join(ROOT, "benches", "fake_openai.py"),
+                               str(port), "0", "12"])
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "MEMCHAT_"))}
+    env.update(NO_COLOR="1", MEMCHAT_LOCK_WAIT="5", OPENAI_API_KEY="sk-bench",
+               OPENAI_BASE_URL=f"http://127.0.0.1:{port}/v1", HOME=work,
+               XDG_CONFIG_HOME=os.path.join(work, "config"))
+    file_env = dict(env, MEMCHAT_MEMORY_DIR=os.path.join(work, "mem"))
+    pg_env = dict(env, MEMCHAT_STORE=URL)
+    try:
+        admin(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE; CREATE SCHEMA {SCHEMA}")
+        time.sleep(0.3)
+        print("== fixtures (100,000 archived messages on each store)", flush=True)
+        big = os.path.join(work, "big.json")
+        with open(big, "w") as f:
+            json.dump([{"role": "user" if i % 2 == 0 else "assistant",
+                        "content": f"Message {i}: " + " ".join(f"w{(i * 7 + j) % 97}" for j in range(12))}
+                       for i in range(100000)], f)
+        for store_env in (file_env, pg_env):
+            started = time.monotonic()
+            memchat(["import", big, "--as", "big"], store_env)
+            memchat(["--mock", "-s", "big", "--new", "start afresh"], store_env)
+            memchat(["--mock", "-s", "none", "start afresh"], store_env)
+            print(f"   {'PostgreSQL' if store_env is pg_env else 'file store'}: "
+                  f"{time.monotonic() - started:.1f} s", flush=True)
+        scenarios = {
+            "file fresh": (file_env, ["-s", "fresh", "hello"], "fresh"),
+            "pg fresh": (pg_env, ["-s", "fresh", "hello"], "fresh"),
+            "file none": (file_env, ["-s", "none", "hello"], None),
+            "pg none": (pg_env, ["-s", "none", "hello"], None),
+            "file 100k": (file_env, ["-s", "big", "hello"], None),
+            "pg 100k": (pg_env, ["-s", "big", "hello"], None),
+        }
+        times = {name: [] for name in scenarios}
+        # Warm-up: the page cache, the server's buffers.
+        for _ in range(3):
+            for name, (store_env, args, fresh) in scenarios.items():
+                if fresh:
+                    memchat(["delete", fresh, "--yes"], store_env, check=False)
+                memchat(args, store_env)
+        print(f"== {ROUNDS} rounds, interleaved", flush=True)
+        for _ in range(ROUNDS):
+            for name, (store_env, args, fresh) in scenarios.items():
+                if fresh:
+                    memchat(["delete", fresh, "--yes"], store_env, check=False)
+                started = time.perf_counter()
+                memchat(args, store_env)
+                times[name].append((time.perf_counter() - started) * 1000)
+        med = {name: statistics.median(t) for name, t in times.items()}
+        print(f"{'scenario':<12} {'median':>9} {'p25':>8} {'p75':>8}")
+        for name, t in times.items():
+            q = statistics.quantiles(t, n=4)
+            print(f"{name:<12} {med[name]:>7.2f}ms {q[0]:>6.2f}ms {q[2]:>6.2f}ms")
+        print(f"PostgreSQL / file store, fresh:     {med['pg fresh'] / med['file fresh']:.2f}x (goal <= 1.5x)")
+        print(f"PostgreSQL / file store, 1 turn:    {med['pg none'] / med['file none']:.2f}x")
+        print(f"PostgreSQL, 100k archived / none:   {med['pg 100k'] / med['pg none']:.2f}x (goal <= 1.1x)")
+        print(f"file store, 100k archived / none:   {med['file 100k'] / med['file none']:.2f}x")
+    finally:
+        server.kill()
+        try:
+            admin(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE")
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
