@@ -106,9 +106,7 @@ pub fn is_postgres_url(store: &str) -> bool {
 pub fn parse(url: &str) -> Result<StoreUrl, String> {
     let shown = mask(url);
     if !is_postgres_url(url) {
-        return Err(
-            "a PostgreSQL store URL starts with postgres:// or postgresql://".to_string(),
-        );
+        return Err("a PostgreSQL store URL starts with postgres:// or postgresql://".to_string());
     }
     let (base, query) = match url.split_once('?') {
         Some((base, query)) => (base, Some(query)),
