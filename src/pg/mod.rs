@@ -31,6 +31,7 @@ use session::{Loaded, contents_of, load, lock_key};
 use crate::memory::format::{self, Record, SessionSettings};
 use crate::memory::session::LogContents;
 use crate::memory::{StoreError, validate_new_session_name, validate_session_name};
+use tokio_postgres::types::Type;
 
 /// A session as `memchat sessions` lists it.
 #[derive(Debug, Clone)]
@@ -115,10 +116,10 @@ impl PgStore {
                 }
                 let (client, f) = link.client()?;
                 client
-                    .execute(
+                    .execute_typed(
                         "INSERT INTO memchat_sessions (name, created_at) VALUES ($1, $2) \
                          ON CONFLICT (name) DO NOTHING",
-                        &[&owned, &created_at],
+                        &[(&owned, Type::TEXT), (&created_at, Type::TEXT)],
                     )
                     .await
                     .map_err(|e| f.fail(e))?;

@@ -2,7 +2,7 @@
 //! `memchat_records` (see `schema.rs`).
 
 use tokio_postgres::Row;
-use tokio_postgres::types::ToSql;
+use tokio_postgres::types::{ToSql, Type};
 
 use crate::memory::format::{MessageRecord, Record, Role, SummaryRecord, TokenCache, UsageRecord};
 
@@ -111,6 +111,48 @@ impl Columns {
             }
             Record::Header(_) | Record::Settings(_) => {}
         }
+    }
+
+    /// The parameters `$3` to `$18` of [`INSERT`] with their types (the
+    /// casts written in it), for a statement sent without a separate
+    /// prepare round trip.
+    pub fn typed_params(&self) -> [(&(dyn ToSql + Sync), Type); 16] {
+        let [
+            seq,
+            kind,
+            role,
+            content,
+            exact,
+            at,
+            model,
+            interrupted,
+            truncated,
+            encoding,
+            count,
+            prompt,
+            completion,
+            first,
+            last,
+            method,
+        ] = self.params();
+        [
+            (seq, Type::INT8_ARRAY),
+            (kind, Type::TEXT_ARRAY),
+            (role, Type::TEXT_ARRAY),
+            (content, Type::TEXT_ARRAY),
+            (exact, Type::BYTEA_ARRAY),
+            (at, Type::TEXT_ARRAY),
+            (model, Type::TEXT_ARRAY),
+            (interrupted, Type::BOOL_ARRAY),
+            (truncated, Type::BOOL_ARRAY),
+            (encoding, Type::TEXT_ARRAY),
+            (count, Type::INT8_ARRAY),
+            (prompt, Type::INT8_ARRAY),
+            (completion, Type::INT8_ARRAY),
+            (first, Type::INT8_ARRAY),
+            (last, Type::INT8_ARRAY),
+            (method, Type::TEXT_ARRAY),
+        ]
     }
 
     /// The parameters `$3` to `$18` of [`INSERT`].

@@ -94,8 +94,9 @@ impl From<tokio_postgres::Error> for SchemaError {
 
 /// Makes sure memchat's tables exist at [`SCHEMA_VERSION`].
 pub async fn ensure(client: &mut Client) -> Result<(), SchemaError> {
+    // Typed: one round trip, no prepare (every process asks once).
     match client
-        .query_opt("SELECT version FROM memchat_schema", &[])
+        .query_typed_opt("SELECT version FROM memchat_schema", &[])
         .await
     {
         Ok(Some(row)) => {

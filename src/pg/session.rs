@@ -34,6 +34,7 @@ use crate::memory::format::{
     UsageRecord,
 };
 use crate::memory::session::LogContents;
+use tokio_postgres::types::Type;
 
 /// The second key of a session's advisory lock (ids past 2^31 share keys,
 /// which only makes two sessions wait for each other).
@@ -94,24 +95,34 @@ pub fn contents_of(loaded: &Loaded) -> LogContents {
 /// Loads a session's row (by id, or by name) and its active records.
 pub async fn load(link: &mut Link, id: Option<i64>, name: &str) -> Result<Option<Loaded>, DbError> {
     let (client, f) = link.client()?;
-    let row =
-        match id {
-            Some(id) => client
-                .query_opt(
-                    "SELECT id, name, created_at, last_seq, revision, settings::text, settings_at \
-                 FROM memchat_sessions WHERE id = $1",
-                    &[&id],
-                )
-                .await,
-            None => client
-                .query_opt(
-                    "SELECT id, name, created_at, last_seq, revision, settings::text, settings_at \
-                 FROM memchat_sessions WHERE name = $1",
-                    &[&name],
-                )
-                .await,
-        }
-        .map_err(|e| f.fail(e))?;
+    let client = &*client;
+    // The session's row and its records in one round trip (pipelined,
+    // typed). The records are read after the row: if the session changed
+    // in between, the revision read here is older than the records, and
+    // the next turn's revision check reloads it.
+    let (by, key): (&str, (&(dyn tokio_postgres::types::ToSql + Sync), Type)) = match &id {
+        Some(id) => ("$1", (id, Type::INT8)),
+        None => (
+            "(SELECT id FROM memchat_sessions WHERE name = $1)",
+            (&name, Type::TEXT),
+        ),
+    };
+    let session_sql = format!(
+        "SELECT id, name, created_at, last_seq, revision, settings::text, settings_at \
+         FROM memchat_sessions WHERE {}",
+        if id.is_some() { "id = $1" } else { "name = $1" }
+    );
+    let records_sql = format!(
+        "SELECT {COLUMNS} FROM memchat_records WHERE session_id = {by} AND NOT archived \
+         ORDER BY seq"
+    );
+    let params = [key];
+    let (row, records) = futures::join!(
+        client.query_typed_opt(&session_sql, &params),
+        client.query_typed(&records_sql, &params),
+    );
+    let row = row.map_err(|e| f.fail(e))?;
+    let rows = records.map_err(|e| f.fail(e))?;
     let Some(row) = row else {
         return Ok(None);
     };
@@ -126,16 +137,6 @@ pub async fn load(link: &mut Link, id: Option<i64>, name: &str) -> Result<Option
         })?,
         None => SessionSettings::default(),
     };
-    let rows = client
-        .query(
-            &format!(
-                "SELECT {COLUMNS} FROM memchat_records WHERE session_id = $1 AND NOT archived \
-                 ORDER BY seq"
-            ),
-            &[&id],
-        )
-        .await
-        .map_err(|e| f.fail(e))?;
     let records = rows
         .iter()
         .map(rows::record_from_row)
@@ -176,118 +177,182 @@ struct Change {
     settings: Option<(String, Option<String>)>,
 }
 
+/// Applies `change` in one transaction, in two round trips: the statements
+/// are pipelined (sent together, answered in order) and typed (no prepare
+/// round trip each), then COMMIT once the revision check passed. The server
+/// runs them in order, so nothing runs before the lock is held; after a
+/// failure the rest fail as the transaction is aborted, and it is rolled
+/// back.
 async fn apply(link: &mut Link, change: Change) -> Result<(), DbError> {
     let (client, f) = link.client()?;
-    let tx = client.transaction().await.map_err(|e| f.fail(e))?;
-    let locked = tx
-        .batch_execute(&format!(
-            "SET LOCAL lock_timeout = {}; SELECT pg_advisory_xact_lock({LOCK_SPACE}, {})",
-            change.wait_ms,
-            lock_key(change.id)
-        ))
-        .await;
-    if let Err(e) = locked {
-        return Err(match f.fail(e) {
-            DbError::Locked { .. } => DbError::Locked {
-                waited_secs: change.wait_ms / 1000,
-            },
-            other => other,
-        });
-    }
-    let updated = tx
-        .execute(
+    let begin = format!(
+        "BEGIN; SET LOCAL lock_timeout = {}; SELECT pg_advisory_xact_lock({LOCK_SPACE}, {})",
+        change.wait_ms,
+        lock_key(change.id)
+    );
+    let last_seq = rows::seq_param(change.last_seq);
+    let count_seqs: Vec<i64> = change.counts.iter().map(|c| rows::seq_param(c.0)).collect();
+    let encodings: Vec<&str> = change.counts.iter().map(|c| c.1.as_str()).collect();
+    let counts: Vec<i64> = change.counts.iter().map(|c| i64::from(c.2)).collect();
+    let archive: Vec<i64> = change.archive.iter().map(|&s| rows::seq_param(s)).collect();
+    let columns = Columns::new(&change.insert);
+    let mut insert: Vec<(&(dyn tokio_postgres::types::ToSql + Sync), Type)> =
+        vec![(&change.id, Type::INT8), (&false, Type::BOOL)];
+    insert.extend(columns.typed_params());
+    let revision_check: [(&(dyn tokio_postgres::types::ToSql + Sync), Type); 3] = [
+        (&change.id, Type::INT8),
+        (&change.revision, Type::INT8),
+        (&last_seq, Type::INT8),
+    ];
+    let client = &*client;
+    let (begun, updated, settings, counted, archived, inserted) = futures::join!(
+        client.batch_execute(&begin),
+        client.execute_typed(
             "UPDATE memchat_sessions SET revision = revision + 1, last_seq = $3, \
              updated_at = now() WHERE id = $1 AND revision = $2",
-            &[
-                &change.id,
-                &change.revision,
-                &rows::seq_param(change.last_seq),
-            ],
-        )
-        .await
-        .map_err(|e| f.fail(e))?;
-    if updated != 1 {
-        return Err(DbError::Raced);
+            &revision_check,
+        ),
+        async {
+            match &change.settings {
+                Some((json, at)) => Some(
+                    client
+                        .execute_typed(
+                            "UPDATE memchat_sessions SET settings = $2::text::jsonb, \
+                             settings_at = $3 WHERE id = $1",
+                            &[
+                                (&change.id, Type::INT8),
+                                (json, Type::TEXT),
+                                (at, Type::TEXT),
+                            ],
+                        )
+                        .await,
+                ),
+                None => None,
+            }
+        },
+        async {
+            if count_seqs.is_empty() {
+                return None;
+            }
+            Some(
+                client
+                    .execute_typed(
+                        "UPDATE memchat_records r SET tokens_encoding = u.encoding, \
+                         tokens_count = u.count \
+                         FROM unnest($2::bigint[], $3::text[], $4::bigint[]) AS u(seq, encoding, count) \
+                         WHERE r.session_id = $1 AND r.seq = u.seq",
+                        &[
+                            (&change.id, Type::INT8),
+                            (&count_seqs, Type::INT8_ARRAY),
+                            (&encodings, Type::TEXT_ARRAY),
+                            (&counts, Type::INT8_ARRAY),
+                        ],
+                    )
+                    .await,
+            )
+        },
+        async {
+            if archive.is_empty() {
+                return None;
+            }
+            Some(
+                client
+                    .execute_typed(
+                        "UPDATE memchat_records SET archived = true \
+                         WHERE session_id = $1 AND seq = ANY($2) AND NOT archived",
+                        &[(&change.id, Type::INT8), (&archive, Type::INT8_ARRAY)],
+                    )
+                    .await,
+            )
+        },
+        async {
+            if columns.is_empty() {
+                return None;
+            }
+            Some(client.execute_typed(rows::INSERT, &insert).await)
+        },
+    );
+    let outcome = (|| {
+        if let Err(e) = begun {
+            return Err(match f.fail(e) {
+                DbError::Locked { .. } => DbError::Locked {
+                    waited_secs: change.wait_ms / 1000,
+                },
+                other => other,
+            });
+        }
+        if updated.map_err(|e| f.fail(e))? != 1 {
+            return Err(DbError::Raced);
+        }
+        for result in [settings, counted, archived, inserted]
+            .into_iter()
+            .flatten()
+        {
+            result.map_err(|e| f.fail(e))?;
+        }
+        Ok(())
+    })();
+    match outcome {
+        Ok(()) => client.batch_execute("COMMIT").await.map_err(|e| f.fail(e)),
+        Err(e) => {
+            // Nothing of it is kept (a lost connection has rolled back).
+            let _ = client.batch_execute("ROLLBACK").await;
+            Err(e)
+        }
     }
-    if let Some((json, at)) = &change.settings {
-        tx.execute(
-            "UPDATE memchat_sessions SET settings = $2::text::jsonb, settings_at = $3 \
-             WHERE id = $1",
-            &[&change.id, json, at],
-        )
-        .await
-        .map_err(|e| f.fail(e))?;
-    }
-    if !change.counts.is_empty() {
-        let seqs: Vec<i64> = change.counts.iter().map(|c| rows::seq_param(c.0)).collect();
-        let encodings: Vec<&str> = change.counts.iter().map(|c| c.1.as_str()).collect();
-        let counts: Vec<i64> = change.counts.iter().map(|c| i64::from(c.2)).collect();
-        tx.execute(
-            "UPDATE memchat_records r SET tokens_encoding = u.encoding, tokens_count = u.count \
-             FROM unnest($2::bigint[], $3::text[], $4::bigint[]) AS u(seq, encoding, count) \
-             WHERE r.session_id = $1 AND r.seq = u.seq",
-            &[&change.id, &seqs, &encodings, &counts],
-        )
-        .await
-        .map_err(|e| f.fail(e))?;
-    }
-    if !change.archive.is_empty() {
-        let seqs: Vec<i64> = change.archive.iter().map(|&s| rows::seq_param(s)).collect();
-        tx.execute(
-            "UPDATE memchat_records SET archived = true \
-             WHERE session_id = $1 AND seq = ANY($2) AND NOT archived",
-            &[&change.id, &seqs],
-        )
-        .await
-        .map_err(|e| f.fail(e))?;
-    }
-    if !change.insert.is_empty() {
-        let columns = Columns::new(&change.insert);
-        let mut params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = vec![&change.id, &false];
-        params.extend(columns.params());
-        tx.execute(rows::INSERT, &params)
-            .await
-            .map_err(|e| f.fail(e))?;
-    }
-    tx.commit().await.map_err(|e| f.fail(e))
 }
 
-/// Takes the session's turn lock, waiting at most `wait_ms`.
-async fn lock_turn(link: &mut Link, id: i64, wait_ms: u64) -> Result<(), DbError> {
+/// The session's revision, or `None` if it is gone.
+const REVISION: &str = "SELECT revision FROM memchat_sessions WHERE id = $1";
+
+fn revision_of(
+    row: Result<Option<tokio_postgres::Row>, tokio_postgres::Error>,
+) -> Result<Option<i64>, tokio_postgres::Error> {
+    row?.map(|row| row.try_get(0)).transpose()
+}
+
+/// Takes the session's turn lock, waiting at most `wait_ms`, and reads the
+/// session's revision under it: one round trip when the lock is free (the
+/// two statements pipelined; the server reads the revision after taking
+/// the lock).
+async fn lock_turn(link: &mut Link, id: i64, wait_ms: u64) -> Result<Option<i64>, DbError> {
     link.reconnect_if_closed().await;
     let (client, f) = link.client()?;
+    let client = &*client;
     let key = lock_key(id);
-    let got: bool = client
-        .query_one(
-            &format!("SELECT pg_try_advisory_lock({LOCK_SPACE}, $1)"),
-            &[&key],
-        )
-        .await
-        .and_then(|row| row.try_get(0))
-        .map_err(|e| f.fail(e))?;
+    let try_lock = format!("SELECT pg_try_advisory_lock({LOCK_SPACE}, $1)");
+    let (key_param, id_param) = ([(&key as _, Type::INT4)], [(&id as _, Type::INT8)]);
+    let (got, current) = futures::join!(
+        client.query_typed_one(&try_lock, &key_param),
+        client.query_typed_opt(REVISION, &id_param),
+    );
+    let got: bool = got.and_then(|row| row.try_get(0)).map_err(|e| f.fail(e))?;
     if got {
-        return Ok(());
+        return revision_of(current).map_err(|e| f.fail(e));
     }
     client
         .batch_execute(&format!("SET lock_timeout = {wait_ms}"))
         .await
         .map_err(|e| f.fail(e))?;
     let waited = client
-        .execute(
+        .execute_typed(
             &format!("SELECT pg_advisory_lock({LOCK_SPACE}, $1)"),
-            &[&key],
+            &[(&key, Type::INT4)],
         )
         .await;
     let reset = client.batch_execute("RESET lock_timeout").await;
     match waited {
-        Ok(_) => reset.map_err(|e| f.fail(e)),
-        Err(e) => Err(match f.fail(e) {
-            DbError::Locked { .. } => DbError::Locked {
-                waited_secs: wait_ms / 1000,
-            },
-            other => other,
-        }),
+        Ok(_) => reset.map_err(|e| f.fail(e))?,
+        Err(e) => {
+            return Err(match f.fail(e) {
+                DbError::Locked { .. } => DbError::Locked {
+                    waited_secs: wait_ms / 1000,
+                },
+                other => other,
+            });
+        }
     }
+    revision_of(client.query_typed_opt(REVISION, &[(&id, Type::INT8)]).await).map_err(|e| f.fail(e))
 }
 
 /// An open session.
@@ -443,19 +508,7 @@ impl PgSession {
             .conn
             .call(move |link| {
                 Box::pin(async move {
-                    lock_turn(link, id, wait_ms).await?;
-                    let (client, f) = link.client()?;
-                    let current: Option<i64> = client
-                        .query_opt(
-                            "SELECT revision FROM memchat_sessions WHERE id = $1",
-                            &[&id],
-                        )
-                        .await
-                        .map_err(|e| f.fail(e))?
-                        .map(|row| row.try_get(0))
-                        .transpose()
-                        .map_err(|e| f.fail(e))?;
-                    match current {
+                    match lock_turn(link, id, wait_ms).await? {
                         Some(current) if current == revision => Ok(Fresh::Same),
                         Some(_) => Ok(match load(link, Some(id), &name).await? {
                             Some(loaded) => Fresh::Reloaded(loaded),
@@ -496,9 +549,9 @@ impl PgSession {
                 Box::pin(async move {
                     let (client, f) = link.client()?;
                     client
-                        .execute(
+                        .execute_typed(
                             &format!("SELECT pg_advisory_unlock({LOCK_SPACE}, $1)"),
-                            &[&lock_key(id)],
+                            &[(&lock_key(id), Type::INT4)],
                         )
                         .await
                         .map_err(|e| f.fail(e))?;
