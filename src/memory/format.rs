@@ -337,7 +337,11 @@ impl std::fmt::Display for LineError {
 /// which must be a header of a version this program understands.
 pub fn parse_line(bytes: &[u8], first: bool) -> Result<Record, LineError> {
     let text = std::str::from_utf8(bytes).map_err(|_| LineError::NotUtf8)?;
-    let record: Record = match serde_json::from_str(text) {
+    let parsed = match (first, parse_by_leading_type(text)) {
+        (false, Some(parsed)) => parsed,
+        _ => serde_json::from_str(text),
+    };
+    let record: Record = match parsed {
         Ok(record) => record,
         Err(e) => {
             // A header of a future version may carry fields or record types we
@@ -366,6 +370,39 @@ pub fn parse_line(bytes: &[u8], first: bool) -> Result<Record, LineError> {
     }
     check_seqs(&record)?;
     Ok(record)
+}
+
+/// The record types whose lines memchat writes as `{"type":"<name>",…`:
+/// serde writes an internally tagged enum's tag first.
+const LEADING_TYPES: [(&str, RecordKind); 3] = [
+    ("{\"type\":\"message\",", RecordKind::Message),
+    ("{\"type\":\"summary\",", RecordKind::Summary),
+    ("{\"type\":\"settings\",", RecordKind::Settings),
+];
+
+#[derive(Clone, Copy)]
+enum RecordKind {
+    Message,
+    Summary,
+    Settings,
+}
+
+/// Parses a line that opens with its `type`, as every line memchat writes
+/// does, straight into that record's struct (the struct ignores the `type`
+/// field as it ignores any unknown one). Why: serde's internally tagged
+/// enum cannot know where the tag is, so it first buffers every field of
+/// every record into a generic tree and only then builds the variant; that
+/// was 70% of loading an active log. `None` when the line opens otherwise
+/// (written by hand, or by another program): the general path takes it.
+fn parse_by_leading_type(text: &str) -> Option<serde_json::Result<Record>> {
+    let (_, kind) = LEADING_TYPES
+        .iter()
+        .find(|(prefix, _)| text.starts_with(prefix))?;
+    Some(match kind {
+        RecordKind::Message => serde_json::from_str(text).map(Record::Message),
+        RecordKind::Summary => serde_json::from_str(text).map(Record::Summary),
+        RecordKind::Settings => serde_json::from_str(text).map(Record::Settings),
+    })
 }
 
 /// Parses a line read by [`super::lines::Lines`]: one over the cap is
@@ -445,6 +482,68 @@ mod tests {
             Record::Message(m) => assert_eq!((m.seq, m.content.as_str()), (3, "hi")),
             other => panic!("unexpected {other:?}"),
         }
+    }
+
+    #[test]
+    fn lines_that_open_with_their_type_parse_as_the_general_path_does() {
+        let message = Record::Message(MessageRecord {
+            seq: 7,
+            role: Role::Assistant,
+            content: "a \"quoted\" reply\nwith lines".into(),
+            at: "2026-11-22T10:00:00Z".into(),
+            model: Some("gpt-4o-mini".into()),
+            interrupted: true,
+            truncated: false,
+            tokens: Some(TokenCache {
+                encoding: "o200k_base".into(),
+                count: 9,
+            }),
+            usage: None,
+            late_tokens: Some(LateTokens {
+                encoding: "o200k_base".into(),
+                counts: [(5, 3), (6, 4)].into_iter().collect(),
+            }),
+        });
+        let summary = Record::Summary(SummaryRecord {
+            seq: 8,
+            covers: [1, 6],
+            content: "what was said".into(),
+            at: "x".into(),
+            method: "model".into(),
+            tokens: None,
+        });
+        let settings = Record::Settings(SettingsRecord {
+            at: "x".into(),
+            settings: SessionSettings {
+                model: Some("m".into()),
+                ..SessionSettings::default()
+            },
+        });
+        for record in [message, summary, settings] {
+            let line = to_line(&record);
+            let text = std::str::from_utf8(&line[..line.len() - 1]).unwrap();
+            // What memchat writes takes the direct path...
+            assert!(parse_by_leading_type(text).is_some(), "{text}");
+            let general: Record = serde_json::from_str(text).unwrap();
+            assert_eq!(general, record);
+            assert_eq!(parse_line(text.as_bytes(), false).unwrap(), record);
+        }
+        // ...and a line written by hand with `type` elsewhere takes the other.
+        let by_hand = br#"{"seq":3,"role":"user","type":"message","content":"hi","at":"x"}"#;
+        assert!(parse_by_leading_type(std::str::from_utf8(by_hand).unwrap()).is_none());
+        assert!(matches!(
+            parse_line(by_hand, false).unwrap(),
+            Record::Message(m) if m.seq == 3
+        ));
+        // A broken line is refused on either path.
+        let broken = br#"{"type":"message","seq":3,"role":"user"}"#;
+        assert!(matches!(parse_line(broken, false), Err(LineError::Json(_))));
+        let header_late =
+            br#"{"type":"header","format":"memchat","version":2,"session":"s","created_at":"x"}"#;
+        assert!(matches!(
+            parse_line(header_late, false),
+            Err(LineError::UnexpectedHeader)
+        ));
     }
 
     #[test]

@@ -3,15 +3,17 @@
 //! This module owns session names (and why no name can reach another
 //! session's files), the paths of a session's files, and the store's typed
 //! errors. `session.rs` owns one open session (lock, load, append, atomic
-//! rewrite); `archive.rs` the archive; `format.rs` the records; `lines.rs`
-//! reading lines with a bounded memory cost; `files.rs` the low-level,
-//! durability- and privacy-minded file operations; `pending.rs` crash-safe
-//! rename and delete; `repair.rs` the quarantine path.
+//! rewrite); `log.rs` reading an active log; `archive.rs` the archive;
+//! `format.rs` the records; `lines.rs` reading lines with a bounded memory
+//! cost; `files.rs` the low-level, durability- and privacy-minded file
+//! operations; `pending.rs` crash-safe rename and delete; `repair.rs` the
+//! quarantine path.
 
 pub mod archive;
 pub mod files;
 pub mod format;
 pub mod lines;
+pub mod log;
 pub mod pending;
 pub mod repair;
 pub mod session;

@@ -28,6 +28,7 @@ mod long_conversation;
 mod models;
 mod openai;
 mod pg_cluster;
+mod pg_migrate;
 mod pg_store;
 mod presets;
 mod recall;

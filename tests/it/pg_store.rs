@@ -12,14 +12,14 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use memchat::exit::{Exit, exit_for_error};
-use memchat::memory::format::{Record, Role, SessionSettings, TokenCache, UsageRecord};
+use memchat::memory::format::{Record, Role, SessionSettings, TokenCache};
 use memchat::memory::{Session, StoreError};
 use memchat::pg::PgStore;
 use memchat::transfer;
 
 use crate::support::{skip, wait_until};
 
-const WAIT: Duration = Duration::from_secs(5);
+pub const WAIT: Duration = Duration::from_secs(5);
 
 /// A schema of its own on the test server, dropped on drop.
 pub struct TestDb {
@@ -143,7 +143,7 @@ pub fn with_param(url: &str, param: &str) -> String {
     }
 }
 
-fn counted(count: u32) -> Option<TokenCache> {
+pub fn counted(count: u32) -> Option<TokenCache> {
     Some(TokenCache {
         encoding: "o200k_base".into(),
         count,
@@ -154,23 +154,23 @@ fn counted(count: u32) -> Option<TokenCache> {
 macro_rules! the_same_steps {
     ($s:expr) => {{
         let s = $s;
-        let wanted = SessionSettings {
+        let wanted = memchat::memory::format::SessionSettings {
             model: Some("gpt-4o-mini".into()),
             context_limit: Some(8192),
-            ..SessionSettings::default()
+            ..memchat::memory::format::SessionSettings::default()
         };
         assert!(s.set_settings(&wanted, false).unwrap());
         s.append(
-            Role::System,
+            memchat::memory::format::Role::System,
             "You are terse.".into(),
             None,
             false,
-            counted(4),
+            crate::pg_store::counted(4),
         )
         .unwrap();
         for i in 0..6 {
             s.append(
-                Role::User,
+                memchat::memory::format::Role::User,
                 format!("question {i} with a\0nul"),
                 None,
                 false,
@@ -178,13 +178,13 @@ macro_rules! the_same_steps {
             )
             .unwrap();
             s.append_with_usage(
-                Role::Assistant,
+                memchat::memory::format::Role::Assistant,
                 format!("answer {i}"),
                 Some("gpt-4o-mini".into()),
                 i == 2,
                 i == 3,
-                counted(2),
-                Some(UsageRecord {
+                crate::pg_store::counted(2),
+                Some(memchat::memory::format::UsageRecord {
                     prompt_tokens: 10 + i,
                     completion_tokens: 2,
                 }),
@@ -192,28 +192,41 @@ macro_rules! the_same_steps {
             .unwrap();
         }
         // A late count, stored with the next write.
-        s.messages_mut()[0].tokens = counted(7);
+        s.messages_mut()[0].tokens = crate::pg_store::counted(7);
         s.compact(
             4,
             "The user asked four questions.".into(),
             "model",
-            counted(6),
+            crate::pg_store::counted(6),
         )
         .unwrap();
-        s.append(Role::System, "You are verbose.".into(), None, false, None)
-            .unwrap();
+        s.append(
+            memchat::memory::format::Role::System,
+            "You are verbose.".into(),
+            None,
+            false,
+            None,
+        )
+        .unwrap();
         s.compact(2, "Six questions so far.".into(), "extractive", None)
             .unwrap();
         assert_eq!(s.archive_tail(s.messages().len() - 2).unwrap(), 2);
-        let titled = SessionSettings {
+        let titled = memchat::memory::format::SessionSettings {
             title: Some("A title".into()),
             ..wanted
         };
         assert!(s.set_settings(&titled, true).unwrap());
-        s.append(Role::User, "last".into(), None, false, None)
-            .unwrap();
+        s.append(
+            memchat::memory::format::Role::User,
+            "last".into(),
+            None,
+            false,
+            None,
+        )
+        .unwrap();
     }};
 }
+pub(crate) use the_same_steps;
 
 /// Records with their times blanked (the two stores ran a moment apart).
 fn timeless(records: Vec<Record>) -> Vec<Record> {
@@ -652,182 +665,6 @@ fn connection_failures_are_one_line_store_errors_without_the_password() {
     ));
     admin(&db.base, &format!("DROP OWNED BY {role}; DROP ROLE {role}")).unwrap();
     assert!(text.contains("permission denied"), "{text}");
-}
-
-/// Every file of a directory with its bytes.
-fn snapshot(dir: &std::path::Path) -> Vec<(String, Vec<u8>)> {
-    let mut files: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.is_file())
-        .map(|p| (p.display().to_string(), std::fs::read(&p).unwrap()))
-        .collect();
-    files.sort();
-    files
-}
-
-fn conversation(dir: &std::path::Path, name: &str) -> Vec<Record> {
-    let paths = memchat::memory::SessionPaths::new(dir, name);
-    let active = memchat::memory::session::read_log(&paths, name).unwrap();
-    let (archive, _) = memchat::memory::session::read_archive(&paths.archive).unwrap();
-    transfer::whole_conversation(archive, &active)
-}
-
-#[test]
-fn migrate_copies_every_session_both_ways_verified_idempotent_and_never_touches_the_source() {
-    use memchat::pg::copy::{Outcome, Side, copy};
-    let Some(db) = TestDb::new("migrate_copies_every_session_both_ways") else {
-        return;
-    };
-    let dir = tempfile::tempdir().unwrap();
-    let mut s = Session::open(dir.path(), "s", WAIT).unwrap();
-    the_same_steps!(&mut s);
-    drop(s);
-    let mut t = Session::open(dir.path(), "t", WAIT).unwrap();
-    t.append(Role::User, "only one".into(), None, false, None)
-        .unwrap();
-    drop(t);
-    let before = snapshot(dir.path());
-
-    let store = db.store();
-    let report = copy(Side::Dir(dir.path()), Side::Pg(&store), WAIT).unwrap();
-    assert!(report.complete(), "{report}");
-    assert!(
-        matches!(report.sessions[0].1, Outcome::Copied { messages: 15, .. }),
-        "{report}"
-    );
-    assert!(
-        matches!(report.sessions[1].1, Outcome::Copied { messages: 1, .. }),
-        "{report}"
-    );
-    assert!(
-        report
-            .to_string()
-            .ends_with("2 copied, 0 already there, 0 failed; the source is unchanged")
-    );
-    // Again: nothing to do.
-    let again = copy(Side::Dir(dir.path()), Side::Pg(&store), WAIT).unwrap();
-    assert_eq!(
-        again
-            .sessions
-            .iter()
-            .map(|(_, o)| o.clone())
-            .collect::<Vec<_>>(),
-        [
-            Outcome::Identical { messages: 15 },
-            Outcome::Identical { messages: 1 }
-        ]
-    );
-
-    // And back, into a new directory: the same records, times included.
-    let back = tempfile::tempdir().unwrap();
-    let report = copy(Side::Pg(&store), Side::Dir(back.path()), WAIT).unwrap();
-    assert!(report.complete(), "{report}");
-    for name in ["s", "t"] {
-        let (a, b) = (
-            conversation(dir.path(), name),
-            conversation(back.path(), name),
-        );
-        assert_eq!(
-            transfer::to_markdown(name, &a),
-            transfer::to_markdown(name, &b)
-        );
-        assert_eq!(transfer::to_records_json(&a), transfer::to_records_json(&b));
-    }
-
-    // A session that differs is reported, and neither side changes.
-    let mut t = store.open_session("t").unwrap();
-    t.append(
-        Role::Assistant,
-        "only in postgres".into(),
-        None,
-        false,
-        None,
-    )
-    .unwrap();
-    drop(t);
-    let report = copy(Side::Dir(dir.path()), Side::Pg(&store), WAIT).unwrap();
-    assert!(!report.complete());
-    let Outcome::Failed(reason) = &report.sessions[1].1 else {
-        panic!("{report}");
-    };
-    assert!(
-        reason.contains("already has a different session of this name"),
-        "{reason}"
-    );
-    assert_eq!(store.read("t").unwrap().messages.len(), 2);
-    assert_eq!(snapshot(dir.path()), before, "the source is never changed");
-}
-
-#[test]
-fn memchat_migrate_moves_a_directory_to_postgres_and_back_with_identical_exports() {
-    use crate::support::{Sandbox, text};
-    let Some(db) = TestDb::new("memchat_migrate_moves_a_directory_to_postgres_and_back") else {
-        return;
-    };
-    let sandbox = Sandbox::new();
-    for (session, prompt) in [("alpha", "hello there"), ("beta", "second one")] {
-        let out = sandbox.run(&["--mock", "-s", session, prompt], &[], None);
-        assert!(out.status.success(), "{}", text(&out.stderr));
-    }
-    let dir = sandbox.memory();
-    let dir = dir.to_str().unwrap();
-    // The password is never shown, whatever happens.
-    let url = db
-        .url
-        .replace("postgres://postgres@", "postgres://postgres:topsecret@");
-    let out = sandbox.run(&["migrate", "--from", dir, "--to", &url], &[], None);
-    let stdout = text(&out.stdout);
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    assert!(
-        stdout.contains("copied  alpha: 2 messages, verified (sha256 "),
-        "{stdout}"
-    );
-    assert!(stdout.ends_with("2 copied, 0 already there, 0 failed; the source is unchanged\n"));
-    let again = sandbox.run(&["migrate", "--from", dir, "--to", &url], &[], None);
-    assert!(
-        text(&again.stdout).contains("0 copied, 2 already there"),
-        "{}",
-        text(&again.stdout)
-    );
-
-    let back = tempfile::tempdir().unwrap();
-    let back_dir = back.path().join("m");
-    let back_dir = back_dir.to_str().unwrap();
-    let out = sandbox.run(&["migrate", "--from", &url, "--to", back_dir], &[], None);
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    for format in ["json", "md"] {
-        let export = |from: &str| {
-            let out = sandbox.run(
-                &["--memory-dir", from, "export", "alpha", "--format", format],
-                &[],
-                None,
-            );
-            assert!(out.status.success(), "{}", text(&out.stderr));
-            out.stdout
-        };
-        assert_eq!(export(dir), export(back_dir), "{format}");
-    }
-
-    let out = sandbox.run(&["migrate", "--from", dir, "--to", back_dir], &[], None);
-    assert_eq!(out.status.code(), Some(2), "two directories: a usage error");
-    let out = sandbox.run(
-        &[
-            "migrate",
-            "--from",
-            dir,
-            "--to",
-            "postgres://u:topsecret@127.0.0.1:1/x",
-        ],
-        &[],
-        None,
-    );
-    let stderr = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(3), "{stderr}");
-    assert!(
-        stderr.contains("u:***@127.0.0.1:1") && !stderr.contains("topsecret"),
-        "{stderr}"
-    );
 }
 
 #[test]

@@ -1,0 +1,186 @@
+//! Moving between stores against a real server: `memchat migrate` and the
+//! library's copy, both ways, verified, idempotent, never touching the
+//! source. The server and the schema per test come from [`TestDb`].
+
+use memchat::memory::format::{Record, Role};
+use memchat::transfer;
+
+use memchat::memory::Session;
+
+use crate::pg_store::{TestDb, WAIT, the_same_steps};
+
+/// Every file of a directory with its bytes.
+fn snapshot(dir: &std::path::Path) -> Vec<(String, Vec<u8>)> {
+    let mut files: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_file())
+        .map(|p| (p.display().to_string(), std::fs::read(&p).unwrap()))
+        .collect();
+    files.sort();
+    files
+}
+
+fn conversation(dir: &std::path::Path, name: &str) -> Vec<Record> {
+    let paths = memchat::memory::SessionPaths::new(dir, name);
+    let active = memchat::memory::session::read_log(&paths, name).unwrap();
+    let (archive, _) = memchat::memory::session::read_archive(&paths.archive).unwrap();
+    transfer::whole_conversation(archive, &active)
+}
+
+#[test]
+fn migrate_copies_every_session_both_ways_verified_idempotent_and_never_touches_the_source() {
+    use memchat::pg::copy::{Outcome, Side, copy};
+    let Some(db) = TestDb::new("migrate_copies_every_session_both_ways") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = Session::open(dir.path(), "s", WAIT).unwrap();
+    the_same_steps!(&mut s);
+    drop(s);
+    let mut t = Session::open(dir.path(), "t", WAIT).unwrap();
+    t.append(Role::User, "only one".into(), None, false, None)
+        .unwrap();
+    drop(t);
+    let before = snapshot(dir.path());
+
+    let store = db.store();
+    let report = copy(Side::Dir(dir.path()), Side::Pg(&store), WAIT).unwrap();
+    assert!(report.complete(), "{report}");
+    assert!(
+        matches!(report.sessions[0].1, Outcome::Copied { messages: 15, .. }),
+        "{report}"
+    );
+    assert!(
+        matches!(report.sessions[1].1, Outcome::Copied { messages: 1, .. }),
+        "{report}"
+    );
+    assert!(
+        report
+            .to_string()
+            .ends_with("2 copied, 0 already there, 0 failed; the source is unchanged")
+    );
+    // Again: nothing to do.
+    let again = copy(Side::Dir(dir.path()), Side::Pg(&store), WAIT).unwrap();
+    assert_eq!(
+        again
+            .sessions
+            .iter()
+            .map(|(_, o)| o.clone())
+            .collect::<Vec<_>>(),
+        [
+            Outcome::Identical { messages: 15 },
+            Outcome::Identical { messages: 1 }
+        ]
+    );
+
+    // And back, into a new directory: the same records, times included.
+    let back = tempfile::tempdir().unwrap();
+    let report = copy(Side::Pg(&store), Side::Dir(back.path()), WAIT).unwrap();
+    assert!(report.complete(), "{report}");
+    for name in ["s", "t"] {
+        let (a, b) = (
+            conversation(dir.path(), name),
+            conversation(back.path(), name),
+        );
+        assert_eq!(
+            transfer::to_markdown(name, &a),
+            transfer::to_markdown(name, &b)
+        );
+        assert_eq!(transfer::to_records_json(&a), transfer::to_records_json(&b));
+    }
+
+    // A session that differs is reported, and neither side changes.
+    let mut t = store.open_session("t").unwrap();
+    t.append(
+        Role::Assistant,
+        "only in postgres".into(),
+        None,
+        false,
+        None,
+    )
+    .unwrap();
+    drop(t);
+    let report = copy(Side::Dir(dir.path()), Side::Pg(&store), WAIT).unwrap();
+    assert!(!report.complete());
+    let Outcome::Failed(reason) = &report.sessions[1].1 else {
+        panic!("{report}");
+    };
+    assert!(
+        reason.contains("already has a different session of this name"),
+        "{reason}"
+    );
+    assert_eq!(store.read("t").unwrap().messages.len(), 2);
+    assert_eq!(snapshot(dir.path()), before, "the source is never changed");
+}
+
+#[test]
+fn memchat_migrate_moves_a_directory_to_postgres_and_back_with_identical_exports() {
+    use crate::support::{Sandbox, text};
+    let Some(db) = TestDb::new("memchat_migrate_moves_a_directory_to_postgres_and_back") else {
+        return;
+    };
+    let sandbox = Sandbox::new();
+    for (session, prompt) in [("alpha", "hello there"), ("beta", "second one")] {
+        let out = sandbox.run(&["--mock", "-s", session, prompt], &[], None);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+    }
+    let dir = sandbox.memory();
+    let dir = dir.to_str().unwrap();
+    // The password is never shown, whatever happens.
+    let url = db
+        .url
+        .replace("postgres://postgres@", "postgres://postgres:topsecret@");
+    let out = sandbox.run(&["migrate", "--from", dir, "--to", &url], &[], None);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        stdout.contains("copied  alpha: 2 messages, verified (sha256 "),
+        "{stdout}"
+    );
+    assert!(stdout.ends_with("2 copied, 0 already there, 0 failed; the source is unchanged\n"));
+    let again = sandbox.run(&["migrate", "--from", dir, "--to", &url], &[], None);
+    assert!(
+        text(&again.stdout).contains("0 copied, 2 already there"),
+        "{}",
+        text(&again.stdout)
+    );
+
+    let back = tempfile::tempdir().unwrap();
+    let back_dir = back.path().join("m");
+    let back_dir = back_dir.to_str().unwrap();
+    let out = sandbox.run(&["migrate", "--from", &url, "--to", back_dir], &[], None);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    for format in ["json", "md"] {
+        let export = |from: &str| {
+            let out = sandbox.run(
+                &["--memory-dir", from, "export", "alpha", "--format", format],
+                &[],
+                None,
+            );
+            assert!(out.status.success(), "{}", text(&out.stderr));
+            out.stdout
+        };
+        assert_eq!(export(dir), export(back_dir), "{format}");
+    }
+
+    let out = sandbox.run(&["migrate", "--from", dir, "--to", back_dir], &[], None);
+    assert_eq!(out.status.code(), Some(2), "two directories: a usage error");
+    let out = sandbox.run(
+        &[
+            "migrate",
+            "--from",
+            dir,
+            "--to",
+            "postgres://u:topsecret@127.0.0.1:1/x",
+        ],
+        &[],
+        None,
+    );
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(
+        stderr.contains("u:***@127.0.0.1:1") && !stderr.contains("topsecret"),
+        "{stderr}"
+    );
+}
