@@ -159,9 +159,20 @@ pub fn drain<H: rustyline::Helper, I: rustyline::history::History>(
     let Ok(modes) = rustix::termios::tcgetattr(&stdin) else {
         return lines;
     };
+    // Without line editing (TERM=dumb and the like) the editor never draws:
+    // it reads whole lines through std's buffered stdin. Cut stdin first
+    // then; what std already holds still comes back, line by line.
+    let direct = !editor_draws(&stdin);
     for _ in 0..MAX_DRAINED {
         keys.before_line();
-        keys.draining.store(true, Ordering::SeqCst);
+        if direct {
+            *keys
+                .saved_stdin
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner) = cut_stdin();
+        } else {
+            keys.draining.store(true, Ordering::SeqCst);
+        }
         let read = editor.readline("");
         let drawn = keys.end_drain();
         // The editor could not restore the modes through /dev/null.
@@ -191,6 +202,16 @@ pub fn drain<H: rustyline::Helper, I: rustyline::history::History>(
             .map(str::to_string),
     );
     lines
+}
+
+/// Whether the line editor edits (and so draws) lines on this terminal:
+/// rustyline reads plain lines when stdin is no terminal or `TERM` names one
+/// it does not support (its list: dumb, cons25, emacs).
+fn editor_draws(stdin: &std::io::Stdin) -> bool {
+    const UNSUPPORTED: [&str; 3] = ["dumb", "cons25", "emacs"];
+    let unsupported = std::env::var("TERM")
+        .is_ok_and(|term| UNSUPPORTED.iter().any(|u| u.eq_ignore_ascii_case(&term)));
+    stdin.is_terminal() && !unsupported
 }
 
 /// The notice for lines not sent after `what` (`/exit`, Ctrl-D): how many

@@ -414,6 +414,35 @@ fn lines_after_exit_or_ctrl_d_are_named_as_not_sent() {
     assert_eq!(user_messages(&sandbox, "default.jsonl"), ["hello"]);
 }
 
+/// A terminal without line editing (`TERM=dumb`: Emacs' shell, some IDE
+/// consoles) reads plain lines: `/exit` and Ctrl-D end the REPL there too
+/// (the leftover drain once waited for a line that never came), and lines
+/// after `/exit` are still named.
+#[test]
+fn a_dumb_terminal_exits_on_exit_and_names_what_came_after() {
+    let sandbox = Sandbox::new();
+    let dumb = |command: &mut std::process::Command| {
+        command.env("TERM", "dumb");
+    };
+    let mut p = pty(&sandbox, &["--mock"], dumb);
+    p.exp_string("%> ").unwrap();
+    p.send("hello\n/exit\nafter exit\n").unwrap();
+    p.flush().unwrap();
+    p.exp_string("You said: \"hello\"").unwrap();
+    p.exp_string("1 line typed after /exit was not sent: \"after exit\"")
+        .unwrap();
+    p.exp_eof().unwrap();
+    let mut p = pty(&sandbox, &["--mock"], dumb);
+    p.exp_string("%> ").unwrap();
+    p.send_line("/exit").unwrap();
+    p.exp_eof().unwrap();
+    let mut p = pty(&sandbox, &["--mock"], dumb);
+    p.exp_string("%> ").unwrap();
+    p.send_control('d').unwrap();
+    p.exp_eof().unwrap();
+    assert_eq!(user_messages(&sandbox, "default.jsonl"), ["hello"]);
+}
+
 #[test]
 fn a_line_after_ctrl_c_at_the_prompt_in_the_same_read_is_sent() {
     // Ctrl-C clears the line being edited; what came with it is kept (the
