@@ -56,9 +56,15 @@ for _ in range(runs):
     time.sleep(1.0)  # long enough for the background tokenizer load
     rss_later.append(status(pid)["VmRSS"].strip())
     os.write(fd, b"/exit\r")
+    deadline = time.monotonic() + 10
     try:
-        while os.read(fd, 65536):
-            pass
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([fd], [], [], 1)
+            if ready and not os.read(fd, 65536):
+                break
+        else:
+            # A memchat before the TERM=dumb fix never ends on /exit.
+            os.kill(pid, 9)
     except OSError:
         pass
     os.waitpid(pid, 0)

@@ -220,7 +220,7 @@ pub struct LateTokens {
 mod seq_keys {
     use std::collections::BTreeMap;
 
-    use serde::de::Error;
+    use serde::de::{Error, MapAccess, Visitor};
     use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
     pub fn serialize<S: Serializer>(map: &BTreeMap<u64, u32>, s: S) -> Result<S::Ok, S::Error> {
@@ -229,13 +229,54 @@ mod seq_keys {
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<u64, u32>, D::Error> {
-        BTreeMap::<String, u32>::deserialize(d)?
-            .into_iter()
-            .map(|(k, v)| match k.parse::<u64>() {
-                Ok(seq) if (1..=super::MAX_SEQ).contains(&seq) => Ok((seq, v)),
-                _ => Err(D::Error::custom(format!("late_tokens: {k:?} is not a seq"))),
-            })
-            .collect()
+        d.deserialize_map(CountsVisitor)
+    }
+
+    /// Reads the keys in place: a log primed in one go carries thousands
+    /// of counts on one record, and a `String` per key was a fifth of
+    /// loading it.
+    struct CountsVisitor;
+
+    impl<'de> Visitor<'de> for CountsVisitor {
+        type Value = BTreeMap<u64, u32>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("an object of token counts keyed by seq")
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut counts = BTreeMap::new();
+            while let Some(SeqKey(seq)) = map.next_key()? {
+                counts.insert(seq, map.next_value::<u32>()?);
+            }
+            Ok(counts)
+        }
+    }
+
+    /// A `seq` written as an object key (a string of digits).
+    struct SeqKey(u64);
+
+    impl<'de> Deserialize<'de> for SeqKey {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<SeqKey, D::Error> {
+            d.deserialize_str(SeqKeyVisitor)
+        }
+    }
+
+    struct SeqKeyVisitor;
+
+    impl Visitor<'_> for SeqKeyVisitor {
+        type Value = SeqKey;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a seq")
+        }
+
+        fn visit_str<E: Error>(self, key: &str) -> Result<SeqKey, E> {
+            match key.parse::<u64>() {
+                Ok(seq) if (1..=super::MAX_SEQ).contains(&seq) => Ok(SeqKey(seq)),
+                _ => Err(E::custom(format!("late_tokens: {key:?} is not a seq"))),
+            }
+        }
     }
 }
 
