@@ -26,6 +26,7 @@
 //! | 1 | [`codeblocks`] | the fenced code blocks of a reply (`-x`, `/code`) |
 //! | 1 | [`clipboard`] | the clipboard: a clipboard command, else OSC 52 to the terminal |
 //! | 1 | [`editor`] | composing a message in `$VISUAL`/`$EDITOR` on a private file |
+//! | 1 | [`bpe`] | exact token counts in OpenAI's BPE encodings over one compact table |
 //! | 1 | [`terms`] | words for search and recall: query terms, the relevance floor, excerpts |
 //! | 2 | [`memory`] | sessions on disk: [`memory::Session`], [`memory::format`], repair |
 //! | 2 | [`store`] | the store boundary: [`store::Store`], [`store::SessionStore`], the file store and its search index |
@@ -71,6 +72,7 @@
 //! fsync, then atomic rewrite of the active log).
 
 pub mod attach;
+pub mod bpe;
 pub mod budget;
 pub mod catalog;
 pub mod chat;

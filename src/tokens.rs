@@ -13,8 +13,10 @@
 //! "does it fit?" without loading anything. [`TokenCounter::warm`] loads the
 //! tables on a background thread.
 
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use crate::bpe::Bpe;
 use crate::memory::format::TokenCache;
 use crate::models;
 
@@ -36,10 +38,12 @@ pub const UNKNOWN_MODEL_MARGIN_PERCENT: u32 = 10;
 pub use crate::models::Encoding;
 
 /// The loaded BPE tables of an encoding (built on first use).
-fn bpe(encoding: Encoding) -> &'static tiktoken_rs::CoreBPE {
+fn bpe(encoding: Encoding) -> &'static Bpe {
+    static O200K: OnceLock<Bpe> = OnceLock::new();
+    static CL100K: OnceLock<Bpe> = OnceLock::new();
     let bpe = match encoding {
-        Encoding::O200kBase => tiktoken_rs::o200k_base_singleton(),
-        Encoding::Cl100kBase => tiktoken_rs::cl100k_base_singleton(),
+        Encoding::O200kBase => O200K.get_or_init(Bpe::o200k_base),
+        Encoding::Cl100kBase => CL100K.get_or_init(Bpe::cl100k_base),
     };
     ready_flag(encoding).store(true, Ordering::Release);
     bpe
@@ -97,7 +101,7 @@ impl TokenCounter {
 
     /// Exact tokens of `text` in this encoding, without inflation or framing.
     pub fn count_raw(&self, text: &str) -> u32 {
-        let n = bpe(self.encoding).encode_with_special_tokens(text).len();
+        let n = bpe(self.encoding).count(text);
         u32::try_from(n).unwrap_or(u32::MAX)
     }
 
@@ -148,17 +152,12 @@ impl TokenCounter {
         if upper_bound(text) <= max || self.count_raw(text) <= max {
             return text.to_string();
         }
-        let tokens = bpe(self.encoding).encode_with_special_tokens(text);
-        // A cut inside a multi-byte character does not decode; step back a
-        // token or three until it does (a char spans at most 4 tokens).
-        let mut keep = (max as usize).min(tokens.len());
-        let mut out = loop {
-            match bpe(self.encoding).decode(&tokens[..keep]) {
-                Ok(text) => break text,
-                Err(_) if keep > 0 => keep -= 1,
-                Err(_) => break String::new(),
-            }
-        };
+        let mut end = bpe(self.encoding).prefix_len(text, max as usize);
+        // A cut inside a multi-byte character: step back to its start.
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        let mut out = text[..end].to_string();
         // Re-encoding a cut text can merge differently: shrink until it fits.
         while !out.is_empty() && self.count_raw(&out) > max {
             out.pop();
