@@ -114,12 +114,19 @@ fn count(c: &mut Criterion) {
     group.bench_function(format!("full_window_{tokens}_tokens"), |b| {
         b.iter(|| counter.count_raw(black_box(&window)))
     });
-    group.finish();
-    c.bench_function("tokenizer_first_load_o200k_hint", |b| {
-        // The singleton is loaded once per process; this measures the warm
-        // path, the cold one is measured by benches/e2e.sh.
+    group.bench_function("one_word", |b| {
         b.iter(|| counter.count_raw(black_box("hello")))
     });
+    // What the first count of a process pays: the rank tables indexed
+    // (memchat::bpe), once per encoding.
+    group.sample_size(10);
+    group.bench_function("load_tables_o200k", |b| {
+        b.iter(memchat::bpe::Bpe::o200k_base)
+    });
+    group.bench_function("load_tables_cl100k", |b| {
+        b.iter(memchat::bpe::Bpe::cl100k_base)
+    });
+    group.finish();
 }
 
 fn planners(c: &mut Criterion) {

@@ -7,8 +7,9 @@
 //! with o200k_base plus 10%: their tokenizers differ, and over-counting only
 //! costs a little context while under-counting costs a failed request.
 //!
-//! The tokenizer's first use is slow (≈200 ms to build the BPE tables in a
-//! release build), so callers first try [`upper_bound`]: a byte-level BPE never
+//! The counts are exact, from [`crate::bpe`] (tiktoken's algorithm over one
+//! compact table). Its first use indexes the tables (≈6 ms, 6 MB for
+//! o200k), so callers first try [`upper_bound`]: a byte-level BPE never
 //! yields more tokens than the text has bytes, and that bound often settles
 //! "does it fit?" without loading anything. [`TokenCounter::warm`] loads the
 //! tables on a background thread.
