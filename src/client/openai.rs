@@ -417,6 +417,29 @@ pub(super) fn describe_reqwest(e: &reqwest::Error) -> String {
     }
 }
 
+/// Whether the TLS handshake itself failed (a certificate no trusted root
+/// signed, a name that does not match, a protocol refused): reqwest reports
+/// it as a connect error, but unlike a refused or reset connection it is the
+/// same on every attempt. rustls's error travels wrapped in `io::Error`s,
+/// whose `source()` skips what they wrap, hence `get_ref`.
+fn is_tls_failure(e: &reqwest::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(error) = source {
+        if error.is::<rustls::Error>() {
+            return true;
+        }
+        // An `io::Error` may wrap another (hyper wraps tokio-rustls's).
+        source = match error
+            .downcast_ref::<std::io::Error>()
+            .and_then(std::io::Error::get_ref)
+        {
+            Some(inner) => Some(inner),
+            None => error.source(),
+        };
+    }
+    false
+}
+
 /// The tower service under async-openai: one HTTP attempt per loop, retrying
 /// what is worth retrying, with every wait bounded.
 #[derive(Clone)]
@@ -467,7 +490,10 @@ impl tower::Service<HttpRequestFactory> for RetryService {
                             None
                         }
                     }
-                    Err(e) if can_retry && e.is_connect() => Some(this.backoff(retry)),
+                    // A refused certificate fails the same way every time.
+                    Err(e) if can_retry && e.is_connect() && !is_tls_failure(e) => {
+                        Some(this.backoff(retry))
+                    }
                     Err(_) => None,
                 };
                 match wait {

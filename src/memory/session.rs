@@ -41,6 +41,10 @@ pub struct Session {
     /// Settings in force (in `contents.settings`) not yet on disk: written
     /// with the next append or rewrite.
     unwritten_settings: SessionSettings,
+    /// The header of a log this process created is written with the first
+    /// record, in the same write and `fdatasync`: a header alone holds
+    /// nothing of the user's, and an empty log loads as a new session.
+    header_unwritten: bool,
 }
 
 impl Session {
@@ -106,16 +110,21 @@ impl Session {
             files::append_durably(&mut log, &paths.log, b"\n")?;
             contents.missing_newline = false;
         }
+        let mut header_unwritten = false;
         if contents.header.is_none() {
             let mut header = Header::new(name, format::now());
             if contents.last_seq > 0 {
                 header.last_seq = Some(contents.last_seq);
             }
-            files::append_durably(
-                &mut log,
-                &paths.log,
-                &format::to_line(&Record::Header(header.clone())),
-            )?;
+            if created {
+                header_unwritten = true;
+            } else {
+                files::append_durably(
+                    &mut log,
+                    &paths.log,
+                    &format::to_line(&Record::Header(header.clone())),
+                )?;
+            }
             contents.header = Some(header);
         }
         if created {
@@ -131,6 +140,7 @@ impl Session {
             is_new,
             persisted_counts: BTreeMap::new(),
             unwritten_settings: SessionSettings::default(),
+            header_unwritten,
         };
         session.note_counts_persisted();
         if !session.contents.stale.is_empty() {
@@ -248,7 +258,15 @@ impl Session {
         }
         bytes.extend_from_slice(then.unwrap_or_default());
         if !bytes.is_empty() {
+            if self.header_unwritten
+                && let Some(header) = &self.contents.header
+            {
+                let mut with_header = format::to_line(&Record::Header(header.clone()));
+                with_header.extend_from_slice(&bytes);
+                bytes = with_header;
+            }
             files::append_durably(&mut self.log, &self.paths.log, &bytes)?;
+            self.header_unwritten = false;
         }
         self.unwritten_settings = SessionSettings::default();
         Ok(())
@@ -481,6 +499,7 @@ impl Session {
         // Stable: the settings record (no `seq`) stays first.
         records.sort_by_key(|r| r.seq());
         files::replace_atomically(&self.paths.log, &format::log_bytes(&header, &records))?;
+        self.header_unwritten = false;
         self.contents.header = Some(header);
         self.unwritten_settings = SessionSettings::default();
         self.note_counts_persisted();
@@ -557,6 +576,41 @@ mod tests {
         format!(
             r#"{{"type":"message","seq":{seq},"role":"user","content":"m{seq}","at":"x"{late}}}"#
         )
+    }
+
+    #[test]
+    fn a_new_log_gets_its_header_with_its_first_record_in_one_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("s.jsonl");
+        let wait = Duration::from_secs(1);
+        // Opened and left (or killed) before anything was said: the file
+        // exists, empty, and opens again as a new session.
+        let session = Session::open(dir.path(), "s", wait).unwrap();
+        assert!(session.is_new());
+        drop(session);
+        assert_eq!(std::fs::read(&log).unwrap(), b"");
+        let mut session = Session::open(dir.path(), "s", wait).unwrap();
+        assert!(session.is_new());
+        session
+            .append(Role::User, "first".into(), None, false, None)
+            .unwrap();
+        session
+            .append(Role::Assistant, "reply".into(), None, false, None)
+            .unwrap();
+        drop(session);
+        let text = std::fs::read_to_string(&log).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 3, "{text}");
+        assert!(lines[0].starts_with(r#"{"type":"header""#), "{text}");
+        let session = Session::open(dir.path(), "s", wait).unwrap();
+        assert!(!session.is_new());
+        let said: Vec<&str> = session
+            .messages()
+            .iter()
+            .map(|m| m.content.as_str())
+            .collect();
+        assert_eq!(said, ["first", "reply"]);
+        assert_eq!(session.last_seq(), 2);
     }
 
     #[test]

@@ -134,7 +134,8 @@ async fn an_https_server_whose_certificate_no_system_root_signed_is_refused() {
         stream: true,
         connect_timeout: Duration::from_secs(5),
         idle_timeout: Duration::from_secs(5),
-        max_retries: 0,
+        // Retries allowed: a refused certificate is still tried once only.
+        max_retries: 3,
         retry_base: Duration::from_millis(10),
         retry_cap: Duration::from_millis(100),
     })
@@ -149,8 +150,16 @@ async fn an_https_server_whose_certificate_no_system_root_signed_is_refused() {
         }
         other => panic!("not a transport error: {other:?}"),
     }
-    // The client, not the server, ended the handshake.
+    // The client, not the server, ended the handshake, and did not try again
+    // (every attempt had connected before the error came back).
     assert!(server.handshake().is_err(), "the handshake completed");
+    assert!(
+        server
+            .handshakes
+            .recv_timeout(Duration::from_millis(500))
+            .is_err(),
+        "a refused certificate was retried"
+    );
 }
 
 #[test]
