@@ -13,8 +13,8 @@
 #
 # Usage: bash benches/peers.sh [--install] [--rounds N]   (MEMCHAT_BIN=path: that binary, no build)
 #   --install   installs the peers into $PEERS_DIR first (default target/peers):
-#               `cargo install --locked aichat --root $PEERS_DIR/aichat` and
-#               `pip install llm` into the venv $PEERS_DIR/venv. Without it,
+#               `cargo install --locked aichat --version 0.30.0 --root $PEERS_DIR/aichat` and
+#               `pip install llm==0.36` into the venv $PEERS_DIR/venv. Without it,
 #               peers found there (or on PATH) are measured, missing ones skipped.
 # The peers are measured, never copied: nothing of theirs enters this tree.
 # Needs hyperfine, GNU time (apt-get install hyperfine time) and python3.
@@ -39,9 +39,9 @@ command -v hyperfine >/dev/null || { echo "needs hyperfine (apt-get install hype
 
 if [ "$INSTALL" = 1 ]; then
   mkdir -p "$PEERS_DIR"
-  nice -n 19 cargo install --locked aichat --root "$PEERS_DIR/aichat"
+  nice -n 19 cargo install --locked aichat --version 0.30.0 --root "$PEERS_DIR/aichat"
   python3 -m venv "$PEERS_DIR/venv"
-  "$PEERS_DIR/venv/bin/pip" install --quiet llm
+  "$PEERS_DIR/venv/bin/pip" install --quiet llm==0.36
 fi
 AICHAT="$PEERS_DIR/aichat/bin/aichat"; [ -x "$AICHAT" ] || AICHAT="$(command -v aichat || true)"
 LLM="$PEERS_DIR/venv/bin/llm"; [ -x "$LLM" ] || LLM="$(command -v llm || true)"
