@@ -13,6 +13,11 @@ MEMCHAT_TEST_DATABASE_URL (default postgres://postgres@127.0.0.1:5432/test);
 memchat's tables go in a schema of their own (memchat_bench), dropped at the
 end. Usage: python3 benches/pg_oneshot.py [ROUNDS]   (default 40);
 MEMCHAT_BENCH_BIN=PATH measures another build.
+
+MEMCHAT_BENCH_POOLER_URL=URL adds three scenarios through a connection pooler
+(PgBouncer in session mode) in front of the same server and schema: that URL
+must reach the schema memchat_bench without a search_path option (a role
+whose default search_path it is). benches/pg_pooled.sh sets this up.
 """
 import json
 import os
@@ -68,6 +73,8 @@ def main():
                XDG_CONFIG_HOME=os.path.join(work, "config"))
     file_env = dict(env, MEMCHAT_MEMORY_DIR=os.path.join(work, "mem"))
     pg_env = dict(env, MEMCHAT_STORE=URL)
+    pooler = os.environ.get("MEMCHAT_BENCH_POOLER_URL")
+    pooled_env = dict(env, MEMCHAT_STORE=pooler) if pooler else None
     try:
         admin(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE; CREATE SCHEMA {SCHEMA}")
         time.sleep(0.3)
@@ -99,6 +106,12 @@ def main():
             "file 100k": (file_env, ["-s", "big", "hello"], None),
             "pg 100k": (pg_env, ["-s", "big", "hello"], None),
         }
+        if pooled_env:
+            scenarios.update({
+                "pooled fresh": (pooled_env, ["-s", "fresh", "hello"], "fresh"),
+                "pooled none": (pooled_env, ["-s", "none", "hello"], None),
+                "pooled 100k": (pooled_env, ["-s", "big", "hello"], None),
+            })
         times = {name: [] for name in scenarios}
         # Warm-up: the page cache, the server's buffers.
         for _ in range(3):
@@ -115,14 +128,18 @@ def main():
                 memchat(args, store_env)
                 times[name].append((time.perf_counter() - started) * 1000)
         med = {name: statistics.median(t) for name, t in times.items()}
-        print(f"{'scenario':<12} {'median':>9} {'p25':>8} {'p75':>8}")
+        print(f"{'scenario':<13} {'median':>9} {'p25':>8} {'p75':>8}")
         for name, t in times.items():
             q = statistics.quantiles(t, n=4)
-            print(f"{name:<12} {med[name]:>7.2f}ms {q[0]:>6.2f}ms {q[2]:>6.2f}ms")
+            print(f"{name:<13} {med[name]:>7.2f}ms {q[0]:>6.2f}ms {q[2]:>6.2f}ms")
         print(f"PostgreSQL / file store, fresh:     {med['pg fresh'] / med['file fresh']:.2f}x (goal <= 1.5x)")
         print(f"PostgreSQL / file store, 1 turn:    {med['pg none'] / med['file none']:.2f}x")
         print(f"PostgreSQL, 100k archived / none:   {med['pg 100k'] / med['pg none']:.2f}x (goal <= 1.1x)")
         print(f"file store, 100k archived / none:   {med['file 100k'] / med['file none']:.2f}x")
+        if pooled_env:
+            print(f"pooled / file store, fresh:         {med['pooled fresh'] / med['file fresh']:.2f}x (goal <= 1.5x)")
+            print(f"pooled / file store, 1 turn:        {med['pooled none'] / med['file none']:.2f}x")
+            print(f"pooled, 100k archived / none:       {med['pooled 100k'] / med['pooled none']:.2f}x (goal <= 1.1x)")
     finally:
         server.kill()
         try:
