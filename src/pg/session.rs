@@ -177,12 +177,13 @@ struct Change {
     settings: Option<(String, Option<String>)>,
 }
 
-/// Applies `change` in one transaction, in two round trips: the statements
-/// are pipelined (sent together, answered in order) and typed (no prepare
-/// round trip each), then COMMIT once the revision check passed. The server
-/// runs them in order, so nothing runs before the lock is held; after a
-/// failure the rest fail as the transaction is aborted, and it is rolled
-/// back.
+/// Applies `change` in one transaction, in one round trip: BEGIN, the lock,
+/// the statements and COMMIT are pipelined (sent together, answered in
+/// order) and typed (no prepare round trip each). The server runs them in
+/// order, so nothing runs before the lock is held. A lost race must undo
+/// the rest, so the revision check fails with an error, not merely by
+/// matching no row ([`RACED`]): after any error the transaction is aborted,
+/// every later statement fails, and the pipelined COMMIT rolls it back.
 async fn apply(link: &mut Link, change: Change) -> Result<(), DbError> {
     let (client, f) = link.client()?;
     let begin = format!(
@@ -205,11 +206,16 @@ async fn apply(link: &mut Link, change: Change) -> Result<(), DbError> {
         (&last_seq, Type::INT8),
     ];
     let client = &*client;
-    let (begun, updated, settings, counted, archived, inserted) = futures::join!(
+    let (begun, updated, settings, counted, archived, inserted, committed) = futures::join!(
         client.batch_execute(&begin),
         client.execute_typed(
+            // The CASE tests the id first: a scan of other sessions' rows
+            // never reaches the failing branch, whatever order the planner
+            // evaluates conditions in.
             "UPDATE memchat_sessions SET revision = revision + 1, last_seq = $3, \
-             updated_at = now() WHERE id = $1 AND revision = $2",
+             updated_at = now() WHERE id = $1 AND CASE WHEN id <> $1 THEN false \
+             WHEN revision = $2 THEN true \
+             ELSE ('memchat-raced: revision ' || revision)::int = 0 END",
             &revision_check,
         ),
         async {
@@ -271,6 +277,7 @@ async fn apply(link: &mut Link, change: Change) -> Result<(), DbError> {
             }
             Some(client.execute_typed(rows::INSERT, &insert).await)
         },
+        client.batch_execute("COMMIT"),
     );
     let outcome = (|| {
         if let Err(e) = begun {
@@ -281,8 +288,18 @@ async fn apply(link: &mut Link, change: Change) -> Result<(), DbError> {
                 other => other,
             });
         }
-        if updated.map_err(|e| f.fail(e))? != 1 {
-            return Err(DbError::Raced);
+        match updated {
+            Ok(1) => {}
+            // The session is gone (deleted elsewhere): nothing matched, and
+            // nothing else could be stored for it (its records' foreign key).
+            Ok(_) => return Err(DbError::Raced),
+            Err(e)
+                if e.as_db_error()
+                    .is_some_and(|db| db.message().contains(RACED)) =>
+            {
+                return Err(DbError::Raced);
+            }
+            Err(e) => return Err(f.fail(e)),
         }
         for result in [settings, counted, archived, inserted]
             .into_iter()
@@ -293,14 +310,17 @@ async fn apply(link: &mut Link, change: Change) -> Result<(), DbError> {
         Ok(())
     })();
     match outcome {
-        Ok(()) => client.batch_execute("COMMIT").await.map_err(|e| f.fail(e)),
-        Err(e) => {
-            // Nothing of it is kept (a lost connection has rolled back).
-            let _ = client.batch_execute("ROLLBACK").await;
-            Err(e)
-        }
+        // Every statement succeeded, so the COMMIT committed them.
+        Ok(()) => committed.map_err(|e| f.fail(e)),
+        // The transaction was aborted, so the COMMIT rolled it back (or the
+        // connection is lost, and the server rolls it back).
+        Err(e) => Err(e),
     }
 }
+
+/// What the revision check's error says when another client changed the
+/// session since it was loaded.
+const RACED: &str = "memchat-raced";
 
 /// The session's revision, or `None` if it is gone.
 const REVISION: &str = "SELECT revision FROM memchat_sessions WHERE id = $1";

@@ -764,3 +764,46 @@ fn the_binary_chats_on_postgres_in_every_mode_exactly_as_on_files() {
         "compaction archived on PostgreSQL"
     );
 }
+
+/// A write on a revision another client has moved past is refused whole:
+/// the revision check fails the transaction inside its single round trip,
+/// so nothing of the write (the message, its settings, its counts) is kept.
+#[test]
+fn a_write_on_a_stale_revision_is_refused_and_leaves_nothing() {
+    let Some(db) = TestDb::new("a_write_on_a_stale_revision_is_refused") else {
+        return;
+    };
+    let store = db.store();
+    let mut first = store.open_session("s").unwrap();
+    first
+        .append(Role::User, "from the first".into(), None, false, None)
+        .unwrap();
+    // The second client loads the session after that write...
+    let other = db.store();
+    let mut second = other.open_session("s").unwrap();
+    // ...then the first writes again, and the second's view is stale.
+    first
+        .append(Role::Assistant, "reply to the first".into(), None, false, None)
+        .unwrap();
+    let wanted = SessionSettings {
+        title: Some("never stored".into()),
+        ..SessionSettings::default()
+    };
+    second.set_settings(&wanted, false).unwrap();
+    let error = second
+        .append(Role::User, "from the second".into(), None, false, None)
+        .unwrap_err();
+    assert!(
+        error.to_string().contains("changed") || error.to_string().contains("another"),
+        "{error}"
+    );
+    let stored = db.store().read("s").unwrap();
+    let said: Vec<&str> = stored.messages.iter().map(|m| m.content.as_str()).collect();
+    assert_eq!(said, ["from the first", "reply to the first"]);
+    assert_eq!(stored.settings.title, None);
+    // Only the first client's two writes moved the revision.
+    assert_eq!(
+        db.query("SELECT revision::text FROM memchat_sessions WHERE name = 's'"),
+        ["2"]
+    );
+}
