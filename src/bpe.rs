@@ -235,16 +235,23 @@ impl Bpe {
         }
     }
 
-    /// Where the first special token at or after `from` is.
+    /// Where the first special token at or after `from` is. Every special
+    /// token opens with `<|`: one scan for that, so a text of many special
+    /// tokens is read once in all, not once per token and kind.
     fn next_special(&self, text: &str, from: usize) -> Option<Range<usize>> {
-        self.specials
-            .iter()
-            .filter_map(|special| {
-                text[from..]
-                    .find(special)
-                    .map(|at| from + at..from + at + special.len())
-            })
-            .min_by_key(|range| range.start)
+        let mut at = from;
+        while let Some(found) = text[at..].find("<|") {
+            let start = at + found;
+            if let Some(special) = self
+                .specials
+                .iter()
+                .find(|s| text[start..].starts_with(**s))
+            {
+                return Some(start..start + special.len());
+            }
+            at = start + 1;
+        }
+        None
     }
 
     /// The tokens of one piece.
@@ -471,6 +478,20 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn every_special_token_opens_with_the_mark_the_search_looks_for() {
+        for special in O200K_SPECIALS.iter().chain(CL100K_SPECIALS) {
+            assert!(special.starts_with("<|"), "{special}");
+        }
+        // Many of them, and near misses, count as tiktoken counts them.
+        let text = "doc <|endoftext|>x<|<|endoftext|><|fim_middle|><|end".repeat(2_000);
+        let reference = tiktoken_rs::cl100k_base().unwrap();
+        assert_eq!(
+            Bpe::cl100k_base().count(&text),
+            reference.encode_with_special_tokens(&text).len()
+        );
     }
 
     #[test]

@@ -417,16 +417,24 @@ pub(super) fn describe_reqwest(e: &reqwest::Error) -> String {
     }
 }
 
-/// Whether the TLS handshake itself failed (a certificate no trusted root
-/// signed, a name that does not match, a protocol refused): reqwest reports
+/// Whether the TLS handshake failed for good (a certificate no trusted root
+/// signed, a name that does not match, no protocol in common): reqwest reports
 /// it as a connect error, but unlike a refused or reset connection it is the
 /// same on every attempt. rustls's error travels wrapped in `io::Error`s,
 /// whose `source()` skips what they wrap, hence `get_ref`.
 fn is_tls_failure(e: &reqwest::Error) -> bool {
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(error) = source {
-        if error.is::<rustls::Error>() {
-            return true;
+        // Only what the same server answers the same way every time: its
+        // certificate refused, or no protocol version or cipher in common.
+        // An alert from a server mid-restart is worth another try.
+        if let Some(tls) = error.downcast_ref::<rustls::Error>() {
+            return matches!(
+                tls,
+                rustls::Error::InvalidCertificate(_)
+                    | rustls::Error::NoCertificatesPresented
+                    | rustls::Error::PeerIncompatible(_)
+            );
         }
         // An `io::Error` may wrap another (hyper wraps tokio-rustls's).
         source = match error

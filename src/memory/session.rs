@@ -41,9 +41,10 @@ pub struct Session {
     /// Settings in force (in `contents.settings`) not yet on disk: written
     /// with the next append or rewrite.
     unwritten_settings: SessionSettings,
-    /// The header of a log this process created is written with the first
-    /// record, in the same write and `fdatasync`: a header alone holds
-    /// nothing of the user's, and an empty log loads as a new session.
+    /// The header of an empty log (new, or left empty by a run that stored
+    /// nothing) is written with the first record, in the same write and
+    /// `fdatasync`: a header alone holds nothing of the user's, and an empty
+    /// log loads as a new session.
     header_unwritten: bool,
 }
 
@@ -116,7 +117,10 @@ impl Session {
             if contents.last_seq > 0 {
                 header.last_seq = Some(contents.last_seq);
             }
-            if created {
+            // An empty log (new, or created by a run that stored nothing)
+            // gets its header with its first record.
+            let empty = created || log.metadata().is_ok_and(|m| m.len() == 0);
+            if empty {
                 header_unwritten = true;
             } else {
                 files::append_durably(
@@ -265,8 +269,13 @@ impl Session {
                 with_header.extend_from_slice(&bytes);
                 bytes = with_header;
             }
-            files::append_durably(&mut self.log, &self.paths.log, &bytes)?;
-            self.header_unwritten = false;
+            let appended = files::append_durably(&mut self.log, &self.paths.log, &bytes);
+            if self.header_unwritten {
+                // A failed write is cut back (the file stays empty); a failed
+                // sync leaves the bytes, header included, in the file.
+                self.header_unwritten = self.log.metadata().is_ok_and(|m| m.len() == 0);
+            }
+            appended?;
         }
         self.unwritten_settings = SessionSettings::default();
         Ok(())
@@ -585,10 +594,12 @@ mod tests {
         let wait = Duration::from_secs(1);
         // Opened and left (or killed) before anything was said: the file
         // exists, empty, and opens again as a new session.
-        let session = Session::open(dir.path(), "s", wait).unwrap();
-        assert!(session.is_new());
-        drop(session);
-        assert_eq!(std::fs::read(&log).unwrap(), b"");
+        for _ in 0..2 {
+            let session = Session::open(dir.path(), "s", wait).unwrap();
+            assert!(session.is_new());
+            drop(session);
+            assert_eq!(std::fs::read(&log).unwrap(), b"");
+        }
         let mut session = Session::open(dir.path(), "s", wait).unwrap();
         assert!(session.is_new());
         session

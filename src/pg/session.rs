@@ -206,7 +206,14 @@ async fn apply(link: &mut Link, change: Change) -> Result<(), DbError> {
         (&last_seq, Type::INT8),
     ];
     let client = &*client;
-    let (begun, updated, settings, counted, archived, inserted, committed) = futures::join!(
+    let inserted_seqs: Vec<i64> = change
+        .insert
+        .iter()
+        .filter_map(Record::seq)
+        .map(rows::seq_param)
+        .collect();
+    let inserted_count = i64::try_from(inserted_seqs.len()).unwrap_or(i64::MAX);
+    let (begun, updated, settings, counted, archived, inserted, verified, committed) = futures::join!(
         client.batch_execute(&begin),
         client.execute_typed(
             // The CASE tests the id first: a scan of other sessions' rows
@@ -277,6 +284,29 @@ async fn apply(link: &mut Link, change: Change) -> Result<(), DbError> {
             }
             Some(client.execute_typed(rows::INSERT, &insert).await)
         },
+        async {
+            // A statement that fails on the client (its parameters cannot
+            // be encoded) is never sent, so the server would commit the
+            // rest: the inserted rows are counted inside the transaction,
+            // and their absence fails it.
+            if inserted_seqs.is_empty() {
+                return None;
+            }
+            Some(
+                client
+                    .execute_typed(
+                        "SELECT CASE WHEN count(*) = $2 THEN 0 \
+                         ELSE ('memchat-incomplete: ' || count(*))::int END \
+                         FROM memchat_records WHERE session_id = $1 AND seq = ANY($3)",
+                        &[
+                            (&change.id, Type::INT8),
+                            (&inserted_count, Type::INT8),
+                            (&inserted_seqs, Type::INT8_ARRAY),
+                        ],
+                    )
+                    .await,
+            )
+        },
         client.batch_execute("COMMIT"),
     );
     let outcome = (|| {
@@ -301,7 +331,7 @@ async fn apply(link: &mut Link, change: Change) -> Result<(), DbError> {
             }
             Err(e) => return Err(f.fail(e)),
         }
-        for result in [settings, counted, archived, inserted]
+        for result in [settings, counted, archived, inserted, verified]
             .into_iter()
             .flatten()
         {

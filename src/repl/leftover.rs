@@ -185,7 +185,7 @@ pub fn drain<H: rustyline::Helper, I: rustyline::history::History>(
             }
             Err(_) => {
                 // End of input: the held keys are used up.
-                if drawn.is_empty() && std::io::stdout().is_terminal() {
+                if !direct && drawn.is_empty() && std::io::stdout().is_terminal() {
                     // Take back the empty line the editor drew and ended.
                     let _ = std::io::stdout().write_all(b"\x1b[A");
                     let _ = std::io::stdout().flush();

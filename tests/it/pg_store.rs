@@ -783,7 +783,13 @@ fn a_write_on_a_stale_revision_is_refused_and_leaves_nothing() {
     let mut second = other.open_session("s").unwrap();
     // ...then the first writes again, and the second's view is stale.
     first
-        .append(Role::Assistant, "reply to the first".into(), None, false, None)
+        .append(
+            Role::Assistant,
+            "reply to the first".into(),
+            None,
+            false,
+            None,
+        )
         .unwrap();
     let wanted = SessionSettings {
         title: Some("never stored".into()),
