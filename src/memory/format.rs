@@ -436,9 +436,14 @@ enum RecordKind {
 /// was 70% of loading an active log. `None` when the line opens otherwise
 /// (written by hand, or by another program): the general path takes it.
 fn parse_by_leading_type(text: &str) -> Option<serde_json::Result<Record>> {
-    let (_, kind) = LEADING_TYPES
+    let (prefix, kind) = LEADING_TYPES
         .iter()
         .find(|(prefix, _)| text.starts_with(prefix))?;
+    // A second `type` key (or the word in a text, quoted): the general path
+    // decides, which refuses a duplicate key as it always did.
+    if text[prefix.len()..].contains("\"type\"") {
+        return None;
+    }
     Some(match kind {
         RecordKind::Message => serde_json::from_str(text).map(Record::Message),
         RecordKind::Summary => serde_json::from_str(text).map(Record::Summary),
@@ -575,6 +580,16 @@ mod tests {
         assert!(matches!(
             parse_line(by_hand, false).unwrap(),
             Record::Message(m) if m.seq == 3
+        ));
+        // A duplicate `type` is refused, as the general path refuses it.
+        let twice =
+            br#"{"type":"message","seq":3,"role":"user","content":"hi","at":"x","type":"header"}"#;
+        assert!(matches!(parse_line(twice, false), Err(LineError::Json(_))));
+        // A quoted "type" inside a text still parses.
+        let quoted = br#"{"type":"message","seq":4,"role":"user","content":"{\"type\":1}","at":"x"}"#;
+        assert!(matches!(
+            parse_line(quoted, false).unwrap(),
+            Record::Message(m) if m.content == r#"{"type":1}"#
         ));
         // A broken line is refused on either path.
         let broken = br#"{"type":"message","seq":3,"role":"user"}"#;
