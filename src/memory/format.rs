@@ -586,7 +586,8 @@ mod tests {
             br#"{"type":"message","seq":3,"role":"user","content":"hi","at":"x","type":"header"}"#;
         assert!(matches!(parse_line(twice, false), Err(LineError::Json(_))));
         // A quoted "type" inside a text still parses.
-        let quoted = br#"{"type":"message","seq":4,"role":"user","content":"{\"type\":1}","at":"x"}"#;
+        let quoted =
+            br#"{"type":"message","seq":4,"role":"user","content":"{\"type\":1}","at":"x"}"#;
         assert!(matches!(
             parse_line(quoted, false).unwrap(),
             Record::Message(m) if m.content == r#"{"type":1}"#
