@@ -58,7 +58,9 @@ INI
 # PgBouncer will not run as root.
 USER_OPT=(); [ "$(id -u)" = 0 ] && { chown -R postgres "$WORK"; USER_OPT=(-u postgres); }
 "$PGBOUNCER" -d "${USER_OPT[@]}" "$WORK/pgbouncer.ini"
-trap 'kill "$(cat "$WORK/pgbouncer.pid" 2>/dev/null)" 2>/dev/null || true; rm -rf "$WORK"' EXIT
+# The role is a superuser of the bench's own: it goes when the bench ends.
+trap 'kill "$(cat "$WORK/pgbouncer.pid" 2>/dev/null)" 2>/dev/null || true; rm -rf "$WORK";
+      psql "$BASE" -qc "DROP ROLE IF EXISTS memchat_bench" >/dev/null 2>&1 || true' EXIT
 sleep 0.5
 
 MEMCHAT_BENCH_POOLER_URL="postgres://memchat_bench@127.0.0.1:$LISTEN/$DB?sslmode=disable" \
