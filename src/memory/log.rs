@@ -57,7 +57,7 @@ impl LogContents {
     }
 
     /// `seq` and the encoding of every count the records hold.
-    pub(super) fn counts(&self) -> impl Iterator<Item = (u64, &TokenCache)> {
+    pub fn counts(&self) -> impl Iterator<Item = (u64, &TokenCache)> {
         let system = self.system.iter().map(|m| (m.seq, m.tokens.as_ref()));
         let summary = self.summary.iter().map(|s| (s.seq, s.tokens.as_ref()));
         let messages = self.messages.iter().map(|m| (m.seq, m.tokens.as_ref()));

@@ -628,14 +628,17 @@ impl PgSession {
 
     /// Counts of stored records made since they were stored.
     fn pending_counts(&self) -> Vec<(u64, String, u32)> {
-        counts(&self.contents)
+        self.contents
+            .counts()
             .filter(|(seq, t)| self.persisted_counts.get(seq) != Some(&t.encoding))
             .map(|(seq, t)| (seq, t.encoding.clone(), t.count))
             .collect()
     }
 
     fn note_counts_persisted(&mut self) {
-        self.persisted_counts = counts(&self.contents)
+        self.persisted_counts = self
+            .contents
+            .counts()
             .map(|(seq, t)| (seq, t.encoding.clone()))
             .collect();
     }
@@ -844,15 +847,4 @@ impl Drop for PgSession {
         // closes a session and opens another must not keep it.
         let _ = self.end_turn();
     }
-}
-
-/// `seq` and count of every counted record of the active set.
-fn counts(contents: &LogContents) -> impl Iterator<Item = (u64, &TokenCache)> {
-    let system = contents.system.iter().map(|m| (m.seq, m.tokens.as_ref()));
-    let summary = contents.summary.iter().map(|s| (s.seq, s.tokens.as_ref()));
-    let messages = contents.messages.iter().map(|m| (m.seq, m.tokens.as_ref()));
-    system
-        .chain(summary)
-        .chain(messages)
-        .filter_map(|(seq, tokens)| tokens.map(|t| (seq, t)))
 }
