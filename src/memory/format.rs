@@ -413,20 +413,23 @@ pub fn parse_line(bytes: &[u8], first: bool) -> Result<Record, LineError> {
     Ok(record)
 }
 
-/// The record types whose lines memchat writes as `{"type":"<name>",…`:
-/// serde writes an internally tagged enum's tag first.
-const LEADING_TYPES: [(&str, RecordKind); 3] = [
-    ("{\"type\":\"message\",", RecordKind::Message),
-    ("{\"type\":\"summary\",", RecordKind::Summary),
-    ("{\"type\":\"settings\",", RecordKind::Settings),
-];
+/// Parses one kind of record from a whole line.
+type ParseRecord = fn(&str) -> serde_json::Result<Record>;
 
-#[derive(Clone, Copy)]
-enum RecordKind {
-    Message,
-    Summary,
-    Settings,
-}
+/// The record types whose lines memchat writes as `{"type":"<name>",…`
+/// (serde writes an internally tagged enum's tag first), each with the
+/// parser of its struct.
+const LEADING_TYPES: [(&str, ParseRecord); 3] = [
+    ("{\"type\":\"message\",", |text| {
+        serde_json::from_str(text).map(Record::Message)
+    }),
+    ("{\"type\":\"summary\",", |text| {
+        serde_json::from_str(text).map(Record::Summary)
+    }),
+    ("{\"type\":\"settings\",", |text| {
+        serde_json::from_str(text).map(Record::Settings)
+    }),
+];
 
 /// Parses a line that opens with its `type`, as every line memchat writes
 /// does, straight into that record's struct (the struct ignores the `type`
@@ -436,7 +439,7 @@ enum RecordKind {
 /// was 70% of loading an active log. `None` when the line opens otherwise
 /// (written by hand, or by another program): the general path takes it.
 fn parse_by_leading_type(text: &str) -> Option<serde_json::Result<Record>> {
-    let (prefix, kind) = LEADING_TYPES
+    let (prefix, parse) = LEADING_TYPES
         .iter()
         .find(|(prefix, _)| text.starts_with(prefix))?;
     // A second `type` key (or the word in a text, quoted): the general path
@@ -444,11 +447,7 @@ fn parse_by_leading_type(text: &str) -> Option<serde_json::Result<Record>> {
     if text[prefix.len()..].contains("\"type\"") {
         return None;
     }
-    Some(match kind {
-        RecordKind::Message => serde_json::from_str(text).map(Record::Message),
-        RecordKind::Summary => serde_json::from_str(text).map(Record::Summary),
-        RecordKind::Settings => serde_json::from_str(text).map(Record::Settings),
-    })
+    Some(parse(text))
 }
 
 /// Parses a line read by [`super::lines::Lines`]: one over the cap is
