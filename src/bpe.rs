@@ -2,12 +2,12 @@
 //! cl100k_base) over one compact table, the same counts tiktoken gives.
 //!
 //! Why not tiktoken-rs at run time: it keeps every token's bytes three
-//! times, each in an allocation of its own (44 MB resident for o200k, most
+//! times, each in an allocation of its own (46 MB resident for o200k, most
 //! of a long-running REPL's memory), and takes about 270 ms to build them.
 //! Counting needs one thing, the rank of a byte string. Here the tokens'
 //! bytes stay where `build.rs` put them (in the binary, in rank order) and
-//! one hash table of ranks indexes them: about 3 MB, built in a few
-//! milliseconds. tiktoken-rs remains the reference: `build.rs` takes the
+//! one hash table of ranks indexes them: about 6 MB resident, built in
+//! about 6 ms (BENCHMARKS.md). tiktoken-rs remains the reference: `build.rs` takes the
 //! tables from it and the tests compare every count with it.
 //!
 //! The algorithm is tiktoken's: the text is cut at special tokens (one token
@@ -327,8 +327,9 @@ impl Bpe {
         // (n for the last), `prev[s]` the previous one's.
         let mut next: Vec<usize> = (1..=n).collect();
         let mut prev: Vec<usize> = (0..n).map(|s| s.wrapping_sub(1)).collect();
-        let mut alive = vec![true; n];
-        // The rank of part `s` joined with its next part, as last computed.
+        // The rank of part `s` joined with its next part, as last computed;
+        // NO_RANK once `s` is merged into the part before it, so its heap
+        // entries are all stale.
         let mut pair = vec![NO_RANK; n];
         let mut heap = BinaryHeap::with_capacity(n);
         for s in 0..n - 1 {
@@ -346,11 +347,11 @@ impl Bpe {
             }
         };
         while let Some(std::cmp::Reverse((rank, s))) = heap.pop() {
-            if !alive[s] || pair[s] != rank {
+            if pair[s] != rank {
                 continue; // stale: this part changed since
             }
             let t = next[s];
-            alive[t] = false;
+            pair[t] = NO_RANK;
             next[s] = next[t];
             if next[s] < n {
                 prev[next[s]] = s;
