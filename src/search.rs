@@ -44,6 +44,12 @@ pub fn search(
     if terms.is_empty() {
         return Err(SearchError::NoTerms(query.to_string()));
     }
+    // A session that does not exist is a mistyped name, not "no match".
+    if let Some(name) = session
+        && !store.exists(name)?
+    {
+        return Err(StoreError::NotFound(name.to_string()).into());
+    }
     let found = store.search(&SearchQuery {
         terms: terms.clone(),
         session: session.map(str::to_string),

@@ -11,7 +11,7 @@ use memchat::recall::Mode;
 use memchat::store::{FileStore, Store};
 
 use super::pg_store::TestDb;
-use super::support::{Sandbox, text};
+use super::support::{Sandbox, StoreKind, text};
 
 #[path = "../fidelity/mod.rs"]
 mod fidelity;
@@ -290,4 +290,33 @@ fn search_and_recall_work_on_postgres() {
         2,
         "the fact and the mock's echo of it, once each: {contents:?}"
     );
+}
+
+/// `search -s NAME` with a name no session has says so (the store-error
+/// exit), on either store, instead of "no message matches".
+fn a_search_in_a_missing_session_names_it(kind: StoreKind, test: &str) {
+    let Some(sandbox) = Sandbox::on(kind, test) else {
+        return;
+    };
+    let out = sandbox.run(&["--mock", "-s", "work", "the hostname is vega"], &[], None);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = sandbox.run(&["search", "hostname", "-s", "wrok"], &[], None);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains("no session named \"wrok\""), "{stderr}");
+    assert!(!stderr.contains("no message matches"), "{stderr}");
+    // The session that exists is still searched.
+    let out = sandbox.run(&["search", "hostname", "-s", "work"], &[], None);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("vega"));
+}
+
+#[test]
+fn a_search_in_a_missing_session_names_it_on_files() {
+    a_search_in_a_missing_session_names_it(StoreKind::Files, "search_missing_files");
+}
+
+#[test]
+fn a_search_in_a_missing_session_names_it_on_postgres() {
+    a_search_in_a_missing_session_names_it(StoreKind::Postgres, "search_missing_postgres");
 }
