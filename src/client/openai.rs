@@ -410,31 +410,23 @@ pub(super) fn describe_reqwest(e: &reqwest::Error) -> String {
         last = s.to_string();
         source = s.source();
     }
-    if e.is_connect() {
+    if matches!(tls_error(e), Some(rustls::Error::InvalidMessage(_))) {
+        format!("connection failed: {last} (the server does not answer in TLS: is it http://?)")
+    } else if e.is_connect() {
         format!("connection failed: {last}")
     } else {
         last
     }
 }
 
-/// Whether the TLS handshake failed for good (a certificate no trusted root
-/// signed, a name that does not match, no protocol in common): reqwest reports
-/// it as a connect error, but unlike a refused or reset connection it is the
-/// same on every attempt. rustls's error travels wrapped in `io::Error`s,
-/// whose `source()` skips what they wrap, hence `get_ref`.
-fn is_tls_failure(e: &reqwest::Error) -> bool {
+/// rustls's error behind a reqwest error, if the TLS handshake failed.
+/// It travels wrapped in `io::Error`s, whose `source()` skips what they
+/// wrap, hence `get_ref`.
+fn tls_error(e: &reqwest::Error) -> Option<&rustls::Error> {
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(error) = source {
-        // Only what the same server answers the same way every time: its
-        // certificate refused, or no protocol version or cipher in common.
-        // An alert from a server mid-restart is worth another try.
         if let Some(tls) = error.downcast_ref::<rustls::Error>() {
-            return matches!(
-                tls,
-                rustls::Error::InvalidCertificate(_)
-                    | rustls::Error::NoCertificatesPresented
-                    | rustls::Error::PeerIncompatible(_)
-            );
+            return Some(tls);
         }
         // An `io::Error` may wrap another (hyper wraps tokio-rustls's).
         source = match error
@@ -445,7 +437,26 @@ fn is_tls_failure(e: &reqwest::Error) -> bool {
             None => error.source(),
         };
     }
-    false
+    None
+}
+
+/// Whether the TLS handshake failed for good: reqwest reports it as a
+/// connect error, but unlike a refused or reset connection it is the same on
+/// every attempt. Only what the same server answers the same way every
+/// time: its certificate refused (no trusted root signed it, the name does
+/// not match), no protocol version or cipher in common, or an answer that
+/// is no TLS at all (an `http://` server reached as `https://`). An alert
+/// from a server mid-restart is worth another try.
+fn is_tls_failure(e: &reqwest::Error) -> bool {
+    tls_error(e).is_some_and(|tls| {
+        matches!(
+            tls,
+            rustls::Error::InvalidCertificate(_)
+                | rustls::Error::NoCertificatesPresented
+                | rustls::Error::PeerIncompatible(_)
+                | rustls::Error::InvalidMessage(_)
+        )
+    })
 }
 
 /// The tower service under async-openai: one HTTP attempt per loop, retrying

@@ -201,3 +201,36 @@ fn certificates_are_read_only_for_https() {
     assert!(stderr.contains("certificate"), "{stderr}");
     assert_eq!(sandbox.records("default.jsonl")[1]["content"], "Keep me");
 }
+
+/// An `http://` server reached as `https://` answers with no TLS at all:
+/// the same every time, so it is tried once, not retried with backoff.
+#[test]
+fn a_server_that_speaks_no_tls_is_not_retried() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("https://{}/v1", listener.local_addr().unwrap());
+    let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = accepted.clone();
+    std::thread::spawn(move || {
+        for tcp in listener.incoming() {
+            let Ok(mut tcp) = tcp else { continue };
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            // What a plain HTTP server says to a TLS ClientHello.
+            let _ = tcp.write_all(b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n");
+        }
+    });
+    let sandbox = Sandbox::new();
+    let out = sandbox.run(
+        &["--base-url", &url, "--retries", "3", "Keep me"],
+        &[KEY],
+        None,
+    );
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(
+        accepted.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "{stderr}"
+    );
+    assert!(stderr.contains("is it http://?"), "{stderr}");
+    assert_eq!(sandbox.records("default.jsonl")[1]["content"], "Keep me");
+}
