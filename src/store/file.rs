@@ -37,6 +37,14 @@ impl FileStore {
     /// Before reading: refuses a memory directory that is not the user's
     /// own, and finishes an interrupted rename or delete, so a reader never
     /// sees a session split between two names.
+    /// The directory does not exist yet (nothing was ever stored): listing
+    /// and searching find nothing. Any other failure to look at it (no
+    /// permission, a file in its place) is for [`Self::ready_to_read`] to
+    /// report, not an empty store.
+    fn is_absent(&self) -> bool {
+        matches!(self.dir.symlink_metadata(), Err(e) if e.kind() == std::io::ErrorKind::NotFound)
+    }
+
     fn ready_to_read(&self, name: Option<&str>) -> Result<(), StoreError> {
         memory::files::check_dir(&self.dir)?;
         memory::pending::settle(&self.dir, name, self.lock_wait)?;
@@ -57,7 +65,7 @@ impl Store for FileStore {
     }
 
     fn list_sessions(&self) -> Result<Vec<String>, StoreError> {
-        if self.dir.symlink_metadata().is_err() {
+        if self.is_absent() {
             return Ok(Vec::new());
         }
         self.ready_to_read(None)?;
@@ -117,7 +125,7 @@ impl Store for FileStore {
     }
 
     fn search(&self, query: &SearchQuery) -> Result<Found, StoreError> {
-        if self.dir.symlink_metadata().is_err() {
+        if self.is_absent() {
             return Ok(Found::default());
         }
         self.ready_to_read(query.session.as_deref())?;

@@ -474,6 +474,49 @@ fn another_users_or_an_open_directory_is_refused_and_no_mode_is_changed() {
     );
 }
 
+/// A memory directory this user may not enter is an error for the commands
+/// that read it (`sessions`, `search`), as it is for a chat: "no sessions
+/// yet" or "no message matches" would say the conversations are gone.
+#[test]
+fn a_memory_directory_this_user_cannot_enter_is_an_error_not_an_empty_store() {
+    let test =
+        "store_safety::a_memory_directory_this_user_cannot_enter_is_an_error_not_an_empty_store";
+    if !is_root() {
+        skip(test, "needs root for a second uid (setpriv)");
+        return;
+    }
+    if !has_tool("setpriv") {
+        skip(test, "setpriv (util-linux) is missing, so no second uid");
+        return;
+    }
+    let sandbox = Sandbox::new();
+    let out = sandbox.run(&["--mock", "the redis fix uses SCAN"], &[], None);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    // The directory above it closed: the second uid cannot even look.
+    fs::set_permissions(sandbox.dir.path(), fs::Permissions::from_mode(0o700)).unwrap();
+    for args in [
+        &["sessions"][..],
+        &["search", "redis"],
+        &["search", "redis", "-s", "default"],
+    ] {
+        let out = Command::new("setpriv")
+            .args(["--reuid=nobody", "--regid=nogroup", "--clear-groups"])
+            .arg(env!("CARGO_BIN_EXE_memchat"))
+            .args(args)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", "/")
+            .env("MEMCHAT_MEMORY_DIR", sandbox.memory())
+            .current_dir("/")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(3), "{args:?}: {stderr}");
+        assert!(stderr.contains("Permission denied"), "{args:?}: {stderr}");
+    }
+}
+
 #[test]
 fn only_a_memchat_memory_directory_is_adopted_and_a_new_session_says_where() {
     let sandbox = Sandbox::new();
