@@ -7,206 +7,11 @@
 //! `initdb` these tests say that they skipped; under CI (`CI=true`, where
 //! `.ci/postgres.sh` installs the server's programs) they fail instead.
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use crate::pg_server::{Auth, Cluster, run};
 use crate::support::{Sandbox, skip, text};
-
-/// The server's programs: `MEMCHAT_PG_BIN`, else the newest of Debian's
-/// `/usr/lib/postgresql/VERSION/bin`.
-fn bin() -> Option<PathBuf> {
-    if let Some(dir) = std::env::var_os("MEMCHAT_PG_BIN") {
-        return Some(PathBuf::from(dir));
-    }
-    std::fs::read_dir("/usr/lib/postgresql")
-        .ok()?
-        .filter_map(|entry| {
-            let entry = entry.ok()?;
-            let version: u32 = entry.file_name().to_str()?.parse().ok()?;
-            Some((version, entry.path().join("bin")))
-        })
-        .filter(|(_, bin)| bin.join("initdb").exists())
-        .max()
-        .map(|(_, bin)| bin)
-}
-
-fn is_root() -> bool {
-    rustix::process::geteuid().is_root()
-}
-
-/// A command run as the cluster's owner: `postgres` when we are root (the
-/// server refuses to run as root), else ourselves.
-fn as_owner(program: &Path) -> Command {
-    if is_root() {
-        let mut command = Command::new("setpriv");
-        command
-            .args([
-                "--reuid=postgres",
-                "--regid=postgres",
-                "--init-groups",
-                "--",
-            ])
-            .arg(program);
-        command
-    } else {
-        Command::new(program)
-    }
-}
-
-fn run(mut command: Command, what: &str) {
-    let out = command.output().unwrap();
-    assert!(
-        out.status.success(),
-        "{what}: {}{}",
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-}
-
-/// A cluster of the test's own.
-struct Cluster {
-    dir: tempfile::TempDir,
-    bin: PathBuf,
-    port: u16,
-}
-
-/// How the cluster checks clients.
-enum Auth<'a> {
-    Trust,
-    Password(&'a str),
-}
-
-impl Cluster {
-    /// Starts a cluster, or `None` (said loudly) without `initdb`.
-    fn start(test: &str, auth: Auth<'_>, tls: Option<&Certificates>) -> Option<Cluster> {
-        let owner_missing = || {
-            is_root()
-                && Command::new("id")
-                    .arg("postgres")
-                    .output()
-                    .map(|o| !o.status.success())
-                    .unwrap_or(true)
-        };
-        let Some(bin) = bin().filter(|_| !owner_missing()) else {
-            let why = "PostgreSQL's initdb (or the postgres user) is not installed";
-            assert!(
-                std::env::var("CI").as_deref() != Ok("true"),
-                "{test}: {why}, under CI (.ci/postgres.sh installs them)"
-            );
-            skip(test, why);
-            return None;
-        };
-        let dir = tempfile::tempdir().unwrap();
-        let data = dir.path().join("data");
-        let mut initdb = as_owner(&bin.join("initdb"));
-        initdb
-            .args(["-D"])
-            .arg(&data)
-            .args(["-U", "postgres", "--no-sync"]);
-        match auth {
-            Auth::Trust => {
-                initdb.arg("--auth=trust");
-            }
-            Auth::Password(password) => {
-                let file = dir.path().join("pw");
-                std::fs::write(&file, password).unwrap();
-                initdb
-                    .arg("--auth=scram-sha-256")
-                    .arg(format!("--pwfile={}", file.display()));
-            }
-        }
-        if is_root() {
-            run(
-                {
-                    let mut c = Command::new("chown");
-                    c.args(["-R", "postgres:postgres"]).arg(dir.path());
-                    c
-                },
-                "chown",
-            );
-        }
-        run(initdb, "initdb");
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let mut conf = format!(
-            "port = {port}\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '{}'\n\
-             fsync = off\nmax_connections = 20\nshared_buffers = 16MB\n",
-            dir.path().display()
-        );
-        if let Some(certs) = tls {
-            for (file, name) in [
-                (&certs.server_crt, "server.crt"),
-                (&certs.server_key, "server.key"),
-            ] {
-                std::fs::copy(file, data.join(name)).unwrap();
-            }
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(
-                data.join("server.key"),
-                std::fs::Permissions::from_mode(0o600),
-            )
-            .unwrap();
-            if is_root() {
-                run(
-                    {
-                        let mut c = Command::new("chown");
-                        c.arg("postgres:postgres")
-                            .arg(data.join("server.crt"))
-                            .arg(data.join("server.key"));
-                        c
-                    },
-                    "chown the certificate",
-                );
-            }
-            conf.push_str("ssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n");
-        }
-        let mut existing = std::fs::read_to_string(data.join("postgresql.conf")).unwrap();
-        existing.push_str(&conf);
-        std::fs::write(data.join("postgresql.conf"), existing).unwrap();
-        let cluster = Cluster { dir, bin, port };
-        cluster.pg_ctl(&["start", "-w", "-t", "60"]);
-        Some(cluster)
-    }
-
-    fn pg_ctl(&self, args: &[&str]) {
-        let mut command = as_owner(&self.bin.join("pg_ctl"));
-        command
-            .arg("-D")
-            .arg(self.dir.path().join("data"))
-            .arg("-l")
-            .arg(self.dir.path().join("log"))
-            .args(args);
-        run(command, &format!("pg_ctl {args:?}"));
-    }
-
-    fn stop(&self) {
-        self.pg_ctl(&["stop", "-m", "immediate", "-w"]);
-    }
-
-    /// A URL for user `postgres` (with `password`) on host `host`.
-    fn url(&self, password: Option<&str>, host: &str, params: &str) -> String {
-        let password = password.map(|p| format!(":{p}")).unwrap_or_default();
-        format!(
-            "postgres://postgres{password}@{host}:{}/postgres{params}",
-            self.port
-        )
-    }
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        let mut command = as_owner(&self.bin.join("pg_ctl"));
-        command
-            .arg("-D")
-            .arg(self.dir.path().join("data"))
-            .args(["stop", "-m", "immediate"]);
-        let _ = command.output();
-    }
-}
 
 /// A certificate authority and a server certificate it signed for
 /// `localhost`, made with the `openssl` command; and a second, unrelated CA.
@@ -382,7 +187,11 @@ fn tls_is_verified_against_the_given_authority_and_host_name() {
     let Some(certs) = Certificates::make(test) else {
         return;
     };
-    let Some(cluster) = Cluster::start(test, Auth::Trust, Some(&certs)) else {
+    let Some(cluster) = Cluster::start(
+        test,
+        Auth::Trust,
+        Some((&certs.server_crt, &certs.server_key)),
+    ) else {
         return;
     };
     let sandbox = Sandbox::new();

@@ -4,9 +4,11 @@
 //! mid-compaction, bad credentials, a missing database, an unreachable
 //! server, no permission, a newer schema).
 //!
-//! The server is `MEMCHAT_TEST_DATABASE_URL`; each test works in a schema
-//! of its own ([`TestDb`]), dropped afterwards, so tests run in parallel and
-//! leave nothing behind. Without the variable the tests say SKIPPED.
+//! The server is `MEMCHAT_TEST_DATABASE_URL`, else a throwaway cluster
+//! ([`crate::pg_server::test_server_url`]); each test works in a schema of
+//! its own ([`TestDb`]), dropped afterwards, so tests run in parallel and
+//! leave nothing behind. Where PostgreSQL is not installed at all the tests
+//! say SKIPPED.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -17,7 +19,7 @@ use memchat::memory::{Session, StoreError};
 use memchat::pg::PgStore;
 use memchat::transfer;
 
-use crate::support::{skip, wait_until};
+use crate::support::wait_until;
 
 pub const WAIT: Duration = Duration::from_secs(5);
 
@@ -80,15 +82,9 @@ pub fn admin_query(base: &str, sql: &str) -> Vec<String> {
 }
 
 impl TestDb {
-    /// A fresh schema, or `None` (said loudly) when no server is given.
+    /// A fresh schema, or `None` (said loudly) when there is no server.
     pub fn new(test: &str) -> Option<TestDb> {
-        let Ok(base) = std::env::var("MEMCHAT_TEST_DATABASE_URL") else {
-            skip(
-                test,
-                "MEMCHAT_TEST_DATABASE_URL is not set (no PostgreSQL server)",
-            );
-            return None;
-        };
+        let base = crate::pg_server::test_server_url(test)?;
         let schema = format!(
             "memchat_test_{}_{}",
             std::process::id(),
@@ -618,9 +614,10 @@ fn connection_failures_are_one_line_store_errors_without_the_password() {
     };
     let port = config.get_ports().first().copied().unwrap_or(5432);
     let user = config.get_user().unwrap_or("postgres").to_string();
+    let dbname = config.get_dbname().unwrap_or(&user).to_string();
 
     let text = open_error(&format!(
-        "postgres://nosuchrole_memchat:topsecret@{host}:{port}/test"
+        "postgres://nosuchrole_memchat:topsecret@{host}:{port}/{dbname}"
     ));
     assert!(
         text.contains("refused the credentials of user \"nosuchrole_memchat\""),
@@ -637,7 +634,7 @@ fn connection_failures_are_one_line_store_errors_without_the_password() {
     );
 
     // This server has no TLS: `require` refuses it, `prefer` goes plain.
-    let server = format!("postgres://{user}:topsecret@{host}:{port}/test");
+    let server = format!("postgres://{user}:topsecret@{host}:{port}/{dbname}");
     let ssl: String = admin_query(&db.base, "SHOW ssl").concat();
     if ssl == "off" {
         let text = open_error(&with_param(&server, "sslmode=require"));
@@ -660,7 +657,7 @@ fn connection_failures_are_one_line_store_errors_without_the_password() {
     )
     .unwrap();
     let text = open_error(&format!(
-        "postgres://{role}:topsecret@{host}:{port}/test?options=-csearch_path%3D{}",
+        "postgres://{role}:topsecret@{host}:{port}/{dbname}?options=-csearch_path%3D{}",
         db.schema
     ));
     admin(&db.base, &format!("DROP OWNED BY {role}; DROP ROLE {role}")).unwrap();
