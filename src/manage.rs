@@ -469,7 +469,7 @@ pub fn run(management: Management, output: &Output, out: &mut dyn Write) -> anyh
     if let ManageCommand::Migrate { from, to } = &command {
         return migrate(from, to, lock_wait, out);
     }
-    let store = open_store(store.as_ref(), &memory_dir, lock_wait)?;
+    let store = open_store(store.as_ref(), &memory_dir, lock_wait, None)?;
     let store: &dyn Store = store.as_ref();
     match command {
         ManageCommand::Sessions(sizing, usage) => {
@@ -537,13 +537,21 @@ pub fn run(management: Management, output: &Output, out: &mut dyn Write) -> anyh
 /// The store chosen: PostgreSQL for a `--store` URL (connecting in the
 /// background from here on), else the memory directory. One place, for the
 /// chat and the management commands alike.
+///
+/// `first` is what a chat about to start will do first: PostgreSQL does it
+/// with its first round trip (the file store has no use for it).
 pub fn open_store(
     url: Option<&StoreUrl>,
     memory_dir: &Path,
     lock_wait: Duration,
+    first: Option<crate::pg::Prefetch>,
 ) -> Result<Arc<dyn Store>, StoreError> {
     Ok(match url {
-        Some(url) => Arc::from(crate::pg::store_impl::open_store(url.url(), lock_wait)?),
+        Some(url) => Arc::from(crate::pg::store_impl::open_store(
+            url.url(),
+            lock_wait,
+            first,
+        )?),
         None => Arc::new(FileStore::new(memory_dir, lock_wait)),
     })
 }

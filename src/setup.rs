@@ -45,7 +45,7 @@ pub fn session_to_continue(
     output: &Output,
 ) -> anyhow::Result<Option<String>> {
     let dir = config::resolve_memory_dir(flag_dir, file_dir)?;
-    let store = manage::open_store(store, &dir, config::DEFAULT_LOCK_WAIT)?;
+    let store = manage::open_store(store, &dir, config::DEFAULT_LOCK_WAIT, None)?;
     let name = store::most_recent(store.as_ref())?;
     match &name {
         Some(name) => output.info(&format!("continuing session {name:?}")),
@@ -65,9 +65,23 @@ pub fn model_for(config: &Config) -> anyhow::Result<(Box<dyn ChatModel>, TokenCo
 }
 
 /// The store the configuration names: PostgreSQL (`--store`) or the memory
-/// directory.
-pub fn open_store(config: &Config) -> Result<Arc<dyn Store>, crate::memory::StoreError> {
-    manage::open_store(config.store.as_ref(), &config.memory_dir, config.lock_wait)
+/// directory. PostgreSQL connects in the background from here on, and
+/// loads the configured session with its first round trip; with
+/// `turn_at_once` (a one-shot with nothing left to wait for) it also takes
+/// the session's turn lock in that round trip.
+pub fn open_store(
+    config: &Config,
+    turn_at_once: bool,
+) -> Result<Arc<dyn Store>, crate::memory::StoreError> {
+    manage::open_store(
+        config.store.as_ref(),
+        &config.memory_dir,
+        config.lock_wait,
+        Some(crate::pg::Prefetch {
+            session: config.session.clone(),
+            lock: turn_at_once,
+        }),
+    )
 }
 
 /// Opens (and locks) session `name` the one way every front-end does:
@@ -91,9 +105,12 @@ pub fn open_session(
 /// `config` (unless this run sets them), records what the run uses, and
 /// applies the configured system prompt through the engine (so it meets the
 /// budget).
-pub fn open_engine(config: &mut Config, output: &Output) -> anyhow::Result<Engine> {
+pub fn open_engine(
+    config: &mut Config,
+    store: Arc<dyn Store>,
+    output: &Output,
+) -> anyhow::Result<Engine> {
     let name = config.session.clone();
-    let store = open_store(config)?;
     let mut session = open_session(store.as_ref(), &name, output)?;
     adopt_settings(config, session.as_mut(), output)?;
     let (model, counter) = model_for(config)?;
@@ -125,7 +142,7 @@ fn adopt_settings(
 /// The configuration `--print-config` shows for the configured session:
 /// its recorded settings applied, read without a lock or any change.
 pub fn config_with_session(config: &mut Config) -> anyhow::Result<()> {
-    let recorded = match open_store(config)?.read_session(&config.session, false) {
+    let recorded = match open_store(config, false)?.read_session(&config.session, false) {
         Ok(contents) => contents.active.settings,
         Err(crate::memory::StoreError::NotFound(_)) => return Ok(()),
         Err(e) => return Err(e.into()),

@@ -18,6 +18,7 @@ use futures::future::LocalBoxFuture;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{Client, NoTls};
 
+use super::session::{self, Loaded};
 use super::url::StoreUrl;
 use super::{schema, tls};
 use crate::memory::StoreError;
@@ -29,6 +30,14 @@ use crate::memory::StoreError;
 pub const DEAD_CLIENT_SECS: u64 = 30;
 const SERVER_KEEPALIVES: &str = "-c tcp_keepalives_idle=10 -c tcp_keepalives_interval=5 \
                                  -c tcp_keepalives_count=3 -c tcp_user_timeout=30000";
+
+/// How long an ended turn's lock may stay held in case the process ends
+/// (and its closing connection releases it) or another job comes: an idle
+/// REPL releases it after this long.
+const RELEASE_GRACE: Duration = Duration::from_millis(5);
+
+/// The longest the end of a process waits for its connection to close.
+const CLOSE_WAIT: Duration = Duration::from_secs(2);
 
 /// A failure of the database, as memchat reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -171,6 +180,14 @@ pub struct Link {
     /// Why the connection task ended, when the server said (a terminated
     /// backend, a shutdown): the next failure reports it.
     ended: Arc<Mutex<Option<DbError>>>,
+    /// Turn locks ended but not released yet (their second keys), see
+    /// [`Link::release_later`].
+    releases: Vec<i32>,
+    /// The task that drives the connection, awaited when the process ends
+    /// so that the server gets a Terminate, not a reset connection.
+    task: Option<tokio::task::JoinHandle<()>>,
+    /// The session loaded with the schema check, for the first job.
+    prefetched: Option<Prefetched>,
 }
 
 impl Link {
@@ -188,6 +205,41 @@ impl Link {
         }
     }
 
+    /// Ends a turn lock (second key `key`) soon: released within
+    /// [`RELEASE_GRACE`], before the next job, or by the end of the
+    /// connection, whichever comes first. A process that ends right after
+    /// its turn (a one-shot) thus saves the round trip: closing the
+    /// connection releases every lock it held.
+    pub fn release_later(&mut self, key: i32) {
+        self.releases.push(key);
+    }
+
+    /// Releases the ended turn locks now.
+    async fn release_now(&mut self) {
+        let keys = std::mem::take(&mut self.releases);
+        if let Ok((client, _)) = self.client() {
+            for key in keys {
+                // A lost connection has released it already.
+                let _ = client
+                    .execute_typed(
+                        &format!("SELECT pg_advisory_unlock({}, $1)", schema::LOCK_SPACE),
+                        &[(&key, tokio_postgres::types::Type::INT4)],
+                    )
+                    .await;
+            }
+        }
+    }
+
+    /// Closes the connection the way the server expects: Terminate, then
+    /// the end of the stream (the server ends the backend and its locks at
+    /// once, and logs nothing).
+    async fn close(mut self) {
+        self.state = Err(DbError::Failed("closed".to_string()));
+        if let Some(task) = self.task.take() {
+            let _ = tokio::time::timeout(CLOSE_WAIT, task).await;
+        }
+    }
+
     /// Connects again if the connection was lost (between turns: a server
     /// restart, an idle connection dropped by a proxy). Never mid-turn: the
     /// turn's lock died with the old connection.
@@ -198,10 +250,12 @@ impl Link {
     }
 
     async fn connect(&mut self) {
-        self.state = self.try_connect().await;
+        self.state = self.try_connect(None).await;
     }
 
-    async fn try_connect(&mut self) -> Result<Client, DbError> {
+    /// Connects and checks the schema; with `prefetch`, loads that session
+    /// in the same round trip as the check.
+    async fn try_connect(&mut self, prefetch: Option<Prefetch>) -> Result<Client, DbError> {
         let mut config = self.url.config.clone();
         let options = match config.get_options() {
             Some(own) => format!("{own} {SERVER_KEEPALIVES}"),
@@ -225,7 +279,7 @@ impl Link {
                     .connect(NoTls)
                     .await
                     .map_err(|e| describe(&e, &self.url))?;
-                tokio::spawn(async move { on_end(connection.await) });
+                self.task = Some(tokio::spawn(async move { on_end(connection.await) }));
                 client
             }
             Some(connector) => {
@@ -233,16 +287,102 @@ impl Link {
                     .connect(connector)
                     .await
                     .map_err(|e| describe(&e, &self.url))?;
-                tokio::spawn(async move { on_end(connection.await) });
+                self.task = Some(tokio::spawn(async move { on_end(connection.await) }));
                 client
             }
         };
-        schema::ensure(&mut client).await.map_err(|e| match e {
+        let schema_failed = |e: schema::SchemaError| match e {
             schema::SchemaError::Db(e) => describe(&e, &self.url),
             schema::SchemaError::Newer(reason) => DbError::Failed(reason),
-        })?;
+        };
+        let Some(Prefetch {
+            session: name,
+            lock,
+        }) = prefetch
+        else {
+            schema::ensure(&mut client).await.map_err(schema_failed)?;
+            return Ok(client);
+        };
+        // The turn lock (when asked for), the schema check and the
+        // session's load in one round trip, in that order: the records are
+        // read under the lock. The load counts only if the tables were
+        // current (else it failed, or read tables about to be upgraded).
+        let failer = Failer {
+            url: self.url.clone(),
+            ended: self.ended.clone(),
+        };
+        let lock_sql = format!(
+            "SELECT pg_try_advisory_lock({}, \
+             (SELECT (id % {})::int4 FROM memchat_sessions WHERE name = $1))",
+            schema::LOCK_SPACE,
+            i32::MAX
+        );
+        let (locked, answer, loaded) = futures::join!(
+            async {
+                if !lock {
+                    return false;
+                }
+                // No such session (NULL), or no tables yet: not locked.
+                client
+                    .query_typed_one(&lock_sql, &[(&name, tokio_postgres::types::Type::TEXT)])
+                    .await
+                    .ok()
+                    .and_then(|row| row.try_get::<_, Option<bool>>(0).ok().flatten())
+                    .unwrap_or(false)
+            },
+            client.query_typed_opt(schema::VERSION_QUERY, &[]),
+            session::load_on(&client, &failer, None, &name),
+        );
+        let verdict = schema::judge(answer).map_err(schema_failed)?;
+        let current = verdict == schema::Verdict::Current;
+        // The lock is kept only with the session it was taken for, loaded.
+        let keep = locked && current && matches!(loaded, Ok(Some(_)));
+        if locked && !keep {
+            client
+                .batch_execute("SELECT pg_advisory_unlock_all()")
+                .await
+                .map_err(|e| describe(&e, &self.url))?;
+        }
+        if current {
+            self.prefetched = Some(Prefetched {
+                session: name,
+                loaded,
+                locked: keep,
+            });
+        } else {
+            schema::migrate(&mut client).await.map_err(schema_failed)?;
+        }
         Ok(client)
     }
+
+    /// What the connection's first round trip loaded for session `name`,
+    /// if that is the session asked for and nothing ran on the connection
+    /// since ([`Conn::open`]'s `prefetch`).
+    pub fn take_prefetched(&mut self, name: &str) -> Option<Prefetched> {
+        self.prefetched.take().filter(|p| p.session == name)
+    }
+}
+
+/// What a chat about to start asks the connection to do with its first
+/// round trip (see [`Conn::open`]).
+#[derive(Debug, Clone)]
+pub struct Prefetch {
+    /// The session it will open: loaded with the schema check.
+    pub session: String,
+    /// Whether its first turn starts at once (a one-shot with nothing left
+    /// to read): the turn lock is then taken in the same round trip, before
+    /// the load, and the session opens in its turn.
+    pub lock: bool,
+}
+
+/// What the first round trip found for [`Prefetch::session`].
+#[derive(Debug)]
+pub struct Prefetched {
+    session: String,
+    /// The session as [`session::load`] gives it.
+    pub loaded: Result<Option<Loaded>, DbError>,
+    /// Whether this connection holds the session's turn lock.
+    pub locked: bool,
 }
 
 type Job = Box<dyn for<'c> FnOnce(&'c mut Link) -> LocalBoxFuture<'c, ()> + Send>;
@@ -258,8 +398,22 @@ where
 #[derive(Debug)]
 pub struct Conn {
     jobs: tokio::sync::mpsc::UnboundedSender<Job>,
+    /// Says when the connection's thread has closed the connection.
+    closed: Mutex<Option<std::sync::mpsc::Receiver<()>>>,
     /// The URL, password masked, for errors.
     pub shown: String,
+}
+
+impl Drop for Conn {
+    /// Closes the connection and waits (at most [`CLOSE_WAIT`]) until it is
+    /// closed, so that the process does not end with the connection open.
+    fn drop(&mut self) {
+        let (jobs, _) = tokio::sync::mpsc::unbounded_channel();
+        drop(std::mem::replace(&mut self.jobs, jobs));
+        if let Some(closed) = self.closed.get_mut().ok().and_then(Option::take) {
+            let _ = closed.recv_timeout(CLOSE_WAIT);
+        }
+    }
 }
 
 impl std::fmt::Debug for Link {
@@ -270,8 +424,11 @@ impl std::fmt::Debug for Link {
 
 impl Conn {
     /// Starts the connection's thread, which connects at once; calls wait
-    /// for it.
-    pub fn open(url: StoreUrl) -> Result<Conn, StoreError> {
+    /// for it. With `prefetch`, the connection loads that session with its
+    /// schema check (one round trip, with the turn lock when asked), for
+    /// the first call to take ([`Link::take_prefetched`]): the session a
+    /// chat is about to open is read while the rest of start-up runs.
+    pub fn open(url: StoreUrl, prefetch: Option<Prefetch>) -> Result<Conn, StoreError> {
         let shown = url.shown.clone();
         let failed = |reason: String| StoreError::Database {
             target: shown.clone(),
@@ -282,6 +439,7 @@ impl Conn {
             .build()
             .map_err(|e| failed(format!("cannot start the connection's runtime: {e}")))?;
         let (jobs, mut queue) = tokio::sync::mpsc::unbounded_channel::<Job>();
+        let (closed_tx, closed) = std::sync::mpsc::sync_channel(1);
         std::thread::Builder::new()
             .name("memchat-pg".to_string())
             .spawn(move || {
@@ -290,18 +448,42 @@ impl Conn {
                         url: Arc::new(url),
                         state: Err(DbError::Failed("not connected yet".to_string())),
                         ended: Arc::new(Mutex::new(None)),
+                        releases: Vec::new(),
+                        task: None,
+                        prefetched: None,
                     };
-                    link.connect().await;
-                    while let Some(job) = queue.recv().await {
+                    link.state = link.try_connect(prefetch).await;
+                    loop {
+                        let next = if link.releases.is_empty() {
+                            queue.recv().await
+                        } else {
+                            tokio::select! {
+                                next = queue.recv() => next,
+                                () = tokio::time::sleep(RELEASE_GRACE) => {
+                                    link.release_now().await;
+                                    continue;
+                                }
+                            }
+                        };
+                        let Some(job) = next else { break };
+                        if !link.releases.is_empty() {
+                            link.release_now().await;
+                        }
                         job(&mut link).await;
+                        // Only the first job may use what the connection
+                        // loaded with its schema check.
+                        link.prefetched = None;
                     }
-                    // Dropping the client sends Terminate: the server ends
-                    // the backend (and any lock it held) at once.
+                    // Every handle is gone: the process is ending. Locks
+                    // not released yet go with the connection.
+                    link.close().await;
                 });
+                let _ = closed_tx.send(());
             })
             .map_err(|e| failed(format!("cannot start the connection's thread: {e}")))?;
         Ok(Conn {
             jobs,
+            closed: Mutex::new(Some(closed)),
             shown: shown.clone(),
         })
     }
@@ -322,6 +504,18 @@ impl Conn {
             }))
             .map_err(|_| stopped())?;
         answer.recv().map_err(|_| stopped())?
+    }
+
+    /// Runs `f` on the connection's thread without waiting for it, for a
+    /// step whose answer nobody needs. Jobs run in the order they were
+    /// sent, so a later [`Conn::call`] runs after it.
+    pub fn send<F>(&self, f: F) -> Result<(), DbError>
+    where
+        F: for<'c> FnOnce(&'c mut Link) -> LocalBoxFuture<'c, ()> + Send + 'static,
+    {
+        self.jobs
+            .send(job(f))
+            .map_err(|_| DbError::Failed("the connection's thread has stopped".to_string()))
     }
 
     /// [`Conn::call`] with the error as a store error for `session`.

@@ -22,6 +22,7 @@ pub mod url;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+pub use conn::Prefetch;
 use conn::{Conn, DbError, Link};
 use rows::{COLUMNS, Columns};
 use schema::LOCK_SPACE;
@@ -55,12 +56,24 @@ impl PgStore {
     /// Parses the URL and starts connecting in the background; the first
     /// call waits for the connection (and the schema check).
     pub fn open(url: &str, lock_wait: Duration) -> Result<PgStore, StoreError> {
+        PgStore::open_for(url, lock_wait, None)
+    }
+
+    /// [`PgStore::open`] for a chat about to open a session (`first`): the
+    /// connection loads it with the schema check, in the same round trip
+    /// (and takes its turn lock when asked), while the caller goes on
+    /// starting up.
+    pub fn open_for(
+        url: &str,
+        lock_wait: Duration,
+        first: Option<Prefetch>,
+    ) -> Result<PgStore, StoreError> {
         let parsed = url::parse(url).map_err(|reason| StoreError::Database {
             target: url::mask(url),
             reason,
         })?;
         Ok(PgStore {
-            conn: Arc::new(Conn::open(parsed)?),
+            conn: Arc::new(Conn::open(parsed, first)?),
             lock_wait,
         })
     }
@@ -105,14 +118,18 @@ impl PgStore {
         let owned = name.to_string();
         let created_at = format::now();
         let dotted = name.contains('.');
-        let (loaded, created) = self.run(name, move |link| {
+        let (loaded, created, locked) = self.run(name, move |link| {
             Box::pin(async move {
-                if let Some(loaded) = load(link, None, &owned).await? {
-                    return Ok((Some(loaded), false));
+                let (loaded, locked) = match link.take_prefetched(&owned) {
+                    Some(prefetched) => (prefetched.loaded?, prefetched.locked),
+                    None => (load(link, None, &owned).await?, false),
+                };
+                if let Some(loaded) = loaded {
+                    return Ok((Some(loaded), false, locked));
                 }
                 if dotted {
                     // Only sessions of earlier versions have a dot.
-                    return Ok((None, false));
+                    return Ok((None, false, false));
                 }
                 let (client, f) = link.client()?;
                 client
@@ -123,7 +140,7 @@ impl PgStore {
                     )
                     .await
                     .map_err(|e| f.fail(e))?;
-                Ok((load(link, None, &owned).await?, true))
+                Ok((load(link, None, &owned).await?, true, false))
             })
         })?;
         let Some(loaded) = loaded else {
@@ -135,6 +152,7 @@ impl PgStore {
             &loaded,
             created,
             self.lock_wait,
+            locked,
         ))
     }
 

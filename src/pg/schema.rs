@@ -92,24 +92,44 @@ impl From<tokio_postgres::Error> for SchemaError {
     }
 }
 
-/// Makes sure memchat's tables exist at [`SCHEMA_VERSION`].
-pub async fn ensure(client: &mut Client) -> Result<(), SchemaError> {
-    // Typed: one round trip, no prepare (every process asks once).
-    match client
-        .query_typed_opt("SELECT version FROM memchat_schema", &[])
-        .await
-    {
+/// The question [`ensure`] asks first: which version the tables are at.
+pub const VERSION_QUERY: &str = "SELECT version FROM memchat_schema";
+
+/// What the answer to [`VERSION_QUERY`] means.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// The tables are at [`SCHEMA_VERSION`]: ready.
+    Current,
+    /// Missing or older: [`migrate`] creates or upgrades them.
+    Migrate,
+}
+
+/// Judges the answer to [`VERSION_QUERY`]; a newer schema is an error.
+pub fn judge(
+    answer: Result<Option<tokio_postgres::Row>, tokio_postgres::Error>,
+) -> Result<Verdict, SchemaError> {
+    match answer {
         Ok(Some(row)) => {
             let version: i32 = row.try_get(0)?;
             match version.cmp(&SCHEMA_VERSION) {
-                std::cmp::Ordering::Equal => Ok(()),
+                std::cmp::Ordering::Equal => Ok(Verdict::Current),
                 std::cmp::Ordering::Greater => Err(newer(version)),
-                std::cmp::Ordering::Less => migrate(client).await,
+                std::cmp::Ordering::Less => Ok(Verdict::Migrate),
             }
         }
-        Ok(None) => migrate(client).await,
-        Err(e) if e.code() == Some(&SqlState::UNDEFINED_TABLE) => migrate(client).await,
+        Ok(None) => Ok(Verdict::Migrate),
+        Err(e) if e.code() == Some(&SqlState::UNDEFINED_TABLE) => Ok(Verdict::Migrate),
         Err(e) => Err(e.into()),
+    }
+}
+
+/// Makes sure memchat's tables exist at [`SCHEMA_VERSION`].
+pub async fn ensure(client: &mut Client) -> Result<(), SchemaError> {
+    // Typed: one round trip, no prepare (every process asks once).
+    let answer = client.query_typed_opt(VERSION_QUERY, &[]).await;
+    match judge(answer)? {
+        Verdict::Current => Ok(()),
+        Verdict::Migrate => migrate(client).await,
     }
 }
 
@@ -121,7 +141,7 @@ fn newer(version: i32) -> SchemaError {
 }
 
 /// Creates or upgrades the tables in one transaction.
-async fn migrate(client: &mut Client) -> Result<(), SchemaError> {
+pub async fn migrate(client: &mut Client) -> Result<(), SchemaError> {
     let tx = client.transaction().await?;
     tx.execute(
         &format!("SELECT pg_advisory_xact_lock({LOCK_SPACE}, 0)"),

@@ -25,7 +25,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::conn::{Conn, DbError, Link};
+use super::conn::{Conn, DbError, Failer, Link};
 use super::rows::{self, COLUMNS, Columns};
 use super::schema::LOCK_SPACE;
 use crate::memory::StoreError;
@@ -95,7 +95,17 @@ pub fn contents_of(loaded: &Loaded) -> LogContents {
 /// Loads a session's row (by id, or by name) and its active records.
 pub async fn load(link: &mut Link, id: Option<i64>, name: &str) -> Result<Option<Loaded>, DbError> {
     let (client, f) = link.client()?;
-    let client = &*client;
+    load_on(client, &f, id, name).await
+}
+
+/// [`load`] on a client not yet in a [`Link`] (the connection's first
+/// round trip, see [`super::conn`]).
+pub async fn load_on(
+    client: &tokio_postgres::Client,
+    f: &Failer,
+    id: Option<i64>,
+    name: &str,
+) -> Result<Option<Loaded>, DbError> {
     // The session's row and its records in one round trip (pipelined,
     // typed). The records are read after the row: if the session changed
     // in between, the revision read here is older than the records, and
@@ -348,6 +358,89 @@ async fn apply(link: &mut Link, change: Change) -> Result<(), DbError> {
     }
 }
 
+/// Whether [`apply_in_turn`] can store `change`: new records (and maybe the
+/// settings) and nothing else, written while this client holds the turn lock.
+fn is_plain_append(change: &Change) -> bool {
+    !change.insert.is_empty() && change.archive.is_empty() && change.counts.is_empty()
+}
+
+/// Stores a plain append ([`is_plain_append`]) made during this client's
+/// turn as one statement: the session row's revision check and bump, the
+/// settings and the new records, in the implicit transaction of a single
+/// statement (committed when the server answers, one round trip, no BEGIN
+/// or COMMIT). It is all or nothing without further checks: one statement
+/// is sent whole or not at all, and any error in it undoes all of it.
+///
+/// The turn lock is held already (so no `pg_advisory_xact_lock`: every
+/// other writer must take the lock this client holds). The lock wait still
+/// bounds a wait for the session's row (a row lock held by something that
+/// is not memchat): `set_config(..., true)` sets it for this transaction,
+/// and it is evaluated with the row's conditions, before the row is locked.
+/// The records are inserted from the updated row (`FROM rev`), so a
+/// session deleted elsewhere inserts nothing and a lost race none either.
+async fn apply_in_turn(link: &mut Link, change: Change) -> Result<(), DbError> {
+    let (client, f) = link.client()?;
+    let last_seq = rows::seq_param(change.last_seq);
+    let wait = format!("{}ms", change.wait_ms);
+    let (has_settings, settings, settings_at) = match &change.settings {
+        Some((json, at)) => (true, Some(json.as_str()), at.as_deref()),
+        None => (false, None, None),
+    };
+    let columns = Columns::new(&change.insert);
+    let mut params: Vec<(&(dyn tokio_postgres::types::ToSql + Sync), Type)> =
+        vec![(&change.id, Type::INT8), (&false, Type::BOOL)];
+    params.extend(columns.typed_params());
+    params.extend([
+        (&change.revision as _, Type::INT8),
+        (&last_seq as _, Type::INT8),
+        (&wait as _, Type::TEXT),
+        (&has_settings as _, Type::BOOL),
+        (&settings as _, Type::TEXT),
+        (&settings_at as _, Type::TEXT),
+    ]);
+    let inserted = client
+        .execute_typed(&IN_TURN_APPEND, &params)
+        .await
+        .map_err(|e| {
+            if e.as_db_error()
+                .is_some_and(|db| db.message().contains(RACED))
+            {
+                DbError::Raced
+            } else {
+                f.fail(e)
+            }
+        })?;
+    if usize::try_from(inserted).is_ok_and(|n| n == change.insert.len()) {
+        Ok(())
+    } else {
+        // The session is gone (deleted elsewhere): its row matched nothing,
+        // so nothing was inserted.
+        Err(DbError::Raced)
+    }
+}
+
+/// The statement of [`apply_in_turn`]: [`rows::INSERT`]'s `$1`..`$18`
+/// (the session's id from the updated row), then `$19` the revision this
+/// copy was loaded at, `$20` the new `last_seq`, `$21` the lock wait,
+/// `$22` whether to set the settings, `$23` their JSON, `$24` when.
+static IN_TURN_APPEND: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    let insert = rows::INSERT.replacen(
+        "SELECT $1, $2, * FROM",
+        "SELECT rev.id, $2, u.* FROM rev,",
+        1,
+    );
+    format!(
+        "WITH rev AS (UPDATE memchat_sessions SET revision = revision + 1, last_seq = $20, \
+         updated_at = now(), \
+         settings = CASE WHEN $22 THEN $23::text::jsonb ELSE settings END, \
+         settings_at = CASE WHEN $22 THEN $24 ELSE settings_at END \
+         WHERE id = $1 AND set_config('lock_timeout', $21, true) IS NOT NULL \
+         AND CASE WHEN id <> $1 THEN false WHEN revision = $19 THEN true \
+         ELSE ('{RACED}: revision ' || revision)::int = 0 END \
+         RETURNING id) {insert} AS u"
+    )
+});
+
 /// What the revision check's error says when another client changed the
 /// session since it was loaded.
 const RACED: &str = "memchat-raced";
@@ -426,11 +519,14 @@ pub struct PgSession {
 }
 
 impl PgSession {
+    /// The session as loaded; `in_turn` when its turn lock was taken with
+    /// the load (a one-shot's first round trip, see [`super::Prefetch`]).
     pub(super) fn new(
         conn: Arc<Conn>,
         loaded: &Loaded,
         is_new: bool,
         lock_wait: Duration,
+        in_turn: bool,
     ) -> PgSession {
         let mut session = PgSession {
             conn,
@@ -441,7 +537,7 @@ impl PgSession {
             notices: Vec::new(),
             is_new,
             lock_wait,
-            in_turn: false,
+            in_turn,
             persisted_counts: BTreeMap::new(),
             unwritten_settings: false,
         };
@@ -588,25 +684,22 @@ impl PgSession {
 
     /// Ends a turn: releases the lock. Harmless outside a turn; a lost
     /// connection has released it already.
+    ///
+    /// The release is not waited for: the connection sends it within a few
+    /// milliseconds, before this client's next statement, or ends the
+    /// connection (which releases it) if the process ends first
+    /// ([`super::conn::Link::release_later`]). Nothing of the turn depends
+    /// on it, and a one-shot saves the round trip at its end.
     pub fn end_turn(&mut self) -> Result<(), StoreError> {
         if !self.in_turn {
             return Ok(());
         }
         self.in_turn = false;
-        let id = self.id;
+        let key = lock_key(self.id);
         self.conn
-            .call(move |link| {
-                Box::pin(async move {
-                    let (client, f) = link.client()?;
-                    client
-                        .execute_typed(
-                            &format!("SELECT pg_advisory_unlock({LOCK_SPACE}, $1)"),
-                            &[(&lock_key(id), Type::INT4)],
-                        )
-                        .await
-                        .map_err(|e| f.fail(e))?;
-                    Ok(())
-                })
+            .send(move |link| {
+                link.release_later(key);
+                Box::pin(std::future::ready(()))
             })
             .map_err(|e| self.fail(e))
     }
@@ -659,8 +752,15 @@ impl PgSession {
             })?;
             change.settings = Some((json, self.contents.settings_at.clone()));
         }
+        let in_turn = self.in_turn && is_plain_append(&change);
         self.conn
-            .call(move |link| Box::pin(apply(link, change)))
+            .call(move |link| {
+                if in_turn {
+                    Box::pin(apply_in_turn(link, change))
+                } else {
+                    Box::pin(apply(link, change))
+                }
+            })
             .map_err(|e| self.fail(e))?;
         self.revision += 1;
         self.unwritten_settings = false;

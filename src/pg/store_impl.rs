@@ -9,9 +9,14 @@ use crate::memory::StoreError;
 use crate::memory::format::{MessageRecord, Record, SessionSettings, SummaryRecord, TokenCache};
 use crate::store::{Found, NewMessage, SearchQuery, SessionContents, SessionStore, Store};
 
-/// The store a `postgres://` setting names, connecting in the background.
-pub fn open_store(url: &str, lock_wait: std::time::Duration) -> Result<Box<dyn Store>, StoreError> {
-    Ok(Box::new(PgStore::open(url, lock_wait)?))
+/// The store a `postgres://` setting names, connecting in the background
+/// (and loading the session `first` names with the schema check).
+pub fn open_store(
+    url: &str,
+    lock_wait: std::time::Duration,
+    first: Option<super::Prefetch>,
+) -> Result<Box<dyn Store>, StoreError> {
+    Ok(Box::new(PgStore::open_for(url, lock_wait, first)?))
 }
 
 impl SessionStore for PgSession {

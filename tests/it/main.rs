@@ -31,6 +31,7 @@ mod pg_cluster;
 mod pg_migrate;
 mod pg_server;
 mod pg_store;
+mod pg_turns;
 mod presets;
 mod recall;
 mod recovery;

@@ -669,7 +669,7 @@ fn the_store_boundary_traits_work_on_postgres() {
     let Some(db) = TestDb::new("the_store_boundary_traits_work_on_postgres") else {
         return;
     };
-    let store = memchat::pg::store_impl::open_store(&db.url, WAIT).unwrap();
+    let store = memchat::pg::store_impl::open_store(&db.url, WAIT, None).unwrap();
     assert!(store.location().starts_with("postgres://"));
     let mut session = store.open_session("s").unwrap();
     assert!(session.is_new());

@@ -1,0 +1,173 @@
+//! The PostgreSQL store's short paths for a turn, against a real server:
+//! a write made in this client's turn is one statement (the revision check
+//! and the records together, all or nothing); an ended turn's lock is
+//! released without a call after it; a one-shot with all its input at hand
+//! takes the turn lock in its connection's first round trip, and still
+//! waits for (and then refuses) a session another client is using.
+
+use memchat::memory::format::{Role, SessionSettings};
+
+use crate::pg_store::{TestDb, admin_query};
+use crate::support::{Sandbox, text, wait_until};
+
+fn titled(title: &str) -> SessionSettings {
+    SessionSettings {
+        title: Some(title.to_string()),
+        ..SessionSettings::default()
+    }
+}
+
+/// The advisory locks held by this test's connections.
+fn locks_held(db: &TestDb) -> String {
+    admin_query(
+        &db.base,
+        &format!(
+            "SELECT count(*)::text FROM pg_locks WHERE locktype = 'advisory' AND pid IN \
+             (SELECT pid FROM pg_stat_activity WHERE application_name = '{}')",
+            db.schema
+        ),
+    )
+    .concat()
+}
+
+#[test]
+fn a_write_in_a_turn_checks_the_revision_and_stores_all_or_nothing() {
+    let Some(db) = TestDb::new("a_write_in_a_turn_checks_the_revision") else {
+        return;
+    };
+    let store = db.store();
+    let mut session = store.open_session("s").unwrap();
+    session.begin_turn().unwrap();
+    session.set_settings(&titled("kept"), false).unwrap();
+    session
+        .append(Role::User, "first".into(), None, false, None)
+        .unwrap();
+    let title = "SELECT coalesce(settings->>'title', '-') FROM memchat_sessions WHERE name = 's'";
+    assert_eq!(
+        db.query(title),
+        ["kept"],
+        "the settings went with the message"
+    );
+
+    // The revision moved by something other than this client (memchat
+    // never does that under another's lock; a hand-made UPDATE can): the
+    // write is refused whole, settings included.
+    db.sql("UPDATE memchat_sessions SET revision = revision + 1");
+    session
+        .set_settings(&titled("never stored"), false)
+        .unwrap();
+    let error = session
+        .append(Role::Assistant, "never stored".into(), None, false, None)
+        .unwrap_err();
+    assert!(
+        error.to_string().contains("changed by another memchat"),
+        "{error}"
+    );
+    assert_eq!(
+        db.query("SELECT content FROM memchat_records ORDER BY seq"),
+        ["first"]
+    );
+    assert_eq!(db.query(title), ["kept"]);
+    assert_eq!(
+        db.query("SELECT revision::text FROM memchat_sessions WHERE name = 's'"),
+        ["2"],
+        "one write and the UPDATE: the refused write bumped nothing"
+    );
+    session.end_turn().unwrap();
+
+    // The session deleted during a turn: the write inserts nothing.
+    let mut gone = store.open_session("t").unwrap();
+    gone.begin_turn().unwrap();
+    db.sql("DELETE FROM memchat_sessions WHERE name = 't'");
+    let error = gone
+        .append(Role::User, "to nowhere".into(), None, false, None)
+        .unwrap_err();
+    assert!(
+        error.to_string().contains("changed by another memchat"),
+        "{error}"
+    );
+    assert_eq!(
+        db.query("SELECT count(*)::text FROM memchat_records"),
+        ["1"]
+    );
+}
+
+#[test]
+fn an_ended_turn_is_released_while_the_client_sits_idle() {
+    let Some(db) = TestDb::new("an_ended_turn_is_released_while_idle") else {
+        return;
+    };
+    let store = db.store();
+    let mut session = store.open_session("s").unwrap();
+    session.begin_turn().unwrap();
+    session
+        .append(Role::User, "hello".into(), None, false, None)
+        .unwrap();
+    assert_eq!(locks_held(&db), "1");
+    session.end_turn().unwrap();
+    // No call follows (a REPL waiting for its user): the connection sends
+    // the release by itself.
+    wait_until("the ended turn's lock to be released", || {
+        locks_held(&db) == "0"
+    });
+    // The session is still open and usable.
+    session.begin_turn().unwrap();
+    session
+        .append(Role::Assistant, "hi".into(), None, false, None)
+        .unwrap();
+    session.end_turn().unwrap();
+    assert_eq!(
+        db.query("SELECT content FROM memchat_records ORDER BY seq"),
+        ["hello", "hi"]
+    );
+}
+
+#[test]
+fn a_one_shot_locks_with_its_first_round_trip_and_waits_for_a_session_in_use() {
+    let Some(db) = TestDb::new("a_one_shot_locks_with_its_first_round_trip") else {
+        return;
+    };
+    let sandbox = Sandbox::new();
+    let env = [
+        ("MEMCHAT_STORE", db.url.as_str()),
+        ("MEMCHAT_LOCK_WAIT", "1"),
+    ];
+    // stdin is /dev/null: all of the input is at hand.
+    let one_shot = |prompt: &str| sandbox.run(&["--mock", "-s", "s", prompt], &env, None);
+    let out = one_shot("first");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+
+    // Another client in its turn: the one-shot waits the lock wait, then
+    // fails clearly and stores nothing.
+    let store = db.store();
+    let mut held = store.open_session("s").unwrap();
+    held.begin_turn().unwrap();
+    let out = one_shot("second, while another client holds the turn");
+    assert!(!out.status.success());
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("in use by another memchat"), "{stderr}");
+    held.end_turn().unwrap();
+    drop(held);
+
+    let out = one_shot("third");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        db.query("SELECT content FROM memchat_records WHERE role = 'user' ORDER BY seq"),
+        ["first", "third"]
+    );
+    // Each process's lock went with its connection, and so did this
+    // client's once released.
+    wait_until("every turn lock to be released", || locks_held(&db) == "0");
+    // A piped stdin may take its time: the lock is then taken only when the
+    // turn starts, and the turn works the same.
+    let out = sandbox.run(
+        &["--mock", "-s", "s", "fourth, with"],
+        &env,
+        Some(b"an attachment on stdin"),
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        db.query("SELECT count(*)::text FROM memchat_records WHERE role = 'user'"),
+        ["3"]
+    );
+}
