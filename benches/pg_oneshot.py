@@ -45,8 +45,10 @@ def free_port():
 
 
 def memchat(args, env, check=True):
-    out = subprocess.run([BIN, *args], env=env, stdout=subprocess.DEVNULL,
-                         stderr=subprocess.PIPE, text=True)
+    # stdin is /dev/null, as for a one-shot typed at a terminal: all of the
+    # input is at hand (a pipe would make memchat wait to take the lock).
+    out = subprocess.run([BIN, *args], env=env, stdin=subprocess.DEVNULL,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     if check and out.returncode != 0:
         sys.exit(f"memchat {' '.join(args)}: exit {out.returncode}: {out.stderr}")
     return out

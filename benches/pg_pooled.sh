@@ -51,7 +51,6 @@ unix_socket_dir =
 auth_type = any
 pool_mode = session
 server_reset_query = DISCARD ALL
-ignore_startup_parameters = extra_float_digits,options
 logfile = $WORK/pgbouncer.log
 pidfile = $WORK/pgbouncer.pid
 INI

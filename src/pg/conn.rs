@@ -28,12 +28,18 @@ use crate::memory::StoreError;
 /// ones end it; unacknowledged data ends it after 30 s. A killed process's
 /// connection ends at once (its socket is closed by the kernel).
 pub const DEAD_CLIENT_SECS: u64 = 30;
-const SERVER_KEEPALIVES: &str = "-c tcp_keepalives_idle=10 -c tcp_keepalives_interval=5 \
-                                 -c tcp_keepalives_count=3 -c tcp_user_timeout=30000";
 
-/// How long an ended turn's lock may stay held in case the process ends
-/// (and its closing connection releases it) or another job comes: an idle
-/// REPL releases it after this long.
+/// The server's side of that, set with the connection's first round trip
+/// (pipelined, so it costs no round trip of its own). Not as `options` in
+/// the startup message: PgBouncer refuses a startup message with `options`
+/// unless told to ignore them, and a pooler would apply them with a round
+/// trip of its own.
+const SERVER_KEEPALIVES: &str = "SET tcp_keepalives_idle = 10; SET tcp_keepalives_interval = 5; \
+                                 SET tcp_keepalives_count = 3; SET tcp_user_timeout = 30000";
+
+/// How long an ended turn's lock may stay held in case another job comes
+/// (it is then sent with that job's statements): an idle REPL releases it
+/// after this long.
 const RELEASE_GRACE: Duration = Duration::from_millis(5);
 
 /// The longest the end of a process waits for its connection to close.
@@ -206,10 +212,9 @@ impl Link {
     }
 
     /// Ends a turn lock (second key `key`) soon: released within
-    /// [`RELEASE_GRACE`], before the next job, or by the end of the
-    /// connection, whichever comes first. A process that ends right after
-    /// its turn (a one-shot) thus saves the round trip: closing the
-    /// connection releases every lock it held.
+    /// [`RELEASE_GRACE`], or before the next job, or when the connection
+    /// closes, whichever comes first. The turn's caller does not wait for
+    /// the round trip (a REPL shows its prompt again at once).
     pub fn release_later(&mut self, key: i32) {
         self.releases.push(key);
     }
@@ -230,10 +235,16 @@ impl Link {
         }
     }
 
-    /// Closes the connection the way the server expects: Terminate, then
-    /// the end of the stream (the server ends the backend and its locks at
-    /// once, and logs nothing).
+    /// Closes the connection the way the server expects: the ended turns'
+    /// locks released, then Terminate and the end of the stream (the
+    /// server ends the backend at once and logs nothing). The locks are
+    /// released explicitly even though a backend's end releases them: a
+    /// connection pooler keeps the server connection, and one that does not
+    /// reset it for its next client would keep the lock with it.
     async fn close(mut self) {
+        if !self.releases.is_empty() {
+            self.release_now().await;
+        }
         self.state = Err(DbError::Failed("closed".to_string()));
         if let Some(task) = self.task.take() {
             let _ = tokio::time::timeout(CLOSE_WAIT, task).await;
@@ -256,12 +267,12 @@ impl Link {
     /// Connects and checks the schema; with `prefetch`, loads that session
     /// in the same round trip as the check.
     async fn try_connect(&mut self, prefetch: Option<Prefetch>) -> Result<Client, DbError> {
-        let mut config = self.url.config.clone();
-        let options = match config.get_options() {
-            Some(own) => format!("{own} {SERVER_KEEPALIVES}"),
-            None => SERVER_KEEPALIVES.to_string(),
+        let config = &self.url.config;
+        let settings = if self.url.name_it {
+            format!("SET application_name = 'memchat'; {SERVER_KEEPALIVES}")
+        } else {
+            SERVER_KEEPALIVES.to_string()
         };
-        config.options(options);
         let ended = Arc::new(Mutex::new(None));
         self.ended = ended.clone();
         let url = self.url.clone();
@@ -300,39 +311,32 @@ impl Link {
             lock,
         }) = prefetch
         else {
-            schema::ensure(&mut client).await.map_err(schema_failed)?;
+            // The settings and the schema check in one round trip.
+            let (set, answer) = futures::join!(
+                client.batch_execute(&settings),
+                client.query_typed_opt(schema::VERSION_QUERY, &[]),
+            );
+            set.map_err(|e| describe(&e, &self.url))?;
+            if schema::judge(answer).map_err(schema_failed)? == schema::Verdict::Migrate {
+                schema::migrate(&mut client).await.map_err(schema_failed)?;
+            }
             return Ok(client);
         };
-        // The turn lock (when asked for), the schema check and the
-        // session's load in one round trip, in that order: the records are
-        // read under the lock. The load counts only if the tables were
+        // The settings, the turn lock (when asked for), the schema check
+        // and the session's load in one round trip, in that order: the
+        // records are read under the lock. The load counts only if the tables were
         // current (else it failed, or read tables about to be upgraded).
         let failer = Failer {
             url: self.url.clone(),
             ended: self.ended.clone(),
         };
-        let lock_sql = format!(
-            "SELECT pg_try_advisory_lock({}, \
-             (SELECT (id % {})::int4 FROM memchat_sessions WHERE name = $1))",
-            schema::LOCK_SPACE,
-            i32::MAX
-        );
-        let (locked, answer, loaded) = futures::join!(
-            async {
-                if !lock {
-                    return false;
-                }
-                // No such session (NULL), or no tables yet: not locked.
-                client
-                    .query_typed_one(&lock_sql, &[(&name, tokio_postgres::types::Type::TEXT)])
-                    .await
-                    .ok()
-                    .and_then(|row| row.try_get::<_, Option<bool>>(0).ok().flatten())
-                    .unwrap_or(false)
-            },
+        let (set, locked, answer, loaded) = futures::join!(
+            client.batch_execute(&settings),
+            async { lock && session::try_lock_by_name(&client, &name).await },
             client.query_typed_opt(schema::VERSION_QUERY, &[]),
             session::load_on(&client, &failer, None, &name),
         );
+        set.map_err(|e| describe(&e, &self.url))?;
         let verdict = schema::judge(answer).map_err(schema_failed)?;
         let current = verdict == schema::Verdict::Current;
         // The lock is kept only with the session it was taken for, loaded.
@@ -348,6 +352,7 @@ impl Link {
                 session: name,
                 loaded,
                 locked: keep,
+                lock_wanted: lock,
             });
         } else {
             schema::migrate(&mut client).await.map_err(schema_failed)?;
@@ -383,6 +388,9 @@ pub struct Prefetched {
     pub loaded: Result<Option<Loaded>, DbError>,
     /// Whether this connection holds the session's turn lock.
     pub locked: bool,
+    /// Whether the lock was asked for ([`Prefetch::lock`]): a session that
+    /// did not exist is then locked as it is created.
+    pub lock_wanted: bool,
 }
 
 type Job = Box<dyn for<'c> FnOnce(&'c mut Link) -> LocalBoxFuture<'c, ()> + Send>;
@@ -474,8 +482,7 @@ impl Conn {
                         // loaded with its schema check.
                         link.prefetched = None;
                     }
-                    // Every handle is gone: the process is ending. Locks
-                    // not released yet go with the connection.
+                    // Every handle is gone: the process is ending.
                     link.close().await;
                 });
                 let _ = closed_tx.send(());

@@ -120,9 +120,9 @@ impl PgStore {
         let dotted = name.contains('.');
         let (loaded, created, locked) = self.run(name, move |link| {
             Box::pin(async move {
-                let (loaded, locked) = match link.take_prefetched(&owned) {
-                    Some(prefetched) => (prefetched.loaded?, prefetched.locked),
-                    None => (load(link, None, &owned).await?, false),
+                let (loaded, locked, lock_wanted) = match link.take_prefetched(&owned) {
+                    Some(p) => (p.loaded?, p.locked, p.lock_wanted),
+                    None => (load(link, None, &owned).await?, false, false),
                 };
                 if let Some(loaded) = loaded {
                     return Ok((Some(loaded), false, locked));
@@ -131,16 +131,31 @@ impl PgStore {
                     // Only sessions of earlier versions have a dot.
                     return Ok((None, false, false));
                 }
+                // Created, locked when asked (its turn starts at once) and
+                // loaded in one round trip: the statements run in order.
                 let (client, f) = link.client()?;
-                client
-                    .execute_typed(
+                let client = &*client;
+                let row: [(&(dyn tokio_postgres::types::ToSql + Sync), Type); 2] =
+                    [(&owned, Type::TEXT), (&created_at, Type::TEXT)];
+                let (inserted, locked, loaded) = futures::join!(
+                    client.execute_typed(
                         "INSERT INTO memchat_sessions (name, created_at) VALUES ($1, $2) \
                          ON CONFLICT (name) DO NOTHING",
-                        &[(&owned, Type::TEXT), (&created_at, Type::TEXT)],
-                    )
-                    .await
-                    .map_err(|e| f.fail(e))?;
-                Ok((load(link, None, &owned).await?, true, false))
+                        &row,
+                    ),
+                    async { lock_wanted && session::try_lock_by_name(client, &owned).await },
+                    session::load_on(client, &f, None, &owned),
+                );
+                inserted.map_err(|e| f.fail(e))?;
+                let loaded = loaded?;
+                if locked && loaded.is_none() {
+                    client
+                        .batch_execute("SELECT pg_advisory_unlock_all()")
+                        .await
+                        .map_err(|e| f.fail(e))?;
+                }
+                let locked = locked && loaded.is_some();
+                Ok((loaded, true, locked))
             })
         })?;
         let Some(loaded) = loaded else {

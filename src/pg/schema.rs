@@ -92,7 +92,8 @@ impl From<tokio_postgres::Error> for SchemaError {
     }
 }
 
-/// The question [`ensure`] asks first: which version the tables are at.
+/// The question the connection asks first: which version the tables are
+/// at ([`judge`] says what the answer means).
 pub const VERSION_QUERY: &str = "SELECT version FROM memchat_schema";
 
 /// What the answer to [`VERSION_QUERY`] means.
@@ -120,16 +121,6 @@ pub fn judge(
         Ok(None) => Ok(Verdict::Migrate),
         Err(e) if e.code() == Some(&SqlState::UNDEFINED_TABLE) => Ok(Verdict::Migrate),
         Err(e) => Err(e.into()),
-    }
-}
-
-/// Makes sure memchat's tables exist at [`SCHEMA_VERSION`].
-pub async fn ensure(client: &mut Client) -> Result<(), SchemaError> {
-    // Typed: one round trip, no prepare (every process asks once).
-    let answer = client.query_typed_opt(VERSION_QUERY, &[]).await;
-    match judge(answer)? {
-        Verdict::Current => Ok(()),
-        Verdict::Migrate => migrate(client).await,
     }
 }
 

@@ -163,6 +163,23 @@ pub async fn load_on(
     }))
 }
 
+/// Tries to take the turn lock of the session named `name` (by its id, as
+/// [`lock_key`] makes it). `false` when another client holds it, when no
+/// such session exists (the key is NULL), or when the tables are missing.
+pub async fn try_lock_by_name(client: &tokio_postgres::Client, name: &str) -> bool {
+    let sql = format!(
+        "SELECT pg_try_advisory_lock({LOCK_SPACE}, \
+         (SELECT (id % {})::int4 FROM memchat_sessions WHERE name = $1))",
+        i32::MAX
+    );
+    client
+        .query_typed_one(&sql, &[(&name, Type::TEXT)])
+        .await
+        .ok()
+        .and_then(|row| row.try_get::<_, Option<bool>>(0).ok().flatten())
+        .unwrap_or(false)
+}
+
 /// What [`PgSession::begin_turn`] found.
 enum Fresh {
     Same,
@@ -686,10 +703,9 @@ impl PgSession {
     /// connection has released it already.
     ///
     /// The release is not waited for: the connection sends it within a few
-    /// milliseconds, before this client's next statement, or ends the
-    /// connection (which releases it) if the process ends first
+    /// milliseconds, before this client's next statement, or as it closes
     /// ([`super::conn::Link::release_later`]). Nothing of the turn depends
-    /// on it, and a one-shot saves the round trip at its end.
+    /// on it.
     pub fn end_turn(&mut self) -> Result<(), StoreError> {
         if !self.in_turn {
             return Ok(());

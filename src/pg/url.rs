@@ -82,6 +82,9 @@ pub struct StoreUrl {
     pub roots: Roots,
     /// The URL as the user may see it: password masked.
     pub shown: String,
+    /// Whether memchat names the connection itself (the URL has no
+    /// `application_name`).
+    pub name_it: bool,
 }
 
 impl std::fmt::Debug for StoreUrl {
@@ -148,14 +151,17 @@ pub fn parse(url: &str) -> Result<StoreUrl, String> {
         config.connect_timeout(CONNECT_TIMEOUT);
     }
     config.ssl_mode(ssl.wire());
-    if config.get_application_name().is_none() {
-        config.application_name("memchat");
-    }
+    // memchat's own name for the connection is set with the first round
+    // trip (see conn.rs), not in the startup message: a pooler would send
+    // it to the server with a round trip of its own. A name in the URL is
+    // the user's, and goes in the startup message.
+    let name_it = config.get_application_name().is_none();
     // The client notices a server that vanished (the server side is set per
     // connection, see conn.rs).
     config.keepalives(true);
     config.keepalives_idle(Duration::from_secs(10));
     Ok(StoreUrl {
+        name_it,
         config,
         ssl,
         roots,

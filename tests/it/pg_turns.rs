@@ -171,3 +171,27 @@ fn a_one_shot_locks_with_its_first_round_trip_and_waits_for_a_session_in_use() {
         ["3"]
     );
 }
+
+#[test]
+fn memchat_names_its_connection_without_a_startup_option_a_pooler_would_refuse() {
+    let Some(db) = TestDb::new("memchat_names_its_connection") else {
+        return;
+    };
+    // The test's URL names the connection itself; this one leaves it to
+    // memchat, which sets it (and the server's keepalives) with its first
+    // round trip: the startup message carries no `options`, which PgBouncer
+    // refuses unless configured to ignore them.
+    let url =
+        crate::pg_store::with_param(&db.base, &format!("options=-csearch_path%3D{}", db.schema));
+    let store = memchat::pg::PgStore::open(&url, std::time::Duration::from_secs(5)).unwrap();
+    let mut session = store.open_session("s").unwrap();
+    session.begin_turn().unwrap();
+    // No other test leaves the name to memchat on this server.
+    let named = admin_query(
+        &db.base,
+        "SELECT count(*)::text FROM pg_stat_activity WHERE application_name = 'memchat' \
+         AND pid IN (SELECT pid FROM pg_locks WHERE locktype = 'advisory')",
+    );
+    assert_eq!(named, ["1"], "memchat's connection, holding the turn lock");
+    session.end_turn().unwrap();
+}
