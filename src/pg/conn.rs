@@ -330,8 +330,29 @@ impl Link {
             url: self.url.clone(),
             ended: self.ended.clone(),
         };
-        let (set, locked, answer, loaded) = futures::join!(
+        // A one-shot's session is created here too when it is new (as
+        // opening it would): its turn needs no round trip of its own.
+        let create = lock && crate::memory::validate_new_session_name(&name).is_ok();
+        let created_at = crate::memory::format::now();
+        let row: [(
+            &(dyn tokio_postgres::types::ToSql + Sync),
+            tokio_postgres::types::Type,
+        ); 2] = [
+            (&name, tokio_postgres::types::Type::TEXT),
+            (&created_at, tokio_postgres::types::Type::TEXT),
+        ];
+        let (set, created, locked, answer, loaded) = futures::join!(
             client.batch_execute(&settings),
+            async {
+                // Without the tables yet it fails: the schema check below
+                // creates them, and opening the session creates it.
+                create
+                    && client
+                        .execute_typed(session::CREATE_SESSION, &row)
+                        .await
+                        .ok()
+                        == Some(1)
+            },
             async { lock && session::try_lock_by_name(&client, &name).await },
             client.query_typed_opt(schema::VERSION_QUERY, &[]),
             session::load_on(&client, &failer, None, &name),
@@ -351,6 +372,7 @@ impl Link {
             self.prefetched = Some(Prefetched {
                 session: name,
                 loaded,
+                created,
                 locked: keep,
                 lock_wanted: lock,
             });
@@ -375,8 +397,9 @@ pub struct Prefetch {
     /// The session it will open: loaded with the schema check.
     pub session: String,
     /// Whether its first turn starts at once (a one-shot with nothing left
-    /// to read): the turn lock is then taken in the same round trip, before
-    /// the load, and the session opens in its turn.
+    /// to read): the session is then created if new and its turn lock
+    /// taken in the same round trip, before the load, and it opens in its
+    /// turn.
     pub lock: bool,
 }
 
@@ -386,6 +409,8 @@ pub struct Prefetched {
     session: String,
     /// The session as [`session::load`] gives it.
     pub loaded: Result<Option<Loaded>, DbError>,
+    /// Whether this round trip created it.
+    pub created: bool,
     /// Whether this connection holds the session's turn lock.
     pub locked: bool,
     /// Whether the lock was asked for ([`Prefetch::lock`]): a session that

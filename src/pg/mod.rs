@@ -120,12 +120,12 @@ impl PgStore {
         let dotted = name.contains('.');
         let (loaded, created, locked) = self.run(name, move |link| {
             Box::pin(async move {
-                let (loaded, locked, lock_wanted) = match link.take_prefetched(&owned) {
-                    Some(p) => (p.loaded?, p.locked, p.lock_wanted),
-                    None => (load(link, None, &owned).await?, false, false),
+                let (loaded, created, locked, lock_wanted) = match link.take_prefetched(&owned) {
+                    Some(p) => (p.loaded?, p.created, p.locked, p.lock_wanted),
+                    None => (load(link, None, &owned).await?, false, false, false),
                 };
                 if let Some(loaded) = loaded {
-                    return Ok((Some(loaded), false, locked));
+                    return Ok((Some(loaded), created, locked));
                 }
                 if dotted {
                     // Only sessions of earlier versions have a dot.
@@ -138,11 +138,7 @@ impl PgStore {
                 let row: [(&(dyn tokio_postgres::types::ToSql + Sync), Type); 2] =
                     [(&owned, Type::TEXT), (&created_at, Type::TEXT)];
                 let (inserted, locked, loaded) = futures::join!(
-                    client.execute_typed(
-                        "INSERT INTO memchat_sessions (name, created_at) VALUES ($1, $2) \
-                         ON CONFLICT (name) DO NOTHING",
-                        &row,
-                    ),
+                    client.execute_typed(session::CREATE_SESSION, &row),
                     async { lock_wanted && session::try_lock_by_name(client, &owned).await },
                     session::load_on(client, &f, None, &owned),
                 );

@@ -163,6 +163,10 @@ pub async fn load_on(
     }))
 }
 
+/// Creates session `$1` (created at `$2`) unless it exists.
+pub const CREATE_SESSION: &str = "INSERT INTO memchat_sessions (name, created_at) VALUES ($1, $2) \
+                                  ON CONFLICT (name) DO NOTHING";
+
 /// Tries to take the turn lock of the session named `name` (by its id, as
 /// [`lock_key`] makes it). `false` when another client holds it, when no
 /// such session exists (the key is NULL), or when the tables are missing.
