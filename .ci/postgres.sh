@@ -10,15 +10,16 @@
 #   trust auth; it is stopped and removed when .ci/run exits.
 #
 # In every case the server's programs (initdb, pg_ctl: Debian's postgresql,
-# which also makes the `postgres` user) and the openssl command are
-# installed if missing: tests/it/pg_cluster.rs starts clusters of its own
-# (stopped and started, password auth, TLS with a CA made by openssl) and
-# fails under CI without them.
+# which also makes the `postgres` user), the openssl command and PgBouncer
+# are installed if missing: tests/it/pg_cluster.rs starts clusters of its
+# own (stopped and started, password auth, TLS with a CA made by openssl),
+# tests/it/pg_pooler.rs a PgBouncer, and both fail under CI without them.
 
 memchat_pg_install() {
     local want=""
     ls -d /usr/lib/postgresql/*/bin >/dev/null 2>&1 || want="postgresql"
     command -v openssl >/dev/null 2>&1 || want="$want openssl"
+    [ -x /usr/sbin/pgbouncer ] || command -v pgbouncer >/dev/null 2>&1 || want="$want pgbouncer"
     [ -z "$want" ] && return 0
     if command -v apt-get >/dev/null 2>&1; then
         echo "== installing $want"

@@ -29,6 +29,7 @@ mod models;
 mod openai;
 mod pg_cluster;
 mod pg_migrate;
+mod pg_pooler;
 mod pg_server;
 mod pg_store;
 mod pg_turns;
