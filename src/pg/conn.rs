@@ -324,8 +324,9 @@ impl Link {
         };
         // The settings, the turn lock (when asked for), the schema check
         // and the session's load in one round trip, in that order: the
-        // records are read under the lock. The load counts only if the tables were
-        // current (else it failed, or read tables about to be upgraded).
+        // records are read under the lock. The load counts only if the
+        // tables were current (else it failed, or read tables about to be
+        // upgraded).
         let failer = Failer {
             url: self.url.clone(),
             ended: self.ended.clone(),
@@ -363,6 +364,8 @@ impl Link {
         // The lock is kept only with the session it was taken for, loaded.
         let keep = locked && current && matches!(loaded, Ok(Some(_)));
         if locked && !keep {
+            // The connection's first statements: this is the only lock it
+            // holds.
             client
                 .batch_execute("SELECT pg_advisory_unlock_all()")
                 .await

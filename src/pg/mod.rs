@@ -145,6 +145,9 @@ impl PgStore {
                 inserted.map_err(|e| f.fail(e))?;
                 let loaded = loaded?;
                 if locked && loaded.is_none() {
+                    // Deleted again at once by another client. This is the
+                    // connection's first job (a lock is asked for only
+                    // then), so this lock is the only one it holds.
                     client
                         .batch_execute("SELECT pg_advisory_unlock_all()")
                         .await
