@@ -76,7 +76,12 @@ pub fn exit_for_error(error: &anyhow::Error) -> Exit {
         return Exit::Success;
     }
     for cause in error.chain() {
-        if cause.is::<StoreError>() {
+        if let Some(store) = cause.downcast_ref::<StoreError>() {
+            // A name the user gave that no session may have is a usage
+            // error, whichever store found it.
+            if matches!(store, StoreError::BadName(_)) {
+                return Exit::Usage;
+            }
             return Exit::Store;
         }
         if cause.is::<UsageError>() || cause.is::<BadSessionName>() {

@@ -133,15 +133,17 @@ async fn chat(
     output: &Output,
 ) -> anyhow::Result<Exit> {
     let stdin_is_terminal = std::io::stdin().is_terminal();
-    // First, so that a PostgreSQL store connects (and loads the session)
-    // while stdin and the attachments are read. A one-shot with all its
-    // input at hand takes its turn at once, so the store may take the
-    // turn lock with that load; not when it must wait for a pipe or read
-    // files (the lock would be held meanwhile).
+    // A one-shot whose input was all at hand (read and checked below before
+    // anything is opened) takes its turn at once: a PostgreSQL store then
+    // creates and locks the session with its first round trip. Not when it
+    // reads files (the lock would be held meanwhile), and not when stdin
+    // is a pipe (then read first, however long its writer takes).
     let turn_at_once =
         !words.is_empty() && config.files.is_empty() && oneshot::input_at_hand(stdin_is_terminal);
-    let store = setup::open_store(&config, turn_at_once)?;
     let prompt = oneshot::prompt(words, stdin_is_terminal)?;
+    // Before the attachments are read, so that a PostgreSQL store connects
+    // (and loads the session) meanwhile.
+    let store = setup::open_store(&config, turn_at_once)?;
     let files = setup::read_attachments(&config.files, output)?;
     let mut engine = setup::open_engine(&mut config, store, output)?;
     setup::attach_files(&mut engine, files, output)?;

@@ -558,7 +558,6 @@ pub fn resolve(
     );
     memory::validate_session_name(&session).map_err(|e| UsageError(e.to_string()))?;
     let memory_dir = resolve_memory_dir(args.memory_dir.as_deref(), file.memory_dir.as_deref())?;
-    memory::check_session_name(&memory_dir, &session).map_err(|e| UsageError(e.to_string()))?;
     let memory_dir_source = if args.memory_dir.is_some() {
         r.flag_origin("memory_dir")
     } else if file.memory_dir.is_some() {
@@ -577,6 +576,11 @@ pub fn resolve(
         args.store.as_ref().and(store.clone()),
         file.store.as_ref().and(store),
     );
+    // Which names a new session may take depends on what the store holds;
+    // PostgreSQL checks when the session is opened.
+    if store.is_none() {
+        memory::check_session_name(&memory_dir, &session).map_err(|e| UsageError(e.to_string()))?;
+    }
     let listed_windows = listed_windows(&memory_dir);
     let listed = |model: &str| listed_window(&listed_windows, model);
     let role = r.pick("role", args.role.clone(), None);

@@ -86,7 +86,7 @@ pub enum StoreError {
          (`chmod 700` one of yours, or set --memory-dir)"
     )]
     OpenToOthers { path: PathBuf, mode: u32 },
-    #[error("{0}")]
+    #[error(transparent)]
     BadName(#[from] BadSessionName),
     #[error(
         "{path}: a record of {len} bytes is over the cap of {cap} bytes for one line; nothing \

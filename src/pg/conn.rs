@@ -242,6 +242,7 @@ impl Link {
     /// connection pooler keeps the server connection, and one that does not
     /// reset it for its next client would keep the lock with it.
     async fn close(mut self) {
+        self.forget_prefetched();
         if !self.releases.is_empty() {
             self.release_now().await;
         }
@@ -332,15 +333,19 @@ impl Link {
             ended: self.ended.clone(),
         };
         // A one-shot's session is created here too when it is new (as
-        // opening it would): its turn needs no round trip of its own.
+        // opening it would): its turn needs no round trip of its own. Both
+        // the creation and the lock happen only on tables at this memchat's
+        // schema version (they are sent before the version is known).
         let create = lock && crate::memory::validate_new_session_name(&name).is_ok();
         let created_at = crate::memory::format::now();
+        let version = schema::SCHEMA_VERSION;
         let row: [(
             &(dyn tokio_postgres::types::ToSql + Sync),
             tokio_postgres::types::Type,
-        ); 2] = [
+        ); 3] = [
             (&name, tokio_postgres::types::Type::TEXT),
             (&created_at, tokio_postgres::types::Type::TEXT),
+            (&version, tokio_postgres::types::Type::INT4),
         ];
         let (set, created, locked, answer, loaded) = futures::join!(
             client.batch_execute(&settings),
@@ -349,40 +354,60 @@ impl Link {
                 // creates them, and opening the session creates it.
                 create
                     && client
-                        .execute_typed(session::CREATE_SESSION, &row)
+                        .execute_typed(session::CREATE_SESSION_IF_CURRENT, &row)
                         .await
                         .ok()
                         == Some(1)
             },
-            async { lock && session::try_lock_by_name(&client, &name).await },
+            async { lock && session::try_lock_by_name(&client, &name, Some(version)).await },
             client.query_typed_opt(schema::VERSION_QUERY, &[]),
             session::load_on(&client, &failer, None, &name),
         );
-        set.map_err(|e| describe(&e, &self.url))?;
-        let verdict = schema::judge(answer).map_err(schema_failed)?;
-        let current = verdict == schema::Verdict::Current;
-        // The lock is kept only with the session it was taken for, loaded.
+        let verdict = set
+            .map_err(|e| describe(&e, &self.url))
+            .and_then(|()| schema::judge(answer).map_err(schema_failed));
+        // The lock is kept only with the session it was taken for, loaded
+        // from current tables.
+        let current = matches!(verdict, Ok(schema::Verdict::Current));
         let keep = locked && current && matches!(loaded, Ok(Some(_)));
         if locked && !keep {
             // The connection's first statements: this is the only lock it
-            // holds.
+            // holds. Released before any error is returned, as the
+            // connection may go back to a pooler.
             client
                 .batch_execute("SELECT pg_advisory_unlock_all()")
                 .await
                 .map_err(|e| describe(&e, &self.url))?;
         }
-        if current {
-            self.prefetched = Some(Prefetched {
-                session: name,
-                loaded,
-                created,
-                locked: keep,
-                lock_wanted: lock,
-            });
-        } else {
-            schema::migrate(&mut client).await.map_err(schema_failed)?;
+        match verdict? {
+            schema::Verdict::Current => {
+                self.prefetched = Some(Prefetched {
+                    session: name,
+                    loaded,
+                    created,
+                    locked: keep,
+                    lock_wanted: lock,
+                });
+            }
+            schema::Verdict::Migrate => {
+                schema::migrate(&mut client).await.map_err(schema_failed)?;
+            }
         }
         Ok(client)
+    }
+
+    /// Drops what the first round trip loaded if nothing took it (the
+    /// session was never opened: an error came first), releasing the turn
+    /// lock it holds.
+    fn forget_prefetched(&mut self) {
+        if let Some(Prefetched {
+            locked: true,
+            loaded: Ok(Some(loaded)),
+            ..
+        }) = self.prefetched.take()
+        {
+            self.releases.push(session::lock_key(loaded.id));
+        }
     }
 
     /// What the connection's first round trip loaded for session `name`,
@@ -508,7 +533,7 @@ impl Conn {
                         job(&mut link).await;
                         // Only the first job may use what the connection
                         // loaded with its schema check.
-                        link.prefetched = None;
+                        link.forget_prefetched();
                     }
                     // Every handle is gone: the process is ending.
                     link.close().await;

@@ -139,10 +139,11 @@ impl PgStore {
                     [(&owned, Type::TEXT), (&created_at, Type::TEXT)];
                 let (inserted, locked, loaded) = futures::join!(
                     client.execute_typed(session::CREATE_SESSION, &row),
-                    async { lock_wanted && session::try_lock_by_name(client, &owned).await },
+                    async { lock_wanted && session::try_lock_by_name(client, &owned, None).await },
                     session::load_on(client, &f, None, &owned),
                 );
-                inserted.map_err(|e| f.fail(e))?;
+                // Another client may have created it first.
+                let created = inserted.map_err(|e| f.fail(e))? == 1;
                 let loaded = loaded?;
                 if locked && loaded.is_none() {
                     // Deleted again at once by another client. This is the
@@ -154,7 +155,7 @@ impl PgStore {
                         .map_err(|e| f.fail(e))?;
                 }
                 let locked = locked && loaded.is_some();
-                Ok((loaded, true, locked))
+                Ok((loaded, created, locked))
             })
         })?;
         let Some(loaded) = loaded else {

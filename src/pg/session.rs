@@ -167,17 +167,31 @@ pub async fn load_on(
 pub const CREATE_SESSION: &str = "INSERT INTO memchat_sessions (name, created_at) VALUES ($1, $2) \
                                   ON CONFLICT (name) DO NOTHING";
 
+/// [`CREATE_SESSION`] only if the tables are at schema version `$3`: for a
+/// round trip sent before the version is known.
+pub const CREATE_SESSION_IF_CURRENT: &str = "INSERT INTO memchat_sessions (name, created_at) \
+     SELECT $1, $2 WHERE (SELECT version FROM memchat_schema) = $3 \
+     ON CONFLICT (name) DO NOTHING";
+
 /// Tries to take the turn lock of the session named `name` (by its id, as
-/// [`lock_key`] makes it). `false` when another client holds it, when no
-/// such session exists (the key is NULL), or when the tables are missing.
-pub async fn try_lock_by_name(client: &tokio_postgres::Client, name: &str) -> bool {
+/// [`lock_key`] makes it); with `only_at`, only if the tables are at that
+/// schema version (for a round trip sent before the version is known).
+/// `false` when another client holds it, when no such session exists (the
+/// key is NULL), or when the tables are missing or at another version.
+pub async fn try_lock_by_name(
+    client: &tokio_postgres::Client,
+    name: &str,
+    only_at: Option<i32>,
+) -> bool {
     let sql = format!(
         "SELECT pg_try_advisory_lock({LOCK_SPACE}, \
-         (SELECT (id % {})::int4 FROM memchat_sessions WHERE name = $1))",
+         (SELECT (id % {})::int4 FROM memchat_sessions WHERE name = $1 \
+         AND (SELECT version FROM memchat_schema) = coalesce($2, \
+         (SELECT version FROM memchat_schema))))",
         i32::MAX
     );
     client
-        .query_typed_one(&sql, &[(&name, Type::TEXT)])
+        .query_typed_one(&sql, &[(&name, Type::TEXT), (&only_at, Type::INT4)])
         .await
         .ok()
         .and_then(|row| row.try_get::<_, Option<bool>>(0).ok().flatten())

@@ -217,3 +217,36 @@ fn a_pooler_that_keeps_its_server_connections_as_they_are_gets_no_lock_with_them
     );
     assert!(out.status.success(), "{}", text(&out.stderr));
 }
+
+#[test]
+fn a_lock_taken_with_the_first_round_trip_is_released_if_no_session_takes_it() {
+    let test = "pg_pooler::a_lock_taken_with_the_first_round_trip";
+    let Some(db) = TestDb::new(test) else {
+        return;
+    };
+    let Some(pooler) = Pooler::start(test, &db, "") else {
+        return;
+    };
+    let url = pooler.url(&dbname(&db));
+    let sandbox = Sandbox::new();
+    let env = [("MEMCHAT_STORE", url.as_str())];
+    let out = sandbox.run(&["--mock", "-s", "s", "make it"], &env, None);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let wait = Duration::from_secs(2);
+    let first = || memchat::pg::Prefetch {
+        session: "s".to_string(),
+        lock: true,
+    };
+    // Another call came first: the lock goes once it has run.
+    let store = memchat::pg::PgStore::open_for(&url, wait, Some(first())).unwrap();
+    store.check().unwrap();
+    wait_until("the unused lock to be released", || {
+        pooled_locks(&db, &pooler.role) == "0"
+    });
+    drop(store);
+    // Nothing came at all: the lock goes as the connection closes.
+    let store = memchat::pg::PgStore::open_for(&url, wait, Some(first())).unwrap();
+    drop(store);
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(pooled_locks(&db, &pooler.role), "0");
+}

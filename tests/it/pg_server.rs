@@ -86,6 +86,19 @@ pub enum Auth<'a> {
 impl Cluster {
     /// Starts a cluster, or `None` (said loudly) without `initdb`.
     pub fn start(test: &str, auth: Auth<'_>, tls: Option<(&Path, &Path)>) -> Option<Cluster> {
+        Cluster::start_watched(test, auth, tls, false).map(|(cluster, _)| cluster)
+    }
+
+    /// [`Cluster::start`]; with `watch`, also a watcher that stops and
+    /// removes the cluster when this process ends
+    /// ([`stop_when_this_process_ends`]), started as soon as its directory
+    /// exists so that a kill during `initdb` or the start leaves nothing.
+    fn start_watched(
+        test: &str,
+        auth: Auth<'_>,
+        tls: Option<(&Path, &Path)>,
+        watch: bool,
+    ) -> Option<(Cluster, Option<Child>)> {
         let owner_missing = || {
             is_root()
                 && Command::new("id")
@@ -104,6 +117,7 @@ impl Cluster {
             return None;
         };
         let dir = tempfile::tempdir().unwrap();
+        let watcher = watch.then(|| stop_when_this_process_ends(dir.path(), &bin));
         let data = dir.path().join("data");
         let mut initdb = as_owner(&bin.join("initdb"));
         initdb
@@ -172,7 +186,7 @@ impl Cluster {
         std::fs::write(data.join("postgresql.conf"), existing).unwrap();
         let cluster = Cluster { dir, bin, port };
         cluster.pg_ctl(&["start", "-w", "-t", "60"]);
-        Some(cluster)
+        Some((cluster, watcher))
     }
 
     pub fn pg_ctl(&self, args: &[&str]) {
@@ -220,8 +234,12 @@ pub fn test_server_url(test: &str) -> Option<String> {
         return Some(url);
     }
     let shared = SHARED.get_or_init(|| {
-        let cluster = Cluster::start("the shared throwaway PostgreSQL cluster", Auth::Trust, None)?;
-        let watcher = cluster.stop_when_this_process_ends();
+        let (cluster, watcher) = Cluster::start_watched(
+            "the shared throwaway PostgreSQL cluster",
+            Auth::Trust,
+            None,
+            true,
+        )?;
         Some(SharedCluster {
             cluster,
             _watcher: watcher,
@@ -242,59 +260,61 @@ pub fn test_server_url(test: &str) -> Option<String> {
 
 /// The cluster shared by the suites when no server is given. A static is
 /// never dropped, so the cluster is stopped and removed by a watcher
-/// process instead ([`Cluster::stop_when_this_process_ends`]).
+/// process instead ([`stop_when_this_process_ends`]).
 struct SharedCluster {
     cluster: Cluster,
     /// The watcher, holding the write end of its stdin: closed by the
     /// kernel when this process ends, however it ends (a panic, ^C, SIGKILL).
-    _watcher: Child,
+    _watcher: Option<Child>,
 }
 
 static SHARED: OnceLock<Option<SharedCluster>> = OnceLock::new();
 
-impl Cluster {
-    /// Starts a watcher that waits for the end of its stdin, then stops the
-    /// cluster and removes its directory; returns it with its stdin open. The watcher
-    /// runs in a process group of its own so that a ^C to the tests does
-    /// not kill it before it has cleaned up (`pg_ctl` puts the server in a
-    /// session of its own for the same reason). The pipe is close-on-exec,
-    /// so memchat processes started by the tests never hold it open.
-    fn stop_when_this_process_ends(&self) -> Child {
-        let mut stop = vec![];
-        if is_root() {
-            stop.extend(
-                [
-                    "setpriv",
-                    "--reuid=postgres",
-                    "--regid=postgres",
-                    "--init-groups",
-                    "--",
-                ]
-                .map(PathBuf::from),
-            );
-        }
-        stop.push(self.bin.join("pg_ctl"));
-        stop.extend(["-D", "data", "stop", "-m", "immediate"].map(PathBuf::from));
-        let mut watcher = Command::new("sh")
-            .arg("-c")
-            .arg("cat >/dev/null; \"$@\"; cd /; rm -rf \"$MEMCHAT_CLUSTER_DIR\"")
-            .arg("memchat-cluster-watcher")
-            .args(&stop)
-            .env("MEMCHAT_CLUSTER_DIR", self.dir.path())
-            .current_dir(self.dir.path())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .process_group(0)
-            .spawn()
-            .unwrap();
-        // Proves the pipe works before the tests rely on it.
-        watcher
-            .stdin
-            .as_mut()
-            .unwrap()
-            .write_all(b"started\n")
-            .unwrap();
-        watcher
+/// Starts a watcher that waits for the end of its stdin, then stops the
+/// cluster in `dir` (if its server was started) and removes `dir`; returns
+/// it with its stdin open. The watcher runs in a process group of its own
+/// so that a ^C to the tests does not kill it before it has cleaned up
+/// (`pg_ctl` puts the server in a session of its own for the same reason).
+/// The pipe is close-on-exec, so memchat processes started by the tests
+/// never hold it open.
+fn stop_when_this_process_ends(dir: &Path, bin: &Path) -> Child {
+    let mut stop = vec![];
+    if is_root() {
+        stop.extend(
+            [
+                "setpriv",
+                "--reuid=postgres",
+                "--regid=postgres",
+                "--init-groups",
+                "--",
+            ]
+            .map(PathBuf::from),
+        );
     }
+    stop.push(bin.join("pg_ctl"));
+    stop.extend(["-D", "data", "stop", "-m", "immediate"].map(PathBuf::from));
+    let mut watcher = Command::new("sh")
+        .arg("-c")
+        .arg(
+            "cat >/dev/null; if [ -f data/postmaster.pid ]; then \"$@\"; fi; \
+             cd /; rm -rf \"$MEMCHAT_CLUSTER_DIR\"",
+        )
+        .arg("memchat-cluster-watcher")
+        .args(&stop)
+        .env("MEMCHAT_CLUSTER_DIR", dir)
+        .current_dir(dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    // Proves the pipe works before the tests rely on it.
+    watcher
+        .stdin
+        .as_mut()
+        .unwrap()
+        .write_all(b"started\n")
+        .unwrap();
+    watcher
 }

@@ -195,3 +195,74 @@ fn memchat_names_its_connection_without_a_startup_option_a_pooler_would_refuse()
     assert_eq!(named, ["1"], "memchat's connection, holding the turn lock");
     session.end_turn().unwrap();
 }
+
+#[test]
+fn a_one_shot_refused_before_its_turn_leaves_no_session_and_no_lock() {
+    let Some(db) = TestDb::new("a_one_shot_refused_before_its_turn") else {
+        return;
+    };
+    let sandbox = Sandbox::new();
+    let env = [
+        ("MEMCHAT_STORE", db.url.as_str()),
+        ("MEMCHAT_LOCK_WAIT", "1"),
+    ];
+    // stdin a file that is not UTF-8: refused before the store is opened.
+    let bad = sandbox.dir.path().join("bad.txt");
+    std::fs::write(&bad, b"\xff\n").unwrap();
+    let mut command = sandbox.command(&["--mock", "-s", "badin", "hi"]);
+    command.envs(env).stdin(std::fs::File::open(&bad).unwrap());
+    let out = command.output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("not UTF-8"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = sandbox.run(&["--mock", "-s", "first", "hello"], &env, None);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        db.query("SELECT name FROM memchat_sessions ORDER BY name"),
+        ["first"],
+        "the refused one-shot created nothing"
+    );
+
+    // Tables of a newer memchat: refused, nothing written, nothing locked.
+    db.sql("UPDATE memchat_schema SET version = version + 1");
+    let out = sandbox.run(&["--mock", "-s", "newer", "hello"], &env, None);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("newer"), "{}", text(&out.stderr));
+    let out = sandbox.run(&["--mock", "-s", "first", "again"], &env, None);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    assert_eq!(
+        db.query("SELECT name FROM memchat_sessions ORDER BY name"),
+        ["first"]
+    );
+    assert_eq!(
+        db.query("SELECT count(*)::text FROM memchat_records"),
+        ["2"]
+    );
+    wait_until("no lock left", || locks_held(&db) == "0");
+}
+
+#[test]
+fn a_session_of_an_earlier_version_with_a_dot_opens_on_postgres() {
+    let Some(db) = TestDb::new("a_session_with_a_dot_opens_on_postgres") else {
+        return;
+    };
+    let sandbox = Sandbox::new();
+    let env = [("MEMCHAT_STORE", db.url.as_str())];
+    let out = sandbox.run(&["--mock", "-s", "first", "hello"], &env, None);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    // Only earlier versions made names with a dot; they still open.
+    db.sql("INSERT INTO memchat_sessions (name, created_at) VALUES ('old.dot', '2025-01-01T00:00:00Z')");
+    let out = sandbox.run(&["--mock", "-s", "old.dot", "hello there"], &env, None);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    // A new one may not have one.
+    let out = sandbox.run(&["--mock", "-s", "new.dot", "hello"], &env, None);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("'.'"), "{}", text(&out.stderr));
+    assert_eq!(
+        db.query("SELECT name FROM memchat_sessions ORDER BY name"),
+        ["first", "old.dot"]
+    );
+}
