@@ -212,7 +212,7 @@ impl Link {
     }
 
     /// Ends a turn lock (second key `key`) soon: released within
-    /// [`RELEASE_GRACE`], or before the next job, or when the connection
+    /// `RELEASE_GRACE`, or before the next job, or when the connection
     /// closes, whichever comes first. The turn's caller does not wait for
     /// the round trip (a REPL shows its prompt again at once).
     pub fn release_later(&mut self, key: i32) {
@@ -466,7 +466,7 @@ pub struct Conn {
 }
 
 impl Drop for Conn {
-    /// Closes the connection and waits (at most [`CLOSE_WAIT`]) until it is
+    /// Closes the connection and waits (at most `CLOSE_WAIT`) until it is
     /// closed, so that the process does not end with the connection open.
     fn drop(&mut self) {
         let (jobs, _) = tokio::sync::mpsc::unbounded_channel();

@@ -4,7 +4,8 @@
 //! `url.rs` reads the store URL (and masks its password); `tls.rs` is
 //! rustls for `sslmode`; `conn.rs` the one connection per process, on its
 //! own thread, and every error in one line; `schema.rs` the versioned
-//! tables; `rows.rs` records to rows and back; `session.rs` one open
+//! tables; `rows.rs` records to rows and back; `write.rs` how one change
+//! is stored, all or nothing; `session.rs` one open
 //! session and the lock rule; this file the store-wide operations
 //! (list, read, import, rename, delete); `store_impl.rs` the store
 //! boundary's traits ([`crate::store`]) for both.
@@ -18,6 +19,7 @@ pub mod session;
 pub mod store_impl;
 pub mod tls;
 pub mod url;
+pub mod write;
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};

@@ -13,21 +13,28 @@
 //! and a client whose machine vanished loses it within
 //! [`super::conn::DEAD_CLIENT_SECS`] (the server's keepalives).
 //!
-//! Every write, in a turn or not, is one transaction that takes the same
-//! lock for itself (`pg_advisory_xact_lock`, so it waits for another
-//! client's turn), checks that the session's `revision` is still the one
-//! this copy was loaded at, and bumps it. A write from a stale copy is
-//! refused and nothing of it is stored; the `(session, seq)` key refuses a
-//! `seq` given twice whatever happens. Two clients therefore never
+//! Every write is all or nothing ([`super::write`]) and checks that the
+//! session's `revision` is still the one this copy was loaded at, and bumps
+//! it. A write outside a turn takes the same lock for itself
+//! (`pg_advisory_xact_lock`, so it waits for another client's turn); a
+//! write in this client's turn holds it already. A write from a stale copy
+//! is refused and nothing of it is stored; the `(session, seq)` key refuses
+//! a `seq` given twice whatever happens. Two clients therefore never
 //! interleave, and neither loses a message.
+//!
+//! A one-shot may open its session in its turn: the connection's first
+//! round trip took the lock with the load ([`super::Prefetch`]). An ended
+//! turn's lock is released without the caller waiting
+//! ([`super::conn::Link::release_later`]).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use super::conn::{Conn, DbError, Failer, Link};
-use super::rows::{self, COLUMNS, Columns};
+use super::rows::{self, COLUMNS};
 use super::schema::LOCK_SPACE;
+use super::write::{Change, apply, apply_in_turn, is_plain_append};
 use crate::memory::StoreError;
 use crate::memory::format::{
     self, Header, MessageRecord, Record, Role, SessionSettings, SummaryRecord, TokenCache,
@@ -204,281 +211,6 @@ enum Fresh {
     Reloaded(Loaded),
     Gone,
 }
-
-/// What one write changes; applied in one transaction by [`apply`].
-#[derive(Debug, Default)]
-struct Change {
-    id: i64,
-    revision: i64,
-    last_seq: u64,
-    wait_ms: u64,
-    /// Records moved from the active set to the archive.
-    archive: Vec<u64>,
-    /// New active records.
-    insert: Vec<Record>,
-    /// Counts made after their records were stored: (seq, encoding, count).
-    counts: Vec<(u64, String, u32)>,
-    /// New settings in force (JSON) and when they were set.
-    settings: Option<(String, Option<String>)>,
-}
-
-/// Applies `change` in one transaction, in one round trip: BEGIN, the lock,
-/// the statements and COMMIT are pipelined (sent together, answered in
-/// order) and typed (no prepare round trip each). The server runs them in
-/// order, so nothing runs before the lock is held. A lost race must undo
-/// the rest, so the revision check fails with an error, not merely by
-/// matching no row ([`RACED`]): after any error the transaction is aborted,
-/// every later statement fails, and the pipelined COMMIT rolls it back.
-async fn apply(link: &mut Link, change: Change) -> Result<(), DbError> {
-    let (client, f) = link.client()?;
-    let begin = format!(
-        "BEGIN; SET LOCAL lock_timeout = {}; SELECT pg_advisory_xact_lock({LOCK_SPACE}, {})",
-        change.wait_ms,
-        lock_key(change.id)
-    );
-    let last_seq = rows::seq_param(change.last_seq);
-    let count_seqs: Vec<i64> = change.counts.iter().map(|c| rows::seq_param(c.0)).collect();
-    let encodings: Vec<&str> = change.counts.iter().map(|c| c.1.as_str()).collect();
-    let counts: Vec<i64> = change.counts.iter().map(|c| i64::from(c.2)).collect();
-    let archive: Vec<i64> = change.archive.iter().map(|&s| rows::seq_param(s)).collect();
-    let columns = Columns::new(&change.insert);
-    let mut insert: Vec<(&(dyn tokio_postgres::types::ToSql + Sync), Type)> =
-        vec![(&change.id, Type::INT8), (&false, Type::BOOL)];
-    insert.extend(columns.typed_params());
-    let revision_check: [(&(dyn tokio_postgres::types::ToSql + Sync), Type); 3] = [
-        (&change.id, Type::INT8),
-        (&change.revision, Type::INT8),
-        (&last_seq, Type::INT8),
-    ];
-    let client = &*client;
-    let inserted_seqs: Vec<i64> = change
-        .insert
-        .iter()
-        .filter_map(Record::seq)
-        .map(rows::seq_param)
-        .collect();
-    let inserted_count = i64::try_from(inserted_seqs.len()).unwrap_or(i64::MAX);
-    let (begun, updated, settings, counted, archived, inserted, verified, committed) = futures::join!(
-        client.batch_execute(&begin),
-        client.execute_typed(
-            // The CASE tests the id first: a scan of other sessions' rows
-            // never reaches the failing branch, whatever order the planner
-            // evaluates conditions in.
-            "UPDATE memchat_sessions SET revision = revision + 1, last_seq = $3, \
-             updated_at = now() WHERE id = $1 AND CASE WHEN id <> $1 THEN false \
-             WHEN revision = $2 THEN true \
-             ELSE ('memchat-raced: revision ' || revision)::int = 0 END",
-            &revision_check,
-        ),
-        async {
-            match &change.settings {
-                Some((json, at)) => Some(
-                    client
-                        .execute_typed(
-                            "UPDATE memchat_sessions SET settings = $2::text::jsonb, \
-                             settings_at = $3 WHERE id = $1",
-                            &[
-                                (&change.id, Type::INT8),
-                                (json, Type::TEXT),
-                                (at, Type::TEXT),
-                            ],
-                        )
-                        .await,
-                ),
-                None => None,
-            }
-        },
-        async {
-            if count_seqs.is_empty() {
-                return None;
-            }
-            Some(
-                client
-                    .execute_typed(
-                        "UPDATE memchat_records r SET tokens_encoding = u.encoding, \
-                         tokens_count = u.count \
-                         FROM unnest($2::bigint[], $3::text[], $4::bigint[]) AS u(seq, encoding, count) \
-                         WHERE r.session_id = $1 AND r.seq = u.seq",
-                        &[
-                            (&change.id, Type::INT8),
-                            (&count_seqs, Type::INT8_ARRAY),
-                            (&encodings, Type::TEXT_ARRAY),
-                            (&counts, Type::INT8_ARRAY),
-                        ],
-                    )
-                    .await,
-            )
-        },
-        async {
-            if archive.is_empty() {
-                return None;
-            }
-            Some(
-                client
-                    .execute_typed(
-                        "UPDATE memchat_records SET archived = true \
-                         WHERE session_id = $1 AND seq = ANY($2) AND NOT archived",
-                        &[(&change.id, Type::INT8), (&archive, Type::INT8_ARRAY)],
-                    )
-                    .await,
-            )
-        },
-        async {
-            if columns.is_empty() {
-                return None;
-            }
-            Some(client.execute_typed(rows::INSERT, &insert).await)
-        },
-        async {
-            // A statement that fails on the client (its parameters cannot
-            // be encoded) is never sent, so the server would commit the
-            // rest: the inserted rows are counted inside the transaction,
-            // and their absence fails it.
-            if inserted_seqs.is_empty() {
-                return None;
-            }
-            Some(
-                client
-                    .execute_typed(
-                        "SELECT CASE WHEN count(*) = $2 THEN 0 \
-                         ELSE ('memchat-incomplete: ' || count(*))::int END \
-                         FROM memchat_records WHERE session_id = $1 AND seq = ANY($3)",
-                        &[
-                            (&change.id, Type::INT8),
-                            (&inserted_count, Type::INT8),
-                            (&inserted_seqs, Type::INT8_ARRAY),
-                        ],
-                    )
-                    .await,
-            )
-        },
-        client.batch_execute("COMMIT"),
-    );
-    let outcome = (|| {
-        if let Err(e) = begun {
-            return Err(match f.fail(e) {
-                DbError::Locked { .. } => DbError::Locked {
-                    waited_secs: change.wait_ms / 1000,
-                },
-                other => other,
-            });
-        }
-        match updated {
-            Ok(1) => {}
-            // The session is gone (deleted elsewhere): nothing matched, and
-            // nothing else could be stored for it (its records' foreign key).
-            Ok(_) => return Err(DbError::Raced),
-            Err(e)
-                if e.as_db_error()
-                    .is_some_and(|db| db.message().contains(RACED)) =>
-            {
-                return Err(DbError::Raced);
-            }
-            Err(e) => return Err(f.fail(e)),
-        }
-        for result in [settings, counted, archived, inserted, verified]
-            .into_iter()
-            .flatten()
-        {
-            result.map_err(|e| f.fail(e))?;
-        }
-        Ok(())
-    })();
-    match outcome {
-        // Every statement succeeded, so the COMMIT committed them.
-        Ok(()) => committed.map_err(|e| f.fail(e)),
-        // The transaction was aborted, so the COMMIT rolled it back (or the
-        // connection is lost, and the server rolls it back).
-        Err(e) => Err(e),
-    }
-}
-
-/// Whether [`apply_in_turn`] can store `change`: new records (and maybe the
-/// settings) and nothing else, written while this client holds the turn lock.
-fn is_plain_append(change: &Change) -> bool {
-    !change.insert.is_empty() && change.archive.is_empty() && change.counts.is_empty()
-}
-
-/// Stores a plain append ([`is_plain_append`]) made during this client's
-/// turn as one statement: the session row's revision check and bump, the
-/// settings and the new records, in the implicit transaction of a single
-/// statement (committed when the server answers, one round trip, no BEGIN
-/// or COMMIT). It is all or nothing without further checks: one statement
-/// is sent whole or not at all, and any error in it undoes all of it.
-///
-/// The turn lock is held already (so no `pg_advisory_xact_lock`: every
-/// other writer must take the lock this client holds). The lock wait still
-/// bounds a wait for the session's row (a row lock held by something that
-/// is not memchat): `set_config(..., true)` sets it for this transaction,
-/// and it is evaluated with the row's conditions, before the row is locked.
-/// The records are inserted from the updated row (`FROM rev`), so a
-/// session deleted elsewhere inserts nothing and a lost race none either.
-async fn apply_in_turn(link: &mut Link, change: Change) -> Result<(), DbError> {
-    let (client, f) = link.client()?;
-    let last_seq = rows::seq_param(change.last_seq);
-    let wait = format!("{}ms", change.wait_ms);
-    let (has_settings, settings, settings_at) = match &change.settings {
-        Some((json, at)) => (true, Some(json.as_str()), at.as_deref()),
-        None => (false, None, None),
-    };
-    let columns = Columns::new(&change.insert);
-    let mut params: Vec<(&(dyn tokio_postgres::types::ToSql + Sync), Type)> =
-        vec![(&change.id, Type::INT8), (&false, Type::BOOL)];
-    params.extend(columns.typed_params());
-    params.extend([
-        (&change.revision as _, Type::INT8),
-        (&last_seq as _, Type::INT8),
-        (&wait as _, Type::TEXT),
-        (&has_settings as _, Type::BOOL),
-        (&settings as _, Type::TEXT),
-        (&settings_at as _, Type::TEXT),
-    ]);
-    let inserted = client
-        .execute_typed(&IN_TURN_APPEND, &params)
-        .await
-        .map_err(|e| {
-            if e.as_db_error()
-                .is_some_and(|db| db.message().contains(RACED))
-            {
-                DbError::Raced
-            } else {
-                f.fail(e)
-            }
-        })?;
-    if usize::try_from(inserted).is_ok_and(|n| n == change.insert.len()) {
-        Ok(())
-    } else {
-        // The session is gone (deleted elsewhere): its row matched nothing,
-        // so nothing was inserted.
-        Err(DbError::Raced)
-    }
-}
-
-/// The statement of [`apply_in_turn`]: [`rows::INSERT`]'s `$1`..`$18`
-/// (the session's id from the updated row), then `$19` the revision this
-/// copy was loaded at, `$20` the new `last_seq`, `$21` the lock wait,
-/// `$22` whether to set the settings, `$23` their JSON, `$24` when.
-static IN_TURN_APPEND: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-    let insert = rows::INSERT.replacen(
-        "SELECT $1, $2, * FROM",
-        "SELECT rev.id, $2, u.* FROM rev,",
-        1,
-    );
-    format!(
-        "WITH rev AS (UPDATE memchat_sessions SET revision = revision + 1, last_seq = $20, \
-         updated_at = now(), \
-         settings = CASE WHEN $22 THEN $23::text::jsonb ELSE settings END, \
-         settings_at = CASE WHEN $22 THEN $24 ELSE settings_at END \
-         WHERE id = $1 AND set_config('lock_timeout', $21, true) IS NOT NULL \
-         AND CASE WHEN id <> $1 THEN false WHEN revision = $19 THEN true \
-         ELSE ('{RACED}: revision ' || revision)::int = 0 END \
-         RETURNING id) {insert} AS u"
-    )
-});
-
-/// What the revision check's error says when another client changed the
-/// session since it was loaded.
-const RACED: &str = "memchat-raced";
 
 /// The session's revision, or `None` if it is gone.
 const REVISION: &str = "SELECT revision FROM memchat_sessions WHERE id = $1";
