@@ -45,8 +45,7 @@ def free_port():
 
 
 def memchat(args, env, check=True):
-    # stdin is /dev/null, as for a one-shot typed at a terminal: all of the
-    # input is at hand (a pipe would make memchat wait to take the lock).
+    # stdin is /dev/null, as for a one-shot typed at a terminal.
     out = subprocess.run([BIN, *args], env=env, stdin=subprocess.DEVNULL,
                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     if check and out.returncode != 0:

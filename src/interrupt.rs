@@ -184,7 +184,10 @@ fn watch_signals(
             {
                 // Nothing is being saved: end now, as the signal itself
                 // would have, but with the shell's status. Every write is
-                // already durable; the lock dies with the process. The
+                // already durable; the lock dies with the process (the file
+                // lock at once, a PostgreSQL turn lock with the connection,
+                // or behind a pooler with the pooler's reset of it, which the
+                // README requires for the same reason as for SIGKILL). The
                 // terminal gets its modes back (the line editor may hold it
                 // raw).
                 crate::typeahead::restore_terminal();

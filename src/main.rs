@@ -133,13 +133,12 @@ async fn chat(
     output: &Output,
 ) -> anyhow::Result<Exit> {
     let stdin_is_terminal = std::io::stdin().is_terminal();
-    // A one-shot whose input was all at hand (read and checked below before
-    // anything is opened) takes its turn at once: a PostgreSQL store then
-    // creates and locks the session with its first round trip. Not when it
-    // reads files (the lock would be held meanwhile), and not when stdin
-    // is a pipe (then read first, however long its writer takes).
-    let turn_at_once =
-        !words.is_empty() && config.files.is_empty() && oneshot::input_at_hand(stdin_is_terminal);
+    // A one-shot's prompt (with what stdin holds) is read and checked before
+    // anything is opened: it then takes its turn at once, so a PostgreSQL
+    // store creates and locks the session with its first round trip. Not
+    // when it attaches files (read after the store opens, the lock would be
+    // held meanwhile).
+    let turn_at_once = !words.is_empty() && config.files.is_empty();
     let prompt = oneshot::prompt(words, stdin_is_terminal)?;
     // Before the attachments are read, so that a PostgreSQL store connects
     // (and loads the session) meanwhile.

@@ -42,21 +42,6 @@ pub fn prompt(words: &[String], stdin_is_terminal: bool) -> anyhow::Result<Optio
     Ok(Some(prompt))
 }
 
-/// Whether reading what stdin holds cannot wait on anyone: a terminal (a
-/// one-shot does not read it), a file or a device such as `/dev/null`;
-/// not a pipe or a socket, whose writer may take its time.
-pub fn input_at_hand(stdin_is_terminal: bool) -> bool {
-    if stdin_is_terminal {
-        return true;
-    }
-    rustix::fs::fstat(std::io::stdin()).is_ok_and(|stat| {
-        matches!(
-            rustix::fs::FileType::from_raw_mode(stat.st_mode),
-            rustix::fs::FileType::RegularFile | rustix::fs::FileType::CharacterDevice
-        )
-    })
-}
-
 /// All of stdin, which must be UTF-8 text and fit in one message.
 fn read_stdin() -> anyhow::Result<String> {
     let cap = crate::memory::format::MAX_CONTENT_BYTES;

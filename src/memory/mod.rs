@@ -161,13 +161,19 @@ pub fn validate_session_name(name: &str) -> Result<(), BadSessionName> {
 pub fn check_session_name(dir: &Path, name: &str) -> Result<(), BadSessionName> {
     validate_session_name(name)?;
     if name.contains('.') && !SessionPaths::new(dir, name).exists() {
-        return Err(BadSessionName {
-            name: name.to_string(),
-            why: "a new session's name cannot contain '.' (earlier versions allowed it; such \
-                  sessions still open)",
-        });
+        return Err(new_name_with_a_dot(name));
     }
     Ok(())
+}
+
+/// The refusal of a new session named `name`, which has a dot, said the same
+/// way by both stores.
+pub fn new_name_with_a_dot(name: &str) -> BadSessionName {
+    BadSessionName {
+        name: name.to_string(),
+        why: "a new session's name cannot contain '.' (earlier versions allowed it; such \
+              sessions still open)",
+    }
 }
 
 /// Checks the name of a session about to be created (rename target, import).

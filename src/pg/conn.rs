@@ -38,8 +38,8 @@ const SERVER_KEEPALIVES: &str = "SET tcp_keepalives_idle = 10; SET tcp_keepalive
                                  SET tcp_keepalives_count = 3; SET tcp_user_timeout = 30000";
 
 /// How long an ended turn's lock may stay held in case another job comes
-/// (it is then sent with that job's statements): an idle REPL releases it
-/// after this long.
+/// (it is then released just before that job runs): an idle REPL releases
+/// it after this long.
 const RELEASE_GRACE: Duration = Duration::from_millis(5);
 
 /// The longest the end of a process waits for its connection to close.
@@ -414,7 +414,15 @@ impl Link {
     /// if that is the session asked for and nothing ran on the connection
     /// since ([`Conn::open`]'s `prefetch`).
     pub fn take_prefetched(&mut self, name: &str) -> Option<Prefetched> {
-        self.prefetched.take().filter(|p| p.session == name)
+        match self.prefetched.take() {
+            Some(p) if p.session == name => Some(p),
+            // Another session: left for the end of the job, which releases
+            // its lock ([`Link::forget_prefetched`]).
+            other => {
+                self.prefetched = other;
+                None
+            }
+        }
     }
 }
 

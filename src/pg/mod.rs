@@ -145,23 +145,27 @@ impl PgStore {
                     session::load_on(client, &f, None, &owned),
                 );
                 // Another client may have created it first.
-                let created = inserted.map_err(|e| f.fail(e))? == 1;
-                let loaded = loaded?;
-                if locked && loaded.is_none() {
-                    // Deleted again at once by another client. This is the
-                    // connection's first job (a lock is asked for only
-                    // then), so this lock is the only one it holds.
+                let created = inserted.map(|n| n == 1);
+                // The lock is kept only with the session, created (or found)
+                // and loaded; else released before any error returns (the
+                // connection may go back to a pooler). This is the
+                // connection's first job (a lock is asked for only then),
+                // so this lock is the only one it holds.
+                let keep = locked && created.is_ok() && matches!(loaded, Ok(Some(_)));
+                if locked && !keep {
                     client
                         .batch_execute("SELECT pg_advisory_unlock_all()")
                         .await
                         .map_err(|e| f.fail(e))?;
                 }
-                let locked = locked && loaded.is_some();
-                Ok((loaded, created, locked))
+                let created = created.map_err(|e| f.fail(e))?;
+                Ok((loaded?, created, keep))
             })
         })?;
         let Some(loaded) = loaded else {
-            validate_new_session_name(name)?;
+            if dotted {
+                return Err(crate::memory::new_name_with_a_dot(name).into());
+            }
             return Err(StoreError::NotFound(name.to_string()));
         };
         Ok(PgSession::new(

@@ -44,7 +44,10 @@ use crate::memory::session::LogContents;
 use tokio_postgres::types::Type;
 
 /// The second key of a session's advisory lock (ids past 2^31 share keys,
-/// which only makes two sessions wait for each other).
+/// which only makes two sessions wait for each other). SQL that takes the
+/// lock by name computes it as `(id % 2147483647)::int4`
+/// ([`try_lock_by_name`]): the same for the positive ids a `bigserial`
+/// gives.
 pub fn lock_key(id: i64) -> i32 {
     i32::try_from(id.rem_euclid(i64::from(i32::MAX))).unwrap_or(0)
 }
@@ -709,8 +712,8 @@ impl PgSession {
 
 impl Drop for PgSession {
     fn drop(&mut self) {
-        // The lock would go with the connection at exit anyway; a REPL that
-        // closes a session and opens another must not keep it.
+        // A REPL that closes a session and opens another must not keep its
+        // lock; at exit the connection releases it before it closes.
         let _ = self.end_turn();
     }
 }

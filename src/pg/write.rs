@@ -287,3 +287,19 @@ static IN_TURN_APPEND: std::sync::LazyLock<String> = std::sync::LazyLock::new(||
 /// What the revision check's error says when another client changed the
 /// session since it was loaded.
 pub const RACED: &str = "memchat-raced";
+
+#[cfg(test)]
+mod tests {
+    use super::IN_TURN_APPEND;
+
+    /// The records must come from the updated session row (`FROM rev`): a
+    /// session deleted elsewhere then inserts nothing (a race), instead of
+    /// failing on the foreign key. The statement is made from
+    /// `rows::INSERT` by a replacement that would silently do nothing if
+    /// that text changed.
+    #[test]
+    fn the_in_turn_append_inserts_from_the_updated_row() {
+        assert!(IN_TURN_APPEND.contains("SELECT rev.id, $2, u.* FROM rev, unnest("));
+        assert!(!IN_TURN_APPEND.contains("SELECT $1, $2, *"));
+    }
+}

@@ -1,8 +1,8 @@
 //! The PostgreSQL store's short paths for a turn, against a real server:
 //! a write made in this client's turn is one statement (the revision check
 //! and the records together, all or nothing); an ended turn's lock is
-//! released without a call after it; a one-shot with all its input at hand
-//! takes the turn lock in its connection's first round trip, and still
+//! released without a call after it; a one-shot takes the turn lock in its
+//! connection's first round trip (after reading its prompt), and still
 //! waits for (and then refuses) a session another client is using.
 
 use memchat::memory::format::{Role, SessionSettings};
@@ -132,7 +132,6 @@ fn a_one_shot_locks_with_its_first_round_trip_and_waits_for_a_session_in_use() {
         ("MEMCHAT_STORE", db.url.as_str()),
         ("MEMCHAT_LOCK_WAIT", "1"),
     ];
-    // stdin is /dev/null: all of the input is at hand.
     let one_shot = |prompt: &str| sandbox.run(&["--mock", "-s", "s", prompt], &env, None);
     let out = one_shot("first");
     assert!(out.status.success(), "{}", text(&out.stderr));
@@ -158,8 +157,7 @@ fn a_one_shot_locks_with_its_first_round_trip_and_waits_for_a_session_in_use() {
     // Each process's lock went with its connection, and so did this
     // client's once released.
     wait_until("every turn lock to be released", || locks_held(&db) == "0");
-    // A piped stdin may take its time: the lock is then taken only when the
-    // turn starts, and the turn works the same.
+    // With stdin piped in (read before the store is opened) the same.
     let out = sandbox.run(
         &["--mock", "-s", "s", "fourth, with"],
         &env,
@@ -260,9 +258,62 @@ fn a_session_of_an_earlier_version_with_a_dot_opens_on_postgres() {
     // A new one may not have one.
     let out = sandbox.run(&["--mock", "-s", "new.dot", "hello"], &env, None);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
-    assert!(text(&out.stderr).contains("'.'"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("a new session's name cannot contain '.'"),
+        "{}",
+        text(&out.stderr)
+    );
     assert_eq!(
         db.query("SELECT name FROM memchat_sessions ORDER BY name"),
         ["first", "old.dot"]
+    );
+}
+
+/// A write on a revision another client has moved past is refused whole:
+/// the revision check fails the transaction inside its single round trip,
+/// so nothing of the write (the message, its settings, its counts) is kept.
+#[test]
+fn a_write_on_a_stale_revision_is_refused_and_leaves_nothing() {
+    let Some(db) = TestDb::new("a_write_on_a_stale_revision_is_refused") else {
+        return;
+    };
+    let store = db.store();
+    let mut first = store.open_session("s").unwrap();
+    first
+        .append(Role::User, "from the first".into(), None, false, None)
+        .unwrap();
+    // The second client loads the session after that write...
+    let other = db.store();
+    let mut second = other.open_session("s").unwrap();
+    // ...then the first writes again, and the second's view is stale.
+    first
+        .append(
+            Role::Assistant,
+            "reply to the first".into(),
+            None,
+            false,
+            None,
+        )
+        .unwrap();
+    let wanted = SessionSettings {
+        title: Some("never stored".into()),
+        ..SessionSettings::default()
+    };
+    second.set_settings(&wanted, false).unwrap();
+    let error = second
+        .append(Role::User, "from the second".into(), None, false, None)
+        .unwrap_err();
+    assert!(
+        error.to_string().contains("changed") || error.to_string().contains("another"),
+        "{error}"
+    );
+    let stored = db.store().read("s").unwrap();
+    let said: Vec<&str> = stored.messages.iter().map(|m| m.content.as_str()).collect();
+    assert_eq!(said, ["from the first", "reply to the first"]);
+    assert_eq!(stored.settings.title, None);
+    // Only the first client's two writes moved the revision.
+    assert_eq!(
+        db.query("SELECT revision::text FROM memchat_sessions WHERE name = 's'"),
+        ["2"]
     );
 }
