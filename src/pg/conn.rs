@@ -14,6 +14,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use futures::FutureExt as _;
 use futures::future::LocalBoxFuture;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{Client, NoTls};
@@ -38,8 +39,8 @@ const SERVER_KEEPALIVES: &str = "SET tcp_keepalives_idle = 10; SET tcp_keepalive
                                  SET tcp_keepalives_count = 3; SET tcp_user_timeout = 30000";
 
 /// How long an ended turn's lock may stay held in case another job comes
-/// (it is then released just before that job runs): an idle REPL releases
-/// it after this long.
+/// (the release then goes just ahead of that job's statements): an idle
+/// REPL releases it after this long.
 const RELEASE_GRACE: Duration = Duration::from_millis(5);
 
 /// The longest the end of a process waits for its connection to close.
@@ -219,18 +220,22 @@ impl Link {
         self.releases.push(key);
     }
 
-    /// Releases the ended turn locks now.
-    async fn release_now(&mut self) {
+    /// Sends the release of the ended turn locks, without waiting for the
+    /// server's answer: whatever is sent next on the connection queues
+    /// behind it, so the server has released the lock before it runs the
+    /// next statement (a REPL's next turn takes the lock again in the same
+    /// round trip), and the connection task reads the answer and drops it.
+    /// A lost connection has released the lock already.
+    fn send_releases(&mut self) {
         let keys = std::mem::take(&mut self.releases);
         if let Ok((client, _)) = self.client() {
             for key in keys {
-                // A lost connection has released it already.
+                let unlock = format!("SELECT pg_advisory_unlock({}, $1)", schema::LOCK_SPACE);
+                // The first poll encodes the statement and hands it to the
+                // connection task; the answer is not awaited.
                 let _ = client
-                    .execute_typed(
-                        &format!("SELECT pg_advisory_unlock({}, $1)", schema::LOCK_SPACE),
-                        &[(&key, tokio_postgres::types::Type::INT4)],
-                    )
-                    .await;
+                    .execute_typed(&unlock, &[(&key, tokio_postgres::types::Type::INT4)])
+                    .now_or_never();
             }
         }
     }
@@ -243,9 +248,10 @@ impl Link {
     /// reset it for its next client would keep the lock with it.
     async fn close(mut self) {
         self.forget_prefetched();
-        if !self.releases.is_empty() {
-            self.release_now().await;
-        }
+        // Sent before Terminate, which the connection task sends only once
+        // every answer has come: the release is done before the server (or
+        // the pooler) sees the connection end.
+        self.send_releases();
         self.state = Err(DbError::Failed("closed".to_string()));
         if let Some(task) = self.task.take() {
             let _ = tokio::time::timeout(CLOSE_WAIT, task).await;
@@ -529,15 +535,13 @@ impl Conn {
                             tokio::select! {
                                 next = queue.recv() => next,
                                 () = tokio::time::sleep(RELEASE_GRACE) => {
-                                    link.release_now().await;
+                                    link.send_releases();
                                     continue;
                                 }
                             }
                         };
                         let Some(job) = next else { break };
-                        if !link.releases.is_empty() {
-                            link.release_now().await;
-                        }
+                        link.send_releases();
                         job(&mut link).await;
                         // Only the first job may use what the connection
                         // loaded with its schema check.
