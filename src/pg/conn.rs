@@ -329,45 +329,21 @@ impl Link {
             }
             return Ok(client);
         };
-        // The settings, the turn lock (when asked for), the schema check
-        // and the session's load in one round trip, in that order: the
-        // records are read under the lock. The load counts only if the
-        // tables were current (else it failed, or read tables about to be
-        // upgraded).
+        // The settings, the session's creation, lock and load (when asked
+        // for), and the schema check in one round trip. The load counts only
+        // if the tables were current (else it failed, or read tables about
+        // to be upgraded).
         let failer = Failer {
             url: self.url.clone(),
             ended: self.ended.clone(),
         };
         // A one-shot's session is created here too when it is new (as
-        // opening it would): its turn needs no round trip of its own. Both
-        // the creation and the lock happen only on tables at this memchat's
-        // schema version (they are sent before the version is known).
+        // opening it would): its turn needs no round trip of its own.
         let create = lock && crate::memory::validate_new_session_name(&name).is_ok();
-        let created_at = crate::memory::format::now();
-        let version = schema::SCHEMA_VERSION;
-        let row: [(
-            &(dyn tokio_postgres::types::ToSql + Sync),
-            tokio_postgres::types::Type,
-        ); 3] = [
-            (&name, tokio_postgres::types::Type::TEXT),
-            (&created_at, tokio_postgres::types::Type::TEXT),
-            (&version, tokio_postgres::types::Type::INT4),
-        ];
-        let (set, created, locked, answer, loaded) = futures::join!(
+        let (set, opened, answer) = futures::join!(
             client.batch_execute(&settings),
-            async {
-                // Without the tables yet it fails: the schema check below
-                // creates them, and opening the session creates it.
-                create
-                    && client
-                        .execute_typed(session::CREATE_SESSION_IF_CURRENT, &row)
-                        .await
-                        .ok()
-                        == Some(1)
-            },
-            async { lock && session::try_lock_by_name(&client, &name, Some(version)).await },
+            session::create_lock_load(&client, &failer, &name, create, lock),
             client.query_typed_opt(schema::VERSION_QUERY, &[]),
-            session::load_on(&client, &failer, None, &name),
         );
         let verdict = set
             .map_err(|e| describe(&e, &self.url))
@@ -375,23 +351,19 @@ impl Link {
         // The lock is kept only with the session it was taken for, loaded
         // from current tables.
         let current = matches!(verdict, Ok(schema::Verdict::Current));
-        let keep = locked && current && matches!(loaded, Ok(Some(_)));
-        if locked && !keep {
-            // The connection's first statements: this is the only lock it
-            // holds. Released before any error is returned, as the
-            // connection may go back to a pooler.
-            client
-                .batch_execute("SELECT pg_advisory_unlock_all()")
-                .await
-                .map_err(|e| describe(&e, &self.url))?;
-        }
+        let keep = current && matches!(opened.loaded, Ok(Some(_)));
+        let locked = session::keep_lock(&client, opened.locked, keep)
+            .await
+            .map_err(|e| describe(&e, &self.url))?;
         match verdict? {
             schema::Verdict::Current => {
                 self.prefetched = Some(Prefetched {
                     session: name,
-                    loaded,
-                    created,
-                    locked: keep,
+                    loaded: opened.loaded,
+                    // Without the tables yet the insert failed: the schema
+                    // check creates them, and opening the session creates it.
+                    created: matches!(opened.created, Ok(true)),
+                    locked,
                     lock_wanted: lock,
                 });
             }

@@ -34,7 +34,6 @@ use session::{Loaded, contents_of, load, lock_key};
 use crate::memory::format::{self, Record, SessionSettings};
 use crate::memory::session::LogContents;
 use crate::memory::{StoreError, validate_new_session_name, validate_session_name};
-use tokio_postgres::types::Type;
 
 /// A session as `memchat sessions` lists it.
 #[derive(Debug, Clone)]
@@ -118,7 +117,6 @@ impl PgStore {
     pub fn open_session(&self, name: &str) -> Result<PgSession, StoreError> {
         validate_session_name(name)?;
         let owned = name.to_string();
-        let created_at = format::now();
         let dotted = name.contains('.');
         let (loaded, created, locked) = self.run(name, move |link| {
             Box::pin(async move {
@@ -134,32 +132,17 @@ impl PgStore {
                     return Ok((None, false, false));
                 }
                 // Created, locked when asked (its turn starts at once) and
-                // loaded in one round trip: the statements run in order.
+                // loaded in one round trip.
                 let (client, f) = link.client()?;
-                let client = &*client;
-                let row: [(&(dyn tokio_postgres::types::ToSql + Sync), Type); 2] =
-                    [(&owned, Type::TEXT), (&created_at, Type::TEXT)];
-                let (inserted, locked, loaded) = futures::join!(
-                    client.execute_typed(session::CREATE_SESSION, &row),
-                    async { lock_wanted && session::try_lock_by_name(client, &owned, None).await },
-                    session::load_on(client, &f, None, &owned),
-                );
-                // Another client may have created it first.
-                let created = inserted.map(|n| n == 1);
+                let opened = session::create_lock_load(client, &f, &owned, true, lock_wanted).await;
                 // The lock is kept only with the session, created (or found)
-                // and loaded; else released before any error returns (the
-                // connection may go back to a pooler). This is the
-                // connection's first job (a lock is asked for only then),
-                // so this lock is the only one it holds.
-                let keep = locked && created.is_ok() && matches!(loaded, Ok(Some(_)));
-                if locked && !keep {
-                    client
-                        .batch_execute("SELECT pg_advisory_unlock_all()")
-                        .await
-                        .map_err(|e| f.fail(e))?;
-                }
-                let created = created.map_err(|e| f.fail(e))?;
-                Ok((loaded?, created, keep))
+                // and loaded.
+                let keep = opened.created.is_ok() && matches!(opened.loaded, Ok(Some(_)));
+                let locked = session::keep_lock(client, opened.locked, keep)
+                    .await
+                    .map_err(|e| f.fail(e))?;
+                let created = opened.created.map_err(|e| f.fail(e))?;
+                Ok((opened.loaded?, created, locked))
             })
         })?;
         let Some(loaded) = loaded else {

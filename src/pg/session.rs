@@ -45,9 +45,7 @@ use tokio_postgres::types::Type;
 
 /// The second key of a session's advisory lock (ids past 2^31 share keys,
 /// which only makes two sessions wait for each other). SQL that takes the
-/// lock by name computes it as `(id % 2147483647)::int4`
-/// ([`try_lock_by_name`]): the same for the positive ids a `bigserial`
-/// gives.
+/// lock by name computes the same ([`create_lock_load`]).
 pub fn lock_key(id: i64) -> i32 {
     i32::try_from(id.rem_euclid(i64::from(i32::MAX))).unwrap_or(0)
 }
@@ -173,39 +171,94 @@ pub async fn load_on(
     }))
 }
 
-/// Creates session `$1` (created at `$2`) unless it exists.
-pub const CREATE_SESSION: &str = "INSERT INTO memchat_sessions (name, created_at) VALUES ($1, $2) \
-                                  ON CONFLICT (name) DO NOTHING";
+/// What [`create_lock_load`] found.
+pub struct Opened {
+    /// Whether this client's insert created the session (another client
+    /// may have been first); an error when it failed (no tables yet).
+    pub created: Result<bool, tokio_postgres::Error>,
+    /// Whether this connection now holds the session's turn lock.
+    pub locked: bool,
+    /// The session as [`load`] gives it.
+    pub loaded: Result<Option<Loaded>, DbError>,
+}
 
-/// [`CREATE_SESSION`] only if the tables are at schema version `$3`: for a
-/// round trip sent before the version is known.
-pub const CREATE_SESSION_IF_CURRENT: &str = "INSERT INTO memchat_sessions (name, created_at) \
-     SELECT $1, $2 WHERE (SELECT version FROM memchat_schema) = $3 \
-     ON CONFLICT (name) DO NOTHING";
-
-/// Tries to take the turn lock of the session named `name` (by its id, as
-/// [`lock_key`] makes it); with `only_at`, only if the tables are at that
-/// schema version (for a round trip sent before the version is known).
-/// `false` when another client holds it, when no such session exists (the
-/// key is NULL), or when the tables are missing or at another version.
-pub async fn try_lock_by_name(
+/// Creates session `name` unless it exists (with `create`), takes its turn
+/// lock (with `lock`) and loads it: one round trip, in that order, so the
+/// records are read under the lock. The creation and the lock happen only
+/// on tables at this memchat's schema version, so the round trip may be
+/// sent before the version is known (the connection's first, see
+/// [`super::conn`]). The lock is found by the session's name and keyed as
+/// [`lock_key`] keys it: `(id % 2147483647)::int4` is the same for the
+/// positive ids a `bigserial` gives; NULL (not locked) when there is no
+/// such session. The caller keeps or releases it ([`keep_lock`]).
+pub async fn create_lock_load(
     client: &tokio_postgres::Client,
+    f: &Failer,
     name: &str,
-    only_at: Option<i32>,
-) -> bool {
-    let sql = format!(
+    create: bool,
+    lock: bool,
+) -> Opened {
+    let created_at = format::now();
+    let version = super::schema::SCHEMA_VERSION;
+    let lock_sql = format!(
         "SELECT pg_try_advisory_lock({LOCK_SPACE}, \
          (SELECT (id % {})::int4 FROM memchat_sessions WHERE name = $1 \
-         AND (SELECT version FROM memchat_schema) = coalesce($2, \
-         (SELECT version FROM memchat_schema))))",
+         AND (SELECT version FROM memchat_schema) = $2))",
         i32::MAX
     );
-    client
-        .query_typed_one(&sql, &[(&name, Type::TEXT), (&only_at, Type::INT4)])
-        .await
-        .ok()
-        .and_then(|row| row.try_get::<_, Option<bool>>(0).ok().flatten())
-        .unwrap_or(false)
+    let row: [(&(dyn tokio_postgres::types::ToSql + Sync), Type); 3] = [
+        (&name, Type::TEXT),
+        (&created_at, Type::TEXT),
+        (&version, Type::INT4),
+    ];
+    let (created, locked, loaded) = futures::join!(
+        async {
+            if !create {
+                return Ok(false);
+            }
+            client
+                .execute_typed(
+                    "INSERT INTO memchat_sessions (name, created_at) \
+                     SELECT $1, $2 WHERE (SELECT version FROM memchat_schema) = $3 \
+                     ON CONFLICT (name) DO NOTHING",
+                    &row,
+                )
+                .await
+                .map(|inserted| inserted == 1)
+        },
+        async {
+            lock && client
+                .query_typed_one(&lock_sql, &[(&name, Type::TEXT), (&version, Type::INT4)])
+                .await
+                .ok()
+                .and_then(|row| row.try_get::<_, Option<bool>>(0).ok().flatten())
+                .unwrap_or(false)
+        },
+        load_on(client, f, None, name),
+    );
+    Opened {
+        created,
+        locked,
+        loaded,
+    }
+}
+
+/// Keeps the turn lock [`create_lock_load`] took only when `keep`, else
+/// releases it at once, before any error is returned (the connection may go
+/// back to a pooler). Returns whether the lock is held. For the
+/// connection's first job only (a lock is asked for only then), where that
+/// lock is the only one the connection holds.
+pub async fn keep_lock(
+    client: &tokio_postgres::Client,
+    locked: bool,
+    keep: bool,
+) -> Result<bool, tokio_postgres::Error> {
+    if locked && !keep {
+        client
+            .batch_execute("SELECT pg_advisory_unlock_all()")
+            .await?;
+    }
+    Ok(locked && keep)
 }
 
 /// What [`PgSession::begin_turn`] found.
