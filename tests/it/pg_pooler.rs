@@ -34,6 +34,7 @@ struct Pooler {
     _dir: tempfile::TempDir,
     port: u16,
     role: String,
+    dbname: String,
     base: String,
 }
 
@@ -48,17 +49,12 @@ impl Pooler {
             skip(test, why);
             return None;
         };
-        let config: tokio_postgres::Config = db.base.parse().unwrap();
-        let host = match &config.get_hosts()[0] {
-            tokio_postgres::config::Host::Tcp(host) => host.clone(),
-            other => panic!("the tests need a TCP server, not {other:?}"),
-        };
-        let server_port = config.get_ports().first().copied().unwrap_or(5432);
-        let dbname = config
-            .get_dbname()
-            .or(config.get_user())
-            .unwrap_or("postgres")
-            .to_string();
+        let crate::pg_store::Server {
+            host,
+            port: server_port,
+            dbname,
+            ..
+        } = db.server();
         let role = format!("{}_pooled", db.schema);
         admin(
             &db.base,
@@ -110,6 +106,7 @@ impl Pooler {
             _dir: dir,
             port,
             role,
+            dbname,
             base: db.base.clone(),
         };
         wait_until("pgbouncer to listen", || {
@@ -118,11 +115,25 @@ impl Pooler {
         Some(pooler)
     }
 
-    fn url(&self, dbname: &str) -> String {
+    /// memchat's URL through this pooler.
+    fn url(&self) -> String {
         format!(
-            "postgres://{}@127.0.0.1:{}/{dbname}?sslmode=disable",
-            self.role, self.port
+            "postgres://{}@127.0.0.1:{}/{}?sslmode=disable",
+            self.role, self.port, self.dbname
         )
+    }
+
+    /// The advisory locks the pooler's server connections hold.
+    fn locks(&self) -> String {
+        admin_query(
+            &self.base,
+            &format!(
+                "SELECT count(*)::text FROM pg_locks WHERE locktype = 'advisory' AND pid IN \
+                 (SELECT pid FROM pg_stat_activity WHERE usename = '{}')",
+                self.role
+            ),
+        )
+        .concat()
     }
 }
 
@@ -141,27 +152,6 @@ impl Drop for Pooler {
     }
 }
 
-fn dbname(db: &TestDb) -> String {
-    let config: tokio_postgres::Config = db.base.parse().unwrap();
-    config
-        .get_dbname()
-        .or(config.get_user())
-        .unwrap_or("postgres")
-        .to_string()
-}
-
-/// The advisory locks the pooler's server connections hold.
-fn pooled_locks(db: &TestDb, role: &str) -> String {
-    admin_query(
-        &db.base,
-        &format!(
-            "SELECT count(*)::text FROM pg_locks WHERE locktype = 'advisory' AND pid IN \
-             (SELECT pid FROM pg_stat_activity WHERE usename = '{role}')"
-        ),
-    )
-    .concat()
-}
-
 #[test]
 fn one_shots_work_through_pgbouncer_with_its_default_settings() {
     let test = "pg_pooler::one_shots_work_through_pgbouncer";
@@ -171,7 +161,7 @@ fn one_shots_work_through_pgbouncer_with_its_default_settings() {
     let Some(pooler) = Pooler::start(test, &db, "DISCARD ALL") else {
         return;
     };
-    let url = pooler.url(&dbname(&db));
+    let url = pooler.url();
     let sandbox = Sandbox::new();
     let env = [("MEMCHAT_STORE", url.as_str()), ("MEMCHAT_LOCK_WAIT", "2")];
     for prompt in ["first", "second", "third"] {
@@ -183,7 +173,7 @@ fn one_shots_work_through_pgbouncer_with_its_default_settings() {
     for prompt in ["first", "second", "third"] {
         assert!(shown.contains(prompt), "{shown}");
     }
-    assert_eq!(pooled_locks(&db, &pooler.role), "0");
+    assert_eq!(pooler.locks(), "0");
 }
 
 #[test]
@@ -197,7 +187,7 @@ fn a_pooler_that_keeps_its_server_connections_as_they_are_gets_no_lock_with_them
     let Some(pooler) = Pooler::start(test, &db, "") else {
         return;
     };
-    let url = pooler.url(&dbname(&db));
+    let url = pooler.url();
     let sandbox = Sandbox::new();
     let env = [("MEMCHAT_STORE", url.as_str()), ("MEMCHAT_LOCK_WAIT", "1")];
     let out = sandbox.run(&["--mock", "-s", "s", "through the pooler"], &env, None);
@@ -205,7 +195,7 @@ fn a_pooler_that_keeps_its_server_connections_as_they_are_gets_no_lock_with_them
     // The one-shot released its turn lock before it closed its connection:
     // the server connection the pooler keeps holds nothing.
     std::thread::sleep(Duration::from_millis(100));
-    assert_eq!(pooled_locks(&db, &pooler.role), "0");
+    assert_eq!(pooler.locks(), "0");
     // And a client that does not go through the pooler can take the turn.
     let out = sandbox.run(
         &["--mock", "-s", "s", "directly"],
@@ -227,7 +217,7 @@ fn a_lock_taken_with_the_first_round_trip_is_released_if_no_session_takes_it() {
     let Some(pooler) = Pooler::start(test, &db, "") else {
         return;
     };
-    let url = pooler.url(&dbname(&db));
+    let url = pooler.url();
     let sandbox = Sandbox::new();
     let env = [("MEMCHAT_STORE", url.as_str())];
     let out = sandbox.run(&["--mock", "-s", "s", "make it"], &env, None);
@@ -240,13 +230,11 @@ fn a_lock_taken_with_the_first_round_trip_is_released_if_no_session_takes_it() {
     // Another call came first: the lock goes once it has run.
     let store = memchat::pg::PgStore::open_for(&url, wait, Some(first())).unwrap();
     store.check().unwrap();
-    wait_until("the unused lock to be released", || {
-        pooled_locks(&db, &pooler.role) == "0"
-    });
+    wait_until("the unused lock to be released", || pooler.locks() == "0");
     drop(store);
     // Nothing came at all: the lock goes as the connection closes.
     let store = memchat::pg::PgStore::open_for(&url, wait, Some(first())).unwrap();
     drop(store);
     std::thread::sleep(Duration::from_millis(100));
-    assert_eq!(pooled_locks(&db, &pooler.role), "0");
+    assert_eq!(pooler.locks(), "0");
 }

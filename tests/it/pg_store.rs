@@ -119,6 +119,30 @@ impl TestDb {
     pub fn query(&self, sql: &str) -> Vec<String> {
         admin_query(&self.url, sql)
     }
+
+    /// Where the test server is, from its URL (the tests need a TCP one).
+    pub fn server(&self) -> Server {
+        let config: tokio_postgres::Config = self.base.parse().unwrap();
+        let host = match &config.get_hosts()[0] {
+            tokio_postgres::config::Host::Tcp(host) => host.clone(),
+            other => panic!("the tests need a TCP server, not {other:?}"),
+        };
+        let user = config.get_user().unwrap_or("postgres").to_string();
+        Server {
+            host,
+            port: config.get_ports().first().copied().unwrap_or(5432),
+            dbname: config.get_dbname().unwrap_or(&user).to_string(),
+            user,
+        }
+    }
+}
+
+/// The test server's address, user and database ([`TestDb::server`]).
+pub struct Server {
+    pub host: String,
+    pub port: u16,
+    pub user: String,
+    pub dbname: String,
 }
 
 impl Drop for TestDb {
@@ -607,14 +631,12 @@ fn connection_failures_are_one_line_store_errors_without_the_password() {
     let Some(db) = TestDb::new("connection_failures_are_one_line") else {
         return;
     };
-    let config: tokio_postgres::Config = db.base.parse().unwrap();
-    let host = match &config.get_hosts()[0] {
-        tokio_postgres::config::Host::Tcp(host) => host.clone(),
-        other => panic!("the tests need a TCP server, not {other:?}"),
-    };
-    let port = config.get_ports().first().copied().unwrap_or(5432);
-    let user = config.get_user().unwrap_or("postgres").to_string();
-    let dbname = config.get_dbname().unwrap_or(&user).to_string();
+    let crate::pg_store::Server {
+        host,
+        port,
+        user,
+        dbname,
+    } = db.server();
 
     let text = open_error(&format!(
         "postgres://nosuchrole_memchat:topsecret@{host}:{port}/{dbname}"
