@@ -22,12 +22,13 @@ whose default search_path it is). benches/pg_pooled.sh sets this up.
 import json
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+
+from bench_support import start_chat_server
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.environ.get("MEMCHAT_BENCH_BIN") or os.path.join(ROOT, "target", "release", "memchat")
@@ -36,12 +37,6 @@ BASE = os.environ.get("MEMCHAT_TEST_DATABASE_URL", "postgres://postgres@127.0.0.
 SCHEMA = "memchat_bench"
 SEP = "&" if "?" in BASE else "?"
 URL = f"{BASE}{SEP}options=-csearch_path%3D{SCHEMA}&sslmode=disable"
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def memchat(args, env, check=True):
@@ -65,13 +60,7 @@ def main():
     if not os.path.exists(BIN):
         sys.exit("build first: cargo build --release")
     work = tempfile.mkdtemp()
-    port = free_port()
-    server = subprocess.Popen([sys.executable, os.path.join(ROOT, "benches", "fake_openai.py"),
-                               str(port), "0", "12"])
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "MEMCHAT_"))}
-    env.update(NO_COLOR="1", MEMCHAT_LOCK_WAIT="5", OPENAI_API_KEY="sk-bench",
-               OPENAI_BASE_URL=f"http://127.0.0.1:{port}/v1", HOME=work,
-               XDG_CONFIG_HOME=os.path.join(work, "config"))
+    server, env = start_chat_server(work)
     file_env = dict(env, MEMCHAT_MEMORY_DIR=os.path.join(work, "mem"))
     pg_env = dict(env, MEMCHAT_STORE=URL)
     pooler = os.environ.get("MEMCHAT_BENCH_POOLER_URL")

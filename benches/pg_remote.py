@@ -18,6 +18,7 @@ MEMCHAT_BENCH_BIN=PATH measures another build.
 """
 import asyncio
 import os
+import shutil
 import socket
 import statistics
 import subprocess
@@ -27,18 +28,14 @@ import threading
 import time
 import urllib.parse
 
+from bench_support import free_port, start_chat_server
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.environ.get("MEMCHAT_BENCH_BIN") or os.path.join(ROOT, "target", "release", "memchat")
 ROUNDS = int(sys.argv[1]) if len(sys.argv) > 1 else 15
 DELAY = (float(sys.argv[2]) if len(sys.argv) > 2 else 1.0) / 1000
 BASE = os.environ.get("MEMCHAT_TEST_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/test")
 SCHEMA = "memchat_remote"
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 async def pipe(reader, writer):
@@ -92,15 +89,9 @@ def main():
     remote = (f"postgres://{userinfo}127.0.0.1:{listen}{parsed.path or '/postgres'}"
               f"?options=-csearch_path%3D{SCHEMA}&sslmode=disable")
     work = tempfile.mkdtemp()
-    port = free_port()
-    server = subprocess.Popen([sys.executable, os.path.join(ROOT, "benches", "fake_openai.py"),
-                               str(port), "0", "12"])
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "MEMCHAT_"))}
-    env.update(NO_COLOR="1", MEMCHAT_LOCK_WAIT="5", OPENAI_API_KEY="sk-bench",
-               OPENAI_BASE_URL=f"http://127.0.0.1:{port}/v1", HOME=work,
-               XDG_CONFIG_HOME=os.path.join(work, "config"),
-               MEMCHAT_MEMORY_DIR=os.path.join(work, "mem"))
-    stores = {"file": dict(env), "remote": dict(env, MEMCHAT_STORE=remote)}
+    server, env = start_chat_server(work)
+    stores = {"file": dict(env, MEMCHAT_MEMORY_DIR=os.path.join(work, "mem")),
+              "remote": dict(env, MEMCHAT_STORE=remote)}
 
     def run(store_env, args, check=True):
         started = time.perf_counter()
@@ -133,6 +124,7 @@ def main():
             print(f"remote / file store, {kind}: {ratio:.2f}x")
     finally:
         server.terminate()
+        shutil.rmtree(work, ignore_errors=True)
         subprocess.run(["psql", BASE, "-qAtc", f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE"],
                        capture_output=True)
 
