@@ -470,6 +470,17 @@ pub fn skip(test: &str, reason: &str) {
     let _ = writeln!(std::io::stderr(), "\n*** SKIPPED {test}: {reason} ***\n");
 }
 
+/// [`skip`] for a program the test needs that is not installed (`why`
+/// says which); under CI (`CI=true`), where `.ci/postgres.sh` installs the
+/// PostgreSQL tests' programs, a failure instead.
+pub fn skip_without(test: &str, why: &str) {
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "{test}: {why}, under CI (.ci/postgres.sh installs it)"
+    );
+    skip(test, why);
+}
+
 /// memchat in a pseudo-terminal (rexpect), in the sandbox's clean
 /// environment, after `adjust` has had its say on the command.
 pub fn pty(
