@@ -210,12 +210,20 @@ where
     type Error = io::Error;
 
     fn make_tls_connect(&mut self, domain: &str) -> Result<RustlsConnectOne, io::Error> {
-        let name = ServerName::try_from(domain.to_string()).map_err(|e| {
-            io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!("{domain:?} is not a host name TLS can check: {e}"),
-            )
-        })?;
+        // tokio-postgres passes "" for a Unix-domain socket (in a host list
+        // with TCP hosts; a list of sockets alone has TLS off, see url.rs):
+        // the server answers that it offers no TLS there, so no handshake
+        // is ever asked of this.
+        let name = if domain.is_empty() {
+            None
+        } else {
+            Some(ServerName::try_from(domain.to_string()).map_err(|e| {
+                io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("{domain:?} is not a host name TLS can check: {e}"),
+                )
+            })?)
+        };
         Ok(RustlsConnectOne {
             config: self.config.clone(),
             name,
@@ -223,10 +231,10 @@ where
     }
 }
 
-/// One handshake, to one host.
+/// One handshake, to one host (none for a Unix-domain socket).
 pub struct RustlsConnectOne {
     config: Arc<rustls::ClientConfig>,
-    name: ServerName<'static>,
+    name: Option<ServerName<'static>>,
 }
 
 impl<S> TlsConnect<S> for RustlsConnectOne
@@ -239,8 +247,14 @@ where
 
     fn connect(self, stream: S) -> Self::Future {
         Box::pin(async move {
+            let name = self.name.ok_or_else(|| {
+                io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "TLS needs a host name; a Unix-domain socket has none",
+                )
+            })?;
             let stream = tokio_rustls::TlsConnector::from(self.config)
-                .connect(self.name, stream)
+                .connect(name, stream)
                 .await?;
             Ok(RustlsStream(Box::new(stream)))
         })

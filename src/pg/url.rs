@@ -150,6 +150,15 @@ pub fn parse(url: &str) -> Result<StoreUrl, String> {
     if config.get_connect_timeout().is_none() {
         config.connect_timeout(CONNECT_TIMEOUT);
     }
+    if config.get_hosts().is_empty() && config.get_hostaddrs().is_empty() {
+        default_host(&mut config);
+    }
+    // PostgreSQL has no TLS over a Unix-domain socket: libpq ignores
+    // `sslmode` there (the socket's file permissions guard it), and so
+    // does memchat, where every host is one.
+    if config.get_hosts().iter().all(is_unix_socket) && config.get_hostaddrs().is_empty() {
+        ssl = SslMode::Disable;
+    }
     config.ssl_mode(ssl.wire());
     // memchat's own name for the connection is set with the first round
     // trip (see conn.rs), not in the startup message: a pooler would send
@@ -167,6 +176,35 @@ pub fn parse(url: &str) -> Result<StoreUrl, String> {
         roots,
         shown,
     })
+}
+
+/// Where libpq connects when the URL names no host (`postgres:///db`):
+/// `PGHOST`, else the server's Unix-domain socket in the first directory
+/// that has one (Debian's, then PostgreSQL's own default), else localhost.
+fn default_host(config: &mut tokio_postgres::Config) {
+    if let Ok(hosts) = std::env::var("PGHOST")
+        && !hosts.is_empty()
+    {
+        for host in hosts.split(',') {
+            config.host(host);
+        }
+        return;
+    }
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    let socket_dir = ["/var/run/postgresql", "/tmp"].into_iter().find(|dir| {
+        std::path::Path::new(dir)
+            .join(format!(".s.PGSQL.{port}"))
+            .exists()
+    });
+    config.host(socket_dir.unwrap_or("localhost"));
+}
+
+fn is_unix_socket(host: &tokio_postgres::config::Host) -> bool {
+    match host {
+        tokio_postgres::config::Host::Tcp(_) => false,
+        #[cfg(unix)]
+        tokio_postgres::config::Host::Unix(_) => true,
+    }
 }
 
 /// An error and its causes on one line (tokio-postgres says only "invalid

@@ -145,6 +145,53 @@ fn a_server_stopped_and_started_fails_one_turn_clearly_and_loses_nothing() {
     );
 }
 
+/// A server on this machine is usually reached through its Unix-domain
+/// socket (`postgres:///db`, libpq's default). TLS does not exist there, so
+/// `sslmode` is ignored as libpq ignores it (the default `prefer` failed
+/// with "not a host name TLS can check"); a URL without a host takes
+/// `PGHOST`, as libpq does.
+#[test]
+fn a_unix_domain_socket_is_reached_whatever_the_sslmode() {
+    let test = "pg_cluster::a_unix_domain_socket";
+    let Some(cluster) = Cluster::start(test, Auth::Trust, None) else {
+        return;
+    };
+    let sandbox = Sandbox::new();
+    let dir = cluster.socket_dir().display().to_string();
+    let port = cluster.port();
+    let encoded = dir.replace('/', "%2F");
+    let urls = [
+        format!("postgres://postgres@{encoded}:{port}/postgres"),
+        format!("postgres:///postgres?user=postgres&host={dir}&port={port}&sslmode=prefer"),
+        format!("postgres:///postgres?user=postgres&host={dir}&port={port}&sslmode=verify-full"),
+    ];
+    for (i, url) in urls.iter().enumerate() {
+        let out = one_shot(&sandbox, url, &format!("over the socket {i}"));
+        assert!(out.status.success(), "{url}: {}", text(&out.stderr));
+    }
+    let out = sandbox.run(
+        &["--mock", "-s", "work", "over PGHOST"],
+        &[
+            (
+                "MEMCHAT_STORE",
+                &format!("postgres:///postgres?user=postgres&port={port}"),
+            ),
+            ("PGHOST", &dir),
+        ],
+        None,
+    );
+    assert!(out.status.success(), "PGHOST: {}", text(&out.stderr));
+    assert_eq!(
+        user_messages(&urls[0]),
+        [
+            "over the socket 0",
+            "over the socket 1",
+            "over the socket 2",
+            "over PGHOST"
+        ]
+    );
+}
+
 #[test]
 fn a_wrong_password_is_a_one_line_error_that_never_shows_it() {
     let test = "pg_cluster::a_wrong_password";

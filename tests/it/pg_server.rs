@@ -203,6 +203,16 @@ impl Cluster {
     }
 
     /// A URL for user `postgres` (with `password`) on host `host`.
+    /// The directory of the server's Unix-domain socket.
+    pub fn socket_dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The server's port (its Unix-domain socket's name has it too).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
     pub fn url(&self, password: Option<&str>, host: &str, params: &str) -> String {
         let password = password.map(|p| format!(":{p}")).unwrap_or_default();
         format!(
