@@ -232,7 +232,16 @@ pub async fn apply_in_turn(link: &mut Link, change: Change) -> Result<(), DbErro
     let columns = Columns::new(&change.insert);
     let mut params: Vec<(&(dyn tokio_postgres::types::ToSql + Sync), Type)> =
         vec![(&change.id, Type::INT8), (&false, Type::BOOL)];
-    params.extend(columns.typed_params());
+    let statement = match columns.typed_one() {
+        Some(one) => {
+            params.extend(one);
+            &*IN_TURN_APPEND_ONE
+        }
+        None => {
+            params.extend(columns.typed_params());
+            &*IN_TURN_APPEND
+        }
+    };
     params.extend([
         (&change.revision as _, Type::INT8),
         (&last_seq as _, Type::INT8),
@@ -242,7 +251,7 @@ pub async fn apply_in_turn(link: &mut Link, change: Change) -> Result<(), DbErro
         (&settings_at as _, Type::TEXT),
     ]);
     let inserted = client
-        .execute_typed(&IN_TURN_APPEND, &params)
+        .execute_typed(statement, &params)
         .await
         .map_err(|e| {
             if e.as_db_error()
@@ -272,6 +281,12 @@ static IN_TURN_APPEND: std::sync::LazyLock<String> = std::sync::LazyLock::new(||
         "SELECT rev.id, $2, u.* FROM rev,",
         1,
     );
+    in_turn_append(&format!("{insert} AS u"))
+});
+
+/// The session row's revision check and bump, then `insert`, which takes
+/// the session's id from the updated row (`rev`).
+fn in_turn_append(insert: &str) -> String {
     format!(
         "WITH rev AS (UPDATE memchat_sessions SET revision = revision + 1, last_seq = $20, \
          updated_at = now(), \
@@ -280,8 +295,15 @@ static IN_TURN_APPEND: std::sync::LazyLock<String> = std::sync::LazyLock::new(||
          WHERE id = $1 AND set_config('lock_timeout', $21, true) IS NOT NULL \
          AND CASE WHEN id <> $1 THEN false WHEN revision = $19 THEN true \
          ELSE ('{RACED}: revision ' || revision)::int = 0 END \
-         RETURNING id) {insert} AS u"
+         RETURNING id) {insert}"
     )
+}
+
+/// [`IN_TURN_APPEND`] for one record ([`rows::INSERT_ONE`], scalar
+/// parameters).
+static IN_TURN_APPEND_ONE: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    let insert = rows::INSERT_ONE.replacen("SELECT $1, $2,", "SELECT rev.id, $2,", 1);
+    in_turn_append(&format!("{insert} FROM rev"))
 });
 
 /// What the revision check's error says when another client changed the
@@ -290,7 +312,7 @@ pub const RACED: &str = "memchat-raced";
 
 #[cfg(test)]
 mod tests {
-    use super::IN_TURN_APPEND;
+    use super::{IN_TURN_APPEND, IN_TURN_APPEND_ONE};
 
     /// The records must come from the updated session row (`FROM rev`): a
     /// session deleted elsewhere then inserts nothing (a race), instead of
@@ -301,5 +323,7 @@ mod tests {
     fn the_in_turn_append_inserts_from_the_updated_row() {
         assert!(IN_TURN_APPEND.contains("SELECT rev.id, $2, u.* FROM rev, unnest("));
         assert!(!IN_TURN_APPEND.contains("SELECT $1, $2, *"));
+        assert!(IN_TURN_APPEND_ONE.ends_with("SELECT rev.id, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18 FROM rev"));
+        assert!(!IN_TURN_APPEND_ONE.contains("$1, $2, $3"));
     }
 }
