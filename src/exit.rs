@@ -58,9 +58,9 @@ impl Exit {
             }
             Exit::Usage => "A usage or configuration error; nothing was sent or stored.",
             Exit::Store => "The memory store failed: corrupt, locked or unwritable.",
-            Exit::Hangup => "SIGHUP (the terminal closed); a partial reply was saved.",
-            Exit::Interrupted => "Interrupted by Ctrl-C; a partial reply was saved.",
-            Exit::Terminated => "SIGTERM; a partial reply was saved.",
+            Exit::Hangup => "SIGHUP (the terminal closed); any partial reply was saved.",
+            Exit::Interrupted => "Interrupted by Ctrl-C; any partial reply was saved.",
+            Exit::Terminated => "SIGTERM; any partial reply was saved.",
         }
     }
 

@@ -14,6 +14,7 @@
 //! blocking read on the runtime's thread, and SIGTERM must still end it.
 
 use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use tokio::sync::watch;
@@ -65,6 +66,29 @@ pub struct Interrupt {
     _tx: Option<Arc<watch::Sender<Seen>>>,
 }
 
+/// The handlers being installed on their thread ([`Interrupt::start`]),
+/// while start-up goes on: until [`Starting::arm`], any of the three
+/// signals ends memchat at once, as its default action would (nothing is
+/// saved yet, and a Ctrl-C during a slow connection must not wait for it).
+pub struct Starting {
+    interrupt: Interrupt,
+    armed: Arc<AtomicBool>,
+    ready: Option<std::sync::mpsc::Receiver<()>>,
+}
+
+impl Starting {
+    /// From here on a Ctrl-C stops the reply in progress instead of ending
+    /// memchat; waits until the handlers are registered.
+    pub fn arm(mut self) -> Interrupt {
+        if let Some(ready) = self.ready.take() {
+            // Either registered or failed (then the default actions stay).
+            let _ = ready.recv();
+        }
+        self.armed.store(true, Ordering::SeqCst);
+        self.interrupt
+    }
+}
+
 /// While alive, SIGTERM and SIGHUP let the holder save its work before
 /// memchat exits (see the module doc).
 pub struct Hold {
@@ -78,25 +102,28 @@ impl Drop for Hold {
 }
 
 impl Interrupt {
-    /// Installs the handlers. They are registered before this returns, so
-    /// each signal is data from then on.
-    pub fn install() -> Interrupt {
+    /// Starts installing the handlers on a thread of their own (a thread
+    /// and a runtime take a while to start), so that the rest of start-up
+    /// (opening the store, connecting to PostgreSQL) runs meanwhile.
+    pub fn start() -> Starting {
         let (tx, rx) = watch::channel(Seen::default());
         let holds = Arc::new(Mutex::new(0usize));
+        let armed = Arc::new(AtomicBool::new(false));
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let thread_holds = holds.clone();
+        let thread_armed = armed.clone();
         let spawned = std::thread::Builder::new()
             .name("memchat-signals".into())
-            .spawn(move || watch_signals(&tx, &thread_holds, &ready_tx));
-        if spawned.is_ok() {
-            // Either registered or failed (then the default actions stay).
-            let _ = ready_rx.recv();
-        }
-        Interrupt {
-            rx,
-            seen: 0,
-            holds,
-            _tx: None,
+            .spawn(move || watch_signals(&tx, &thread_holds, &thread_armed, &ready_tx));
+        Starting {
+            interrupt: Interrupt {
+                rx,
+                seen: 0,
+                holds,
+                _tx: None,
+            },
+            armed,
+            ready: spawned.is_ok().then_some(ready_rx),
         }
     }
 
@@ -151,6 +178,7 @@ impl Interrupt {
 fn watch_signals(
     tx: &watch::Sender<Seen>,
     holds: &Mutex<usize>,
+    armed: &AtomicBool,
     ready: &std::sync::mpsc::Sender<()>,
 ) {
     use tokio::signal::unix::{SignalKind, signal};
@@ -179,6 +207,13 @@ fn watch_signals(
                 else => return,
             };
             let held = holds.lock().unwrap_or_else(PoisonError::into_inner);
+            if termination.is_none() && !armed.load(Ordering::SeqCst) {
+                // Ctrl-C during start-up: nothing is saved yet, end now, as
+                // the signal itself would have.
+                crate::typeahead::restore_terminal();
+                // 128 + SIGINT, the shell's status (exit.rs's Interrupted).
+                std::process::exit(130);
+            }
             if let Some(signal) = termination
                 && *held == 0
             {

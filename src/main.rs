@@ -133,6 +133,10 @@ async fn chat(
     output: &Output,
 ) -> anyhow::Result<Exit> {
     let stdin_is_terminal = std::io::stdin().is_terminal();
+    // The signal handlers' thread starts while the prompt is read and the
+    // store opens; until they are armed (below), a signal ends memchat at
+    // once, as before them.
+    let signals_starting = Interrupt::start();
     // A one-shot's prompt (with what stdin holds) is read and checked before
     // anything is opened: it then takes its turn at once, so a PostgreSQL
     // store creates and locks the session with its first round trip. Not
@@ -155,7 +159,7 @@ async fn chat(
             ));
         }
     }
-    let mut interrupt = Interrupt::install();
+    let mut interrupt = signals_starting.arm();
     // A SIGTERM or SIGHUP during a turn ends any mode once the turn is saved;
     // the exit status says which signal it was.
     let signals = interrupt.clone();

@@ -177,3 +177,33 @@ fn one_thirty_for_ctrl_c() {
         text(&out.stderr)
     );
 }
+
+/// The signal handlers start on their own thread while the store opens,
+/// armed only when the turn can begin: a Ctrl-C before that (here while a
+/// server accepts the connection and never answers) ends memchat at once
+/// with 130, as the signal's default action did, instead of waiting out the
+/// connection's timeout; nothing was sent or stored.
+#[test]
+fn ctrl_c_while_the_store_connects_ends_at_once_with_130() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let silent = std::thread::spawn(move || listener.accept().map(|(stream, _)| stream));
+    let sandbox = Sandbox::new();
+    let url = format!("postgres://someone@127.0.0.1:{port}/db?sslmode=disable");
+    let mut child = sandbox
+        .command(&["--mock", "--store", &url, "hello"])
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Held until memchat has connected and waits for the server's answer.
+    let _held = silent.join().unwrap().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let sent = std::time::Instant::now();
+    crate::support::send_signal(child.id(), "INT");
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130));
+    assert!(
+        sent.elapsed() < std::time::Duration::from_secs(5),
+        "it waited for the connection's timeout (10 s) instead of ending"
+    );
+}
