@@ -110,6 +110,12 @@ pub fn open_engine(
     store: Arc<dyn Store>,
     output: &Output,
 ) -> anyhow::Result<Engine> {
+    if let Backend::OpenAi(settings) = &config.backend {
+        // Built now, while a PostgreSQL store may still be connecting (the
+        // session is awaited below); the model client takes it from there.
+        // An error is the model client's to report, when it builds.
+        let _ = crate::client::tls::http_client(settings.connect_timeout, settings.idle_timeout);
+    }
     let name = config.session.clone();
     let mut session = open_session(store.as_ref(), &name, output)?;
     adopt_settings(config, session.as_mut(), output)?;
