@@ -414,6 +414,15 @@ impl Engine {
             return Err(error.into());
         }
         if !report.reply.is_empty() || finished {
+            let compaction_may_follow = !report.by_user
+                && !self.defer_compaction
+                && !self.surely_under_trigger_with(&report.reply);
+            if self.turn_depth == 1 && !compaction_may_follow {
+                // Nothing else is written this turn: the store may end it
+                // with the reply (PostgreSQL releases the turn lock in the
+                // reply's round trip).
+                self.session.end_turn_with_next_write();
+            }
             self.append_reply(&report)?;
         }
         if !report.by_user && !self.defer_compaction {

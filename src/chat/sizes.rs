@@ -75,6 +75,18 @@ impl Engine {
         (exact.total() > u64::from(self.budget.trigger)).then_some(exact)
     }
 
+    /// Whether the history with a reply of `reply` added is surely under
+    /// the trigger `H` by byte bounds alone: then no compaction follows
+    /// that reply, since a count never exceeds its bound and
+    /// [`Engine::sizes_over_trigger`] says "under" for the same figures.
+    pub(super) fn surely_under_trigger_with(&self, reply: &str) -> bool {
+        let mut bound = self.measure();
+        bound
+            .messages
+            .push(self.counter.message_cost(crate::tokens::upper_bound(reply)));
+        bound.total() <= u64::from(self.budget.trigger)
+    }
+
     /// Token figures for `/tokens` (exact).
     pub fn stats(&mut self) -> TokenStats {
         let sizes = self.sizes(true);

@@ -334,6 +334,8 @@ pub struct PgSession {
     lock_wait: Duration,
     /// Whether this client holds the turn lock.
     in_turn: bool,
+    /// Whether the next write ends the turn (its lock released with it).
+    release_with_write: bool,
     /// Counts already stored, by `seq`, with their encoding.
     persisted_counts: BTreeMap<u64, String>,
     /// Whether the settings in force are not stored yet (they go with the
@@ -361,6 +363,7 @@ impl PgSession {
             is_new,
             lock_wait,
             in_turn,
+            release_with_write: false,
             persisted_counts: BTreeMap::new(),
             unwritten_settings: false,
         };
@@ -513,6 +516,7 @@ impl PgSession {
     /// ([`super::conn::Link::release_later`]). Nothing of the turn depends
     /// on it.
     pub fn end_turn(&mut self) -> Result<(), StoreError> {
+        self.release_with_write = false;
         if !self.in_turn {
             return Ok(());
         }
@@ -524,6 +528,18 @@ impl PgSession {
                 Box::pin(std::future::ready(()))
             })
             .map_err(|e| self.fail(e))
+    }
+
+    /// The next write ends the turn: when it is a plain append (one
+    /// statement), the lock's release is sent right behind it, in the same
+    /// round trip, so that the turn ends with its last write and nothing is
+    /// left to release (a one-shot then closes without another round trip).
+    /// The release runs after the write's commit, never before: no other
+    /// client can take the turn and read the session before it holds what
+    /// this one wrote. Any other write leaves the release to
+    /// [`PgSession::end_turn`].
+    pub fn end_turn_with_next_write(&mut self) {
+        self.release_with_write = self.in_turn;
     }
 
     fn next_seq(&self) -> Result<u64, StoreError> {
@@ -575,15 +591,21 @@ impl PgSession {
             change.settings = Some((json, self.contents.settings_at.clone()));
         }
         let in_turn = self.in_turn && is_plain_append(&change);
-        self.conn
-            .call(move |link| {
-                if in_turn {
-                    Box::pin(apply_in_turn(link, change))
-                } else {
-                    Box::pin(apply(link, change))
-                }
-            })
-            .map_err(|e| self.fail(e))?;
+        let release =
+            (std::mem::take(&mut self.release_with_write) && in_turn).then(|| lock_key(self.id));
+        let written = self.conn.call(move |link| {
+            if in_turn {
+                Box::pin(apply_in_turn(link, change, release))
+            } else {
+                Box::pin(apply(link, change))
+            }
+        });
+        if release.is_some() {
+            // Sent with the write, whatever became of it (a lost connection
+            // has released the lock too).
+            self.in_turn = false;
+        }
+        written.map_err(|e| self.fail(e))?;
         self.revision += 1;
         self.unwritten_settings = false;
         self.contents.stale.clear();

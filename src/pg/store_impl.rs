@@ -92,6 +92,9 @@ impl SessionStore for PgSession {
         // A lost connection has released the lock already.
         let _ = PgSession::end_turn(self);
     }
+    fn end_turn_with_next_write(&mut self) {
+        PgSession::end_turn_with_next_write(self);
+    }
 }
 
 impl Store for PgStore {

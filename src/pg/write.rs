@@ -221,7 +221,15 @@ pub fn is_plain_append(change: &Change) -> bool {
 /// and it is evaluated with the row's conditions, before the row is locked.
 /// The records are inserted from the updated row (`FROM rev`), so a
 /// session deleted elsewhere inserts nothing and a lost race none either.
-pub async fn apply_in_turn(link: &mut Link, change: Change) -> Result<(), DbError> {
+///
+/// With `release` (the turn lock's second key), the lock's release follows
+/// the statement in the same round trip, as a statement of its own: it runs
+/// once the write is committed, or failed.
+pub async fn apply_in_turn(
+    link: &mut Link,
+    change: Change,
+    release: Option<i32>,
+) -> Result<(), DbError> {
     let (client, f) = link.client()?;
     let last_seq = rows::seq_param(change.last_seq);
     let wait = format!("{}ms", change.wait_ms);
@@ -250,18 +258,23 @@ pub async fn apply_in_turn(link: &mut Link, change: Change) -> Result<(), DbErro
         (&settings as _, Type::TEXT),
         (&settings_at as _, Type::TEXT),
     ]);
-    let inserted = client
-        .execute_typed(statement, &params)
-        .await
-        .map_err(|e| {
-            if e.as_db_error()
-                .is_some_and(|db| db.message().contains(RACED))
-            {
-                DbError::Raced
-            } else {
-                f.fail(e)
-            }
-        })?;
+    let unlock = format!("SELECT pg_advisory_unlock({LOCK_SPACE}, $1)");
+    let (written, _released) = futures::join!(client.execute_typed(statement, &params), async {
+        if let Some(key) = &release {
+            // Its answer tells nothing the write's does not: it fails
+            // only with the connection, which releases the lock too.
+            let _ = client.execute_typed(&unlock, &[(key, Type::INT4)]).await;
+        }
+    });
+    let inserted = written.map_err(|e| {
+        if e.as_db_error()
+            .is_some_and(|db| db.message().contains(RACED))
+        {
+            DbError::Raced
+        } else {
+            f.fail(e)
+        }
+    })?;
     if usize::try_from(inserted).is_ok_and(|n| n == change.insert.len()) {
         Ok(())
     } else {

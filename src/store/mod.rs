@@ -125,6 +125,10 @@ pub trait SessionStore: Send {
     }
     /// After the change (reply stored, compaction done, or an error).
     fn end_turn(&mut self) {}
+    /// The next write is the turn's last: a store that locks per turn may
+    /// release the lock with it (PostgreSQL: in the same round trip, once
+    /// the write is committed) instead of at [`SessionStore::end_turn`].
+    fn end_turn_with_next_write(&mut self) {}
 }
 
 /// A message to store: everything but what the store assigns (`seq`, time).

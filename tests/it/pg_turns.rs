@@ -122,6 +122,51 @@ fn an_ended_turn_is_released_while_the_client_sits_idle() {
     );
 }
 
+/// The engine says when a write is the turn's last (the reply, when no
+/// compaction can follow): the lock is released with that write, in its
+/// round trip, once it is committed; nothing is left to release after it.
+/// A write that is not a plain append leaves the release to `end_turn`.
+#[test]
+fn the_turns_last_write_releases_the_lock_with_it() {
+    let Some(db) = TestDb::new("the_turns_last_write_releases") else {
+        return;
+    };
+    let store = db.store();
+    let mut session = store.open_session("s").unwrap();
+    session.begin_turn().unwrap();
+    session
+        .append(Role::User, "hello".into(), None, false, None)
+        .unwrap();
+    assert_eq!(locks_held(&db), "1", "held through the turn");
+    session.end_turn_with_next_write();
+    session
+        .append(Role::Assistant, "hi".into(), None, false, None)
+        .unwrap();
+    // At once: no call, no grace period.
+    assert_eq!(locks_held(&db), "0", "released with the reply");
+    assert_eq!(
+        db.query("SELECT content FROM memchat_records ORDER BY seq"),
+        ["hello", "hi"],
+        "committed before the release"
+    );
+    // Ending the turn then has nothing left to do; the next turn locks
+    // again as usual.
+    session.end_turn().unwrap();
+    session.begin_turn().unwrap();
+    assert_eq!(locks_held(&db), "1");
+    // The last write is not a plain append (a compaction): the lock stays
+    // until the turn ends.
+    session.end_turn_with_next_write();
+    session
+        .compact(2, "a summary".into(), "test", None)
+        .unwrap();
+    assert_eq!(locks_held(&db), "1");
+    session.end_turn().unwrap();
+    wait_until("the ended turn's lock to be released", || {
+        locks_held(&db) == "0"
+    });
+}
+
 #[test]
 fn a_one_shot_locks_with_its_first_round_trip_and_waits_for_a_session_in_use() {
     let Some(db) = TestDb::new("a_one_shot_locks_with_its_first_round_trip") else {
