@@ -11,10 +11,14 @@
 //!   stdin) nothing is unsaved, and memchat exits at once with that status.
 //!
 //! The handlers run on a thread of their own: script mode reads stdin with a
-//! blocking read on the runtime's thread, and SIGTERM must still end it.
+//! blocking read on the runtime's thread, and SIGTERM must still end it. The
+//! thread (and its runtime) starts early, while the store opens, but the
+//! handlers are registered only when the front-end arms them
+//! ([`Starting::arm`]): until then every signal keeps its default action,
+//! and a Ctrl-C kills memchat as it kills any program (a shell loop that
+//! runs memchat stops on it).
 
 use std::io::Write;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use tokio::sync::watch;
@@ -66,25 +70,25 @@ pub struct Interrupt {
     _tx: Option<Arc<watch::Sender<Seen>>>,
 }
 
-/// The handlers being installed on their thread ([`Interrupt::start`]),
-/// while start-up goes on: until [`Starting::arm`], any of the three
-/// signals ends memchat at once, as its default action would (nothing is
-/// saved yet, and a Ctrl-C during a slow connection must not wait for it).
+/// The handlers' thread, started ([`Interrupt::start`]) but not armed: the
+/// signals keep their default actions until [`Starting::arm`].
 pub struct Starting {
     interrupt: Interrupt,
-    armed: Arc<AtomicBool>,
-    ready: Option<std::sync::mpsc::Receiver<()>>,
+    /// Tells the thread to register the handlers; `None` if it never started.
+    arm: Option<std::sync::mpsc::Sender<()>>,
+    ready: std::sync::mpsc::Receiver<()>,
 }
 
 impl Starting {
-    /// From here on a Ctrl-C stops the reply in progress instead of ending
-    /// memchat; waits until the handlers are registered.
-    pub fn arm(mut self) -> Interrupt {
-        if let Some(ready) = self.ready.take() {
+    /// Registers the handlers and returns once they are: each signal is
+    /// data from here on (see the module doc).
+    pub fn arm(self) -> Interrupt {
+        if let Some(arm) = self.arm
+            && arm.send(()).is_ok()
+        {
             // Either registered or failed (then the default actions stay).
-            let _ = ready.recv();
+            let _ = self.ready.recv();
         }
-        self.armed.store(true, Ordering::SeqCst);
         self.interrupt
     }
 }
@@ -102,19 +106,19 @@ impl Drop for Hold {
 }
 
 impl Interrupt {
-    /// Starts installing the handlers on a thread of their own (a thread
-    /// and a runtime take a while to start), so that the rest of start-up
-    /// (opening the store, connecting to PostgreSQL) runs meanwhile.
+    /// Starts the handlers' thread and its runtime (they take a while to
+    /// start), so that the rest of start-up (reading the prompt, opening the
+    /// store, connecting to PostgreSQL) runs meanwhile. Nothing is
+    /// registered until [`Starting::arm`].
     pub fn start() -> Starting {
         let (tx, rx) = watch::channel(Seen::default());
         let holds = Arc::new(Mutex::new(0usize));
-        let armed = Arc::new(AtomicBool::new(false));
+        let (arm_tx, arm_rx) = std::sync::mpsc::channel();
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let thread_holds = holds.clone();
-        let thread_armed = armed.clone();
         let spawned = std::thread::Builder::new()
             .name("memchat-signals".into())
-            .spawn(move || watch_signals(&tx, &thread_holds, &thread_armed, &ready_tx));
+            .spawn(move || watch_signals(&tx, &thread_holds, &arm_rx, &ready_tx));
         Starting {
             interrupt: Interrupt {
                 rx,
@@ -122,8 +126,8 @@ impl Interrupt {
                 holds,
                 _tx: None,
             },
-            armed,
-            ready: spawned.is_ok().then_some(ready_rx),
+            arm: spawned.is_ok().then_some(arm_tx),
+            ready: ready_rx,
         }
     }
 
@@ -178,14 +182,18 @@ impl Interrupt {
 fn watch_signals(
     tx: &watch::Sender<Seen>,
     holds: &Mutex<usize>,
-    armed: &AtomicBool,
+    arm: &std::sync::mpsc::Receiver<()>,
     ready: &std::sync::mpsc::Sender<()>,
 ) {
     use tokio::signal::unix::{SignalKind, signal};
-    let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_io()
-        .build()
-    else {
+        .build();
+    // Armed, or the process is ending (the handle was dropped unarmed).
+    if arm.recv().is_err() {
+        return;
+    }
+    let Ok(runtime) = runtime else {
         let _ = ready.send(());
         return;
     };
@@ -207,13 +215,6 @@ fn watch_signals(
                 else => return,
             };
             let held = holds.lock().unwrap_or_else(PoisonError::into_inner);
-            if termination.is_none() && !armed.load(Ordering::SeqCst) {
-                // Ctrl-C during start-up: nothing is saved yet, end now, as
-                // the signal itself would have.
-                crate::typeahead::restore_terminal();
-                // 128 + SIGINT, the shell's status (exit.rs's Interrupted).
-                std::process::exit(130);
-            }
             if let Some(signal) = termination
                 && *held == 0
             {

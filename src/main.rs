@@ -134,8 +134,8 @@ async fn chat(
 ) -> anyhow::Result<Exit> {
     let stdin_is_terminal = std::io::stdin().is_terminal();
     // The signal handlers' thread starts while the prompt is read and the
-    // store opens; until they are armed (below), a signal ends memchat at
-    // once, as before them.
+    // store opens; until they are armed (below), every signal keeps its
+    // default action.
     let signals_starting = Interrupt::start();
     // A one-shot's prompt (with what stdin holds) is read and checked before
     // anything is opened: it then takes its turn at once, so a PostgreSQL

@@ -11,7 +11,7 @@
 //! keeps them for the rest of the process. Verification itself is unchanged:
 //! same roots, same checks, same crypto (rustls with ring).
 
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
@@ -21,29 +21,17 @@ use rustls::{DigitallySignedStruct, SignatureScheme};
 
 /// The reqwest client every request goes through: connect and silence
 /// timeouts, and TLS whose certificates wait for the first `https://`
-/// handshake. Built once per process for given timeouts (a clone shares it,
-/// with its pool of connections), so that start-up can build it early,
-/// while a PostgreSQL store connects, and the model client takes it later.
+/// handshake.
 pub fn http_client(
     connect_timeout: Duration,
     idle_timeout: Duration,
 ) -> Result<reqwest::Client, String> {
-    static BUILT: Mutex<Option<((Duration, Duration), reqwest::Client)>> = Mutex::new(None);
-    let mut built = BUILT.lock().unwrap_or_else(PoisonError::into_inner);
-    let key = (connect_timeout, idle_timeout);
-    if let Some((built_for, client)) = built.as_ref()
-        && *built_for == key
-    {
-        return Ok(client.clone());
-    }
-    let client = reqwest::Client::builder()
+    reqwest::Client::builder()
         .connect_timeout(connect_timeout)
         .read_timeout(idle_timeout)
         .tls_backend_preconfigured(tls_config()?)
         .build()
-        .map_err(|e| e.to_string())?;
-    *built = Some((key, client.clone()));
-    Ok(client)
+        .map_err(|e| e.to_string())
 }
 
 /// rustls with ring (builds in seconds; aws-lc takes minutes), TLS 1.2 and
