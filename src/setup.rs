@@ -11,6 +11,7 @@ use crate::chat::Engine;
 use crate::client::ChatModel;
 use crate::client::mock::MockModel;
 use crate::client::openai::OpenAiModel;
+use crate::client::tls::PrebuiltHttp;
 use crate::config::{self, Backend, Config, StoreUrl};
 use crate::manage;
 use crate::render::Output;
@@ -56,10 +57,18 @@ pub fn session_to_continue(
 
 /// The model client for the configuration, with the token counter for its model.
 pub fn model_for(config: &Config) -> anyhow::Result<(Box<dyn ChatModel>, TokenCounter)> {
+    model_with(config, None)
+}
+
+/// [`model_for`], taking an HTTP client built beforehand if it fits.
+fn model_with(
+    config: &Config,
+    http: Option<PrebuiltHttp>,
+) -> anyhow::Result<(Box<dyn ChatModel>, TokenCounter)> {
     let counter = TokenCounter::for_model(&config.model);
     let model: Box<dyn ChatModel> = match &config.backend {
         Backend::Mock { delay } => Box::new(MockModel::new(counter, *delay)),
-        Backend::OpenAi(settings) => Box::new(OpenAiModel::new(settings.clone())?),
+        Backend::OpenAi(settings) => Box::new(OpenAiModel::with_http(settings.clone(), http)?),
     };
     Ok((model, counter))
 }
@@ -110,16 +119,20 @@ pub fn open_engine(
     store: Arc<dyn Store>,
     output: &Output,
 ) -> anyhow::Result<Engine> {
-    if let Backend::OpenAi(settings) = &config.backend {
-        // Built now, while a PostgreSQL store may still be connecting (the
-        // session is awaited below); the model client takes it from there.
-        // An error is the model client's to report, when it builds.
-        let _ = crate::client::tls::http_client(settings.connect_timeout, settings.idle_timeout);
-    }
+    // Built now, while a PostgreSQL store may still be connecting (the
+    // session is awaited below); the model client takes it (unless the
+    // session's settings changed its timeouts).
+    let http = match &config.backend {
+        Backend::OpenAi(settings) => crate::client::tls::prebuild_http_client(
+            settings.connect_timeout,
+            settings.idle_timeout,
+        ),
+        Backend::Mock { .. } => None,
+    };
     let name = config.session.clone();
     let mut session = open_session(store.as_ref(), &name, output)?;
     adopt_settings(config, session.as_mut(), output)?;
-    let (model, counter) = model_for(config)?;
+    let (model, counter) = model_with(config, http)?;
     let mut engine = Engine::new(store, session, model, counter, config.budget);
     engine.set_sampling(config.sampling);
     engine.set_recall(config.recall, config.recall_percent);

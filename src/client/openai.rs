@@ -16,6 +16,7 @@
 //!   `Retry-After`): proxies answer a request that lacks the key they need
 //!   with a 500, which no retry will change.
 
+use super::tls::PrebuiltHttp;
 use std::sync::atomic::{AtomicU16, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -78,6 +79,15 @@ pub struct OpenAiModel {
 
 impl OpenAiModel {
     pub fn new(settings: OpenAiSettings) -> Result<Self, ClientError> {
+        Self::with_http(settings, None)
+    }
+
+    /// [`OpenAiModel::new`] with an HTTP client built beforehand (see
+    /// [`http_client_for`]), used when its timeouts are the settings'.
+    pub fn with_http(
+        settings: OpenAiSettings,
+        prebuilt: Option<PrebuiltHttp>,
+    ) -> Result<Self, ClientError> {
         if let Some(key) = &settings.api_key {
             // The key goes into an HTTP header, where a line break or control
             // byte makes the HTTP stack panic.
@@ -87,11 +97,19 @@ impl OpenAiModel {
             })?;
         }
         // Certificates are loaded at the first https:// handshake, not here.
-        let http = super::tls::http_client(settings.connect_timeout, settings.idle_timeout)
-            .map_err(|e| ClientError::Transport {
-                url: settings.base_url.clone(),
-                message: format!("cannot set up HTTP: {e}"),
-            })?;
+        let timeouts = (settings.connect_timeout, settings.idle_timeout);
+        let http = match prebuilt {
+            Some(PrebuiltHttp {
+                timeouts: made_for,
+                client,
+            }) if made_for == timeouts => client,
+            _ => super::tls::http_client(timeouts.0, timeouts.1).map_err(|e| {
+                ClientError::Transport {
+                    url: settings.base_url.clone(),
+                    message: format!("cannot set up HTTP: {e}"),
+                }
+            })?,
+        };
         let attempts = Arc::new(AtomicU32::new(0));
         let overflow = Overflow::default();
         let status = Arc::new(AtomicU16::new(0));

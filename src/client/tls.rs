@@ -34,6 +34,28 @@ pub fn http_client(
         .map_err(|e| e.to_string())
 }
 
+/// An HTTP client built ahead of its model client (while a PostgreSQL store
+/// connects, say), with the timeouts it was built for.
+pub struct PrebuiltHttp {
+    pub(super) timeouts: (std::time::Duration, std::time::Duration),
+    pub(super) client: reqwest::Client,
+}
+
+/// [`http_client`] built now, for a model client made later
+/// ([`super::openai::OpenAiModel::with_http`]) that checks the timeouts;
+/// `None` if it cannot be built (the model client then reports why).
+pub fn prebuild_http_client(
+    connect_timeout: Duration,
+    idle_timeout: Duration,
+) -> Option<PrebuiltHttp> {
+    http_client(connect_timeout, idle_timeout)
+        .ok()
+        .map(|client| PrebuiltHttp {
+            timeouts: (connect_timeout, idle_timeout),
+            client,
+        })
+}
+
 /// rustls with ring (builds in seconds; aws-lc takes minutes), TLS 1.2 and
 /// 1.3, HTTP/1.1 (the only protocol this reqwest is built with), and the lazy
 /// platform verifier.
