@@ -413,19 +413,20 @@ impl Engine {
             // as an error status, reported the same way.
             return Err(error.into());
         }
+        let compacts = !report.by_user && !self.defer_compaction;
         if !report.reply.is_empty() || finished {
-            let compaction_may_follow = !report.by_user
-                && !self.defer_compaction
-                && !self.surely_under_trigger_with(&report.reply);
+            let tokens = self.counter.cache_if_ready(&report.reply);
+            let compaction_may_follow =
+                compacts && !self.surely_under_trigger_with(&report.reply, tokens.as_ref());
             if self.turn_depth == 1 && !compaction_may_follow {
                 // Nothing else is written this turn: the store may end it
                 // with the reply (PostgreSQL releases the turn lock in the
                 // reply's round trip).
                 self.session.end_turn_with_next_write();
             }
-            self.append_reply(&report)?;
+            self.append_reply(&report, tokens)?;
         }
-        if !report.by_user && !self.defer_compaction {
+        if compacts {
             // Compaction may wait on the model for the summary; Ctrl-C stops
             // that wait. Only the summary call can be cut short (the disk
             // work runs without an await), so the log stays as it was and
@@ -600,7 +601,11 @@ impl Engine {
     /// Saves the reply (partial ones marked), with the server's usage report
     /// and its count when the tokenizer is loaded (it is whenever this turn
     /// needed exact counts).
-    fn append_reply(&mut self, report: &TurnReport) -> Result<(), StoreError> {
+    fn append_reply(
+        &mut self,
+        report: &TurnReport,
+        tokens: Option<TokenCache>,
+    ) -> Result<(), StoreError> {
         let usage = report.usage.map(|u| UsageRecord {
             prompt_tokens: u.prompt_tokens,
             completion_tokens: u.completion_tokens,
@@ -611,7 +616,7 @@ impl Engine {
             model: Some(self.model.name()),
             interrupted: report.interrupted,
             truncated: report.truncated.is_some(),
-            tokens: self.counter.cache_if_ready(&report.reply),
+            tokens,
             usage,
         })?;
         Ok(())

@@ -75,15 +75,22 @@ impl Engine {
         (exact.total() > u64::from(self.budget.trigger)).then_some(exact)
     }
 
-    /// Whether the history with a reply of `reply` added is surely under
-    /// the trigger `H` by byte bounds alone: then no compaction follows
-    /// that reply, since a count never exceeds its bound and
-    /// [`Engine::sizes_over_trigger`] says "under" for the same figures.
-    pub(super) fn surely_under_trigger_with(&self, reply: &str) -> bool {
+    /// Whether the history with a reply of `reply` added (its count from
+    /// `tokens`, else its bytes) is surely under the trigger `H`: then no
+    /// compaction follows that reply, since the record stored with the same
+    /// count measures the same, and [`Engine::sizes_over_trigger`] says
+    /// "under" whenever these figures do.
+    pub(super) fn surely_under_trigger_with(
+        &self,
+        reply: &str,
+        tokens: Option<&TokenCache>,
+    ) -> bool {
+        let raw = self
+            .counter
+            .cached(tokens)
+            .unwrap_or_else(|| crate::tokens::upper_bound(reply));
         let mut bound = self.measure();
-        bound
-            .messages
-            .push(self.counter.message_cost(crate::tokens::upper_bound(reply)));
+        bound.messages.push(self.counter.message_cost(raw));
         bound.total() <= u64::from(self.budget.trigger)
     }
 

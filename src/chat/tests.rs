@@ -10,6 +10,7 @@ use futures::future::BoxFuture;
 use super::*;
 use crate::client::mock::MockModel;
 use crate::memory::Session;
+use crate::memory::format::MessageRecord;
 use crate::sizing::History;
 use crate::store::FileStore;
 
@@ -246,4 +247,137 @@ fn a_long_conversation_is_compacted_and_stays_under_the_budget() {
     }
     assert!(compactions > 0, "the history passed H");
     assert!(engine.session().summary().is_some());
+}
+
+/// A file session that records what the engine asks of it around a turn.
+struct Recording {
+    inner: Session,
+    events: Arc<Mutex<Vec<String>>>,
+}
+
+impl Recording {
+    fn note(&self, event: String) {
+        self.events.lock().unwrap().push(event);
+    }
+}
+
+impl crate::store::SessionStore for Recording {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+    fn is_new(&self) -> bool {
+        crate::store::SessionStore::is_new(&self.inner)
+    }
+    fn take_notices(&mut self) -> Vec<String> {
+        crate::store::SessionStore::take_notices(&mut self.inner)
+    }
+    fn system(&self) -> Option<&MessageRecord> {
+        crate::store::SessionStore::system(&self.inner)
+    }
+    fn summary(&self) -> Option<&crate::memory::format::SummaryRecord> {
+        crate::store::SessionStore::summary(&self.inner)
+    }
+    fn messages(&self) -> &[MessageRecord] {
+        crate::store::SessionStore::messages(&self.inner)
+    }
+    fn messages_mut(&mut self) -> &mut [MessageRecord] {
+        crate::store::SessionStore::messages_mut(&mut self.inner)
+    }
+    fn system_mut(&mut self) -> Option<&mut MessageRecord> {
+        crate::store::SessionStore::system_mut(&mut self.inner)
+    }
+    fn summary_mut(&mut self) -> Option<&mut crate::memory::format::SummaryRecord> {
+        crate::store::SessionStore::summary_mut(&mut self.inner)
+    }
+    fn last_seq(&self) -> u64 {
+        crate::store::SessionStore::last_seq(&self.inner)
+    }
+    fn settings(&self) -> &crate::memory::format::SessionSettings {
+        crate::store::SessionStore::settings(&self.inner)
+    }
+    fn set_settings(
+        &mut self,
+        wanted: &crate::memory::format::SessionSettings,
+        now: bool,
+    ) -> Result<bool, StoreError> {
+        crate::store::SessionStore::set_settings(&mut self.inner, wanted, now)
+    }
+    fn append_message(&mut self, m: NewMessage) -> Result<&MessageRecord, StoreError> {
+        self.note(format!("append {}", m.role.as_str()));
+        crate::store::SessionStore::append_message(&mut self.inner, m)
+    }
+    fn compact(
+        &mut self,
+        evict: usize,
+        summary: String,
+        method: &str,
+        tokens: Option<TokenCache>,
+    ) -> Result<(), StoreError> {
+        self.note("compact".into());
+        crate::store::SessionStore::compact(&mut self.inner, evict, summary, method, tokens)
+    }
+    fn clear(&mut self) -> Result<usize, StoreError> {
+        crate::store::SessionStore::clear(&mut self.inner)
+    }
+    fn archive_tail(&mut self, from: usize) -> Result<usize, StoreError> {
+        crate::store::SessionStore::archive_tail(&mut self.inner, from)
+    }
+    fn read_archive(&self) -> Result<Vec<crate::memory::format::Record>, StoreError> {
+        crate::store::SessionStore::read_archive(&self.inner)
+    }
+    fn begin_turn(&mut self) -> Result<(), StoreError> {
+        self.note("begin_turn".into());
+        Ok(())
+    }
+    fn end_turn(&mut self) {
+        self.note("end_turn".into());
+    }
+    fn end_turn_with_next_write(&mut self) {
+        self.note("last write next".into());
+    }
+}
+
+/// The engine tells the store that the reply ends the turn (so PostgreSQL
+/// releases the turn lock with it) only when nothing follows it: every
+/// "last write next" is followed by the reply and then the turn's end, never
+/// by a compaction; a turn whose reply passes the trigger compacts under
+/// the lock instead.
+#[test]
+fn the_reply_ends_the_turn_only_when_no_compaction_follows() {
+    let dir = tempfile::tempdir().unwrap();
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let recording = Recording {
+        inner: open(&dir),
+        events: events.clone(),
+    };
+    let store = Arc::new(FileStore::new(dir.path(), Duration::from_secs(1)));
+    let model = Box::new(MockModel::new(counter(), Duration::ZERO));
+    let mut engine = Engine::new(store, Box::new(recording), model, counter(), budget());
+    for i in 0..40 {
+        send(
+            &mut engine,
+            &format!("message {i}: {}", "words ".repeat(30)),
+        )
+        .unwrap();
+    }
+    let events = events.lock().unwrap().clone();
+    let marked = events.iter().filter(|e| *e == "last write next").count();
+    assert!(marked > 0, "{events:?}");
+    assert!(events.iter().any(|e| e == "compact"), "{events:?}");
+    for (i, event) in events.iter().enumerate() {
+        if event == "last write next" {
+            assert_eq!(
+                events.get(i + 1..i + 3),
+                Some(&["append assistant".to_string(), "end_turn".to_string()][..]),
+                "at {i}: {events:?}"
+            );
+        }
+        if event == "compact" {
+            let turn = events[..i].iter().rposition(|e| e == "begin_turn").unwrap();
+            assert!(
+                !events[turn..i].iter().any(|e| e == "last write next"),
+                "a compaction after the turn's last write, at {i}: {events:?}"
+            );
+        }
+    }
 }

@@ -230,11 +230,10 @@ impl Link {
         let keys = std::mem::take(&mut self.releases);
         if let Ok((client, _)) = self.client() {
             for key in keys {
-                let unlock = format!("SELECT pg_advisory_unlock({}, $1)", schema::LOCK_SPACE);
                 // The first poll encodes the statement and hands it to the
                 // connection task; the answer is not awaited.
                 let _ = client
-                    .execute_typed(&unlock, &[(&key, tokio_postgres::types::Type::INT4)])
+                    .execute_typed(schema::UNLOCK, &[(&key, tokio_postgres::types::Type::INT4)])
                     .now_or_never();
             }
         }

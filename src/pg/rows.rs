@@ -337,6 +337,36 @@ mod tests {
         assert_eq!(exact.as_deref(), Some(&b"a\0b"[..]));
     }
 
+    /// `typed_one` is `typed_params` for one record, element for element:
+    /// each scalar's type is the array's element type.
+    #[test]
+    fn one_records_parameters_are_the_arrays_elements() {
+        let summary = Record::Summary(SummaryRecord {
+            seq: 9,
+            content: "s".into(),
+            covers: [1, 8],
+            at: "t".into(),
+            method: "extractive".into(),
+            tokens: None,
+        });
+        let one = Columns::new(std::slice::from_ref(&summary));
+        let scalars = one.typed_one().expect("one record");
+        let arrays = one.typed_params();
+        for (i, ((_, scalar), (_, array))) in scalars.iter().zip(arrays.iter()).enumerate() {
+            assert_eq!(
+                array.kind(),
+                &tokio_postgres::types::Kind::Array(scalar.clone()),
+                "parameter ${}",
+                i + 3
+            );
+        }
+        assert!(
+            Columns::new(&[summary.clone(), summary])
+                .typed_one()
+                .is_none()
+        );
+    }
+
     #[test]
     fn columns_line_up_with_the_records() {
         let message = Record::Message(MessageRecord {

@@ -28,6 +28,9 @@ pub const SCHEMA_VERSION: i32 = 1;
 /// migration.
 pub const LOCK_SPACE: &str = "hashtext('memchat:' || current_schema())";
 
+/// Releases a session's turn lock: `$1` the second key (an `int4`).
+pub const UNLOCK: &str = "SELECT pg_advisory_unlock(hashtext('memchat:' || current_schema()), $1)";
+
 /// Each step brings the schema from version `i` to `i + 1`.
 const MIGRATIONS: [&str; 1] = [r#"
 CREATE TABLE memchat_sessions (
@@ -168,4 +171,18 @@ pub async fn migrate(client: &mut Client) -> Result<(), SchemaError> {
     .await?;
     tx.commit().await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{LOCK_SPACE, UNLOCK};
+
+    /// The release must name the lock the turn takes.
+    #[test]
+    fn the_unlock_is_in_the_lock_space() {
+        assert_eq!(
+            UNLOCK,
+            format!("SELECT pg_advisory_unlock({LOCK_SPACE}, $1)")
+        );
+    }
 }

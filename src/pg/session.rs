@@ -7,7 +7,9 @@
 //! takes a session-level advisory lock on the session (waiting at most the
 //! lock wait, then failing with the same "in use" error as the file store),
 //! reloads the session if another client changed it since, and
-//! [`PgSession::end_turn`] releases it. Between turns nothing is held, so a
+//! [`PgSession::end_turn`] releases it, or the turn's last write does when
+//! the engine says which it is ([`PgSession::end_turn_with_next_write`]:
+//! the release follows that write's commit). Between turns nothing is held, so a
 //! REPL left open on one machine never locks out another. The lock belongs
 //! to the connection: a killed client's lock goes with its socket at once,
 //! and a client whose machine vanished loses it within

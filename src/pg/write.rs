@@ -9,7 +9,7 @@ use tokio_postgres::types::Type;
 
 use super::conn::{DbError, Link};
 use super::rows::{self, Columns};
-use super::schema::LOCK_SPACE;
+use super::schema::{LOCK_SPACE, UNLOCK};
 use super::session::lock_key;
 use crate::memory::format::Record;
 
@@ -258,12 +258,14 @@ pub async fn apply_in_turn(
         (&settings as _, Type::TEXT),
         (&settings_at as _, Type::TEXT),
     ]);
-    let unlock = format!("SELECT pg_advisory_unlock({LOCK_SPACE}, $1)");
-    let (written, _released) = futures::join!(client.execute_typed(statement, &params), async {
+    // `join!` polls the write first, and a statement is queued on the
+    // connection at its first poll: the write, then the unlock, each with
+    // its own Sync, so the server commits the write before it releases.
+    let (written, ()) = futures::join!(client.execute_typed(statement, &params), async {
         if let Some(key) = &release {
             // Its answer tells nothing the write's does not: it fails
             // only with the connection, which releases the lock too.
-            let _ = client.execute_typed(&unlock, &[(key, Type::INT4)]).await;
+            let _ = client.execute_typed(UNLOCK, &[(key, Type::INT4)]).await;
         }
     });
     let inserted = written.map_err(|e| {

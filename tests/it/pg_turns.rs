@@ -147,7 +147,8 @@ fn the_turns_last_write_releases_the_lock_with_it() {
     assert_eq!(
         db.query("SELECT content FROM memchat_records ORDER BY seq"),
         ["hello", "hi"],
-        "committed before the release"
+        "the reply is stored (its commit precedes the release by the protocol's order: \
+         write.rs)"
     );
     // Ending the turn then has nothing left to do; the next turn locks
     // again as usual.
