@@ -150,8 +150,14 @@ pub fn parse(url: &str) -> Result<StoreUrl, String> {
     if config.get_connect_timeout().is_none() {
         config.connect_timeout(CONNECT_TIMEOUT);
     }
+    if config.get_ports().is_empty()
+        && let Some(port) = std::env::var("PGPORT").ok().and_then(|p| p.parse().ok())
+    {
+        config.port(port);
+    }
     if config.get_hosts().is_empty() && config.get_hostaddrs().is_empty() {
-        default_host(&mut config);
+        let pghost = std::env::var("PGHOST").ok();
+        default_host(&mut config, pghost.as_deref(), |socket| socket.exists());
     }
     // PostgreSQL has no TLS over a Unix-domain socket: libpq ignores
     // `sslmode` there (the socket's file permissions guard it), and so
@@ -178,24 +184,30 @@ pub fn parse(url: &str) -> Result<StoreUrl, String> {
     })
 }
 
-/// Where libpq connects when the URL names no host (`postgres:///db`):
-/// `PGHOST`, else the server's Unix-domain socket in the first directory
-/// that has one (Debian's, then PostgreSQL's own default), else localhost.
-fn default_host(config: &mut tokio_postgres::Config) {
-    if let Ok(hosts) = std::env::var("PGHOST")
-        && !hosts.is_empty()
-    {
-        for host in hosts.split(',') {
+/// Where to connect when the URL names no host (`postgres:///db`): the
+/// hosts in `PGHOST` (as libpq reads it), else the server's Unix-domain
+/// socket if there is one in `/var/run/postgresql` or `/tmp` (where
+/// Debian's libpq and PostgreSQL's own look), else localhost over TCP.
+fn default_host(
+    config: &mut tokio_postgres::Config,
+    pghost: Option<&str>,
+    socket_exists: impl Fn(&std::path::Path) -> bool,
+) {
+    let listed: Vec<&str> = pghost
+        .unwrap_or("")
+        .split(',')
+        .filter(|host| !host.is_empty())
+        .collect();
+    if !listed.is_empty() {
+        for host in listed {
             config.host(host);
         }
         return;
     }
     let port = config.get_ports().first().copied().unwrap_or(5432);
-    let socket_dir = ["/var/run/postgresql", "/tmp"].into_iter().find(|dir| {
-        std::path::Path::new(dir)
-            .join(format!(".s.PGSQL.{port}"))
-            .exists()
-    });
+    let socket_dir = ["/var/run/postgresql", "/tmp"]
+        .into_iter()
+        .find(|dir| socket_exists(&std::path::Path::new(dir).join(format!(".s.PGSQL.{port}"))));
     config.host(socket_dir.unwrap_or("localhost"));
 }
 
@@ -334,6 +346,49 @@ mod tests {
         ] {
             assert_eq!(mask(plain), plain);
         }
+    }
+
+    #[test]
+    fn tls_is_off_where_every_host_is_a_unix_domain_socket() {
+        for url in [
+            "postgres://ana@%2Fvar%2Frun%2Fpostgresql/db?sslmode=verify-full",
+            "postgres:///db?user=ana&host=/tmp&sslmode=require",
+        ] {
+            let parsed = parse(url).unwrap();
+            assert_eq!(parsed.ssl, SslMode::Disable, "{url}");
+            assert_eq!(parsed.config.get_ssl_mode(), WireSslMode::Disable, "{url}");
+        }
+        // A TCP host keeps what the URL asks for.
+        let parsed = parse("postgres://ana@db.example/db?sslmode=verify-full").unwrap();
+        assert_eq!(parsed.ssl, SslMode::VerifyFull);
+    }
+
+    #[test]
+    fn without_a_host_pghost_then_a_socket_then_localhost() {
+        use tokio_postgres::config::Host;
+        let hosts = |pghost: Option<&str>, socket_in: Option<&str>, port: Option<u16>| {
+            let mut config = tokio_postgres::Config::new();
+            if let Some(port) = port {
+                config.port(port);
+            }
+            default_host(&mut config, pghost, |socket| {
+                socket_in.is_some_and(|dir| socket.starts_with(dir))
+                    && socket.ends_with(format!(".s.PGSQL.{}", port.unwrap_or(5432)))
+            });
+            config.get_hosts().to_vec()
+        };
+        let tcp = |h: &str| Host::Tcp(h.to_string());
+        let unix = |p: &str| Host::Unix(p.into());
+        assert_eq!(
+            hosts(Some("db1,,db2"), Some("/tmp"), None),
+            [tcp("db1"), tcp("db2")]
+        );
+        assert_eq!(hosts(Some(""), Some("/tmp"), None), [unix("/tmp")]);
+        assert_eq!(
+            hosts(None, Some("/var/run/postgresql"), Some(5433)),
+            [unix("/var/run/postgresql")]
+        );
+        assert_eq!(hosts(None, None, None), [tcp("localhost")]);
     }
 
     #[test]

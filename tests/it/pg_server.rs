@@ -202,7 +202,6 @@ impl Cluster {
         self.pg_ctl(&["stop", "-m", "immediate", "-w"]);
     }
 
-    /// A URL for user `postgres` (with `password`) on host `host`.
     /// The directory of the server's Unix-domain socket.
     pub fn socket_dir(&self) -> &Path {
         self.dir.path()
@@ -213,6 +212,7 @@ impl Cluster {
         self.port
     }
 
+    /// A URL for user `postgres` (with `password`) on host `host`.
     pub fn url(&self, password: Option<&str>, host: &str, params: &str) -> String {
         let password = password.map(|p| format!(":{p}")).unwrap_or_default();
         format!(
