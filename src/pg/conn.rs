@@ -20,7 +20,7 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::{Client, NoTls};
 
 use super::session::{self, Loaded};
-use super::url::StoreUrl;
+use super::url::{CONNECT_TIMEOUT, StoreUrl};
 use super::{schema, tls};
 use crate::memory::StoreError;
 
@@ -132,8 +132,9 @@ pub fn describe(error: &tokio_postgres::Error, url: &StoreUrl) -> DbError {
     while let Some(c) = cause {
         if let Some(io) = c.downcast_ref::<std::io::Error>() {
             return DbError::Failed(format!(
-                "cannot reach the server: {}",
-                super::url::mask(&io.to_string())
+                "cannot reach the server: {}{}",
+                super::url::mask(&io.to_string()),
+                missing_socket(io, url)
             ));
         }
         cause = c.source();
@@ -150,6 +151,30 @@ pub fn describe(error: &tokio_postgres::Error, url: &StoreUrl) -> DbError {
         return DbError::Failed(format!("TLS: {text}"));
     }
     DbError::Failed(text)
+}
+
+/// For a socket file that is not there, where it was looked for (the
+/// directory and the port make its name, as libpq says).
+fn missing_socket(io: &std::io::Error, url: &StoreUrl) -> String {
+    let sockets: Vec<String> = url
+        .config
+        .get_hosts()
+        .iter()
+        .filter_map(|host| match host {
+            tokio_postgres::config::Host::Tcp(_) => None,
+            #[cfg(unix)]
+            tokio_postgres::config::Host::Unix(dir) => Some(dir.clone()),
+        })
+        .map(|dir| {
+            let port = url.config.get_ports().first().copied().unwrap_or(5432);
+            dir.join(format!(".s.PGSQL.{port}")).display().to_string()
+        })
+        .collect();
+    if io.kind() == std::io::ErrorKind::NotFound && !sockets.is_empty() {
+        format!(" (no server socket at {})", sockets.join(", "))
+    } else {
+        String::new()
+    }
 }
 
 /// Turns query errors into [`DbError`]s while the client is borrowed.
@@ -290,19 +315,33 @@ impl Link {
             }
         };
         let connector = tls::connector(self.url.ssl, &self.url.roots).map_err(DbError::Failed)?;
+        // tokio-postgres bounds only the socket's connect by the connect
+        // timeout: a server (or anything listening there) that accepts and
+        // then never answers would hold memchat forever. The whole start-up
+        // (TLS, authentication) gets the same bound.
+        let limit = config
+            .get_connect_timeout()
+            .copied()
+            .unwrap_or(CONNECT_TIMEOUT);
+        let no_answer = || {
+            DbError::Failed(format!(
+                "cannot reach the server: no answer within {}s",
+                limit.as_secs()
+            ))
+        };
         let mut client = match connector {
             None => {
-                let (client, connection) = config
-                    .connect(NoTls)
+                let (client, connection) = tokio::time::timeout(limit, config.connect(NoTls))
                     .await
+                    .map_err(|_| no_answer())?
                     .map_err(|e| describe(&e, &self.url))?;
                 self.task = Some(tokio::spawn(async move { on_end(connection.await) }));
                 client
             }
             Some(connector) => {
-                let (client, connection) = config
-                    .connect(connector)
+                let (client, connection) = tokio::time::timeout(limit, config.connect(connector))
                     .await
+                    .map_err(|_| no_answer())?
                     .map_err(|e| describe(&e, &self.url))?;
                 self.task = Some(tokio::spawn(async move { on_end(connection.await) }));
                 client

@@ -118,12 +118,21 @@ pub fn parse(url: &str) -> Result<StoreUrl, String> {
     let mut ssl = SslMode::Prefer;
     let mut roots = Roots::System;
     let mut kept: Vec<&str> = Vec::new();
+    let mut listed_hosts: Vec<String> = Vec::new();
     for pair in query.into_iter().flat_map(|q| q.split('&')) {
         let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
         match key {
             "sslmode" => ssl = SslMode::parse(value)?,
             "sslrootcert" if value == "system" => roots = Roots::System,
             "sslrootcert" => roots = Roots::File(PathBuf::from(percent_decode(value))),
+            // A list, as libpq reads it (tokio-postgres takes the URL's
+            // `host=` whole); an empty entry names nothing.
+            "host" => listed_hosts.extend(
+                value
+                    .split(',')
+                    .map(percent_decode)
+                    .filter(|host| !host.is_empty()),
+            ),
             _ if !pair.is_empty() => kept.push(pair),
             _ => {}
         }
@@ -136,6 +145,9 @@ pub fn parse(url: &str) -> Result<StoreUrl, String> {
     let mut config: tokio_postgres::Config = rebuilt
         .parse()
         .map_err(|e: tokio_postgres::Error| mask(&error_chain(&e)))?;
+    for host in listed_hosts {
+        config.host(host);
+    }
     if config.get_user().is_none() {
         let user = std::env::var("PGUSER")
             .or_else(|_| std::env::var("USER"))
@@ -358,6 +370,18 @@ mod tests {
             assert_eq!(parsed.ssl, SslMode::Disable, "{url}");
             assert_eq!(parsed.config.get_ssl_mode(), WireSslMode::Disable, "{url}");
         }
+        // `host=` is a list; its empty entries name nothing.
+        let parsed =
+            parse("postgres:///db?user=ana&host=/tmp,,%2Fvar%2Frun%2Fpg&sslmode=require").unwrap();
+        assert_eq!(parsed.config.get_hosts().len(), 2);
+        assert_eq!(parsed.ssl, SslMode::Disable);
+        let parsed = parse("postgres:///db?user=ana&host=/tmp,db.example").unwrap();
+        assert_eq!(parsed.config.get_hosts().len(), 2);
+        assert_eq!(
+            parsed.ssl,
+            SslMode::Prefer,
+            "a TCP host in the list keeps sslmode"
+        );
         // A TCP host keeps what the URL asks for.
         let parsed = parse("postgres://ana@db.example/db?sslmode=verify-full").unwrap();
         assert_eq!(parsed.ssl, SslMode::VerifyFull);

@@ -203,3 +203,24 @@ fn ctrl_c_while_the_store_connects_kills_memchat_at_once() {
     let status = child.wait().unwrap();
     assert_eq!(status.signal(), Some(2), "killed by SIGINT: {status:?}");
 }
+
+/// Something that accepts the connection and never answers (a hung server,
+/// a wrong port) is a store error once the connect timeout has passed, not
+/// a wait without end: the timeout bounds the whole start-up, not only the
+/// socket's connect.
+#[test]
+fn a_server_that_never_answers_is_a_store_error_after_the_connect_timeout() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let silent = std::thread::spawn(move || listener.accept().map(|(stream, _)| stream));
+    let sandbox = Sandbox::new();
+    let url = format!("postgres://someone@127.0.0.1:{port}/db?sslmode=disable&connect_timeout=1");
+    let out = sandbox.run(&["--mock", "--store", &url, "hello"], &[], None);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("cannot reach the server: no answer within 1s"),
+        "{}",
+        text(&out.stderr)
+    );
+    drop(silent.join().unwrap());
+}
