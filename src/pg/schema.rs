@@ -19,7 +19,7 @@ use tokio_postgres::Client;
 use tokio_postgres::error::SqlState;
 
 /// The schema this memchat reads and writes.
-pub const SCHEMA_VERSION: i32 = 1;
+pub const SCHEMA_VERSION: i32 = 2;
 
 /// The first key of every advisory lock memchat takes, as SQL: a hash of
 /// memchat's schema, so installations in two schemas of one database never
@@ -31,8 +31,16 @@ pub const LOCK_SPACE: &str = "hashtext('memchat:' || current_schema())";
 /// Releases a session's turn lock: `$1` the second key (an `int4`).
 pub const UNLOCK: &str = "SELECT pg_advisory_unlock(hashtext('memchat:' || current_schema()), $1)";
 
+/// How much of a record's content the search index covers, in characters.
+/// PostgreSQL refuses a `tsvector` whose words take more than 1 MiB, and a
+/// record may hold 4 MiB (the file store's cap): indexing all of it made
+/// such a record impossible to store. 200,000 characters are at most
+/// 800,000 bytes (and room for what lower-casing adds).
+pub const SEARCHED_CHARS: usize = 200_000;
+
 /// Each step brings the schema from version `i` to `i + 1`.
-const MIGRATIONS: [&str; 1] = [r#"
+const MIGRATIONS: [&str; 2] = [
+    r#"
 CREATE TABLE memchat_sessions (
     id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     name        text NOT NULL UNIQUE,
@@ -79,7 +87,18 @@ CREATE TABLE memchat_records (
 -- the hot path however large it grows.
 CREATE INDEX memchat_records_active ON memchat_records (session_id, seq) WHERE NOT archived;
 CREATE INDEX memchat_records_search ON memchat_records USING gin (search);
-"#];
+"#,
+    r#"
+-- 1 -> 2: the search index covers a content's first SEARCHED_CHARS
+-- characters (to_tsvector of more than 1 MiB of words fails, which made a
+-- large record impossible to store). PostgreSQL 15 cannot change a
+-- generated column's expression: the column (and its index) are made anew.
+ALTER TABLE memchat_records DROP COLUMN search;
+ALTER TABLE memchat_records ADD COLUMN search tsvector
+    GENERATED ALWAYS AS (to_tsvector('simple', left(content, 200000))) STORED;
+CREATE INDEX memchat_records_search ON memchat_records USING gin (search);
+"#,
+];
 
 /// Why the schema cannot be used.
 #[derive(Debug)]
@@ -176,6 +195,14 @@ pub async fn migrate(client: &mut Client) -> Result<(), SchemaError> {
 #[cfg(test)]
 mod tests {
     use super::{LOCK_SPACE, UNLOCK};
+
+    /// The migration's literal is the constant the docs and tests use.
+    #[test]
+    fn the_search_index_covers_searched_chars() {
+        assert!(
+            super::MIGRATIONS[1].contains(&format!("left(content, {})", super::SEARCHED_CHARS))
+        );
+    }
 
     /// The release must name the lock the turn takes.
     #[test]
