@@ -148,7 +148,10 @@ pub fn describe(error: &tokio_postgres::Error, url: &StoreUrl) -> DbError {
         return DbError::Failed(format!("cannot reach the server: no answer within {secs}s"));
     }
     if text.contains("TLS") || text.contains("tls") {
-        return DbError::Failed(format!("TLS: {text}"));
+        // With its cause ("server does not support TLS", a certificate's
+        // problem): tokio-postgres's own text says only that it failed.
+        let chain = super::url::mask(&super::url::error_chain(error));
+        return DbError::Failed(format!("TLS: {chain}"));
     }
     DbError::Failed(text)
 }

@@ -233,7 +233,7 @@ fn is_unix_socket(host: &tokio_postgres::config::Host) -> bool {
 
 /// An error and its causes on one line (tokio-postgres says only "invalid
 /// connection string" and keeps the what and why in its source).
-fn error_chain(error: &dyn std::error::Error) -> String {
+pub(super) fn error_chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {
