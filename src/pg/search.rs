@@ -12,8 +12,7 @@ use crate::store::{Found, Hit, Scope, SearchQuery, TermStats};
 /// NULL, `$3` whether this is recall, `$4`..`$5` the `seq` range, `$6` the limit.
 const SEARCH: &str = "\
 SELECT s.name, r.seq, r.archived, r.role, r.at, \
-       coalesce(convert_from(r.content_exact, 'UTF8'), r.content), \
-       ts_rank_cd(r.search, q)::float8 AS rank \
+       r.content, ts_rank_cd(r.search, q)::float8 AS rank, r.content_exact \
 FROM memchat_records r \
 JOIN memchat_sessions s ON s.id = r.session_id, \
      to_tsquery('simple', $1) q \
@@ -131,7 +130,13 @@ impl PgStore {
                             _ => Role::User,
                         },
                         at: row.try_get(4).map_err(get)?,
-                        content: row.try_get(5).map_err(get)?,
+                        // The exact bytes where text could not hold them
+                        // (a NUL): decoded here, since PostgreSQL's text,
+                        // `convert_from` included, refuses a NUL.
+                        content: match row.try_get::<_, Option<Vec<u8>>>(7).map_err(get)? {
+                            Some(exact) => String::from_utf8_lossy(&exact).into_owned(),
+                            None => row.try_get(5).map_err(get)?,
+                        },
                         score: row.try_get(6).map_err(get)?,
                     });
                 }

@@ -320,3 +320,35 @@ fn a_search_in_a_missing_session_names_it_on_files() {
 fn a_search_in_a_missing_session_names_it_on_postgres() {
     a_search_in_a_missing_session_names_it(StoreKind::Postgres, "search_missing_postgres");
 }
+
+/// A message holding a NUL character (JSON can, PostgreSQL's text cannot:
+/// it is kept exactly beside its text) is found and shown whole, on either
+/// store; PostgreSQL's search failed on it.
+fn a_message_with_a_nul_is_found(kind: StoreKind, test: &str) {
+    let Some(sandbox) = Sandbox::on(kind, test) else {
+        return;
+    };
+    let out = sandbox.run(
+        &["--mock", "-s", "work"],
+        &[],
+        Some(b"a kiwiword\0beside a NUL\n"),
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = sandbox.run(&["search", "kiwiword", "--json"], &[], None);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("kiwiword\\u0000beside"),
+        "{}",
+        text(&out.stdout)
+    );
+}
+
+#[test]
+fn a_message_with_a_nul_is_found_on_files() {
+    a_message_with_a_nul_is_found(StoreKind::Files, "nul_search_files");
+}
+
+#[test]
+fn a_message_with_a_nul_is_found_on_postgres() {
+    a_message_with_a_nul_is_found(StoreKind::Postgres, "nul_search_postgres");
+}
