@@ -128,6 +128,13 @@ pub fn describe(error: &tokio_postgres::Error, url: &StoreUrl) -> DbError {
             "the connection to the server was lost; what was committed is kept".to_string(),
         );
     }
+    let text = super::url::mask(&error.to_string());
+    if text.contains("TLS") || text.contains("tls") {
+        // With its cause ("server does not support TLS", a certificate's
+        // problem): tokio-postgres's own text says only that it failed.
+        let chain = super::url::mask(&super::url::error_chain(error));
+        return DbError::Failed(format!("TLS: {chain}"));
+    }
     let mut cause: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(error);
     while let Some(c) = cause {
         if let Some(io) = c.downcast_ref::<std::io::Error>() {
@@ -139,7 +146,6 @@ pub fn describe(error: &tokio_postgres::Error, url: &StoreUrl) -> DbError {
         }
         cause = c.source();
     }
-    let text = super::url::mask(&error.to_string());
     if text.contains("timeout") || text.contains("timed out") {
         let secs = url
             .config
@@ -147,13 +153,9 @@ pub fn describe(error: &tokio_postgres::Error, url: &StoreUrl) -> DbError {
             .map_or(0, Duration::as_secs);
         return DbError::Failed(format!("cannot reach the server: no answer within {secs}s"));
     }
-    if text.contains("TLS") || text.contains("tls") {
-        // With its cause ("server does not support TLS", a certificate's
-        // problem): tokio-postgres's own text says only that it failed.
-        let chain = super::url::mask(&super::url::error_chain(error));
-        return DbError::Failed(format!("TLS: {chain}"));
-    }
-    DbError::Failed(text)
+    // With its cause: "invalid configuration" alone does not say that the
+    // hosts and the ports do not pair up.
+    DbError::Failed(super::url::mask(&super::url::error_chain(error)))
 }
 
 /// For a socket file that is not there, where it was looked for (the
@@ -163,13 +165,16 @@ fn missing_socket(io: &std::io::Error, url: &StoreUrl) -> String {
         .config
         .get_hosts()
         .iter()
-        .filter_map(|host| match host {
+        .enumerate()
+        .filter_map(|(i, host)| match host {
             tokio_postgres::config::Host::Tcp(_) => None,
             #[cfg(unix)]
-            tokio_postgres::config::Host::Unix(dir) => Some(dir.clone()),
+            tokio_postgres::config::Host::Unix(dir) => Some((i, dir.clone())),
         })
-        .map(|dir| {
-            let port = url.config.get_ports().first().copied().unwrap_or(5432);
+        .map(|(i, dir)| {
+            // One port for every host, or one each (as tokio-postgres pairs them).
+            let ports = url.config.get_ports();
+            let port = ports.get(i).or(ports.first()).copied().unwrap_or(5432);
             dir.join(format!(".s.PGSQL.{port}")).display().to_string()
         })
         .collect();
@@ -321,11 +326,20 @@ impl Link {
         // tokio-postgres bounds only the socket's connect by the connect
         // timeout: a server (or anything listening there) that accepts and
         // then never answers would hold memchat forever. The whole start-up
-        // (TLS, authentication) gets the same bound.
+        // (TLS, authentication) gets the same bound, for each host of a
+        // list (a host that refuses or times out its socket still passes
+        // the turn to the next; one that accepts and goes silent uses the
+        // bound up, as tokio-postgres waits on it).
+        let hosts = config
+            .get_hosts()
+            .len()
+            .max(config.get_hostaddrs().len())
+            .max(1);
         let limit = config
             .get_connect_timeout()
             .copied()
-            .unwrap_or(CONNECT_TIMEOUT);
+            .unwrap_or(CONNECT_TIMEOUT)
+            * u32::try_from(hosts).unwrap_or(u32::MAX);
         let no_answer = || {
             DbError::Failed(format!(
                 "cannot reach the server: no answer within {}s",
