@@ -133,10 +133,13 @@ async fn chat(
     output: &Output,
 ) -> anyhow::Result<Exit> {
     let stdin_is_terminal = std::io::stdin().is_terminal();
-    // The signal handlers' thread starts while the prompt is read and the
-    // store opens; until they are armed (below), every signal keeps its
-    // default action.
-    let signals_starting = Interrupt::start();
+    // On PostgreSQL the signal handlers' thread starts while the prompt is
+    // read and the store connects; until they are armed (below), every
+    // signal keeps its default action. Not on files: there is nothing to
+    // overlap, and a thread started before the store opens would cost its
+    // address space (a malloc arena) to runs that end in a store error,
+    // such as a run under a tight `ulimit -v`.
+    let signals_starting = config.store.is_some().then(Interrupt::start);
     // A one-shot's prompt (with what stdin holds) is read and checked before
     // anything is opened: it then takes its turn at once, so a PostgreSQL
     // store creates and locks the session with its first round trip. Not
@@ -159,7 +162,7 @@ async fn chat(
             ));
         }
     }
-    let mut interrupt = signals_starting.arm();
+    let mut interrupt = signals_starting.unwrap_or_else(Interrupt::start).arm();
     // A SIGTERM or SIGHUP during a turn ends any mode once the turn is saved;
     // the exit status says which signal it was.
     let signals = interrupt.clone();
