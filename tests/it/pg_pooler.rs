@@ -12,7 +12,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use crate::pg_server::is_root;
-use crate::pg_store::{TestDb, admin, admin_query};
+use crate::pg_store::{TestDb, admin, advisory_locks};
 use crate::support::{Sandbox, skip_without, text, wait_until};
 
 fn pgbouncer_program() -> Option<PathBuf> {
@@ -120,15 +120,7 @@ impl Pooler {
 
     /// The advisory locks the pooler's server connections hold.
     fn locks(&self) -> String {
-        admin_query(
-            &self.base,
-            &format!(
-                "SELECT count(*)::text FROM pg_locks WHERE locktype = 'advisory' AND pid IN \
-                 (SELECT pid FROM pg_stat_activity WHERE usename = '{}')",
-                self.role
-            ),
-        )
-        .concat()
+        advisory_locks(&self.base, &format!("usename = '{}'", self.role))
     }
 }
 

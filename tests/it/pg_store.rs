@@ -55,6 +55,19 @@ pub fn admin(base: &str, sql: &str) -> Result<(), String> {
     })
 }
 
+/// How many advisory locks the backends that `activity` picks (a condition
+/// on `pg_stat_activity`) hold.
+pub fn advisory_locks(base: &str, activity: &str) -> String {
+    admin_query(
+        base,
+        &format!(
+            "SELECT count(*)::text FROM pg_locks WHERE locktype = 'advisory' AND pid IN \
+             (SELECT pid FROM pg_stat_activity WHERE {activity})"
+        ),
+    )
+    .concat()
+}
+
 /// One value from the test server (`SELECT` of one text column).
 pub fn admin_query(base: &str, sql: &str) -> Vec<String> {
     let runtime = tokio::runtime::Builder::new_current_thread()

@@ -7,7 +7,7 @@
 
 use memchat::memory::format::{Role, SessionSettings};
 
-use crate::pg_store::{TestDb, admin_query};
+use crate::pg_store::{TestDb, admin_query, advisory_locks};
 use crate::support::{Sandbox, text, wait_until};
 
 fn titled(title: &str) -> SessionSettings {
@@ -19,15 +19,7 @@ fn titled(title: &str) -> SessionSettings {
 
 /// The advisory locks held by this test's connections.
 fn locks_held(db: &TestDb) -> String {
-    admin_query(
-        &db.base,
-        &format!(
-            "SELECT count(*)::text FROM pg_locks WHERE locktype = 'advisory' AND pid IN \
-             (SELECT pid FROM pg_stat_activity WHERE application_name = '{}')",
-            db.schema
-        ),
-    )
-    .concat()
+    advisory_locks(&db.base, &format!("application_name = '{}'", db.schema))
 }
 
 #[test]
