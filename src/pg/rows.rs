@@ -337,18 +337,22 @@ mod tests {
         assert_eq!(exact.as_deref(), Some(&b"a\0b"[..]));
     }
 
-    /// `typed_one` is `typed_params` for one record, element for element:
-    /// each scalar's type is the array's element type.
-    #[test]
-    fn one_records_parameters_are_the_arrays_elements() {
-        let summary = Record::Summary(SummaryRecord {
+    fn summary() -> Record {
+        Record::Summary(SummaryRecord {
             seq: 9,
             content: "s".into(),
             covers: [1, 8],
             at: "t".into(),
             method: "extractive".into(),
             tokens: None,
-        });
+        })
+    }
+
+    /// `typed_one` is `typed_params` for one record, element for element:
+    /// each scalar's type is the array's element type.
+    #[test]
+    fn one_records_parameters_are_the_arrays_elements() {
+        let summary = summary();
         let one = Columns::new(std::slice::from_ref(&summary));
         let scalars = one.typed_one().expect("one record");
         let arrays = one.typed_params();
@@ -387,14 +391,7 @@ mod tests {
             }),
             late_tokens: None,
         });
-        let summary = Record::Summary(SummaryRecord {
-            seq: 9,
-            content: "s".into(),
-            covers: [1, 8],
-            at: "t".into(),
-            method: "extractive".into(),
-            tokens: None,
-        });
+        let summary = summary();
         let header = Record::Header(crate::memory::format::Header::new("s", "t".into()));
         let c = Columns::new(&[message, header, summary]);
         assert_eq!(c.len(), 2, "headers are not rows");
