@@ -413,12 +413,13 @@ impl Engine {
             // as an error status, reported the same way.
             return Err(error.into());
         }
-        let compacts = !report.by_user && !self.defer_compaction;
+        let mut compacts = !report.by_user && !self.defer_compaction;
         if !report.reply.is_empty() || finished {
             let tokens = self.counter.cache_if_ready(&report.reply);
-            let compaction_may_follow =
-                compacts && !self.surely_under_trigger_with(&report.reply, tokens.as_ref());
-            if self.turn_depth == 1 && !compaction_may_follow {
+            // Surely under the trigger with the reply: the check after it
+            // would find nothing to compact, so it is not made again.
+            compacts = compacts && !self.surely_under_trigger_with(&report.reply, tokens.as_ref());
+            if self.turn_depth == 1 && !compacts {
                 // Nothing else is written this turn: the store may end it
                 // with the reply (PostgreSQL releases the turn lock in the
                 // reply's round trip).
