@@ -21,6 +21,7 @@
 use std::io::Write;
 use std::sync::{Arc, Mutex, PoisonError};
 
+use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::sync::watch;
 
 /// A signal that ends memchat once the reply in progress is saved.
@@ -74,20 +75,26 @@ pub struct Interrupt {
 /// signals keep their default actions until [`Starting::arm`].
 pub struct Starting {
     interrupt: Interrupt,
-    /// Tells the thread to register the handlers; `None` if it never started.
-    arm: Option<std::sync::mpsc::Sender<()>>,
-    ready: std::sync::mpsc::Receiver<()>,
+    /// The thread's runtime, once built; an error if the thread failed.
+    runtime: std::sync::mpsc::Receiver<tokio::runtime::Handle>,
+    /// Hands the registered streams to the thread.
+    arm: std::sync::mpsc::Sender<Streams>,
 }
 
+/// SIGINT, SIGTERM and SIGHUP, registered with the handlers' runtime.
+type Streams = (Signal, Signal, Signal);
+
 impl Starting {
-    /// Registers the handlers and returns once they are: each signal is
-    /// data from here on (see the module doc).
+    /// Registers the handlers (on the calling thread, with the handlers'
+    /// runtime) and returns once they are: each signal is data from here
+    /// on (see the module doc). Nothing waits for the thread to run.
     pub fn arm(self) -> Interrupt {
-        if let Some(arm) = self.arm
-            && arm.send(()).is_ok()
+        // Built by now unless start-up was very quick; if the thread could
+        // not start, the default actions stay.
+        if let Ok(runtime) = self.runtime.recv()
+            && let Some(streams) = register(&runtime)
         {
-            // Either registered or failed (then the default actions stay).
-            let _ = self.ready.recv();
+            let _ = self.arm.send(streams);
         }
         self.interrupt
     }
@@ -111,24 +118,67 @@ impl Interrupt {
     /// store, connecting to PostgreSQL) runs meanwhile. Nothing is
     /// registered until [`Starting::arm`].
     pub fn start() -> Starting {
-        let (tx, rx) = watch::channel(Seen::default());
-        let holds = Arc::new(Mutex::new(0usize));
-        let (arm_tx, arm_rx) = std::sync::mpsc::channel();
-        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-        let thread_holds = holds.clone();
+        let (interrupt, tx, holds) = Interrupt::unarmed();
+        let (runtime_tx, runtime) = std::sync::mpsc::channel();
+        let (arm, arm_rx) = std::sync::mpsc::channel::<Streams>();
+        let _ = std::thread::Builder::new()
+            .name("memchat-signals".into())
+            .spawn(move || {
+                let Some(built) = handlers_runtime() else {
+                    return;
+                };
+                if runtime_tx.send(built.handle().clone()).is_ok()
+                    && let Ok(streams) = arm_rx.recv()
+                {
+                    watch_signals(&built, streams, &tx, &holds);
+                }
+            });
+        Starting {
+            interrupt,
+            runtime,
+            arm,
+        }
+    }
+
+    /// Registers the handlers at once and starts their thread: each signal
+    /// is data from here on. When nothing can run while the thread starts,
+    /// this spares the wait for it that [`Interrupt::start`] then
+    /// [`Starting::arm`] would cost.
+    pub fn start_armed() -> Interrupt {
+        let (interrupt, tx, holds) = Interrupt::unarmed();
+        let Some(built) = handlers_runtime() else {
+            return interrupt;
+        };
+        let runtime = built.handle().clone();
+        let (arm, arm_rx) = std::sync::mpsc::channel::<Streams>();
         let spawned = std::thread::Builder::new()
             .name("memchat-signals".into())
-            .spawn(move || watch_signals(&tx, &thread_holds, &arm_rx, &ready_tx));
-        Starting {
-            interrupt: Interrupt {
-                rx,
-                seen: 0,
-                holds,
-                _tx: None,
-            },
-            arm: spawned.is_ok().then_some(arm_tx),
-            ready: ready_rx,
+            .spawn(move || {
+                if let Ok(streams) = arm_rx.recv() {
+                    watch_signals(&built, streams, &tx, &holds);
+                }
+            });
+        // Registered only once a thread will watch them: else the default
+        // actions stay.
+        if spawned.is_ok()
+            && let Some(streams) = register(&runtime)
+        {
+            let _ = arm.send(streams);
         }
+        interrupt
+    }
+
+    /// A handle whose sender goes to the handlers' thread.
+    fn unarmed() -> (Interrupt, watch::Sender<Seen>, Arc<Mutex<usize>>) {
+        let (tx, rx) = watch::channel(Seen::default());
+        let holds = Arc::new(Mutex::new(0usize));
+        let interrupt = Interrupt {
+            rx,
+            seen: 0,
+            holds: holds.clone(),
+            _tx: None,
+        };
+        (interrupt, tx, holds)
     }
 
     /// A handle that never fires.
@@ -177,36 +227,39 @@ impl Interrupt {
     }
 }
 
-/// The handler thread: its own small runtime, so it runs whatever the main
-/// thread is blocked on.
+/// The handlers' runtime: small, and its own, so that the handlers run
+/// whatever the main thread is blocked on.
+fn handlers_runtime() -> Option<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()
+        .ok()
+}
+
+/// Installs the three handlers, feeding streams of `runtime`. `None` (and
+/// the default actions kept) if any fails, which needs a runtime without
+/// its I/O driver: a bug.
+fn register(runtime: &tokio::runtime::Handle) -> Option<Streams> {
+    let _entered = runtime.enter();
+    match (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+        signal(SignalKind::hangup()),
+    ) {
+        (Ok(int), Ok(term), Ok(hup)) => Some((int, term, hup)),
+        _ => None,
+    }
+}
+
+/// The handler thread's loop: turns each signal into data, or ends memchat
+/// (see the module doc).
 fn watch_signals(
+    runtime: &tokio::runtime::Runtime,
+    (mut int, mut term, mut hup): Streams,
     tx: &watch::Sender<Seen>,
     holds: &Mutex<usize>,
-    arm: &std::sync::mpsc::Receiver<()>,
-    ready: &std::sync::mpsc::Sender<()>,
 ) {
-    use tokio::signal::unix::{SignalKind, signal};
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_io()
-        .build();
-    // Armed, or the process is ending (the handle was dropped unarmed).
-    if arm.recv().is_err() {
-        return;
-    }
-    let Ok(runtime) = runtime else {
-        let _ = ready.send(());
-        return;
-    };
     runtime.block_on(async move {
-        let streams = (
-            signal(SignalKind::interrupt()),
-            signal(SignalKind::terminate()),
-            signal(SignalKind::hangup()),
-        );
-        let _ = ready.send(());
-        let (Ok(mut int), Ok(mut term), Ok(mut hup)) = streams else {
-            return;
-        };
         loop {
             let termination = tokio::select! {
                 Some(()) = int.recv() => None,

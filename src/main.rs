@@ -9,7 +9,7 @@ use clap::parser::ValueSource;
 use memchat::cli::{self, Cli, Command};
 use memchat::config::{self, Config};
 use memchat::exit::{self, Exit};
-use memchat::interrupt::Interrupt;
+use memchat::interrupt::{Interrupt, Starting};
 use memchat::render::Output;
 use memchat::{complete, manage, manpage, oneshot, repl, script, setup, visible};
 
@@ -162,7 +162,7 @@ async fn chat(
             ));
         }
     }
-    let mut interrupt = signals_starting.unwrap_or_else(Interrupt::start).arm();
+    let mut interrupt = signals_starting.map_or_else(Interrupt::start_armed, Starting::arm);
     // A SIGTERM or SIGHUP during a turn ends any mode once the turn is saved;
     // the exit status says which signal it was.
     let signals = interrupt.clone();
