@@ -133,13 +133,6 @@ async fn chat(
     output: &Output,
 ) -> anyhow::Result<Exit> {
     let stdin_is_terminal = std::io::stdin().is_terminal();
-    // On PostgreSQL the signal handlers' thread starts while the prompt is
-    // read and the store connects; until they are armed (below), every
-    // signal keeps its default action. Not on files: there is nothing to
-    // overlap, and a thread started before the store opens would cost its
-    // address space (a malloc arena) to runs that end in a store error,
-    // such as a run under a tight `ulimit -v`.
-    let signals_starting = config.store.is_some().then(Interrupt::start);
     // A one-shot's prompt (with what stdin holds) is read and checked before
     // anything is opened: it then takes its turn at once, so a PostgreSQL
     // store creates and locks the session with its first round trip. Not
@@ -150,6 +143,13 @@ async fn chat(
     // Before the attachments are read, so that a PostgreSQL store connects
     // (and loads the session) meanwhile.
     let store = setup::open_store(&config, turn_at_once)?;
+    // On PostgreSQL the signal handlers' thread starts while the store
+    // connects (after the connection's own thread, which goes first); until
+    // they are armed (below), every signal keeps its default action. Not on
+    // files: there is nothing to overlap, and a thread started before the
+    // session opens would cost its address space (a malloc arena) to runs
+    // that end in a store error, such as a run under a tight `ulimit -v`.
+    let signals_starting = config.store.is_some().then(Interrupt::start);
     let files = setup::read_attachments(&config.files, output)?;
     let mut engine = setup::open_engine(&mut config, store, output)?;
     setup::attach_files(&mut engine, files, output)?;

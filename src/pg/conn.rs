@@ -11,7 +11,7 @@
 //! Every failure is a [`DbError`]: one line, never the password, and it
 //! becomes a [`StoreError`] (exit status 3) at the store's boundary.
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use futures::FutureExt as _;
@@ -500,6 +500,8 @@ where
 #[derive(Debug)]
 pub struct Conn {
     jobs: tokio::sync::mpsc::UnboundedSender<Job>,
+    /// Why the connection's thread stopped before it could run any job.
+    stopped: Arc<OnceLock<String>>,
     /// Says when the connection's thread has closed the connection.
     closed: Mutex<Option<std::sync::mpsc::Receiver<()>>>,
     /// The URL, password masked, for errors.
@@ -536,15 +538,28 @@ impl Conn {
             target: shown.clone(),
             reason,
         };
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| failed(format!("cannot start the connection's runtime: {e}")))?;
         let (jobs, mut queue) = tokio::sync::mpsc::unbounded_channel::<Job>();
         let (closed_tx, closed) = std::sync::mpsc::sync_channel(1);
+        let stopped = Arc::new(OnceLock::new());
+        let thread_stopped = stopped.clone();
         std::thread::Builder::new()
             .name("memchat-pg".to_string())
             .spawn(move || {
+                // Built here, not by the caller: the connection starts as
+                // soon as the thread runs, and the caller goes on at once.
+                let runtime = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(runtime) => runtime,
+                    Err(e) => {
+                        // Every call then fails with this reason.
+                        let _ = thread_stopped
+                            .set(format!("cannot start the connection's runtime: {e}"));
+                        let _ = closed_tx.send(());
+                        return;
+                    }
+                };
                 runtime.block_on(async move {
                     let mut link = Link {
                         url: Arc::new(url),
@@ -582,9 +597,20 @@ impl Conn {
             .map_err(|e| failed(format!("cannot start the connection's thread: {e}")))?;
         Ok(Conn {
             jobs,
+            stopped,
             closed: Mutex::new(Some(closed)),
             shown: shown.clone(),
         })
+    }
+
+    /// The error of a call that found the connection's thread gone.
+    fn stopped(&self) -> DbError {
+        DbError::Failed(
+            self.stopped
+                .get()
+                .cloned()
+                .unwrap_or_else(|| "the connection's thread has stopped".to_string()),
+        )
     }
 
     /// Runs `f` on the connection's thread and waits for its result.
@@ -593,7 +619,7 @@ impl Conn {
         T: Send + 'static,
         F: for<'c> FnOnce(&'c mut Link) -> LocalBoxFuture<'c, Result<T, DbError>> + Send + 'static,
     {
-        let stopped = || DbError::Failed("the connection's thread has stopped".to_string());
+        let stopped = || self.stopped();
         let (done, answer) = std::sync::mpsc::sync_channel(1);
         self.jobs
             .send(job(move |link| {
@@ -612,9 +638,7 @@ impl Conn {
     where
         F: for<'c> FnOnce(&'c mut Link) -> LocalBoxFuture<'c, ()> + Send + 'static,
     {
-        self.jobs
-            .send(job(f))
-            .map_err(|_| DbError::Failed("the connection's thread has stopped".to_string()))
+        self.jobs.send(job(f)).map_err(|_| self.stopped())
     }
 
     /// [`Conn::call`] with the error as a store error for `session`.
