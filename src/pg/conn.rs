@@ -228,6 +228,9 @@ pub struct Link {
     task: Option<tokio::task::JoinHandle<()>>,
     /// The session loaded with the schema check, for the first job.
     prefetched: Option<Prefetched>,
+    /// Whether a failed connection is tried again at the next call: not
+    /// until a call has reported the first attempt's failure.
+    retry_failed: bool,
 }
 
 impl Link {
@@ -291,11 +294,23 @@ impl Link {
     }
 
     /// Connects again if the connection was lost (between turns: a server
-    /// restart, an idle connection dropped by a proxy). Never mid-turn: the
-    /// turn's lock died with the old connection.
+    /// restart, an idle connection dropped by a proxy), or if the last
+    /// attempt to connect failed: a server still down is tried again at
+    /// every call, so a REPL left open recovers once it is back. Never
+    /// mid-turn: the turn's lock died with the old connection.
     pub async fn reconnect_if_closed(&mut self) {
-        if self.state.as_ref().is_ok_and(Client::is_closed) {
-            self.connect().await;
+        // The connection task runs on this thread: one turn of the
+        // scheduler lets it read what the server sent meanwhile (a backend
+        // ended by an administrator says so, then closes), so that a
+        // connection lost while idle is seen as closed here.
+        tokio::task::yield_now().await;
+        match &self.state {
+            Ok(client) if client.is_closed() => self.connect().await,
+            Ok(_) => {}
+            Err(_) if self.retry_failed => self.connect().await,
+            // The first attempt's failure, made as the process started: the
+            // call reports it rather than wait for a second attempt.
+            Err(_) => self.retry_failed = true,
         }
     }
 
@@ -568,6 +583,7 @@ impl Conn {
                         releases: Vec::new(),
                         task: None,
                         prefetched: None,
+                        retry_failed: false,
                     };
                     link.state = link.try_connect(prefetch).await;
                     loop {

@@ -298,3 +298,45 @@ fn tls_is_verified_against_the_given_authority_and_host_name() {
         "the refused connections stored nothing"
     );
 }
+
+/// A REPL keeps its store open across a server's restart. A turn tried
+/// while the server is down fails clearly, and so does the next one (the
+/// connection is tried again each time, not given up on); once the server
+/// is back, the next turn connects again, with everything committed kept.
+#[test]
+fn a_store_kept_open_connects_again_once_a_stopped_server_is_back() {
+    use memchat::memory::format::Role;
+    let test = "pg_cluster::a_store_kept_open_connects_again";
+    let Some(cluster) = Cluster::start(test, Auth::Trust, None) else {
+        return;
+    };
+    let url = cluster.url(None, "127.0.0.1", "?sslmode=disable&connect_timeout=2");
+    let store = memchat::pg::PgStore::open(&url, std::time::Duration::from_secs(1)).unwrap();
+    let mut session = store.open_session("work").unwrap();
+    session.begin_turn().unwrap();
+    session
+        .append(Role::User, "before the stop".into(), None, false, None)
+        .unwrap();
+    session.end_turn().unwrap();
+    cluster.stop();
+    for attempt in ["first", "second"] {
+        let error = session.begin_turn().err().map(|e| e.to_string());
+        let error = error.unwrap_or_else(|| panic!("the {attempt} turn while down began"));
+        assert!(!error.contains('\n'), "one line: {error}");
+        assert!(
+            error.contains("cannot reach the server") || error.contains("lost"),
+            "{attempt} attempt: {error}"
+        );
+        assert!(store.open_session("other").is_err());
+    }
+    cluster.pg_ctl(&["start", "-w", "-t", "60"]);
+    session
+        .begin_turn()
+        .unwrap_or_else(|e| panic!("after the restart: {e}"));
+    assert_eq!(session.messages().len(), 1);
+    assert_eq!(session.messages()[0].content, "before the stop");
+    session
+        .append(Role::User, "after the restart".into(), None, false, None)
+        .unwrap();
+    session.end_turn().unwrap();
+}
