@@ -4,7 +4,8 @@
 The real client (not --mock) against a local OpenAI-compatible server
 (benches/fake_openai.py, 12 tokens, no pause), release build. Four sessions
 on each store: a fresh one (deleted before every run), one with 100,000
-archived messages, and one with none (the same active log: one turn). The
+archived messages, one with none (the same active log: one turn), and a long
+one with 1,000 active messages (what a one-shot `-c` loads whole). The
 runs are interleaved round by round (the machine is shared: a load spike
 hits every scenario alike) and the medians compared.
 
@@ -14,7 +15,7 @@ memchat's tables go in a schema of their own (memchat_bench), dropped at the
 end. Usage: python3 benches/pg_oneshot.py [ROUNDS]   (default 40);
 MEMCHAT_BENCH_BIN=PATH measures another build.
 
-MEMCHAT_BENCH_POOLER_URL=URL adds three scenarios through a connection pooler
+MEMCHAT_BENCH_POOLER_URL=URL adds four scenarios through a connection pooler
 (PgBouncer in session mode) in front of the same server and schema: that URL
 must reach the schema memchat_bench without a search_path option (a role
 whose default search_path it is). benches/pg_pooled.sh sets this up.
@@ -68,15 +69,23 @@ def main():
     try:
         admin(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE; CREATE SCHEMA {SCHEMA}")
         time.sleep(0.3)
-        print("== fixtures (100,000 archived messages on each store)", flush=True)
+        print("== fixtures (100,000 archived messages; 1,000 active ones) on each store", flush=True)
         big = os.path.join(work, "big.json")
         with open(big, "w") as f:
             json.dump([{"role": "user" if i % 2 == 0 else "assistant",
                         "content": f"Message {i}: " + " ".join(f"w{(i * 7 + j) % 97}" for j in range(12))}
                        for i in range(100000)], f)
+        # A long conversation still inside the window (about 20,000 tokens
+        # of a 128k model's): a one-shot `-c` on it loads all of it.
+        long = os.path.join(work, "long.json")
+        with open(long, "w") as f:
+            json.dump([{"role": "user" if i % 2 == 0 else "assistant",
+                        "content": f"Message {i}: " + " ".join(f"w{(i * 7 + j) % 97}" for j in range(12))}
+                       for i in range(1000)], f)
         for store_env in (file_env, pg_env):
             started = time.monotonic()
             memchat(["import", big, "--as", "big"], store_env)
+            memchat(["import", long, "--as", "long"], store_env)
             memchat(["--mock", "-s", "big", "--new", "start afresh"], store_env)
             memchat(["--mock", "-s", "none", "start afresh"], store_env)
             print(f"   {'PostgreSQL' if store_env is pg_env else 'file store'}: "
@@ -95,12 +104,15 @@ def main():
             "pg none": (pg_env, ["-s", "none", "hello"], None),
             "file 100k": (file_env, ["-s", "big", "hello"], None),
             "pg 100k": (pg_env, ["-s", "big", "hello"], None),
+            "file long": (file_env, ["-s", "long", "hello"], None),
+            "pg long": (pg_env, ["-s", "long", "hello"], None),
         }
         if pooled_env:
             scenarios.update({
                 "pooled fresh": (pooled_env, ["-s", "fresh", "hello"], "fresh"),
                 "pooled none": (pooled_env, ["-s", "none", "hello"], None),
                 "pooled 100k": (pooled_env, ["-s", "big", "hello"], None),
+                "pooled long": (pooled_env, ["-s", "long", "hello"], None),
             })
         times = {name: [] for name in scenarios}
         # Warm-up: the page cache, the server's buffers.
@@ -126,10 +138,12 @@ def main():
         print(f"PostgreSQL / file store, 1 turn:    {med['pg none'] / med['file none']:.2f}x")
         print(f"PostgreSQL, 100k archived / none:   {med['pg 100k'] / med['pg none']:.2f}x (goal <= 1.1x)")
         print(f"file store, 100k archived / none:   {med['file 100k'] / med['file none']:.2f}x")
+        print(f"PostgreSQL / file store, 1,000 active: {med['pg long'] / med['file long']:.2f}x")
         if pooled_env:
             print(f"pooled / file store, fresh:         {med['pooled fresh'] / med['file fresh']:.2f}x (goal <= 1.5x)")
             print(f"pooled / file store, 1 turn:        {med['pooled none'] / med['file none']:.2f}x")
             print(f"pooled, 100k archived / none:       {med['pooled 100k'] / med['pooled none']:.2f}x (goal <= 1.1x)")
+            print(f"pooled / file store, 1,000 active:  {med['pooled long'] / med['file long']:.2f}x")
     finally:
         server.kill()
         try:

@@ -340,3 +340,61 @@ fn a_store_kept_open_connects_again_once_a_stopped_server_is_back() {
         .unwrap();
     session.end_turn().unwrap();
 }
+
+/// A move to the archive (here `/clear` of 400 messages) leaves the rows'
+/// old versions in the active-records index until a vacuum, and every load
+/// of the session would visit each of them. memchat reads the moved range
+/// once through that index right after the commit, which marks them, so
+/// the next load's index scan returns only the active records. On a server
+/// of its own: a transaction of another test, open meanwhile, would keep
+/// the old versions visible and unmarkable.
+#[test]
+fn a_move_to_the_archive_leaves_nothing_for_the_next_load_to_visit() {
+    use memchat::memory::format::Role;
+    let test = "pg_cluster::a_move_to_the_archive_leaves_nothing";
+    let Some(cluster) = Cluster::start(test, Auth::Trust, None) else {
+        return;
+    };
+    let url = cluster.url(None, "127.0.0.1", "?sslmode=disable");
+    let store = memchat::pg::PgStore::open(&url, std::time::Duration::from_secs(5)).unwrap();
+    let mut session = store.open_session("long").unwrap();
+    for i in 0..400 {
+        session
+            .append(Role::User, format!("message {i}"), None, false, None)
+            .unwrap();
+    }
+    let live_entries = |sql: &str| -> usize {
+        let plan = crate::pg_store::admin_query(&url, sql).join("\n");
+        let line = plan
+            .lines()
+            .find(|l| l.contains("Bitmap Index Scan on memchat_records_active"))
+            .unwrap_or_else(|| panic!("no bitmap scan of the active index:\n{plan}"));
+        let rows = line.rsplit("rows=").next().unwrap();
+        rows.split(|c: char| !c.is_ascii_digit())
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    // The load's statement, as a bitmap scan (the kind that never marks
+    // entries itself): how many index entries it returns.
+    let load = "SET enable_indexscan = off; EXPLAIN ANALYZE SELECT seq, content \
+                FROM memchat_records WHERE session_id = \
+                (SELECT id FROM memchat_sessions WHERE name = 'long') AND NOT archived \
+                ORDER BY seq";
+    assert_eq!(live_entries(load), 400);
+    assert_eq!(session.clear().unwrap(), 400);
+    assert_eq!(
+        live_entries(load),
+        0,
+        "the moved rows' entries were left for every later load to visit"
+    );
+    drop(session);
+    let contents = memchat::store::Store::read_session(&store, "long", true).unwrap();
+    assert_eq!(
+        contents.archived.len(),
+        400,
+        "every moved message is in the archive"
+    );
+    assert!(contents.active.messages.is_empty());
+}
