@@ -228,9 +228,10 @@ pub struct Link {
     task: Option<tokio::task::JoinHandle<()>>,
     /// The session loaded with the schema check, for the first job.
     prefetched: Option<Prefetched>,
-    /// Whether a failed connection is tried again at the next call: not
-    /// until a call has reported the first attempt's failure.
-    retry_failed: bool,
+    /// Whether a call has come since the connection's thread started: a
+    /// failed connection is tried again at every call but the first (which
+    /// reports the failure of the attempt made at start-up).
+    called: bool,
 }
 
 impl Link {
@@ -304,13 +305,14 @@ impl Link {
         // ended by an administrator says so, then closes), so that a
         // connection lost while idle is seen as closed here.
         tokio::task::yield_now().await;
+        let first_call = !std::mem::replace(&mut self.called, true);
         match &self.state {
             Ok(client) if client.is_closed() => self.connect().await,
             Ok(_) => {}
-            Err(_) if self.retry_failed => self.connect().await,
-            // The first attempt's failure, made as the process started: the
-            // call reports it rather than wait for a second attempt.
-            Err(_) => self.retry_failed = true,
+            // The failure of the attempt made as the process started: the
+            // first call reports it rather than wait for a second attempt.
+            Err(_) if first_call => {}
+            Err(_) => self.connect().await,
         }
     }
 
@@ -583,7 +585,7 @@ impl Conn {
                         releases: Vec::new(),
                         task: None,
                         prefetched: None,
-                        retry_failed: false,
+                        called: false,
                     };
                     link.state = link.try_connect(prefetch).await;
                     loop {

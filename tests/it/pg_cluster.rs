@@ -318,16 +318,29 @@ fn a_store_kept_open_connects_again_once_a_stopped_server_is_back() {
         .append(Role::User, "before the stop".into(), None, false, None)
         .unwrap();
     session.end_turn().unwrap();
-    cluster.stop();
-    for attempt in ["first", "second"] {
-        let error = session.begin_turn().err().map(|e| e.to_string());
+    let fails_clearly = |result: Result<(), memchat::memory::StoreError>, attempt: &str| {
+        let error = result.err().map(|e| e.to_string());
         let error = error.unwrap_or_else(|| panic!("the {attempt} turn while down began"));
         assert!(!error.contains('\n'), "one line: {error}");
         assert!(
             error.contains("cannot reach the server") || error.contains("lost"),
             "{attempt} attempt: {error}"
         );
-        assert!(store.open_session("other").is_err());
+    };
+    // Down for one turn: the connection is lost, and the attempt to
+    // connect again fails; the turn after the start connects.
+    cluster.stop();
+    fails_clearly(session.begin_turn().map(drop), "only");
+    cluster.pg_ctl(&["start", "-w", "-t", "60"]);
+    session
+        .begin_turn()
+        .unwrap_or_else(|e| panic!("after the first restart: {e}"));
+    session.end_turn().unwrap();
+    // Down for several calls: each tries again, and fails the same way.
+    cluster.stop();
+    for attempt in ["first", "second"] {
+        fails_clearly(session.begin_turn().map(drop), attempt);
+        fails_clearly(store.open_session("other").map(drop), attempt);
     }
     cluster.pg_ctl(&["start", "-w", "-t", "60"]);
     session
