@@ -29,7 +29,7 @@ use conn::{Conn, DbError, Link};
 use rows::{COLUMNS, Columns};
 use schema::LOCK_SPACE;
 pub use session::PgSession;
-use session::{Loaded, contents_of, load, lock_key};
+use session::{contents_of, load, lock_key};
 
 use crate::memory::format::{self, Record, SessionSettings};
 use crate::memory::session::LogContents;
@@ -153,7 +153,7 @@ impl PgStore {
         };
         Ok(PgSession::new(
             self.conn.clone(),
-            &loaded,
+            loaded,
             created,
             self.lock_wait,
             locked,
@@ -201,7 +201,7 @@ impl PgStore {
                     };
                     infos.push(PgSessionInfo {
                         name,
-                        contents: contents_of(&loaded),
+                        contents: contents_of(loaded),
                         archived: usize::try_from(archived).unwrap_or(0),
                         last_used: SystemTime::UNIX_EPOCH
                             + Duration::try_from_secs_f64(epoch).unwrap_or_default(),
@@ -260,7 +260,7 @@ impl PgStore {
             Box::pin(async move { load(link, None, &owned).await })
         })?;
         loaded
-            .map(|l| contents_of(&l))
+            .map(contents_of)
             .ok_or_else(|| StoreError::NotFound(name.to_string()))
     }
 
@@ -494,9 +494,4 @@ async fn locked_id(link: &mut Link, name: &str, wait_ms: u64) -> Result<Option<i
         });
     }
     Ok(Some(id))
-}
-
-/// For tests and `migrate`: the loaded form of a session.
-pub fn loaded_contents(loaded: &Loaded) -> LogContents {
-    contents_of(loaded)
 }

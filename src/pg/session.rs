@@ -70,34 +70,36 @@ pub struct Loaded {
     pub records: Vec<Record>,
 }
 
-/// The active records of a session, sorted into a [`LogContents`].
-pub fn contents_of(loaded: &Loaded) -> LogContents {
+/// The active records of a session, sorted into a [`LogContents`]: moved,
+/// not copied (a long conversation's records are most of what is loaded).
+pub fn contents_of(loaded: Loaded) -> LogContents {
     let mut contents = LogContents {
         header: Some(Header {
             last_seq: Some(loaded.last_seq),
-            ..Header::new(&loaded.name, loaded.created_at.clone())
+            ..Header::new(&loaded.name, loaded.created_at)
         }),
         last_seq: loaded.last_seq,
-        settings: loaded.settings.clone(),
-        settings_at: loaded.settings_at.clone(),
+        settings: loaded.settings,
+        settings_at: loaded.settings_at,
         ..LogContents::default()
     };
-    for record in &loaded.records {
+    contents.messages.reserve(loaded.records.len());
+    for record in loaded.records {
+        contents.last_seq = contents.last_seq.max(record.seq().unwrap_or(0));
         match record {
             Record::Message(m) if m.role == Role::System => {
-                if let Some(old) = contents.system.replace(m.clone()) {
+                if let Some(old) = contents.system.replace(m) {
                     contents.stale.push(Record::Message(old));
                 }
             }
-            Record::Message(m) => contents.messages.push(m.clone()),
+            Record::Message(m) => contents.messages.push(m),
             Record::Summary(s) => {
-                if let Some(old) = contents.summary.replace(s.clone()) {
+                if let Some(old) = contents.summary.replace(s) {
                     contents.stale.push(Record::Summary(old));
                 }
             }
             Record::Header(_) | Record::Settings(_) => {}
         }
-        contents.last_seq = contents.last_seq.max(record.seq().unwrap_or(0));
     }
     contents
 }
@@ -350,7 +352,7 @@ impl PgSession {
     /// the load (a one-shot's first round trip, see [`super::Prefetch`]).
     pub(super) fn new(
         conn: Arc<Conn>,
-        loaded: &Loaded,
+        loaded: Loaded,
         is_new: bool,
         lock_wait: Duration,
         in_turn: bool,
@@ -503,7 +505,7 @@ impl PgSession {
             Fresh::Reloaded(loaded) => {
                 self.name = loaded.name.clone();
                 self.revision = loaded.revision;
-                self.contents = contents_of(&loaded);
+                self.contents = contents_of(loaded);
                 self.note_counts_persisted();
                 Ok(true)
             }
