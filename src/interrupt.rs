@@ -75,7 +75,8 @@ pub struct Interrupt {
 /// signals keep their default actions until [`Starting::arm`].
 pub struct Starting {
     interrupt: Interrupt,
-    /// The thread's runtime, once built; an error if the thread failed.
+    /// Receives the handle of the thread's runtime; disconnected if the
+    /// thread could not start or build it.
     runtime: std::sync::mpsc::Receiver<tokio::runtime::Handle>,
     /// Hands the registered streams to the thread.
     arm: std::sync::mpsc::Sender<Streams>,
@@ -146,24 +147,33 @@ impl Interrupt {
     /// [`Starting::arm`] would cost.
     pub fn start_armed() -> Interrupt {
         let (interrupt, tx, holds) = Interrupt::unarmed();
-        let Some(built) = handlers_runtime() else {
-            return interrupt;
-        };
-        let runtime = built.handle().clone();
-        let (arm, arm_rx) = std::sync::mpsc::channel::<Streams>();
+        // The thread first, waiting for its runtime: a runtime built here
+        // and dropped here (the spawn failed) would panic, as this thread
+        // runs memchat's own runtime.
+        let (arm, arm_rx) = std::sync::mpsc::channel::<(tokio::runtime::Runtime, Streams)>();
         let spawned = std::thread::Builder::new()
             .name("memchat-signals".into())
             .spawn(move || {
-                if let Ok(streams) = arm_rx.recv() {
-                    watch_signals(&built, streams, &tx, &holds);
+                if let Ok((runtime, streams)) = arm_rx.recv() {
+                    watch_signals(&runtime, streams, &tx, &holds);
                 }
             });
-        // Registered only once a thread will watch them: else the default
-        // actions stay.
-        if spawned.is_ok()
-            && let Some(streams) = register(&runtime)
-        {
-            let _ = arm.send(streams);
+        if spawned.is_err() {
+            return interrupt;
+        }
+        let Some(built) = handlers_runtime() else {
+            return interrupt;
+        };
+        match register(built.handle()) {
+            Some(streams) => {
+                if let Err(std::sync::mpsc::SendError((built, streams))) =
+                    arm.send((built, streams))
+                {
+                    drop(streams);
+                    built.shutdown_background();
+                }
+            }
+            None => built.shutdown_background(),
         }
         interrupt
     }
@@ -236,9 +246,10 @@ fn handlers_runtime() -> Option<tokio::runtime::Runtime> {
         .ok()
 }
 
-/// Installs the three handlers, feeding streams of `runtime`. `None` (and
-/// the default actions kept) if any fails, which needs a runtime without
-/// its I/O driver: a bug.
+/// Installs the three handlers, feeding streams of `runtime`. `None` if any
+/// fails, which takes a runtime without its I/O driver (a bug): then
+/// nothing watches them, and a handler installed before the failure stays
+/// (tokio never removes one), so that signal would do nothing.
 fn register(runtime: &tokio::runtime::Handle) -> Option<Streams> {
     let _entered = runtime.enter();
     match (

@@ -300,11 +300,6 @@ impl Link {
     /// every call, so a REPL left open recovers once it is back. Never
     /// mid-turn: the turn's lock died with the old connection.
     pub async fn reconnect_if_closed(&mut self) {
-        // The connection task runs on this thread: one turn of the
-        // scheduler lets it read what the server sent meanwhile (a backend
-        // ended by an administrator says so, then closes), so that a
-        // connection lost while idle is seen as closed here.
-        tokio::task::yield_now().await;
         let first_call = !std::mem::replace(&mut self.called, true);
         match &self.state {
             Ok(client) if client.is_closed() => self.connect().await,

@@ -5,6 +5,7 @@
 //! check that the session's `revision` is the one the change was made on,
 //! and a lost race fails the whole write ([`RACED`]).
 
+use futures::FutureExt;
 use tokio_postgres::types::Type;
 
 use super::conn::{DbError, Link};
@@ -67,7 +68,7 @@ pub async fn apply(link: &mut Link, change: Change) -> Result<(), DbError> {
         .collect();
     let inserted_count = i64::try_from(inserted_seqs.len()).unwrap_or(i64::MAX);
     let tidy = tidy_moved(change.id, &archive);
-    let (begun, updated, settings, counted, archived, inserted, verified, committed, ()) = futures::join!(
+    let (begun, updated, settings, counted, archived, inserted, verified, committed) = futures::join!(
         client.batch_execute(&begin),
         client.execute_typed(
             // The CASE tests the id first: a scan of other sessions' rows
@@ -162,14 +163,14 @@ pub async fn apply(link: &mut Link, change: Change) -> Result<(), DbError> {
             )
         },
         client.batch_execute("COMMIT"),
-        async {
-            // Queued after the COMMIT, so it runs once the move is
-            // committed. Best effort: it changes nothing stored.
-            if let Some(tidy) = &tidy {
-                let _ = client.batch_execute(tidy).await;
-            }
-        },
     );
+    if let Some(tidy) = &tidy {
+        // Sent once the move is committed, and not waited for (like a
+        // release): it changes nothing stored, and whatever comes next on
+        // the connection queues behind it. The first poll hands it to the
+        // connection task, which drops its answer.
+        let _ = client.batch_execute(tidy).now_or_never();
+    }
     let outcome = (|| {
         if let Err(e) = begun {
             return Err(match f.fail(e) {
@@ -211,7 +212,7 @@ pub async fn apply(link: &mut Link, change: Change) -> Result<(), DbError> {
 
 /// After records of session `id` moved to the archive (their `seq`s in
 /// `moved`), a read of them through the active-records index as a plain
-/// index scan, in a transaction of its own: the rows' old versions stay in
+/// index scan, in a query of its own: the rows' old versions stay in
 /// that index until a vacuum, and every load of the session would visit each
 /// of them in the heap (a bitmap scan does not mark them). A plain index
 /// scan marks the entries whose rows are dead to everyone, and later scans
@@ -221,10 +222,14 @@ pub async fn apply(link: &mut Link, change: Change) -> Result<(), DbError> {
 /// them). `None` when nothing moved.
 fn tidy_moved(id: i64, moved: &[i64]) -> Option<String> {
     let (lo, hi) = (moved.iter().min()?, moved.iter().max()?);
+    // No BEGIN and COMMIT: the statements of one query are a transaction
+    // of their own, which `SET LOCAL` lasts for, and which an error (a
+    // `statement_timeout`) ends, where a failed explicit block would stay
+    // open and fail every later statement on the connection.
     Some(format!(
-        "BEGIN; SET LOCAL enable_bitmapscan = off; SET LOCAL enable_seqscan = off; \
+        "SET LOCAL enable_bitmapscan = off; SET LOCAL enable_seqscan = off; \
          SELECT count(kind) FROM memchat_records \
-         WHERE session_id = {id} AND NOT archived AND seq BETWEEN {lo} AND {hi}; COMMIT"
+         WHERE session_id = {id} AND NOT archived AND seq BETWEEN {lo} AND {hi}"
     ))
 }
 

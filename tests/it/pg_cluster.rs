@@ -397,6 +397,9 @@ fn a_move_to_the_archive_leaves_nothing_for_the_next_load_to_visit() {
                 ORDER BY seq";
     assert_eq!(live_entries(load), 400);
     assert_eq!(session.clear().unwrap(), 400);
+    // A call on the same connection, queued behind the marking read that
+    // the move sent without waiting.
+    assert!(store.open_session("other").is_ok());
     assert_eq!(
         live_entries(load),
         0,

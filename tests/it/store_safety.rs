@@ -854,3 +854,30 @@ fn oversized_input_and_imports_are_refused_clearly() {
     assert!(stderr.contains("message 1 is 5242880 bytes"), "{stderr}");
     assert!(!sandbox.memory().join("one.jsonl").exists());
 }
+
+/// With too little address space something fails at start-up: the
+/// allocator (an abort), the loader, a thread's stack. Whatever fails, it
+/// must not be a panic of memchat's own making (the signal handlers' thread
+/// once failed to start there and its runtime, dropped inside memchat's
+/// runtime, panicked). The limit where a one-shot starts to work is found,
+/// then every limit around it is tried.
+#[test]
+fn a_one_shot_with_barely_enough_address_space_never_panics() {
+    let sandbox = Sandbox::new();
+    let args = ["--mock", "-s", "tight", "hello"];
+    let works = |kib: u64| run_capped(&sandbox, kib, &args).status.success();
+    let (mut low, mut high) = (4_000u64, 400_000u64);
+    assert!(works(high), "a one-shot needs less than {high} KiB");
+    while high - low > 64 {
+        let mid = (low + high) / 2;
+        if works(mid) { high = mid } else { low = mid }
+    }
+    for kib in (high.saturating_sub(4_000)..high + 4_000).step_by(64) {
+        let out = run_capped(&sandbox, kib, &args);
+        let stderr = text(&out.stderr);
+        assert!(
+            !stderr.contains("panicked") && out.status.code() != Some(101),
+            "ulimit -v {kib}: {stderr}"
+        );
+    }
+}
