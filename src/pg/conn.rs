@@ -335,47 +335,56 @@ impl Link {
             }
         };
         let connector = tls::connector(self.url.ssl, &self.url.roots).map_err(DbError::Failed)?;
-        // tokio-postgres bounds only the socket's connect by the connect
+        // tokio-postgres bounds only a socket's connect by the connect
         // timeout: a server (or anything listening there) that accepts and
-        // then never answers would hold memchat forever. The whole start-up
-        // (TLS, authentication) gets the same bound, for each host of a
-        // list (a host that refuses or times out its socket still passes
-        // the turn to the next; one that accepts and goes silent uses the
-        // bound up, as tokio-postgres waits on it).
-        let hosts = config
-            .get_hosts()
-            .len()
-            .max(config.get_hostaddrs().len())
-            .max(1);
+        // then never answers would hold memchat forever, and in a host list
+        // tokio-postgres would never go on to the next host. So each host of
+        // a list is an attempt of its own (`url::attempts`), and the whole
+        // start-up of each (TLS, authentication) gets the timeout; a list
+        // tokio-postgres walks itself (in a random order) gets it once per
+        // host.
+        let attempts = super::url::attempts(config);
+        let hosts = if attempts.len() > 1 {
+            1
+        } else {
+            config
+                .get_hosts()
+                .len()
+                .max(config.get_hostaddrs().len())
+                .max(1)
+        };
         let limit = config
             .get_connect_timeout()
             .copied()
             .unwrap_or(CONNECT_TIMEOUT)
             * u32::try_from(hosts).unwrap_or(u32::MAX);
-        let no_answer = || {
-            DbError::Failed(format!(
-                "cannot reach the server: no answer within {}s",
-                limit.as_secs()
-            ))
-        };
-        let mut client = match connector {
-            None => {
-                let (client, connection) = tokio::time::timeout(limit, config.connect(NoTls))
-                    .await
-                    .map_err(|_| no_answer())?
-                    .map_err(|e| describe(&e, &self.url))?;
-                self.task = Some(tokio::spawn(async move { on_end(connection.await) }));
-                client
+        let mut failure = None;
+        let mut connected = None;
+        for attempt in &attempts {
+            let outcome = match &connector {
+                None => connect_within(attempt, NoTls, limit, on_end.clone()).await,
+                Some(tls) => connect_within(attempt, tls.clone(), limit, on_end.clone()).await,
+            };
+            match outcome {
+                Some(Ok(pair)) => {
+                    connected = Some(pair);
+                    break;
+                }
+                Some(Err(e)) => failure = Some(describe(&e, &self.url)),
+                None => {
+                    failure = Some(DbError::Failed(format!(
+                        "cannot reach the server: no answer within {}s",
+                        limit.as_secs()
+                    )));
+                }
             }
-            Some(connector) => {
-                let (client, connection) = tokio::time::timeout(limit, config.connect(connector))
-                    .await
-                    .map_err(|_| no_answer())?
-                    .map_err(|e| describe(&e, &self.url))?;
-                self.task = Some(tokio::spawn(async move { on_end(connection.await) }));
-                client
-            }
+        }
+        let Some((mut client, task)) = connected else {
+            return Err(
+                failure.unwrap_or_else(|| DbError::Failed("the URL names no host".to_string()))
+            );
         };
+        self.task = Some(task);
         let schema_failed = |e: schema::SchemaError| match e {
             schema::SchemaError::Db(e) => describe(&e, &self.url),
             schema::SchemaError::Newer(reason) => DbError::Failed(reason),
@@ -469,6 +478,30 @@ impl Link {
             }
         }
     }
+}
+
+/// Connects with `attempt`'s configuration and starts the task that drives
+/// the connection (its end reported to `on_end`), or `None` when the whole
+/// start-up took longer than `limit`.
+async fn connect_within<T>(
+    attempt: &tokio_postgres::Config,
+    tls: T,
+    limit: Duration,
+    on_end: impl FnOnce(Result<(), tokio_postgres::Error>) + Send + 'static,
+) -> Option<Result<(Client, tokio::task::JoinHandle<()>), tokio_postgres::Error>>
+where
+    T: tokio_postgres::tls::MakeTlsConnect<tokio_postgres::Socket>,
+    T::Stream: Send + 'static,
+{
+    let connected = tokio::time::timeout(limit, attempt.connect(tls))
+        .await
+        .ok()?;
+    Some(connected.map(|(client, connection)| {
+        (
+            client,
+            tokio::spawn(async move { on_end(connection.await) }),
+        )
+    }))
 }
 
 /// What a chat about to start asks the connection to do with its first

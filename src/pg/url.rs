@@ -223,6 +223,98 @@ fn default_host(
     config.host(socket_dir.unwrap_or("localhost"));
 }
 
+/// The connections to try, in order: one configuration per host of a list
+/// (with its `hostaddr` and its port, paired as tokio-postgres pairs them),
+/// each to be given the connect timeout of its own. tokio-postgres bounds
+/// only a socket's connect by that timeout, and waits forever on a host
+/// that accepts and never answers, never reaching the next one. A single
+/// host, a list tokio-postgres would reject (it says why), or a list to be
+/// tried in a random order (`load_balance_hosts=random`, which it shuffles
+/// itself) is one attempt: the configuration as it is. A Unix-domain
+/// socket's attempt has TLS off, so a list may mix sockets and TCP hosts
+/// whatever the `sslmode`.
+pub fn attempts(config: &tokio_postgres::Config) -> Vec<tokio_postgres::Config> {
+    use tokio_postgres::config::{Host, LoadBalanceHosts};
+    let (hosts, hostaddrs, ports) = (
+        config.get_hosts(),
+        config.get_hostaddrs(),
+        config.get_ports(),
+    );
+    let count = hosts.len().max(hostaddrs.len());
+    let paired = hosts.is_empty() || hostaddrs.is_empty() || hosts.len() == hostaddrs.len();
+    if count < 2
+        || !paired
+        || (ports.len() > 1 && ports.len() != count)
+        || config.get_load_balance_hosts() == LoadBalanceHosts::Random
+    {
+        return vec![config.clone()];
+    }
+    (0..count)
+        .map(|i| {
+            let mut one = settings_without_hosts(config);
+            match hosts.get(i) {
+                Some(Host::Tcp(name)) => {
+                    one.host(name);
+                }
+                #[cfg(unix)]
+                Some(Host::Unix(path)) => {
+                    // No TLS on a socket, whatever `sslmode` says (as libpq).
+                    one.host_path(path).ssl_mode(WireSslMode::Disable);
+                }
+                None => {}
+            }
+            if let Some(addr) = hostaddrs.get(i) {
+                one.hostaddr(*addr);
+            }
+            if let Some(port) = ports.get(i).or(ports.first()) {
+                one.port(*port);
+            }
+            one
+        })
+        .collect()
+}
+
+/// Every setting of `config` but its hosts, addresses and ports (the
+/// tokio-postgres configuration has no way to remove them).
+fn settings_without_hosts(config: &tokio_postgres::Config) -> tokio_postgres::Config {
+    let mut one = tokio_postgres::Config::new();
+    if let Some(user) = config.get_user() {
+        one.user(user);
+    }
+    if let Some(password) = config.get_password() {
+        one.password(password);
+    }
+    if let Some(dbname) = config.get_dbname() {
+        one.dbname(dbname);
+    }
+    if let Some(options) = config.get_options() {
+        one.options(options);
+    }
+    if let Some(name) = config.get_application_name() {
+        one.application_name(name);
+    }
+    if let Some(timeout) = config.get_connect_timeout() {
+        one.connect_timeout(*timeout);
+    }
+    if let Some(timeout) = config.get_tcp_user_timeout() {
+        one.tcp_user_timeout(*timeout);
+    }
+    if let Some(interval) = config.get_keepalives_interval() {
+        one.keepalives_interval(interval);
+    }
+    if let Some(retries) = config.get_keepalives_retries() {
+        one.keepalives_retries(retries);
+    }
+    one.ssl_mode(config.get_ssl_mode())
+        .ssl_negotiation(config.get_ssl_negotiation())
+        .keepalives(config.get_keepalives())
+        .keepalives_idle(config.get_keepalives_idle())
+        .target_session_attrs(config.get_target_session_attrs())
+        .channel_binding(config.get_channel_binding())
+        .load_balance_hosts(config.get_load_balance_hosts());
+    one
+}
+
 fn is_unix_socket(host: &tokio_postgres::config::Host) -> bool {
     match host {
         tokio_postgres::config::Host::Tcp(_) => false,
@@ -471,6 +563,72 @@ mod tests {
                 !error.contains("ana:"),
                 "the reason alone: the caller names the URL once: {error}"
             );
+        }
+    }
+
+    /// Every setting tokio-postgres reads from a URL, set away from its
+    /// default: a per-host attempt must carry each of them.
+    const EVERY_SETTING: &str = "user=u&password=pw&dbname=d&options=-cx%3Dy&application_name=a\
+        &sslmode=require&sslnegotiation=direct&connect_timeout=7&tcp_user_timeout=9000\
+        &keepalives=0&keepalives_idle=11&keepalives_interval=12&keepalives_retries=13\
+        &target_session_attrs=read-write&channel_binding=require";
+
+    #[test]
+    fn a_host_list_is_one_attempt_per_host_with_every_setting() {
+        let one: tokio_postgres::Config = format!("postgres://h1:5433/?{EVERY_SETTING}")
+            .parse()
+            .unwrap();
+        assert_eq!(
+            attempts(&one),
+            std::slice::from_ref(&one),
+            "one host: as it is"
+        );
+        let mut rebuilt = settings_without_hosts(&one);
+        rebuilt.host("h1").port(5433);
+        assert!(rebuilt == one, "a setting was lost: {rebuilt:?} vs {one:?}");
+
+        let list: tokio_postgres::Config =
+            format!("postgres://h1:5433,h2:5434/?{EVERY_SETTING}&hostaddr=10.0.0.1,10.0.0.2")
+                .parse()
+                .unwrap();
+        let tries = attempts(&list);
+        assert_eq!(tries.len(), 2);
+        for (i, (host, port)) in [("h1", 5433), ("h2", 5434)].into_iter().enumerate() {
+            let mut expected = settings_without_hosts(&list);
+            expected
+                .host(host)
+                .hostaddr(format!("10.0.0.{}", i + 1).parse().unwrap())
+                .port(port);
+            assert!(tries[i] == expected, "attempt {i}: {:?}", tries[i]);
+        }
+        // One port for every host (a URL's `host=` list, or PGPORT).
+        let mut shared = tokio_postgres::Config::new();
+        shared.host("h1").host("h2").port(6000);
+        assert!(attempts(&shared).iter().all(|a| a.get_ports() == [6000]));
+        assert_eq!(
+            attempts(&shared)[1].get_hosts(),
+            [tokio_postgres::config::Host::Tcp("h2".into())]
+        );
+    }
+
+    #[test]
+    fn a_socket_in_a_list_is_tried_without_tls() {
+        let parsed = parse("postgres://u@/d?host=/run/pg,db.example&sslmode=require").unwrap();
+        let tries = attempts(&parsed.config);
+        assert_eq!(tries.len(), 2);
+        assert_eq!(tries[0].get_ssl_mode(), WireSslMode::Disable);
+        assert_eq!(tries[1].get_ssl_mode(), WireSslMode::Require);
+    }
+
+    #[test]
+    fn what_tokio_postgres_shuffles_or_refuses_stays_one_attempt() {
+        for url in [
+            "postgres://h1,h2/d?load_balance_hosts=random",
+            "postgres://h1:1,h2:2,h3:3/d?hostaddr=10.0.0.1",
+            "postgres://h1,h2,h3/d?port=1,2",
+        ] {
+            let config: tokio_postgres::Config = url.parse().unwrap();
+            assert_eq!(attempts(&config), std::slice::from_ref(&config), "{url}");
         }
     }
 }

@@ -164,6 +164,11 @@ fn a_unix_domain_socket_is_reached_whatever_the_sslmode() {
         format!("postgres://postgres@{encoded}:{port}/postgres"),
         format!("postgres:///postgres?user=postgres&host={dir}&port={port}&sslmode=prefer"),
         format!("postgres:///postgres?user=postgres&host={dir}&port={port}&sslmode=verify-full"),
+        // The socket first in a list with a TCP host: it is tried without
+        // TLS (the TCP host, with `require`, would fail on this server).
+        format!(
+            "postgres:///postgres?user=postgres&host={dir},127.0.0.1&port={port}&sslmode=require"
+        ),
     ];
     for (i, url) in urls.iter().enumerate() {
         let out = one_shot(&sandbox, url, &format!("over the socket {i}"));
@@ -187,6 +192,7 @@ fn a_unix_domain_socket_is_reached_whatever_the_sslmode() {
             "over the socket 0",
             "over the socket 1",
             "over the socket 2",
+            "over the socket 3",
             "over PGHOST"
         ]
     );
@@ -413,4 +419,45 @@ fn a_move_to_the_archive_leaves_nothing_for_the_next_load_to_visit() {
         "every moved message is in the archive"
     );
     assert!(contents.active.messages.is_empty());
+}
+
+/// A host list whose first host accepts connections and never answers (a
+/// failed primary behind a balancer that still accepts): the attempt on it
+/// ends after the connect timeout, and the next host is tried. tokio-postgres
+/// alone waits on such a host forever, so the second was never reached.
+#[test]
+fn a_silent_first_host_of_a_list_passes_the_turn_to_the_next() {
+    let test = "pg_cluster::a_silent_first_host_of_a_list";
+    let Some(cluster) = Cluster::start(test, Auth::Trust, None) else {
+        return;
+    };
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let silent = listener.local_addr().unwrap().port();
+    listener.set_nonblocking(true).unwrap();
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop = done.clone();
+    let accepting = std::thread::spawn(move || {
+        let mut accepted = Vec::new();
+        while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+            match listener.accept() {
+                Ok((stream, _)) => accepted.push(stream),
+                Err(_) => std::thread::sleep(std::time::Duration::from_millis(5)),
+            }
+        }
+        accepted.len()
+    });
+    let url = format!(
+        "postgres://postgres@127.0.0.1:{silent},127.0.0.1:{}/postgres?sslmode=disable&connect_timeout=1",
+        cluster.port()
+    );
+    let sandbox = Sandbox::new();
+    let out = one_shot(&sandbox, &url, "reached through the second host");
+    done.store(true, std::sync::atomic::Ordering::SeqCst);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        accepting.join().unwrap(),
+        1,
+        "the silent host was tried once"
+    );
+    assert_eq!(user_messages(&url), ["reached through the second host"]);
 }
