@@ -138,6 +138,15 @@ pub fn describe(error: &tokio_postgres::Error, url: &StoreUrl) -> DbError {
     let mut cause: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(error);
     while let Some(c) = cause {
         if let Some(io) = c.downcast_ref::<std::io::Error>() {
+            if io.to_string() == READ_ONLY {
+                // tokio-postgres's check of target_session_attrs=read-write:
+                // the server was reached, and refused.
+                return DbError::Failed(
+                    "the server accepts no writes (a standby, or read-only), and \
+                     target_session_attrs=read-write asks for one that does"
+                        .to_string(),
+                );
+            }
             return DbError::Failed(format!(
                 "cannot reach the server: {}{}",
                 super::url::mask(&io.to_string()),
@@ -157,6 +166,10 @@ pub fn describe(error: &tokio_postgres::Error, url: &StoreUrl) -> DbError {
     // hosts and the ports do not pair up.
     DbError::Failed(super::url::mask(&super::url::error_chain(error)))
 }
+
+/// What tokio-postgres says when a server refuses `target_session_attrs=
+/// read-write` (its `transaction_read_only` is on).
+const READ_ONLY: &str = "database does not allow writes";
 
 /// For a socket file that is not there, where it was looked for (the
 /// directory and the port make its name, as libpq says).
@@ -358,31 +371,46 @@ impl Link {
             .copied()
             .unwrap_or(CONNECT_TIMEOUT)
             * u32::try_from(hosts).unwrap_or(u32::MAX);
-        let mut failure = None;
+        // Why each host failed, named when there are several (libpq lists
+        // them too: the reason that matters may not be the last one).
+        let mut failures: Vec<(String, DbError)> = Vec::new();
         let mut connected = None;
         for attempt in &attempts {
             let outcome = match &connector {
                 None => connect_within(attempt, NoTls, limit, on_end.clone()).await,
                 Some(tls) => connect_within(attempt, tls.clone(), limit, on_end.clone()).await,
             };
-            match outcome {
+            let failure = match outcome {
                 Some(Ok(pair)) => {
                     connected = Some(pair);
                     break;
                 }
-                Some(Err(e)) => failure = Some(describe(&e, &self.url)),
-                None => {
-                    failure = Some(DbError::Failed(format!(
-                        "cannot reach the server: no answer within {}s",
-                        limit.as_secs()
-                    )));
-                }
-            }
+                Some(Err(e)) => describe(&e, &self.url),
+                None => DbError::Failed(format!(
+                    "cannot reach the server: no answer within {}s",
+                    limit.as_secs()
+                )),
+            };
+            failures.push((super::url::attempt_name(attempt), failure));
         }
         let Some((mut client, task)) = connected else {
-            return Err(
-                failure.unwrap_or_else(|| DbError::Failed("the URL names no host".to_string()))
-            );
+            return Err(match failures.len() {
+                0 => DbError::Failed("the URL names no host".to_string()),
+                1 => failures.remove(0).1,
+                _ => {
+                    let each: Vec<String> = failures
+                        .into_iter()
+                        .map(|(host, failure)| match failure {
+                            DbError::Failed(reason) => format!("{host}: {reason}"),
+                            other => format!("{host}: {other:?}"),
+                        })
+                        .collect();
+                    DbError::Failed(format!(
+                        "no host of the list could be used: {}",
+                        each.join("; ")
+                    ))
+                }
+            });
         };
         self.task = Some(task);
         let schema_failed = |e: schema::SchemaError| match e {

@@ -274,6 +274,23 @@ pub fn attempts(config: &tokio_postgres::Config) -> Vec<tokio_postgres::Config> 
         .collect()
 }
 
+/// How an error names the host of one attempt ([`attempts`]): its name or
+/// socket directory, its address when given, and its port.
+pub fn attempt_name(attempt: &tokio_postgres::Config) -> String {
+    let port = attempt.get_ports().first().copied().unwrap_or(5432);
+    let host = match attempt.get_hosts().first() {
+        Some(tokio_postgres::config::Host::Tcp(name)) => name.clone(),
+        #[cfg(unix)]
+        Some(tokio_postgres::config::Host::Unix(dir)) => dir.display().to_string(),
+        None => String::new(),
+    };
+    match attempt.get_hostaddrs().first() {
+        Some(addr) if host.is_empty() => format!("{addr}:{port}"),
+        Some(addr) => format!("{host} ({addr}):{port}"),
+        None => format!("{host}:{port}"),
+    }
+}
+
 /// Every setting of `config` but its hosts, addresses and ports (the
 /// tokio-postgres configuration has no way to remove them).
 fn settings_without_hosts(config: &tokio_postgres::Config) -> tokio_postgres::Config {

@@ -6,7 +6,7 @@ use std::io::{Read, Write};
 use std::path::Path;
 use std::process::{Child, Output, Stdio};
 
-use crate::support::{Sandbox, text};
+use crate::support::{Sandbox, SilentServer, refused_port, text};
 
 /// Starts the binary with `stdout` as given and `stdin` fed in, to the end.
 fn run_into(sandbox: &Sandbox, args: &[&str], stdout: Stdio, stdin: &str) -> Output {
@@ -210,26 +210,14 @@ fn ctrl_c_while_the_store_connects_kills_memchat_at_once() {
 /// socket's connect.
 #[test]
 fn a_server_that_never_answers_is_a_store_error_after_the_connect_timeout() {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    listener.set_nonblocking(true).unwrap();
-    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let stop = done.clone();
-    // Accepts (and never answers) every connection until the run ends.
-    let silent = std::thread::spawn(move || {
-        let mut accepted = Vec::new();
-        while !stop.load(std::sync::atomic::Ordering::SeqCst) {
-            match listener.accept() {
-                Ok((stream, _)) => accepted.push(stream),
-                Err(_) => std::thread::sleep(std::time::Duration::from_millis(5)),
-            }
-        }
-        accepted.len()
-    });
+    let silent = SilentServer::start();
     let sandbox = Sandbox::new();
-    let url = format!("postgres://someone@127.0.0.1:{port}/db?sslmode=disable&connect_timeout=1");
+    let url = format!(
+        "postgres://someone@127.0.0.1:{}/db?sslmode=disable&connect_timeout=1",
+        silent.port
+    );
     let out = sandbox.run(&["--mock", "--store", &url, "hello"], &[], None);
-    done.store(true, std::sync::atomic::Ordering::SeqCst);
+    let accepted = silent.finish();
     assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
     assert!(
         text(&out.stderr).contains("cannot reach the server: no answer within 1s"),
@@ -238,5 +226,51 @@ fn a_server_that_never_answers_is_a_store_error_after_the_connect_timeout() {
     );
     // The start-up attempt's failure is the error: no second attempt (and
     // no second wait) before it is reported.
-    assert_eq!(silent.join().unwrap(), 1, "connections memchat opened");
+    assert_eq!(accepted, 1, "connections memchat opened");
+}
+
+/// A host list where every host fails: each host is named with its own
+/// reason, on one line (the one that matters may not be the last).
+#[test]
+fn a_host_list_that_fails_names_each_host_and_why() {
+    let silent = SilentServer::start();
+    let silent_port = silent.port;
+    let refused = refused_port();
+    let sandbox = Sandbox::new();
+    let url = format!(
+        "postgres://someone:hunter2@127.0.0.1:{silent_port},127.0.0.1:{refused}/db?sslmode=disable&connect_timeout=1"
+    );
+    let out = sandbox.run(&["--mock", "--store", &url, "hello"], &[], None);
+    assert_eq!(silent.finish(), 1);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
+    assert!(!stderr.contains("hunter2"), "{stderr}");
+    for part in [
+        "no host of the list could be used".to_string(),
+        format!("127.0.0.1:{silent_port}: cannot reach the server: no answer within 1s"),
+        format!("127.0.0.1:{refused}: cannot reach the server:"),
+    ] {
+        assert!(stderr.contains(&part), "{part:?} in {stderr}");
+    }
+}
+
+/// `target_session_attrs=read-write` on a server that accepts no writes
+/// (here: every transaction read-only): the server was reached and refused,
+/// which is not "cannot reach the server".
+#[test]
+fn a_read_only_server_refused_by_target_session_attrs_says_so() {
+    let Some(base) = crate::pg_server::test_server_url("exit_codes::a_read_only_server") else {
+        return;
+    };
+    let url = crate::pg_store::with_param(
+        &base,
+        "options=-cdefault_transaction_read_only%3Don&target_session_attrs=read-write",
+    );
+    let sandbox = Sandbox::new();
+    let out = sandbox.run(&["--mock", "--store", &url, "hello"], &[], None);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("the server accepts no writes"), "{stderr}");
+    assert!(!stderr.contains("cannot reach"), "{stderr}");
 }

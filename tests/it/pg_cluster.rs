@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::pg_server::{Auth, Cluster, run};
-use crate::support::{Sandbox, skip_without, text};
+use crate::support::{Sandbox, SilentServer, skip_without, text};
 
 /// A certificate authority and a server certificate it signed for
 /// `localhost`, made with the `openssl` command; and a second, unrelated CA.
@@ -431,33 +431,16 @@ fn a_silent_first_host_of_a_list_passes_the_turn_to_the_next() {
     let Some(cluster) = Cluster::start(test, Auth::Trust, None) else {
         return;
     };
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let silent = listener.local_addr().unwrap().port();
-    listener.set_nonblocking(true).unwrap();
-    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let stop = done.clone();
-    let accepting = std::thread::spawn(move || {
-        let mut accepted = Vec::new();
-        while !stop.load(std::sync::atomic::Ordering::SeqCst) {
-            match listener.accept() {
-                Ok((stream, _)) => accepted.push(stream),
-                Err(_) => std::thread::sleep(std::time::Duration::from_millis(5)),
-            }
-        }
-        accepted.len()
-    });
+    let silent = SilentServer::start();
     let url = format!(
-        "postgres://postgres@127.0.0.1:{silent},127.0.0.1:{}/postgres?sslmode=disable&connect_timeout=1",
+        "postgres://postgres@127.0.0.1:{},127.0.0.1:{}/postgres?sslmode=disable&connect_timeout=1",
+        silent.port,
         cluster.port()
     );
     let sandbox = Sandbox::new();
     let out = one_shot(&sandbox, &url, "reached through the second host");
-    done.store(true, std::sync::atomic::Ordering::SeqCst);
+    let accepted = silent.finish();
     assert!(out.status.success(), "{}", text(&out.stderr));
-    assert_eq!(
-        accepting.join().unwrap(),
-        1,
-        "the silent host was tried once"
-    );
+    assert_eq!(accepted, 1, "the silent host was tried once");
     assert_eq!(user_messages(&url), ["reached through the second host"]);
 }
