@@ -85,6 +85,25 @@ pub struct Starting {
 /// SIGINT, SIGTERM and SIGHUP, registered with the handlers' runtime.
 type Streams = (Signal, Signal, Signal);
 
+/// What the armed handlers have seen, for work that waits off the main
+/// thread and must give up on a signal ([`next_signal`]).
+static ARMED: std::sync::OnceLock<watch::Receiver<Seen>> = std::sync::OnceLock::new();
+
+/// Resolves when a signal that stops a turn (SIGINT, SIGTERM, SIGHUP)
+/// arrives after this call; never before the handlers are armed. For waits
+/// the main thread cannot break off itself, because it is blocked on them:
+/// the PostgreSQL store's attempt to connect again, on its own thread.
+pub async fn next_signal() {
+    let Some(armed) = ARMED.get() else {
+        return std::future::pending().await;
+    };
+    let mut rx = armed.clone();
+    let seen = rx.borrow_and_update().count;
+    if rx.wait_for(|s| s.count > seen).await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
 impl Starting {
     /// Registers the handlers (on the calling thread, with the handlers'
     /// runtime) and returns once they are: each signal is data from here
@@ -94,8 +113,9 @@ impl Starting {
         // not start, the default actions stay.
         if let Ok(runtime) = self.runtime.recv()
             && let Some(streams) = register(&runtime)
+            && self.arm.send(streams).is_ok()
         {
-            let _ = self.arm.send(streams);
+            let _ = ARMED.set(self.interrupt.rx.clone());
         }
         self.interrupt
     }
@@ -165,14 +185,15 @@ impl Interrupt {
             return interrupt;
         };
         match register(built.handle()) {
-            Some(streams) => {
-                if let Err(std::sync::mpsc::SendError((built, streams))) =
-                    arm.send((built, streams))
-                {
+            Some(streams) => match arm.send((built, streams)) {
+                Ok(()) => {
+                    let _ = ARMED.set(interrupt.rx.clone());
+                }
+                Err(std::sync::mpsc::SendError((built, streams))) => {
                     drop(streams);
                     built.shutdown_background();
                 }
-            }
+            },
             None => built.shutdown_background(),
         }
         interrupt

@@ -324,8 +324,17 @@ impl Link {
         }
     }
 
+    /// Connects again. A signal meanwhile (Ctrl-C) ends the attempt: the
+    /// main thread waits on this one, blocked, and a silent server would
+    /// otherwise hold it for the whole connect timeout. The call then fails
+    /// like any failed attempt, before its statements (no lock is taken).
     async fn connect(&mut self) {
-        self.state = self.try_connect(None).await;
+        self.state = tokio::select! {
+            state = self.try_connect(None) => state,
+            () = crate::interrupt::next_signal() => Err(DbError::Failed(
+                "interrupted while connecting to the server".to_string(),
+            )),
+        };
     }
 
     /// Connects and checks the schema; with `prefetch`, loads that session

@@ -444,3 +444,38 @@ fn a_silent_first_host_of_a_list_passes_the_turn_to_the_next() {
     assert_eq!(accepted, 1, "the silent host was tried once");
     assert_eq!(user_messages(&url), ["reached through the second host"]);
 }
+
+/// A REPL whose server went silent (stopped, and something else took its
+/// port and never answers): the next turn's attempt to connect again would
+/// wait out the whole connect timeout, with memchat blocked on it. Ctrl-C
+/// ends the attempt: the turn fails in one line, and the chat goes on.
+#[test]
+fn ctrl_c_ends_a_turn_waiting_on_a_silent_server() {
+    let test = "pg_cluster::ctrl_c_ends_a_turn_waiting_on_a_silent_server";
+    let Some(cluster) = Cluster::start(test, Auth::Trust, None) else {
+        return;
+    };
+    // Far longer than the test waits for anything (rexpect: 15 s).
+    let url = cluster.url(None, "127.0.0.1", "?sslmode=disable&connect_timeout=120");
+    let sandbox = Sandbox::new();
+    let mut p = crate::support::pty(&sandbox, &["--mock", "-s", "work"], |command| {
+        command.env("MEMCHAT_STORE", &url);
+    });
+    crate::support::editing_on(&mut p, "work");
+    p.send_line("before the stop").unwrap();
+    p.exp_string("You said: \"before the stop\"").unwrap();
+    crate::support::editing_on(&mut p, "work");
+    cluster.stop();
+    let silent = SilentServer::start_on(cluster.port());
+    p.send_line("while it is silent").unwrap();
+    crate::support::wait_until("memchat connects to the silent server", || {
+        silent.accepted() == 1
+    });
+    p.send_control('c').unwrap();
+    p.exp_string("interrupted while connecting to the server")
+        .unwrap();
+    crate::support::editing_on(&mut p, "work");
+    p.send_line("/exit").unwrap();
+    p.exp_eof().unwrap();
+    assert_eq!(silent.finish(), 1);
+}

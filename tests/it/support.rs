@@ -530,38 +530,54 @@ pub fn send_signal(pid: u32, signal: &str) {
 pub struct SilentServer {
     pub port: u16,
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    accepting: std::thread::JoinHandle<usize>,
+    count: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    accepting: std::thread::JoinHandle<()>,
 }
 
 impl SilentServer {
     pub fn start() -> SilentServer {
-        use std::sync::atomic::{AtomicBool, Ordering};
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        SilentServer::start_on(0)
+    }
+
+    /// On `port` (0: any free one).
+    pub fn start_on(port: u16) -> SilentServer {
+        use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+        let listener = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
         let port = listener.local_addr().unwrap().port();
         listener.set_nonblocking(true).unwrap();
         let stop = std::sync::Arc::new(AtomicBool::new(false));
-        let stopped = stop.clone();
+        let count = std::sync::Arc::new(AtomicUsize::new(0));
+        let (stopped, counted) = (stop.clone(), count.clone());
         let accepting = std::thread::spawn(move || {
             let mut accepted = Vec::new();
             while !stopped.load(Ordering::SeqCst) {
                 match listener.accept() {
-                    Ok((stream, _)) => accepted.push(stream),
+                    Ok((stream, _)) => {
+                        accepted.push(stream);
+                        counted.fetch_add(1, Ordering::SeqCst);
+                    }
                     Err(_) => std::thread::sleep(std::time::Duration::from_millis(5)),
                 }
             }
-            accepted.len()
         });
         SilentServer {
             port,
             stop,
+            count,
             accepting,
         }
+    }
+
+    /// How many connections it has accepted so far.
+    pub fn accepted(&self) -> usize {
+        self.count.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Stops listening; how many connections it accepted.
     pub fn finish(self) -> usize {
         self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
-        self.accepting.join().unwrap()
+        self.accepting.join().unwrap();
+        self.count.load(std::sync::atomic::Ordering::SeqCst)
     }
 }
 
