@@ -210,10 +210,11 @@ where
     type Error = io::Error;
 
     fn make_tls_connect(&mut self, domain: &str) -> Result<RustlsConnectOne, io::Error> {
-        // tokio-postgres passes "" for a Unix-domain socket (in a host list
-        // with TCP hosts; a list of sockets alone has TLS off, see url.rs):
-        // the server answers that it offers no TLS there, so no handshake
-        // is ever asked of this.
+        // tokio-postgres passes "" for a Unix-domain socket. memchat turns
+        // TLS off for a socket's own attempt (url.rs), so this is reached
+        // only in a list tokio-postgres walks itself (a random order): the
+        // server answers that it offers no TLS there, so no handshake is
+        // ever asked of this.
         let name = if domain.is_empty() {
             None
         } else {
