@@ -89,17 +89,23 @@ type Streams = (Signal, Signal, Signal);
 /// thread and must give up on a signal ([`next_signal`]).
 static ARMED: std::sync::OnceLock<watch::Receiver<Seen>> = std::sync::OnceLock::new();
 
-/// Resolves when a signal that stops a turn (SIGINT, SIGTERM, SIGHUP)
-/// arrives after this call; never before the handlers are armed. For waits
-/// the main thread cannot break off itself, because it is blocked on them:
-/// the PostgreSQL store's attempt to connect again, on its own thread.
+/// How many signals had come when a front-end last forgot them
+/// ([`Interrupt::reset`], as a turn starts).
+static FORGOTTEN: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Resolves when a signal that stops a turn (SIGINT, SIGTERM, SIGHUP) has
+/// come since the front-end last forgot them (at once if one has: it may
+/// have come between the turn's start and this call); never before the
+/// handlers are armed. For waits the main thread cannot break off itself,
+/// because it is blocked on them: the PostgreSQL store's attempt to connect
+/// again, on its own thread.
 pub async fn next_signal() {
     let Some(armed) = ARMED.get() else {
         return std::future::pending().await;
     };
     let mut rx = armed.clone();
-    let seen = rx.borrow_and_update().count;
-    if rx.wait_for(|s| s.count > seen).await.is_err() {
+    let forgotten = FORGOTTEN.load(std::sync::atomic::Ordering::SeqCst);
+    if rx.wait_for(|s| s.count > forgotten).await.is_err() {
         std::future::pending::<()>().await;
     }
 }
@@ -236,6 +242,7 @@ impl Interrupt {
     /// A termination is never forgotten.
     pub fn reset(&mut self) {
         self.seen = self.rx.borrow().count;
+        FORGOTTEN.store(self.seen, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// Whether an interrupt arrived since the last reset.

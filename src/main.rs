@@ -166,7 +166,7 @@ async fn chat(
     // A SIGTERM or SIGHUP during a turn ends any mode once the turn is saved;
     // the exit status says which signal it was.
     let signals = interrupt.clone();
-    let exit = match prompt {
+    let outcome = match prompt {
         Some(prompt) => {
             oneshot::run(&mut engine, &mut config, &prompt, &mut interrupt, output).await
         }
@@ -175,6 +175,16 @@ async fn chat(
             let stdin = std::io::stdin().lock();
             script::run(&mut engine, &config, stdin, &mut interrupt, output).await
         }
-    }?;
-    Ok(signals.termination().map_or(exit, Exit::from))
+    };
+    match outcome {
+        Ok(exit) => Ok(signals.termination().map_or(exit, Exit::from)),
+        // A signal ended what the run waited on (an attempt to connect to
+        // the store again): the error is shown, and the status is the
+        // signal's, as for any run a signal stopped.
+        Err(e) if signals.fired() => {
+            eprintln!("memchat: error: {e:#}");
+            Ok(signals.termination().map_or(Exit::Interrupted, Exit::from))
+        }
+        Err(e) => Err(e),
+    }
 }

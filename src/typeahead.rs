@@ -115,10 +115,14 @@ pub fn restore_terminal() {
         return;
     };
     let _ = termios::tcsetattr(std::io::stdin(), OptionalActions::Now, &found);
-    let mut stdout = std::io::stdout();
-    if stdout.is_terminal() {
-        // The editor's bracketed paste, switched on for each line.
-        let _ = stdout.write_all(b"\x1b[?2004l");
-        let _ = stdout.flush();
+    if std::io::stdout().is_terminal() {
+        // The editor's bracketed paste, switched on for each line. Written
+        // to the terminal itself, not through stdout: the signal handlers'
+        // thread calls this while the main thread may hold stdout's lock
+        // for as long as it waits (a command's store call), and would
+        // block here until then instead of exiting.
+        if let Ok(mut tty) = std::fs::OpenOptions::new().write(true).open("/dev/tty") {
+            let _ = tty.write_all(b"\x1b[?2004l");
+        }
     }
 }

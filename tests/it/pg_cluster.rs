@@ -475,7 +475,71 @@ fn ctrl_c_ends_a_turn_waiting_on_a_silent_server() {
     p.exp_string("interrupted while connecting to the server")
         .unwrap();
     crate::support::editing_on(&mut p, "work");
-    p.send_line("/exit").unwrap();
-    p.exp_eof().unwrap();
+    // SIGTERM while a command (no turn, nothing to save) waits on the
+    // silent server: memchat ends at once, as at the prompt (it used to
+    // wait for the main thread, which held stdout while it waited).
+    p.send_line("/sessions").unwrap();
+    crate::support::wait_until("the command connects to the silent server", || {
+        silent.accepted() == 2
+    });
+    p.process_mut()
+        .signal(rexpect::process::Signal::SIGTERM)
+        .unwrap();
+    p.exp_string("SIGTERM received; exiting").unwrap();
+    let status = p.process().wait().unwrap();
+    assert!(
+        matches!(status, rexpect::process::WaitStatus::Exited(_, 143)),
+        "{status:?}"
+    );
+    assert_eq!(silent.finish(), 2);
+}
+
+/// Script mode (stdin piped), a line waiting on a silent server: SIGINT
+/// ends the attempt, and memchat exits 130 as for any interrupted script,
+/// with the reason shown (it exited 3, a store error).
+#[test]
+fn a_script_interrupted_while_connecting_exits_130() {
+    use std::io::Write;
+    let test = "pg_cluster::a_script_interrupted_while_connecting";
+    let Some(cluster) = Cluster::start(test, Auth::Trust, None) else {
+        return;
+    };
+    let url = cluster.url(None, "127.0.0.1", "?sslmode=disable&connect_timeout=120");
+    let sandbox = Sandbox::new();
+    let mut command = sandbox.command(&["--mock", "-s", "work"]);
+    command
+        .env("MEMCHAT_STORE", &url)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = command.spawn().unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    writeln!(stdin, "before the stop").unwrap();
+    crate::support::wait_until("the first line is answered and stored", || {
+        stored_messages(&url) == 2
+    });
+    cluster.stop();
+    let silent = SilentServer::start_on(cluster.port());
+    writeln!(stdin, "while it is silent").unwrap();
+    crate::support::wait_until("memchat connects to the silent server", || {
+        silent.accepted() == 1
+    });
+    crate::support::send_signal(child.id(), "INT");
+    crate::support::wait_until("memchat ends", || child.try_wait().unwrap().is_some());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("interrupted while connecting to the server"),
+        "{}",
+        text(&out.stderr)
+    );
     assert_eq!(silent.finish(), 1);
+}
+
+/// How many active messages session `work` holds.
+fn stored_messages(url: &str) -> usize {
+    let store = memchat::pg::PgStore::open(url, std::time::Duration::from_secs(5)).unwrap();
+    memchat::store::Store::read_session(&store, "work", false)
+        .map(|contents| contents.active.messages.len())
+        .unwrap_or(0)
 }
