@@ -293,10 +293,17 @@ pub async fn run(
         None
     };
     let mut compaction_due = false;
+    // Whether the last line's report said that a signal ends memchat (a
+    // turn's report does; a line that failed, such as one whose attempt to
+    // connect to the store a SIGTERM ended, said only why it failed).
+    let mut signal_reported = false;
     print_resume(&engine, output);
     loop {
         if let Some(signal) = interrupt.termination() {
             // SIGTERM or SIGHUP arrived during the last turn, now saved.
+            if !signal_reported {
+                output.warn(&format!("{} received; exiting", signal.signal_name()));
+            }
             return Ok(signal.into());
         }
         let live = LivePrompt::new(&engine);
@@ -351,6 +358,13 @@ pub async fn run(
         } else {
             handle(&line, &mut engine, &mut config, &mut interrupt, output).await
         };
+        signal_reported = matches!(
+            handled,
+            Handled::Turn {
+                exit: Exit::Terminated | Exit::Hangup,
+                ..
+            }
+        );
         match handled {
             Handled::Exit => return leave(editor, &ends, "/exit", output).await,
             Handled::Turn {

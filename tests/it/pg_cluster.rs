@@ -445,16 +445,17 @@ fn a_silent_first_host_of_a_list_passes_the_turn_to_the_next() {
     assert_eq!(user_messages(&url), ["reached through the second host"]);
 }
 
-/// A REPL whose server went silent (stopped, and something else took its
-/// port and never answers): the next turn's attempt to connect again would
-/// wait out the whole connect timeout, with memchat blocked on it. Ctrl-C
-/// ends the attempt: the turn fails in one line, and the chat goes on.
-#[test]
-fn ctrl_c_ends_a_turn_waiting_on_a_silent_server() {
-    let test = "pg_cluster::ctrl_c_ends_a_turn_waiting_on_a_silent_server";
-    let Some(cluster) = Cluster::start(test, Auth::Trust, None) else {
-        return;
-    };
+/// A REPL on a server of the test's own that answered one turn, then went
+/// silent: stopped, with a listener that never answers on its port.
+struct SilentRepl {
+    cluster: Cluster,
+    silent: SilentServer,
+    p: rexpect::session::PtySession,
+    _sandbox: Sandbox,
+}
+
+fn repl_facing_a_silent_server(test: &str) -> Option<SilentRepl> {
+    let cluster = Cluster::start(test, Auth::Trust, None)?;
     // Far longer than the test waits for anything (rexpect: 15 s).
     let url = cluster.url(None, "127.0.0.1", "?sslmode=disable&connect_timeout=120");
     let sandbox = Sandbox::new();
@@ -467,6 +468,30 @@ fn ctrl_c_ends_a_turn_waiting_on_a_silent_server() {
     crate::support::editing_on(&mut p, "work");
     cluster.stop();
     let silent = SilentServer::start_on(cluster.port());
+    Some(SilentRepl {
+        cluster,
+        silent,
+        p,
+        _sandbox: sandbox,
+    })
+}
+
+/// A REPL whose server went silent: the next turn's attempt to connect
+/// again would wait out the whole connect timeout, with memchat blocked on
+/// it. Ctrl-C ends the attempt: the turn fails in one line, and the chat
+/// goes on.
+#[test]
+fn ctrl_c_ends_a_turn_waiting_on_a_silent_server() {
+    let test = "pg_cluster::ctrl_c_ends_a_turn_waiting_on_a_silent_server";
+    let Some(SilentRepl {
+        cluster: _cluster,
+        silent,
+        mut p,
+        ..
+    }) = repl_facing_a_silent_server(test)
+    else {
+        return;
+    };
     p.send_line("while it is silent").unwrap();
     crate::support::wait_until("memchat connects to the silent server", || {
         silent.accepted() == 1
@@ -492,6 +517,39 @@ fn ctrl_c_ends_a_turn_waiting_on_a_silent_server() {
         "{status:?}"
     );
     assert_eq!(silent.finish(), 2);
+}
+
+/// SIGTERM during a message turn that waits on a silent server: the attempt
+/// ends, the turn fails in one line, and memchat says that it exits, then
+/// exits 143 (it exited without a word).
+#[test]
+fn sigterm_in_a_turn_waiting_on_a_silent_server_says_so_and_exits_143() {
+    let test = "pg_cluster::sigterm_in_a_turn_waiting_on_a_silent_server";
+    let Some(SilentRepl {
+        cluster: _cluster,
+        silent,
+        mut p,
+        ..
+    }) = repl_facing_a_silent_server(test)
+    else {
+        return;
+    };
+    p.send_line("while it is silent").unwrap();
+    crate::support::wait_until("memchat connects to the silent server", || {
+        silent.accepted() == 1
+    });
+    p.process_mut()
+        .signal(rexpect::process::Signal::SIGTERM)
+        .unwrap();
+    p.exp_string("interrupted while connecting to the server")
+        .unwrap();
+    p.exp_string("SIGTERM received; exiting").unwrap();
+    let status = p.process().wait().unwrap();
+    assert!(
+        matches!(status, rexpect::process::WaitStatus::Exited(_, 143)),
+        "{status:?}"
+    );
+    assert_eq!(silent.finish(), 1);
 }
 
 /// Script mode (stdin piped), a line waiting on a silent server: SIGINT
