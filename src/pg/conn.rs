@@ -83,8 +83,15 @@ impl DbError {
 
 /// One line for a tokio-postgres error, by what the user can do about it.
 pub fn describe(error: &tokio_postgres::Error, url: &StoreUrl) -> DbError {
-    let user = url.config.get_user().unwrap_or("?");
-    let dbname = url.config.get_dbname().unwrap_or(user);
+    describe_for(error, &url.config)
+}
+
+/// [`describe`] for the connection settings that met the error: one
+/// attempt's, when each host of a list has its own (`url::attempts`), so
+/// that a missing socket named is that attempt's.
+fn describe_for(error: &tokio_postgres::Error, config: &tokio_postgres::Config) -> DbError {
+    let user = config.get_user().unwrap_or("?");
+    let dbname = config.get_dbname().unwrap_or(user);
     if let Some(db) = error.as_db_error() {
         let code = db.code();
         let message = db.message();
@@ -150,16 +157,13 @@ pub fn describe(error: &tokio_postgres::Error, url: &StoreUrl) -> DbError {
             return DbError::Failed(format!(
                 "cannot reach the server: {}{}",
                 super::url::mask(&io.to_string()),
-                missing_socket(io, url)
+                missing_socket(io, config)
             ));
         }
         cause = c.source();
     }
     if text.contains("timeout") || text.contains("timed out") {
-        let secs = url
-            .config
-            .get_connect_timeout()
-            .map_or(0, Duration::as_secs);
+        let secs = config.get_connect_timeout().map_or(0, Duration::as_secs);
         return DbError::Failed(format!("cannot reach the server: no answer within {secs}s"));
     }
     // With its cause: "invalid configuration" alone does not say that the
@@ -173,9 +177,8 @@ const READ_ONLY: &str = "database does not allow writes";
 
 /// For a socket file that is not there, where it was looked for (the
 /// directory and the port make its name, as libpq says).
-fn missing_socket(io: &std::io::Error, url: &StoreUrl) -> String {
-    let sockets: Vec<String> = url
-        .config
+fn missing_socket(io: &std::io::Error, config: &tokio_postgres::Config) -> String {
+    let sockets: Vec<String> = config
         .get_hosts()
         .iter()
         .enumerate()
@@ -186,7 +189,7 @@ fn missing_socket(io: &std::io::Error, url: &StoreUrl) -> String {
         })
         .map(|(i, dir)| {
             // One port for every host, or one each (as tokio-postgres pairs them).
-            let ports = url.config.get_ports();
+            let ports = config.get_ports();
             let port = ports.get(i).or(ports.first()).copied().unwrap_or(5432);
             dir.join(format!(".s.PGSQL.{port}")).display().to_string()
         })
@@ -394,7 +397,7 @@ impl Link {
                     connected = Some(pair);
                     break;
                 }
-                Some(Err(e)) => describe(&e, &self.url),
+                Some(Err(e)) => describe_for(&e, attempt),
                 None => DbError::Failed(format!(
                     "cannot reach the server: no answer within {}s",
                     limit.as_secs()

@@ -253,6 +253,19 @@ fn a_host_list_that_fails_names_each_host_and_why() {
     ] {
         assert!(stderr.contains(&part), "{part:?} in {stderr}");
     }
+    // Two sockets that are not there: each host names its own.
+    let url = "postgres://someone@/db?host=/nonexistent-a,/nonexistent-b&port=5999";
+    let out = sandbox.run(&["--mock", "--store", url, "hello"], &[], None);
+    let stderr = text(&out.stderr);
+    for (host, other) in [("a", "b"), ("b", "a")] {
+        let own = format!(
+            "/nonexistent-{host}:5999: cannot reach the server: No such file or directory \
+             (os error 2) (no server socket at /nonexistent-{host}/.s.PGSQL.5999)"
+        );
+        assert!(stderr.contains(&own), "{own:?} in {stderr}");
+        let wrong = format!("{host}/.s.PGSQL.5999, /nonexistent-{other}");
+        assert!(!stderr.contains(&wrong), "{stderr}");
+    }
 }
 
 /// `target_session_attrs=read-write` on a server that accepts no writes
