@@ -619,11 +619,7 @@ fn sighup_during_a_repl_reply_saves_it_and_exits_129() {
     p.process_mut()
         .signal(rexpect::process::Signal::SIGHUP)
         .unwrap();
-    let status = p.process().wait().unwrap();
-    assert!(
-        matches!(status, rexpect::process::WaitStatus::Exited(_, 129)),
-        "{status:?}"
-    );
+    crate::support::exits_with(&mut p, 129);
     let records = messages(&sandbox);
     assert_eq!(records.len(), 2, "{records:?}");
     assert_eq!(records[1]["interrupted"], true);
@@ -645,11 +641,7 @@ fn sigterm_between_turns_ends_memchat_at_once() {
         .signal(rexpect::process::Signal::SIGTERM)
         .unwrap();
     p.exp_string("SIGTERM received; exiting").unwrap();
-    let status = p.process().wait().unwrap();
-    assert!(
-        matches!(status, rexpect::process::WaitStatus::Exited(_, 143)),
-        "{status:?}"
-    );
+    crate::support::exits_with(&mut p, 143);
     // In script mode, blocked reading the next line of stdin.
     let mut command = sandbox.command(&["--mock"]);
     command.stdin(std::process::Stdio::piped());

@@ -493,9 +493,7 @@ fn ctrl_c_ends_a_turn_waiting_on_a_silent_server() {
         return;
     };
     p.send_line("while it is silent").unwrap();
-    crate::support::wait_until("memchat connects to the silent server", || {
-        silent.accepted() == 1
-    });
+    silent.wait_for(1);
     p.send_control('c').unwrap();
     p.exp_string("interrupted while connecting to the server")
         .unwrap();
@@ -504,18 +502,12 @@ fn ctrl_c_ends_a_turn_waiting_on_a_silent_server() {
     // silent server: memchat ends at once, as at the prompt (it used to
     // wait for the main thread, which held stdout while it waited).
     p.send_line("/sessions").unwrap();
-    crate::support::wait_until("the command connects to the silent server", || {
-        silent.accepted() == 2
-    });
+    silent.wait_for(2);
     p.process_mut()
         .signal(rexpect::process::Signal::SIGTERM)
         .unwrap();
     p.exp_string("SIGTERM received; exiting").unwrap();
-    let status = p.process().wait().unwrap();
-    assert!(
-        matches!(status, rexpect::process::WaitStatus::Exited(_, 143)),
-        "{status:?}"
-    );
+    crate::support::exits_with(&mut p, 143);
     assert_eq!(silent.finish(), 2);
 }
 
@@ -535,20 +527,14 @@ fn sigterm_in_a_turn_waiting_on_a_silent_server_says_so_and_exits_143() {
         return;
     };
     p.send_line("while it is silent").unwrap();
-    crate::support::wait_until("memchat connects to the silent server", || {
-        silent.accepted() == 1
-    });
+    silent.wait_for(1);
     p.process_mut()
         .signal(rexpect::process::Signal::SIGTERM)
         .unwrap();
     p.exp_string("interrupted while connecting to the server")
         .unwrap();
     p.exp_string("SIGTERM received; exiting").unwrap();
-    let status = p.process().wait().unwrap();
-    assert!(
-        matches!(status, rexpect::process::WaitStatus::Exited(_, 143)),
-        "{status:?}"
-    );
+    crate::support::exits_with(&mut p, 143);
     assert_eq!(silent.finish(), 1);
 }
 
@@ -579,9 +565,7 @@ fn a_script_interrupted_while_connecting_exits_130() {
     cluster.stop();
     let silent = SilentServer::start_on(cluster.port());
     writeln!(stdin, "while it is silent").unwrap();
-    crate::support::wait_until("memchat connects to the silent server", || {
-        silent.accepted() == 1
-    });
+    silent.wait_for(1);
     crate::support::send_signal(child.id(), "INT");
     crate::support::wait_until("memchat ends", || child.try_wait().unwrap().is_some());
     let out = child.wait_with_output().unwrap();

@@ -515,6 +515,15 @@ pub fn editing_on(p: &mut rexpect::session::PtySession, session: &str) {
     p.exp_string("%> ").unwrap();
 }
 
+/// Waits for memchat in a pty to end, and checks it exited with `code`.
+pub fn exits_with(p: &mut rexpect::session::PtySession, code: i32) {
+    let status = p.process().wait().unwrap();
+    assert!(
+        matches!(status, rexpect::process::WaitStatus::Exited(_, c) if c == code),
+        "{status:?}, not {code}"
+    );
+}
+
 /// Sends `signal` ("INT", "TERM", "HUP") the way `kill` does (the tests
 /// have no libc binding).
 pub fn send_signal(pid: u32, signal: &str) {
@@ -571,6 +580,13 @@ impl SilentServer {
     /// How many connections it has accepted so far.
     pub fn accepted(&self) -> usize {
         self.count.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Waits until it has accepted `count` connections in all.
+    pub fn wait_for(&self, count: usize) {
+        wait_until(&format!("connection {count} to the silent server"), || {
+            self.accepted() == count
+        });
     }
 
     /// Stops listening; how many connections it accepted.
