@@ -76,15 +76,31 @@ async fn run(cli: Cli, flag_source: config::FlagSource<'_>) -> anyhow::Result<Ex
         return manage_command(command, &cli, &file, output);
     }
     let mut args = cli.chat.clone();
-    if args.continue_last
-        && let Some(name) = setup::session_to_continue(
+    let stdin_is_terminal = std::io::stdin().is_terminal();
+    // A one-shot's prompt (with what stdin holds) is read and checked before
+    // anything is opened: it then takes its turn at once, so a PostgreSQL
+    // store creates and locks the session with its first round trip. Not
+    // when it attaches files (read after the store opens, the lock would be
+    // held meanwhile).
+    let prompt = match args.print_config {
+        true => None,
+        false => oneshot::prompt(&cli.prompt, stdin_is_terminal)?,
+    };
+    let turn_at_once = prompt.is_some() && args.files.is_empty();
+    // `--continue` finds the session in the store the chat then uses (one
+    // connection, which loads that session as it finds it).
+    let mut store = None;
+    if args.continue_last {
+        let (name, opened) = setup::session_to_continue(
             config::store_url(&args, &file)?.as_ref(),
             args.memory_dir.as_deref(),
             file.memory_dir.as_deref(),
+            config::lock_wait(&args),
+            turn_at_once,
             output,
-        )?
-    {
-        args.session = Some(name);
+        )?;
+        args.session = name.or(args.session);
+        store = Some(opened);
     }
     let mut config = config::resolve(&args, &file, file_path.as_deref(), api_key, flag_source)?;
     if args.print_config {
@@ -96,7 +112,24 @@ async fn run(cli: Cli, flag_source: config::FlagSource<'_>) -> anyhow::Result<Ex
     for notice in &config.notices {
         output.info(notice);
     }
-    chat(config, &cli.prompt, args.new, output).await
+    let opening = Opening {
+        prompt,
+        stdin_is_terminal,
+        turn_at_once,
+        store,
+    };
+    chat(config, opening, args.new, output).await
+}
+
+/// What a chat starts with, found before its configuration was resolved.
+struct Opening {
+    /// A one-shot's prompt; `None` for the REPL or a script.
+    prompt: Option<String>,
+    stdin_is_terminal: bool,
+    /// Whether the first turn starts as soon as the session is open.
+    turn_at_once: bool,
+    /// The store, when `--continue` opened it already.
+    store: Option<std::sync::Arc<dyn memchat::store::Store>>,
 }
 
 /// A management command (`memchat sessions`, `show`, ..., `completions`).
@@ -128,21 +161,22 @@ fn manage_command(
 /// script from stdin. `new` starts the session afresh first.
 async fn chat(
     mut config: Config,
-    words: &[String],
+    opening: Opening,
     new: bool,
     output: &Output,
 ) -> anyhow::Result<Exit> {
-    let stdin_is_terminal = std::io::stdin().is_terminal();
-    // A one-shot's prompt (with what stdin holds) is read and checked before
-    // anything is opened: it then takes its turn at once, so a PostgreSQL
-    // store creates and locks the session with its first round trip. Not
-    // when it attaches files (read after the store opens, the lock would be
-    // held meanwhile).
-    let turn_at_once = !words.is_empty() && config.files.is_empty();
-    let prompt = oneshot::prompt(words, stdin_is_terminal)?;
+    let Opening {
+        prompt,
+        stdin_is_terminal,
+        turn_at_once,
+        store,
+    } = opening;
     // Before the attachments are read, so that a PostgreSQL store connects
     // (and loads the session) meanwhile.
-    let store = setup::open_store(&config, turn_at_once)?;
+    let store = match store {
+        Some(store) => store,
+        None => setup::open_store(&config, turn_at_once)?,
+    };
     // On PostgreSQL the signal handlers' thread starts while the store
     // connects (after the connection's own thread, which goes first); until
     // they are armed (below), every signal keeps its default action. Not on

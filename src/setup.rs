@@ -4,6 +4,7 @@
 //! and `/session` commands, build them here, so they are built one way.
 
 use std::path::Path;
+use std::time::Duration;
 
 use crate::attach::{self, Attachment};
 use crate::catalog;
@@ -36,23 +37,32 @@ pub fn survive_file_size_limit() {
     }
 }
 
-/// The session `--continue` picks: the most recently used one in the memory
-/// directory (flag/env > file > default), or `None` with a notice when there
-/// is none yet.
+/// The session `--continue` picks: the most recently used one in the store
+/// (PostgreSQL, or the memory directory: flag/env > file > default), or
+/// `None` with a notice when there is none yet; with the store, for the
+/// chat to use. On PostgreSQL the connection loads that session as it finds
+/// it, and takes its turn lock with `turn_at_once`, as [`open_store`] does
+/// for a named session.
 pub fn session_to_continue(
     store: Option<&StoreUrl>,
     flag_dir: Option<&Path>,
     file_dir: Option<&Path>,
+    lock_wait: Duration,
+    turn_at_once: bool,
     output: &Output,
-) -> anyhow::Result<Option<String>> {
+) -> anyhow::Result<(Option<String>, Arc<dyn Store>)> {
     let dir = config::resolve_memory_dir(flag_dir, file_dir)?;
-    let store = manage::open_store(store, &dir, config::DEFAULT_LOCK_WAIT, None)?;
+    let first = crate::pg::Prefetch {
+        session: None,
+        lock: turn_at_once,
+    };
+    let store = manage::open_store(store, &dir, lock_wait, Some(first))?;
     let name = store::most_recent(store.as_ref())?;
     match &name {
         Some(name) => output.info(&format!("continuing session {name:?}")),
         None => output.info("no session to continue yet; starting the default one"),
     }
-    Ok(name)
+    Ok((name, store))
 }
 
 /// The model client for the configuration, with the token counter for its model.
@@ -87,7 +97,7 @@ pub fn open_store(
         &config.memory_dir,
         config.lock_wait,
         Some(crate::pg::Prefetch {
-            session: config.session.clone(),
+            session: Some(config.session.clone()),
             lock: turn_at_once,
         }),
     )

@@ -8,17 +8,19 @@
 //! the store is opened, so the TCP, TLS and authentication round trips (and
 //! the schema check) overlap with the rest of start-up.
 //!
-//! Every failure is a [`DbError`]: one line, never the password, and it
-//! becomes a [`StoreError`] (exit status 3) at the store's boundary.
+//! Every failure is a [`DbError`] (`errors.rs`): one line, never the
+//! password, and it becomes a [`StoreError`] (exit status 3) at the
+//! store's boundary.
 
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use futures::FutureExt as _;
 use futures::future::LocalBoxFuture;
-use tokio_postgres::error::SqlState;
 use tokio_postgres::{Client, NoTls};
 
+pub use super::errors::{DbError, Failer, describe};
+use super::errors::{describe_for, lost};
 use super::session::{self, Loaded};
 use super::url::{CONNECT_TIMEOUT, StoreUrl};
 use super::{schema, tls};
@@ -46,189 +48,6 @@ const RELEASE_GRACE: Duration = Duration::from_millis(5);
 /// The longest the end of a process waits for its connection to close.
 const CLOSE_WAIT: Duration = Duration::from_secs(2);
 
-/// A failure of the database, as memchat reports it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum DbError {
-    /// Another client held the session's lock for the whole wait.
-    Locked { waited_secs: u64 },
-    /// Another client wrote to the session since it was loaded, or took the
-    /// same `seq` (the unique key caught a lost race): nothing was written.
-    Raced,
-    /// Anything else, in one line.
-    Failed(String),
-}
-
-impl DbError {
-    /// The store error for `session` (or the store itself) at `target`.
-    pub fn into_store(self, target: &str, session: &str) -> StoreError {
-        match self {
-            DbError::Locked { waited_secs } => StoreError::Locked {
-                session: session.to_string(),
-                waited_secs,
-            },
-            DbError::Raced => StoreError::Database {
-                target: target.to_string(),
-                reason: format!(
-                    "session {session:?} was changed by another memchat at the same time; \
-                     nothing of this step was written (run the command again)"
-                ),
-            },
-            DbError::Failed(reason) => StoreError::Database {
-                target: target.to_string(),
-                reason,
-            },
-        }
-    }
-}
-
-/// One line for a tokio-postgres error, by what the user can do about it.
-pub fn describe(error: &tokio_postgres::Error, url: &StoreUrl) -> DbError {
-    describe_for(error, &url.config)
-}
-
-/// [`describe`] for the connection settings that met the error: one
-/// attempt's, when each host of a list has its own (`url::attempts`), so
-/// that a missing socket named is that attempt's.
-fn describe_for(error: &tokio_postgres::Error, config: &tokio_postgres::Config) -> DbError {
-    let user = config.get_user().unwrap_or("?");
-    let dbname = config.get_dbname().unwrap_or(user);
-    if let Some(db) = error.as_db_error() {
-        let code = db.code();
-        let message = db.message();
-        let reason = if *code == SqlState::INVALID_PASSWORD
-            || *code == SqlState::INVALID_AUTHORIZATION_SPECIFICATION
-        {
-            format!("the server refused the credentials of user {user:?}: {message}")
-        } else if *code == SqlState::INVALID_CATALOG_NAME {
-            format!(
-                "database {dbname:?} does not exist on the server (create it, e.g. `createdb \
-                 {dbname}`, or fix the URL)"
-            )
-        } else if *code == SqlState::INSUFFICIENT_PRIVILEGE {
-            format!(
-                "permission denied: {message} (user {user:?} needs to create and write \
-                 memchat's tables in this database)"
-            )
-        } else if *code == SqlState::INVALID_SCHEMA_NAME {
-            format!(
-                "{message}: the search_path names no schema user {user:?} may create memchat's tables in"
-            )
-        } else if *code == SqlState::LOCK_NOT_AVAILABLE {
-            return DbError::Locked { waited_secs: 0 };
-        } else if *code == SqlState::UNIQUE_VIOLATION {
-            return DbError::Raced;
-        } else if [
-            SqlState::ADMIN_SHUTDOWN,
-            SqlState::CRASH_SHUTDOWN,
-            SqlState::CANNOT_CONNECT_NOW,
-        ]
-        .contains(code)
-        {
-            format!("the server ended the connection ({message}); what was committed is kept")
-        } else {
-            format!("{message} (SQLSTATE {})", code.code())
-        };
-        return DbError::Failed(super::url::mask(&reason));
-    }
-    if error.is_closed() {
-        return DbError::Failed(
-            "the connection to the server was lost; what was committed is kept".to_string(),
-        );
-    }
-    let text = super::url::mask(&error.to_string());
-    if text.contains("TLS") || text.contains("tls") {
-        // With its cause ("server does not support TLS", a certificate's
-        // problem): tokio-postgres's own text says only that it failed.
-        let chain = super::url::mask(&super::url::error_chain(error));
-        return DbError::Failed(format!("TLS: {chain}"));
-    }
-    let mut cause: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(error);
-    while let Some(c) = cause {
-        if let Some(io) = c.downcast_ref::<std::io::Error>() {
-            if io.to_string() == READ_ONLY {
-                // tokio-postgres's check of target_session_attrs=read-write:
-                // the server was reached, and refused.
-                return DbError::Failed(
-                    "the server accepts no writes (a standby, or read-only), and \
-                     target_session_attrs=read-write asks for one that does"
-                        .to_string(),
-                );
-            }
-            return DbError::Failed(format!(
-                "cannot reach the server: {}{}",
-                super::url::mask(&io.to_string()),
-                missing_socket(io, config)
-            ));
-        }
-        cause = c.source();
-    }
-    if text.contains("timeout") || text.contains("timed out") {
-        let secs = config.get_connect_timeout().map_or(0, Duration::as_secs);
-        return DbError::Failed(format!("cannot reach the server: no answer within {secs}s"));
-    }
-    // With its cause: "invalid configuration" alone does not say that the
-    // hosts and the ports do not pair up.
-    DbError::Failed(super::url::mask(&super::url::error_chain(error)))
-}
-
-/// What tokio-postgres says when a server refuses `target_session_attrs=
-/// read-write` (its `transaction_read_only` is on).
-const READ_ONLY: &str = "database does not allow writes";
-
-/// For a socket file that is not there, where it was looked for (the
-/// directory and the port make its name, as libpq says).
-fn missing_socket(io: &std::io::Error, config: &tokio_postgres::Config) -> String {
-    let sockets: Vec<String> = config
-        .get_hosts()
-        .iter()
-        .enumerate()
-        .filter_map(|(i, host)| match host {
-            tokio_postgres::config::Host::Tcp(_) => None,
-            #[cfg(unix)]
-            tokio_postgres::config::Host::Unix(dir) => Some((i, dir.clone())),
-        })
-        .map(|(i, dir)| {
-            // One port for every host, or one each (as tokio-postgres pairs them).
-            let ports = config.get_ports();
-            let port = ports.get(i).or(ports.first()).copied().unwrap_or(5432);
-            dir.join(format!(".s.PGSQL.{port}")).display().to_string()
-        })
-        .collect();
-    if io.kind() == std::io::ErrorKind::NotFound && !sockets.is_empty() {
-        format!(" (no server socket at {})", sockets.join(", "))
-    } else {
-        String::new()
-    }
-}
-
-/// Turns query errors into [`DbError`]s while the client is borrowed.
-#[derive(Clone)]
-pub struct Failer {
-    url: Arc<StoreUrl>,
-    ended: Arc<Mutex<Option<DbError>>>,
-}
-
-impl Failer {
-    /// Describes an error of a query, preferring the reason the server gave
-    /// for ending the connection.
-    pub fn fail(&self, error: tokio_postgres::Error) -> DbError {
-        if error.is_closed() {
-            return lost(&self.ended);
-        }
-        describe(&error, &self.url)
-    }
-}
-
-fn lost(ended: &Mutex<Option<DbError>>) -> DbError {
-    let ended = ended.lock().ok().and_then(|e| e.clone());
-    match ended {
-        Some(DbError::Failed(reason)) => DbError::Failed(reason),
-        _ => DbError::Failed(
-            "the connection to the server was lost; what was committed is kept".to_string(),
-        ),
-    }
-}
-
 /// The connection as the thread holds it.
 pub struct Link {
     url: Arc<StoreUrl>,
@@ -244,6 +63,11 @@ pub struct Link {
     task: Option<tokio::task::JoinHandle<()>>,
     /// The session loaded with the schema check, for the first job.
     prefetched: Option<Prefetched>,
+    /// The most recent session (`None`: there is none), when the first
+    /// round trip was asked for it.
+    recent: Option<Option<String>>,
+    /// Whether `prefetched` outlives the job under way.
+    keep_prefetched: bool,
     /// Whether a call has come since the connection's thread started: a
     /// failed connection is tried again at every call but the first (which
     /// reports the failure of the attempt made at start-up).
@@ -429,11 +253,7 @@ impl Link {
             schema::SchemaError::Db(e) => describe(&e, &self.url),
             schema::SchemaError::Newer(reason) => DbError::Failed(reason),
         };
-        let Some(Prefetch {
-            session: name,
-            lock,
-        }) = prefetch
-        else {
+        let Some(Prefetch { session, lock }) = prefetch else {
             // The settings and the schema check in one round trip.
             let (set, answer) = futures::join!(
                 client.batch_execute(&settings),
@@ -452,6 +272,9 @@ impl Link {
         let failer = Failer {
             url: self.url.clone(),
             ended: self.ended.clone(),
+        };
+        let Some(name) = session else {
+            return self.prefetch_most_recent(client, &settings, lock).await;
         };
         // A one-shot's session is created here too when it is new (as
         // opening it would): its turn needs no round trip of its own.
@@ -488,6 +311,76 @@ impl Link {
             }
         }
         Ok(client)
+    }
+
+    /// [`Link::try_connect`]'s first round trips for `--continue`: the
+    /// settings, the schema check and which session is the most recent
+    /// (kept for [`Link::take_most_recent`]), then that session locked
+    /// (with `lock`) and loaded in a second round trip, as for a name.
+    async fn prefetch_most_recent(
+        &mut self,
+        mut client: Client,
+        settings: &str,
+        lock: bool,
+    ) -> Result<Client, DbError> {
+        let (set, answer, recent) = futures::join!(
+            client.batch_execute(settings),
+            client.query_typed_opt(schema::VERSION_QUERY, &[]),
+            client.query_typed_opt(super::MOST_RECENT, &[]),
+        );
+        let schema_failed = |e: schema::SchemaError| match e {
+            schema::SchemaError::Db(e) => describe(&e, &self.url),
+            schema::SchemaError::Newer(reason) => DbError::Failed(reason),
+        };
+        set.map_err(|e| describe(&e, &self.url))?;
+        if schema::judge(answer).map_err(schema_failed)? == schema::Verdict::Migrate {
+            // Read before the tables were made current: asked again.
+            schema::migrate(&mut client).await.map_err(schema_failed)?;
+            return Ok(client);
+        }
+        let recent: Option<String> = recent
+            .and_then(|row| row.map(|row| row.try_get(0)).transpose())
+            .map_err(|e| describe(&e, &self.url))?;
+        self.recent = Some(recent.clone());
+        let Some(name) = recent else {
+            return Ok(client);
+        };
+        let failer = Failer {
+            url: self.url.clone(),
+            ended: self.ended.clone(),
+        };
+        let opened = session::create_lock_load(&client, &failer, &name, false, lock).await;
+        let keep = matches!(opened.loaded, Ok(Some(_)));
+        let locked = session::keep_lock(&client, opened.locked, keep)
+            .await
+            .map_err(|e| describe(&e, &self.url))?;
+        self.prefetched = Some(Prefetched {
+            session: name,
+            loaded: opened.loaded,
+            created: false,
+            locked,
+            lock_wanted: lock,
+        });
+        Ok(client)
+    }
+
+    /// The most recent session as the connection's first round trip found
+    /// it (`--continue`), once: the job that asks for it leaves what was
+    /// loaded with it for the next job, which opens that session.
+    pub fn take_most_recent(&mut self) -> Option<Option<String>> {
+        let recent = self.recent.take();
+        self.keep_prefetched = recent.is_some();
+        recent
+    }
+
+    /// After each job: only the first job may use what the connection
+    /// loaded with its schema check, or the second when the first asked
+    /// which session that is.
+    fn after_job(&mut self) {
+        self.recent = None;
+        if !std::mem::take(&mut self.keep_prefetched) {
+            self.forget_prefetched();
+        }
     }
 
     /// Drops what the first round trip loaded if nothing took it (the
@@ -548,8 +441,9 @@ where
 /// round trip (see [`Conn::open`]).
 #[derive(Debug, Clone)]
 pub struct Prefetch {
-    /// The session it will open: loaded with the schema check.
-    pub session: String,
+    /// The session it will open: loaded with the schema check; `None` for
+    /// the most recently used one (`--continue`), found first.
+    pub session: Option<String>,
     /// Whether its first turn starts at once (a one-shot with nothing left
     /// to read): the session is then created if new and its turn lock
     /// taken in the same round trip, before the load, and it opens in its
@@ -653,6 +547,8 @@ impl Conn {
                         releases: Vec::new(),
                         task: None,
                         prefetched: None,
+                        recent: None,
+                        keep_prefetched: false,
                         called: false,
                     };
                     link.state = link.try_connect(prefetch).await;
@@ -671,9 +567,7 @@ impl Conn {
                         let Some(job) = next else { break };
                         link.send_releases();
                         job(&mut link).await;
-                        // Only the first job may use what the connection
-                        // loaded with its schema check.
-                        link.forget_prefetched();
+                        link.after_job();
                     }
                     // Every handle is gone: the process is ending.
                     link.close().await;

@@ -3,7 +3,7 @@
 //!
 //! `url.rs` reads the store URL (and masks its password); `tls.rs` is
 //! rustls for `sslmode`; `conn.rs` the one connection per process, on its
-//! own thread, and every error in one line; `schema.rs` the versioned
+//! own thread; `errors.rs` every error in one line; `schema.rs` the versioned
 //! tables; `rows.rs` records to rows and back; `write.rs` how one change
 //! is stored, all or nothing; `session.rs` one open
 //! session and the lock rule; this file the store-wide operations
@@ -12,6 +12,7 @@
 
 pub mod conn;
 pub mod copy;
+pub mod errors;
 pub mod rows;
 pub mod schema;
 pub mod search;
@@ -34,6 +35,11 @@ use session::{contents_of, load, lock_key};
 use crate::memory::format::{self, Record, SessionSettings};
 use crate::memory::session::LogContents;
 use crate::memory::{StoreError, validate_new_session_name, validate_session_name};
+
+/// The most recently used session's name (as [`crate::store::most_recent`]
+/// orders them: the latest write, then by name).
+const MOST_RECENT: &str =
+    "SELECT name FROM memchat_sessions ORDER BY updated_at DESC, name LIMIT 1";
 
 /// A session as `memchat sessions` lists it.
 #[derive(Debug, Clone)]
@@ -212,16 +218,17 @@ impl PgStore {
         })
     }
 
-    /// The most recently used session, for `--continue`.
+    /// The most recently used session, for `--continue`: one query (or
+    /// none, when the connection's first round trip found it).
     pub fn most_recent(&self) -> Result<Option<String>, StoreError> {
         self.run("", |link| {
             Box::pin(async move {
+                if let Some(recent) = link.take_most_recent() {
+                    return Ok(recent);
+                }
                 let (client, f) = link.client()?;
                 let row = client
-                    .query_opt(
-                        "SELECT name FROM memchat_sessions ORDER BY updated_at DESC, name LIMIT 1",
-                        &[],
-                    )
+                    .query_typed_opt(MOST_RECENT, &[])
                     .await
                     .map_err(|e| f.fail(e))?;
                 row.map(|row| row.try_get(0).map_err(|e| f.fail(e)))

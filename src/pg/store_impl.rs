@@ -110,6 +110,9 @@ impl Store for PgStore {
     fn last_used(&self, name: &str) -> Result<Option<SystemTime>, StoreError> {
         PgStore::last_used(self, name)
     }
+    fn most_recent(&self) -> Result<Option<String>, StoreError> {
+        PgStore::most_recent(self)
+    }
     fn exists(&self, name: &str) -> Result<bool, StoreError> {
         Ok(PgStore::last_used(self, name)?.is_some())
     }

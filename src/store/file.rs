@@ -79,6 +79,10 @@ impl Store for FileStore {
             .ok())
     }
 
+    fn most_recent(&self) -> Result<Option<String>, StoreError> {
+        super::most_recent_by_scan(self)
+    }
+
     fn exists(&self, name: &str) -> Result<bool, StoreError> {
         self.ready_to_read(Some(name))?;
         Ok(SessionPaths::new(&self.dir, name).exists())

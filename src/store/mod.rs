@@ -227,6 +227,8 @@ pub trait Store: Send + Sync {
     fn list_sessions(&self) -> Result<Vec<String>, StoreError>;
     /// When `name` was last written, without reading it (`--continue`).
     fn last_used(&self, name: &str) -> Result<Option<SystemTime>, StoreError>;
+    /// The session used most recently ([`most_recent`]).
+    fn most_recent(&self) -> Result<Option<String>, StoreError>;
     /// Whether a session named `name` holds anything.
     fn exists(&self, name: &str) -> Result<bool, StoreError>;
     /// Reads a whole session (active and archive) while others may chat in it.
@@ -252,8 +254,15 @@ pub trait Store: Send + Sync {
     fn search(&self, query: &SearchQuery) -> Result<Found, StoreError>;
 }
 
-/// The session used most recently, for `--continue`.
+/// The session used most recently, for `--continue`: the one whose
+/// [`Store::last_used`] is the latest (the first by name among equals).
 pub fn most_recent(store: &dyn Store) -> Result<Option<String>, StoreError> {
+    store.most_recent()
+}
+
+/// [`Store::most_recent`] by asking [`Store::last_used`] of every session:
+/// what a directory does (a `stat` each).
+pub fn most_recent_by_scan(store: &dyn Store) -> Result<Option<String>, StoreError> {
     let mut best: Option<(SystemTime, String)> = None;
     for name in store.list_sessions()? {
         if let Some(modified) = store.last_used(&name)?

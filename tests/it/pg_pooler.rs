@@ -211,7 +211,7 @@ fn a_lock_taken_with_the_first_round_trip_is_released_if_no_session_takes_it() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     let wait = Duration::from_secs(2);
     let first = || memchat::pg::Prefetch {
-        session: "s".to_string(),
+        session: Some("s".to_string()),
         lock: true,
     };
     // Another call came first: the lock goes once it has run.
