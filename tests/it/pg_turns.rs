@@ -3,12 +3,13 @@
 //! and the records together, all or nothing); an ended turn's lock is
 //! released without a call after it; a one-shot takes the turn lock in its
 //! connection's first round trip (after reading its prompt), and still
-//! waits for (and then refuses) a session another client is using.
+//! waits for (and then refuses) a session another client is using; so does
+//! `--continue`, on the one connection that found which session that is.
 
 use memchat::memory::format::{Role, SessionSettings};
 
 use crate::pg_store::{TestDb, admin_query, advisory_locks};
-use crate::support::{Sandbox, text, wait_until};
+use crate::support::{CountingProxy, Sandbox, text, wait_until};
 
 fn titled(title: &str) -> SessionSettings {
     SessionSettings {
@@ -206,6 +207,61 @@ fn a_one_shot_locks_with_its_first_round_trip_and_waits_for_a_session_in_use() {
         db.query("SELECT count(*)::text FROM memchat_records WHERE role = 'user'"),
         ["3"]
     );
+}
+
+#[test]
+fn continue_finds_locks_and_loads_the_most_recent_session_on_one_connection() {
+    let Some(db) = TestDb::new("continue_finds_locks_and_loads") else {
+        return;
+    };
+    let (proxy, url) = CountingProxy::in_front_of(&db.url);
+    let sandbox = Sandbox::new();
+    let env = [("MEMCHAT_STORE", url.as_str()), ("MEMCHAT_LOCK_WAIT", "1")];
+    let run = |args: &[&str]| sandbox.run(args, &env, None);
+    for (session, prompt) in [("older", "one"), ("newer", "two"), ("oldest", "three")] {
+        let out = run(&["--mock", "-s", session, prompt]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+    }
+    // The most recent is the one written last, whatever its name.
+    db.sql(
+        "UPDATE memchat_sessions SET updated_at = now() - interval '1 hour' WHERE name = 'oldest'",
+    );
+    let before = proxy.forwarded();
+    let out = run(&["--mock", "-c", "four"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("continuing session \"newer\""),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(
+        proxy.forwarded() - before,
+        1,
+        "one connection for --continue"
+    );
+    let newer = "SELECT content FROM memchat_records r JOIN memchat_sessions s \
+                 ON s.id = r.session_id WHERE s.name = 'newer' AND role = 'user' ORDER BY seq";
+    assert_eq!(db.query(newer), ["two", "four"]);
+
+    // Another client in its turn on that session: `--continue` waits the
+    // lock wait like `-s` does, then fails clearly and stores nothing.
+    let store = db.store();
+    let mut held = store.open_session("newer").unwrap();
+    held.begin_turn().unwrap();
+    let out = run(&["--mock", "-c", "five, while another client holds the turn"]);
+    assert!(!out.status.success());
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("in use by another memchat"), "{stderr}");
+    held.end_turn().unwrap();
+    drop(held);
+    assert_eq!(db.query(newer), ["two", "four"]);
+    // The REPL and a script continue it the same way, on one connection.
+    let before = proxy.forwarded();
+    let out = sandbox.run(&["--mock", "-c"], &env, Some(b"six\n"));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(proxy.forwarded() - before, 1, "one connection for a script");
+    assert_eq!(db.query(newer), ["two", "four", "six"]);
+    wait_until("every turn lock to be released", || locks_held(&db) == "0");
 }
 
 #[test]

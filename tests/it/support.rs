@@ -602,3 +602,64 @@ pub fn refused_port() -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     listener.local_addr().unwrap().port()
 }
+
+/// A TCP proxy to `target` (`host:port`) that counts the connections it
+/// forwards: how many a memchat process opens.
+pub struct CountingProxy {
+    pub port: u16,
+    count: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl CountingProxy {
+    pub fn start(target: &str) -> CountingProxy {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let listener = std::net::TcpListener::bind(("127.0.0.1", 0)).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let count = std::sync::Arc::new(AtomicUsize::new(0));
+        let counted = count.clone();
+        let target = target.to_string();
+        // Runs until the test process ends (it holds no state worth ending).
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { continue };
+                counted.fetch_add(1, Ordering::SeqCst);
+                let Ok(server) = std::net::TcpStream::connect(&target) else {
+                    continue;
+                };
+                for (mut from, mut to) in [
+                    (client.try_clone().unwrap(), server.try_clone().unwrap()),
+                    (server, client),
+                ] {
+                    std::thread::spawn(move || {
+                        let _ = std::io::copy(&mut from, &mut to);
+                        let _ = to.shutdown(std::net::Shutdown::Write);
+                    });
+                }
+            }
+        });
+        CountingProxy { port, count }
+    }
+
+    /// How many connections it has forwarded so far.
+    pub fn forwarded(&self) -> usize {
+        self.count.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// A proxy in front of the server `url` (`postgres://user@host:port/...`)
+    /// names, and `url` through it.
+    pub fn in_front_of(url: &str) -> (CountingProxy, String) {
+        let (scheme, rest) = url.split_once("://").unwrap();
+        let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+        let (user, host_port) = match authority.rsplit_once('@') {
+            Some((user, host_port)) => (format!("{user}@"), host_port),
+            None => (String::new(), authority),
+        };
+        let target = match host_port.contains(':') {
+            true => host_port.to_string(),
+            false => format!("{host_port}:5432"),
+        };
+        let proxy = CountingProxy::start(&target);
+        let url = format!("{scheme}://{user}127.0.0.1:{}{path}", proxy.port);
+        (proxy, url)
+    }
+}
