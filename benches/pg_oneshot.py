@@ -5,7 +5,8 @@ The real client (not --mock) against a local OpenAI-compatible server
 (benches/fake_openai.py, 12 tokens, no pause), release build. Four sessions
 on each store: a fresh one (deleted before every run), one with 100,000
 archived messages, one with none (the same active log: one turn), and a long
-one with 1,000 active messages (what a one-shot `-c` loads whole). The
+one with 1,000 active messages (what a one-shot `-c` loads whole); and
+`--continue` right after the one with none (which it then continues). The
 runs are interleaved round by round (the machine is shared: a load spike
 hits every scenario alike) and the medians compared.
 
@@ -102,6 +103,9 @@ def main():
             "pg fresh": (pg_env, ["-s", "fresh", "hello"], "fresh"),
             "file none": (file_env, ["-s", "none", "hello"], None),
             "pg none": (pg_env, ["-s", "none", "hello"], None),
+            # Right after "none": the most recent session is that one.
+            "file continue": (file_env, ["-c", "hello"], None),
+            "pg continue": (pg_env, ["-c", "hello"], None),
             "file 100k": (file_env, ["-s", "big", "hello"], None),
             "pg 100k": (pg_env, ["-s", "big", "hello"], None),
             "file long": (file_env, ["-s", "long", "hello"], None),
@@ -111,6 +115,7 @@ def main():
             scenarios.update({
                 "pooled fresh": (pooled_env, ["-s", "fresh", "hello"], "fresh"),
                 "pooled none": (pooled_env, ["-s", "none", "hello"], None),
+                "pooled continue": (pooled_env, ["-c", "hello"], None),
                 "pooled 100k": (pooled_env, ["-s", "big", "hello"], None),
                 "pooled long": (pooled_env, ["-s", "long", "hello"], None),
             })
@@ -130,20 +135,23 @@ def main():
                 memchat(args, store_env)
                 times[name].append((time.perf_counter() - started) * 1000)
         med = {name: statistics.median(t) for name, t in times.items()}
-        print(f"{'scenario':<13} {'median':>9} {'p25':>8} {'p75':>8}")
+        print(f"{'scenario':<16} {'median':>9} {'p25':>8} {'p75':>8}")
         for name, t in times.items():
             q = statistics.quantiles(t, n=4)
-            print(f"{name:<13} {med[name]:>7.2f}ms {q[0]:>6.2f}ms {q[2]:>6.2f}ms")
+            print(f"{name:<16} {med[name]:>7.2f}ms {q[0]:>6.2f}ms {q[2]:>6.2f}ms")
         print(f"PostgreSQL / file store, fresh:     {med['pg fresh'] / med['file fresh']:.2f}x (goal <= 1.5x)")
         print(f"PostgreSQL / file store, 1 turn:    {med['pg none'] / med['file none']:.2f}x")
         print(f"PostgreSQL, 100k archived / none:   {med['pg 100k'] / med['pg none']:.2f}x (goal <= 1.1x)")
         print(f"file store, 100k archived / none:   {med['file 100k'] / med['file none']:.2f}x")
         print(f"PostgreSQL / file store, 1,000 active: {med['pg long'] / med['file long']:.2f}x")
+        print(f"PostgreSQL / file store, --continue: {med['pg continue'] / med['file continue']:.2f}x")
+        print(f"PostgreSQL, --continue / -s:        {med['pg continue'] / med['pg none']:.2f}x")
         if pooled_env:
             print(f"pooled / file store, fresh:         {med['pooled fresh'] / med['file fresh']:.2f}x (goal <= 1.5x)")
             print(f"pooled / file store, 1 turn:        {med['pooled none'] / med['file none']:.2f}x")
             print(f"pooled, 100k archived / none:       {med['pooled 100k'] / med['pooled none']:.2f}x (goal <= 1.1x)")
             print(f"pooled / file store, 1,000 active:  {med['pooled long'] / med['file long']:.2f}x")
+            print(f"pooled / file store, --continue:    {med['pooled continue'] / med['file continue']:.2f}x")
     finally:
         server.kill()
         try:
