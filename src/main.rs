@@ -104,7 +104,7 @@ async fn run(cli: Cli, flag_source: config::FlagSource<'_>) -> anyhow::Result<Ex
     }
     let mut config = config::resolve(&args, &file, file_path.as_deref(), api_key, flag_source)?;
     if args.print_config {
-        setup::config_with_session(&mut config)?;
+        setup::config_with_session(&mut config, store)?;
         print!("{}", config.describe());
         return Ok(Exit::Success);
     }

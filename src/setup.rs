@@ -169,9 +169,17 @@ fn adopt_settings(
 }
 
 /// The configuration `--print-config` shows for the configured session:
-/// its recorded settings applied, read without a lock or any change.
-pub fn config_with_session(config: &mut Config) -> anyhow::Result<()> {
-    let recorded = match open_store(config, false)?.read_session(&config.session, false) {
+/// its recorded settings applied, read without a lock or any change; from
+/// `store` when `--continue` opened it already.
+pub fn config_with_session(
+    config: &mut Config,
+    store: Option<Arc<dyn Store>>,
+) -> anyhow::Result<()> {
+    let store = match store {
+        Some(store) => store,
+        None => open_store(config, false)?,
+    };
+    let recorded = match store.read_session(&config.session, false) {
         Ok(contents) => contents.active.settings,
         Err(crate::memory::StoreError::NotFound(_)) => return Ok(()),
         Err(e) => return Err(e.into()),
