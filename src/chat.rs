@@ -259,6 +259,8 @@ impl Engine {
     /// outermost change, so a turn and the compaction it runs are one.
     fn begin_change(&mut self) -> Result<(), StoreError> {
         if self.turn_depth == 0 {
+            // A spinner shown meanwhile says so (the model comes later).
+            crate::render::waiting_on(crate::render::Waiting::Store);
             self.session.begin_turn()?;
         }
         self.turn_depth += 1;
@@ -519,6 +521,7 @@ impl Engine {
         loop {
             let request = self.build_request()?;
             report.notices.append(&mut self.recall_notices);
+            crate::render::waiting_on(crate::render::Waiting::Model);
             let attempt = tokio::select! {
                 result = self.model.stream(request) => result,
                 () = interrupt.wait() => {

@@ -213,8 +213,29 @@ pub fn gauge(used: u64, total: u64, width: usize) -> String {
     format!("[{}{}]", "#".repeat(filled), ".".repeat(width - filled))
 }
 
+/// What a turn waits on, as the spinner says it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Waiting {
+    /// The store: the turn's lock, the user's message made durable (on
+    /// PostgreSQL, maybe a connection made again).
+    Store,
+    /// The model's first token.
+    Model,
+}
+
+/// What the turn under way waits on ([`waiting_on`]); the spinner reads it
+/// at every frame.
+static WAITING_ON_STORE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Says what the turn under way waits on from now, for the spinner (set by
+/// the engine as a turn goes from the store to the model).
+pub fn waiting_on(what: Waiting) {
+    WAITING_ON_STORE.store(what == Waiting::Store, std::sync::atomic::Ordering::Relaxed);
+}
+
 /// A spinner on stderr while waiting for the first token (terminal only):
-/// a thread redraws it until the first byte of the reply arrives.
+/// a thread redraws it until the first byte of the reply arrives. It says
+/// what the turn waits on ([`waiting_on`]): the store, then the model.
 pub struct Spinner {
     stopped: std::sync::Arc<std::sync::atomic::AtomicBool>,
     drawn: std::sync::Arc<std::sync::Mutex<bool>>,
@@ -238,9 +259,15 @@ impl Spinner {
                     if stop.load(Ordering::Acquire) {
                         return;
                     }
+                    let what = match WAITING_ON_STORE.load(Ordering::Relaxed) {
+                        true => "the store",
+                        false => "the model",
+                    };
+                    // The line is cleared first: the two texts differ in
+                    // length.
                     let _ = write!(
                         std::io::stderr(),
-                        "\r{style}{frame} waiting for the model…{style:#}"
+                        "{ERASE_LINE}{style}{frame} waiting for {what}…{style:#}"
                     );
                     *drawn = true;
                 }

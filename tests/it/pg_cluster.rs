@@ -494,6 +494,8 @@ fn ctrl_c_ends_a_turn_waiting_on_a_silent_server() {
     };
     p.send_line("while it is silent").unwrap();
     silent.wait_for(1);
+    // The spinner says what the turn waits on: not the model yet.
+    p.exp_string("waiting for the store").unwrap();
     p.send_control('c').unwrap();
     p.exp_string("interrupted while connecting to the server")
         .unwrap();
