@@ -77,20 +77,39 @@ async fn run(cli: Cli, flag_source: config::FlagSource<'_>) -> anyhow::Result<Ex
     }
     let mut args = cli.chat.clone();
     let stdin_is_terminal = std::io::stdin().is_terminal();
-    // A one-shot's prompt (with what stdin holds) is read and checked before
-    // anything is opened: it then takes its turn at once, so a PostgreSQL
-    // store creates and locks the session with its first round trip. Not
-    // when it attaches files (read after the store opens, the lock would be
-    // held meanwhile).
-    let prompt = match args.print_config {
-        true => None,
-        false => oneshot::prompt(&cli.prompt, stdin_is_terminal)?,
+    // A one-shot's prompt (with what stdin holds) is read and checked once
+    // the configuration is (a bad flag fails at once, whatever feeds stdin)
+    // and before anything is opened: it then takes its turn at once, so a
+    // PostgreSQL store creates and locks the session with its first round
+    // trip. Not when it attaches files (read after the store opens, the lock
+    // would be held meanwhile).
+    let read_prompt = || -> anyhow::Result<(Option<String>, bool)> {
+        let prompt = oneshot::prompt(&cli.prompt, stdin_is_terminal)?;
+        let turn_at_once = prompt.is_some() && cli.chat.files.is_empty();
+        Ok((prompt, turn_at_once))
     };
-    let turn_at_once = prompt.is_some() && args.files.is_empty();
+    let mut prompt = None;
+    let mut turn_at_once = false;
     // `--continue` finds the session in the store the chat then uses (one
-    // connection, which loads that session as it finds it).
+    // connection, which loads that session as it finds it): the
+    // configuration is checked, and the prompt read, before that.
     let mut store = None;
     if args.continue_last {
+        if !args.print_config {
+            // Checked for a session name that surely passes (the one
+            // continued replaces it, whatever the file says).
+            let mut unnamed = args.clone();
+            unnamed.session = Some(memchat::memory::DEFAULT_SESSION.to_string());
+            let unnamed = config::resolve(
+                &unnamed,
+                &file,
+                file_path.as_deref(),
+                api_key.clone(),
+                flag_source,
+            )?;
+            unnamed.ready()?;
+            (prompt, turn_at_once) = read_prompt()?;
+        }
         let (name, opened) = setup::session_to_continue(
             config::store_url(&args, &file)?.as_ref(),
             args.memory_dir.as_deref(),
@@ -111,6 +130,9 @@ async fn run(cli: Cli, flag_source: config::FlagSource<'_>) -> anyhow::Result<Ex
     config.ready()?;
     for notice in &config.notices {
         output.info(notice);
+    }
+    if !args.continue_last {
+        (prompt, turn_at_once) = read_prompt()?;
     }
     let opening = Opening {
         prompt,

@@ -287,3 +287,49 @@ fn a_read_only_server_refused_by_target_session_attrs_says_so() {
     assert!(stderr.contains("the server accepts no writes"), "{stderr}");
     assert!(!stderr.contains("cannot reach"), "{stderr}");
 }
+
+/// A bad flag fails at once, before stdin is read: fed by a pipe that stays
+/// open (`tail -f log | memchat -r typo "watch this"`), memchat must not
+/// wait for its end to say so. With `--continue` too, which reads the
+/// prompt before it opens the store.
+#[test]
+fn two_for_a_bad_flag_without_waiting_for_stdin() {
+    let sandbox = Sandbox::new();
+    for args in [
+        &["--mock", "-r", "typo", "watch this"][..],
+        &["--mock", "-c", "-r", "typo", "watch this"],
+        &["--mock", "-c", "--context-limit", "10", "watch this"],
+    ] {
+        let mut child = sandbox
+            .command(args)
+            .stdin(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // The pipe's writing end stays open until the check is done.
+        let pipe = child.stdin.take().unwrap();
+        let started = std::time::Instant::now();
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            if started.elapsed() > std::time::Duration::from_secs(20) {
+                let _ = child.kill();
+                panic!("{args:?}: still waiting on stdin after 20 s");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        };
+        drop(pipe);
+        let mut stderr = String::new();
+        child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut stderr)
+            .unwrap();
+        assert_eq!(status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains("memchat: error:"), "{args:?}: {stderr}");
+    }
+    // Nothing was opened for the refused runs.
+    assert!(!sandbox.memory().join("default.jsonl").exists());
+}
