@@ -394,10 +394,13 @@ impl PgStore {
                     return Ok(Outcome::NotFound);
                 };
                 let (client, f) = link.client()?;
+                // Not a use of the session (`updated_at` stays): a renamed
+                // file keeps its modification time too, and `--continue`
+                // picks the same session on either store.
                 let result = client
                     .execute(
-                        "UPDATE memchat_sessions SET name = $2, revision = revision + 1, \
-                         updated_at = now() WHERE id = $1",
+                        "UPDATE memchat_sessions SET name = $2, revision = revision + 1 \
+                         WHERE id = $1",
                         &[&id, &to_owned],
                     )
                     .await;

@@ -264,6 +264,36 @@ fn continue_finds_locks_and_loads_the_most_recent_session_on_one_connection() {
     wait_until("every turn lock to be released", || locks_held(&db) == "0");
 }
 
+/// A rename is not a use of the session: `--continue` then picks the one
+/// written last on either store (PostgreSQL took the renamed one, whose
+/// `updated_at` the rename moved; a renamed file keeps its time).
+#[test]
+fn continue_after_a_rename_picks_the_same_session_on_both_stores() {
+    let Some(db) = TestDb::new("continue_after_a_rename") else {
+        return;
+    };
+    let continued = |store: Option<&str>| {
+        let sandbox = Sandbox::new();
+        let env: Vec<(&str, &str)> = store.map(|u| ("MEMCHAT_STORE", u)).into_iter().collect();
+        for args in [
+            &["--mock", "-s", "a", "one"][..],
+            &["--mock", "-s", "b", "two"],
+            &["rename", "a", "z"],
+        ] {
+            // Apart in time, on any clock.
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            let out = sandbox.run(args, &env, None);
+            assert!(out.status.success(), "{args:?}: {}", text(&out.stderr));
+        }
+        let out = sandbox.run(&["--mock", "-c", "three"], &env, None);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        text(&out.stderr)
+    };
+    let on_files = continued(None);
+    assert!(on_files.contains("continuing session \"b\""), "{on_files}");
+    assert_eq!(continued(Some(&db.url)), on_files);
+}
+
 #[test]
 fn memchat_names_its_connection_without_a_startup_option_a_pooler_would_refuse() {
     let Some(db) = TestDb::new("memchat_names_its_connection") else {
