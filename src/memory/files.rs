@@ -341,6 +341,30 @@ pub fn lock_exclusive(path: &Path, session: &str, wait: Duration) -> Result<File
     }
 }
 
+/// Sets `path`'s modification time to `at` (its access time is left as it
+/// is), never through a symlink: when a session was last used, carried over
+/// by `memchat migrate`.
+pub fn set_modified(path: &Path, at: std::time::SystemTime) -> Result<(), StoreError> {
+    let since = at.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let times = rustix::fs::Timestamps {
+        last_access: rustix::fs::Timespec {
+            tv_sec: 0,
+            tv_nsec: rustix::fs::UTIME_OMIT,
+        },
+        last_modification: rustix::fs::Timespec {
+            tv_sec: i64::try_from(since.as_secs()).unwrap_or(i64::MAX),
+            tv_nsec: i64::from(since.subsec_nanos()),
+        },
+    };
+    rustix::fs::utimensat(
+        rustix::fs::CWD,
+        path,
+        &times,
+        rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
+    )
+    .map_err(|e| io_error("cannot set the time of", path, e.into()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -7,12 +7,15 @@
 //! messages and a SHA-256 of every record (which side of the archive it is
 //! on, every field, the settings). A session already in the destination is
 //! compared the same way: identical, it is left alone (so a re-run copies
-//! only what is missing); different, it is left alone and reported.
+//! only what is missing); different, it is left alone and reported. A copy
+//! keeps when its session was last used (the log's modification time, the
+//! row's `updated_at`), so `sessions` lists them in the same order and
+//! `--continue` picks the same one on either side.
 
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use super::PgStore;
 use crate::memory::format::{self, Record, SessionSettings};
@@ -66,6 +69,24 @@ impl Side<'_> {
             },
         };
         Ok(Some(Conversation::new(&active, archived)))
+    }
+
+    /// When the session was last used; `None` when that cannot be told.
+    fn last_used(&self, name: &str) -> Result<Option<SystemTime>, StoreError> {
+        match self {
+            Side::Dir(dir) => Ok(std::fs::metadata(SessionPaths::new(dir, name).log)
+                .and_then(|m| m.modified())
+                .ok()),
+            Side::Pg(store) => store.last_used(name),
+        }
+    }
+
+    /// Says that the session was last used at `at` (a copy just made).
+    fn set_last_used(&self, name: &str, at: SystemTime) -> Result<(), StoreError> {
+        match self {
+            Side::Dir(dir) => memory::files::set_modified(&SessionPaths::new(dir, name).log, at),
+            Side::Pg(store) => store.set_last_used(name, at),
+        }
     }
 
     fn create(&self, name: &str, c: &Conversation, lock_wait: Duration) -> Result<(), StoreError> {
@@ -283,6 +304,9 @@ fn copy_one(
             messages_noun(copied.messages()),
             messages_noun(source.messages())
         )));
+    }
+    if let Some(at) = from.last_used(name)? {
+        to.set_last_used(name, at)?;
     }
     Ok(Outcome::Copied {
         messages: copied.messages(),

@@ -237,6 +237,30 @@ impl PgStore {
         })
     }
 
+    /// Says that `name` was last used at `at` (a copy `memchat migrate` just
+    /// made: it keeps the source's time).
+    pub fn set_last_used(&self, name: &str, at: SystemTime) -> Result<(), StoreError> {
+        let owned = name.to_string();
+        let epoch = at
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs_f64();
+        self.run(name, move |link| {
+            Box::pin(async move {
+                let (client, f) = link.client()?;
+                client
+                    .execute(
+                        "UPDATE memchat_sessions SET updated_at = to_timestamp($2) \
+                         WHERE name = $1",
+                        &[&owned, &epoch],
+                    )
+                    .await
+                    .map_err(|e| f.fail(e))?;
+                Ok(())
+            })
+        })
+    }
+
     /// When `name` was last written, without reading it; `None` when there
     /// is no such session.
     pub fn last_used(&self, name: &str) -> Result<Option<SystemTime>, StoreError> {

@@ -184,3 +184,58 @@ fn memchat_migrate_moves_a_directory_to_postgres_and_back_with_identical_exports
         "{stderr}"
     );
 }
+
+/// A copy keeps when each session was last used: `--continue` picks the
+/// same session, and `sessions` lists them in the same order, on either
+/// side (the last session copied was taken for the most recent).
+#[test]
+fn migrate_keeps_when_each_session_was_last_used() {
+    use crate::support::{Sandbox, text};
+    let Some(db) = TestDb::new("migrate_keeps_when_each_session_was_last_used") else {
+        return;
+    };
+    let sandbox = Sandbox::new();
+    for (session, prompt) in [
+        ("zeta", "one"),
+        ("alpha", "two"),
+        ("mid", "three"),
+        ("alpha", "four"),
+    ] {
+        // Apart in time, on any clock.
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        let out = sandbox.run(&["--mock", "-s", session, prompt], &[], None);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+    }
+    let dir = sandbox.memory();
+    let dir = dir.to_str().unwrap();
+    let order = |args: &[&str]| {
+        let out = sandbox.run(&[args, &["sessions"]].concat(), &[], None);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        text(&out.stdout)
+            .lines()
+            .filter_map(|l| l.split_whitespace().next().map(str::to_string))
+            .collect::<Vec<_>>()
+    };
+    let continued = |args: &[&str]| {
+        let out = sandbox.run(&[args, &["--mock", "-c", "/tokens"]].concat(), &[], None);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        text(&out.stderr)
+    };
+    let on_files = order(&["--memory-dir", dir]);
+    assert!(
+        continued(&["--memory-dir", dir]).contains("continuing session \"alpha\""),
+        "{on_files:?}"
+    );
+    let out = sandbox.run(&["migrate", "--from", dir, "--to", &db.url], &[], None);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(order(&["--store", &db.url]), on_files);
+    assert!(continued(&["--store", &db.url]).contains("continuing session \"alpha\""));
+
+    let back = tempfile::tempdir().unwrap();
+    let back_dir = back.path().join("m");
+    let back_dir = back_dir.to_str().unwrap();
+    let out = sandbox.run(&["migrate", "--from", &db.url, "--to", back_dir], &[], None);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(order(&["--memory-dir", back_dir]), on_files);
+    assert!(continued(&["--memory-dir", back_dir]).contains("continuing session \"alpha\""));
+}
