@@ -124,9 +124,32 @@ impl PgStore {
         validate_session_name(name)?;
         let owned = name.to_string();
         let dotted = name.contains('.');
-        let wait_ms = self.wait_ms();
         let (loaded, created, locked) = self.run(name, move |link| {
-            Box::pin(async move { open_on(link, &owned, wait_ms).await })
+            Box::pin(async move {
+                let (loaded, created, locked, lock_wanted) = match link.take_prefetched(&owned) {
+                    Some(p) => (p.loaded?, p.created, p.locked, p.lock_wanted),
+                    None => (load(link, None, &owned).await?, false, false, false),
+                };
+                if let Some(loaded) = loaded {
+                    return Ok((Some(loaded), created, locked));
+                }
+                if dotted {
+                    // Only sessions of earlier versions have a dot.
+                    return Ok((None, false, false));
+                }
+                // Created, locked when asked (its turn starts at once) and
+                // loaded in one round trip.
+                let (client, f) = link.client()?;
+                let opened = session::create_lock_load(client, &f, &owned, true, lock_wanted).await;
+                // The lock is kept only with the session, created (or found)
+                // and loaded.
+                let keep = opened.created.is_ok() && matches!(opened.loaded, Ok(Some(_)));
+                let locked = session::keep_lock(client, opened.locked, keep)
+                    .await
+                    .map_err(|e| f.fail(e))?;
+                let created = opened.created.map_err(|e| f.fail(e))?;
+                Ok((opened.loaded?, created, locked))
+            })
         })?;
         let Some(loaded) = loaded else {
             if dotted {
@@ -473,73 +496,6 @@ enum Outcome {
     Done,
     NotFound,
     Exists,
-}
-
-/// [`PgStore::open_session`] on the connection: the session loaded (from
-/// the connection's first round trip if it was for this one), created when
-/// it does not exist, and locked when the first round trip was asked to
-/// lock it (a one-shot: its turn starts at once). Returns the session (none
-/// only for a dotted name that is not there), whether this call created
-/// it, and whether the lock is held.
-///
-/// Another client may delete the session meanwhile. The statements of a
-/// round trip run one after another, and a lock held by another client is
-/// waited for here, so the session can be gone by the time it is locked or
-/// loaded: it is then created again, as it is on the file store (whose
-/// open waits for the delete, then creates it).
-async fn open_on(
-    link: &mut Link,
-    name: &str,
-    wait_ms: u64,
-) -> Result<(Option<session::Loaded>, bool, bool), DbError> {
-    let first = link.take_prefetched(name);
-    let lock_wanted = first.as_ref().is_some_and(|p| p.lock_wanted);
-    let (mut loaded, mut created, mut locked) = match first {
-        Some(p) => (p.loaded?, p.created, p.locked),
-        None => (load(link, None, name).await?, false, false),
-    };
-    for attempt in 1..=3 {
-        if let Some(found) = loaded {
-            if locked || !lock_wanted {
-                return Ok((Some(found), created, locked));
-            }
-            // Asked for the lock, which another client held: waited for
-            // here (at most the lock wait), then the session read again if
-            // it changed meanwhile.
-            match session::lock_turn(link, found.id, wait_ms).await? {
-                Some(revision) if revision == found.revision => {
-                    return Ok((Some(found), created, true));
-                }
-                Some(_) => {
-                    if let Some(current) = load(link, Some(found.id), name).await? {
-                        return Ok((Some(current), created, true));
-                    }
-                }
-                None => {}
-            }
-            // Gone: the lock of its id is let go.
-            link.release_later(lock_key(found.id));
-        }
-        if name.contains('.') {
-            // Only sessions of earlier versions have a dot.
-            return Ok((None, false, false));
-        }
-        if attempt == 3 {
-            break;
-        }
-        // Created, locked when asked and loaded in one round trip.
-        let (client, f) = link.client()?;
-        let opened = session::create_lock_load(client, &f, name, true, lock_wanted).await;
-        // The lock is kept only with the session, created (or found) and
-        // loaded.
-        let keep = opened.created.is_ok() && matches!(opened.loaded, Ok(Some(_)));
-        locked = session::keep_lock(client, opened.locked, keep)
-            .await
-            .map_err(|e| f.fail(e))?;
-        created = opened.created.map_err(|e| f.fail(e))?;
-        loaded = opened.loaded?;
-    }
-    Ok((None, created, false))
 }
 
 /// Begins a transaction holding `name`'s lock (waiting for a turn on it to

@@ -285,11 +285,7 @@ fn revision_of(
 /// session's revision under it: one round trip when the lock is free (the
 /// two statements pipelined; the server reads the revision after taking
 /// the lock).
-pub(super) async fn lock_turn(
-    link: &mut Link,
-    id: i64,
-    wait_ms: u64,
-) -> Result<Option<i64>, DbError> {
+async fn lock_turn(link: &mut Link, id: i64, wait_ms: u64) -> Result<Option<i64>, DbError> {
     link.reconnect_if_closed().await;
     let (client, f) = link.client()?;
     let client = &*client;

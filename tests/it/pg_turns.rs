@@ -294,54 +294,6 @@ fn continue_after_a_rename_picks_the_same_session_on_both_stores() {
     assert_eq!(continued(Some(&db.url)), on_files);
 }
 
-/// A one-shot waiting for a session another client holds, which that
-/// client then deletes: the one-shot creates it again and takes its turn,
-/// as it does on the file store (it failed with "no session named").
-#[test]
-fn a_one_shot_waiting_on_a_session_deleted_meanwhile_creates_it_again() {
-    let Some(db) = TestDb::new("a_one_shot_waiting_on_a_session_deleted") else {
-        return;
-    };
-    let sandbox = Sandbox::new();
-    let env = [
-        ("MEMCHAT_STORE", db.url.as_str()),
-        ("MEMCHAT_LOCK_WAIT", "30"),
-    ];
-    let out = sandbox.run(&["--mock", "-s", "c", "first"], &env, None);
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    let store = db.store();
-    let mut held = store.open_session("c").unwrap();
-    held.begin_turn().unwrap();
-    let mut one_shot = sandbox.command(&["--mock", "-s", "c", "second"]);
-    for (k, v) in env {
-        one_shot.env(k, v);
-    }
-    let one_shot = one_shot
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let waiting = format!(
-        "SELECT count(*)::text FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid \
-         WHERE l.locktype = 'advisory' AND NOT l.granted AND a.application_name = '{}'",
-        db.schema
-    );
-    wait_until("the one-shot to wait for the lock", || {
-        admin_query(&db.base, &waiting) == ["1"]
-    });
-    // The holder deletes the session (its own lock is no obstacle), then
-    // lets the lock go.
-    store.delete("c").unwrap();
-    drop(held);
-    let out = one_shot.wait_with_output().unwrap();
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    assert_eq!(
-        db.query("SELECT content FROM memchat_records WHERE role = 'user' ORDER BY seq"),
-        ["second"]
-    );
-    wait_until("every turn lock to be released", || locks_held(&db) == "0");
-}
-
 #[test]
 fn memchat_names_its_connection_without_a_startup_option_a_pooler_would_refuse() {
     let Some(db) = TestDb::new("memchat_names_its_connection") else {
