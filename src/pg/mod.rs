@@ -501,31 +501,67 @@ enum Outcome {
 /// Begins a transaction holding `name`'s lock (waiting for a turn on it to
 /// end) and returns its id; `None` (and no transaction) when there is no
 /// such session.
+///
+/// The session is found by name before the wait, and another client may
+/// rename or delete it meanwhile (a rename queued ahead of this one): once
+/// the lock is held, the name is checked again, and a session that is no
+/// longer `name`'s is let go and `name` looked up afresh, within the same
+/// overall wait. Else a `delete s1` queued behind `rename s1 s2` deleted s2.
 async fn locked_id(link: &mut Link, name: &str, wait_ms: u64) -> Result<Option<i64>, DbError> {
     let (client, f) = link.client()?;
-    let found = client
-        .query_opt("SELECT id FROM memchat_sessions WHERE name = $1", &[&name])
-        .await
-        .map_err(|e| f.fail(e))?;
-    let Some(found) = found else {
-        return Ok(None);
-    };
-    let id: i64 = found.try_get(0).map_err(|e| f.fail(e))?;
-    let locked = client
-        .batch_execute(&format!(
-            "BEGIN; SET LOCAL lock_timeout = {wait_ms}; \
-             SELECT pg_advisory_xact_lock({LOCK_SPACE}, {})",
-            lock_key(id)
-        ))
-        .await;
-    if let Err(e) = locked {
-        let _ = client.batch_execute("ROLLBACK").await;
-        return Err(match f.fail(e) {
-            DbError::Locked { .. } => DbError::Locked {
-                waited_secs: wait_ms / 1000,
-            },
-            other => other,
-        });
+    let deadline = std::time::Instant::now() + Duration::from_millis(wait_ms);
+    // Each pass follows a rename or delete by another client.
+    for _ in 0..10 {
+        let found = client
+            .query_opt("SELECT id FROM memchat_sessions WHERE name = $1", &[&name])
+            .await
+            .map_err(|e| f.fail(e))?;
+        let Some(found) = found else {
+            return Ok(None);
+        };
+        let id: i64 = found.try_get(0).map_err(|e| f.fail(e))?;
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        // At least 1 ms: `lock_timeout = 0` would mean no limit at all.
+        let left_ms = u64::try_from(left.as_millis()).unwrap_or(u64::MAX).max(1);
+        let locked = client
+            .batch_execute(&format!(
+                "BEGIN; SET LOCAL lock_timeout = {left_ms}; \
+                 SELECT pg_advisory_xact_lock({LOCK_SPACE}, {})",
+                lock_key(id)
+            ))
+            .await;
+        if let Err(e) = locked {
+            let _ = client.batch_execute("ROLLBACK").await;
+            return Err(match f.fail(e) {
+                DbError::Locked { .. } => DbError::Locked {
+                    waited_secs: wait_ms / 1000,
+                },
+                other => other,
+            });
+        }
+        let still = client
+            .query_opt(
+                "SELECT 1 FROM memchat_sessions WHERE id = $1 AND name = $2",
+                &[&id, &name],
+            )
+            .await;
+        match still {
+            Ok(Some(_)) => return Ok(Some(id)),
+            Ok(None) => {
+                // Renamed or deleted while this client waited.
+                client
+                    .batch_execute("ROLLBACK")
+                    .await
+                    .map_err(|e| f.fail(e))?;
+            }
+            Err(e) => {
+                let _ = client.batch_execute("ROLLBACK").await;
+                return Err(f.fail(e));
+            }
+        }
     }
-    Ok(Some(id))
+    Err(DbError::Failed(format!(
+        "session {name:?} was renamed or deleted again and again while this client waited \
+         for it; nothing was changed"
+    )))
 }

@@ -294,6 +294,68 @@ fn continue_after_a_rename_picks_the_same_session_on_both_stores() {
     assert_eq!(continued(Some(&db.url)), on_files);
 }
 
+/// `delete s1` queued behind `rename s1 s2` (both waiting for a turn on s1
+/// to end) finds no s1 once its turn comes, as on the file store: it
+/// deleted s2, which it had found as s1 before the wait.
+#[test]
+fn a_delete_queued_behind_a_rename_leaves_the_renamed_session_alone() {
+    let Some(db) = TestDb::new("a_delete_queued_behind_a_rename") else {
+        return;
+    };
+    let sandbox = Sandbox::new();
+    let env = [
+        ("MEMCHAT_STORE", db.url.as_str()),
+        ("MEMCHAT_LOCK_WAIT", "30"),
+    ];
+    let out = sandbox.run(&["--mock", "-s", "s1", "keep me"], &env, None);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let store = db.store();
+    let mut held = store.open_session("s1").unwrap();
+    held.begin_turn().unwrap();
+    let waiting = format!(
+        "SELECT count(*)::text FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid \
+         WHERE l.locktype = 'advisory' AND NOT l.granted AND a.application_name = '{}'",
+        db.schema
+    );
+    let start = |args: &[&str]| {
+        let mut command = sandbox.command(args);
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        command
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let rename = start(&["rename", "s1", "s2"]);
+    wait_until("the rename to wait", || {
+        admin_query(&db.base, &waiting) == ["1"]
+    });
+    let delete = start(&["delete", "s1", "--yes"]);
+    wait_until("the delete to wait", || {
+        admin_query(&db.base, &waiting) == ["2"]
+    });
+    held.end_turn().unwrap();
+    drop(held);
+    let renamed = rename.wait_with_output().unwrap();
+    assert!(renamed.status.success(), "{}", text(&renamed.stderr));
+    let deleted = delete.wait_with_output().unwrap();
+    assert!(!deleted.status.success());
+    assert!(
+        text(&deleted.stderr).contains("no session named \"s1\""),
+        "{}",
+        text(&deleted.stderr)
+    );
+    assert_eq!(
+        db.query(
+            "SELECT s.name || ': ' || r.content FROM memchat_records r \
+                  JOIN memchat_sessions s ON s.id = r.session_id WHERE r.role = 'user'"
+        ),
+        ["s2: keep me"]
+    );
+}
+
 #[test]
 fn memchat_names_its_connection_without_a_startup_option_a_pooler_would_refuse() {
     let Some(db) = TestDb::new("memchat_names_its_connection") else {
