@@ -128,7 +128,7 @@ pub fn list(
         let cap = info.budget.cap;
         let pct = info.tokens * 100 / u64::from(cap.max(1));
         let tokens = format!("{} / {cap} {pct:>3}%", info.tokens);
-        let when = humantime::format_rfc3339_seconds(info.last_used).to_string();
+        let when = last_used_shown(info.last_used);
         let usage_cells = if usage.is_some() {
             let u = &info.usage;
             format!(
@@ -554,6 +554,18 @@ pub fn open_store(
         )?),
         None => Arc::new(FileStore::new(memory_dir, lock_wait)),
     })
+}
+
+/// When a session was last used, as `sessions` lists it: RFC 3339 in UTC,
+/// or `-` for a time the format cannot show (a file's modification time
+/// before 1970 or after 9999, which the formatter would panic on).
+fn last_used_shown(at: std::time::SystemTime) -> String {
+    /// 9999-12-31T23:59:59Z.
+    const LAST: u64 = 253_402_300_799;
+    match at.duration_since(std::time::UNIX_EPOCH) {
+        Ok(since) if since.as_secs() <= LAST => humantime::format_rfc3339_seconds(at).to_string(),
+        _ => "-".to_string(),
+    }
 }
 
 /// `memchat migrate --from A --to B`: one of them a directory, the other a

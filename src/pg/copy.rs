@@ -71,13 +71,29 @@ impl Side<'_> {
         Ok(Some(Conversation::new(&active, archived)))
     }
 
-    /// When the session was last used; `None` when that cannot be told.
+    /// When the session was last used, if that can be told and carried
+    /// over: a time after 1970 and up to 9999, which both sides can hold (a
+    /// file's time outside that range stays the time of the copy).
     fn last_used(&self, name: &str) -> Result<Option<SystemTime>, StoreError> {
-        match self {
-            Side::Dir(dir) => Ok(std::fs::metadata(SessionPaths::new(dir, name).log)
+        /// 9999-12-31T23:59:59Z.
+        const LAST: u64 = 253_402_300_799;
+        let at = match self {
+            Side::Dir(dir) => std::fs::metadata(SessionPaths::new(dir, name).log)
                 .and_then(|m| m.modified())
-                .ok()),
-            Side::Pg(store) => store.last_used(name),
+                .ok(),
+            Side::Pg(store) => store.last_used(name)?,
+        };
+        Ok(at.filter(|at| {
+            at.duration_since(std::time::UNIX_EPOCH)
+                .is_ok_and(|since| since.as_secs() > 0 && since.as_secs() <= LAST)
+        }))
+    }
+
+    /// Carries over when `from`'s session `name` was last used.
+    fn carry_last_used(&self, from: Side<'_>, name: &str) -> Result<(), StoreError> {
+        match from.last_used(name)? {
+            Some(at) => self.set_last_used(name, at),
+            None => Ok(()),
         }
     }
 
@@ -280,6 +296,8 @@ fn copy_one(
             return Ok(Outcome::Failed("it went away during the copy".to_string()));
         };
         return Ok(if there.fingerprint() == wanted {
+            // A copy cut short before its time was carried gets it now.
+            to.carry_last_used(from, name)?;
             Outcome::Identical {
                 messages: there.messages(),
             }
@@ -305,9 +323,7 @@ fn copy_one(
             messages_noun(source.messages())
         )));
     }
-    if let Some(at) = from.last_used(name)? {
-        to.set_last_used(name, at)?;
-    }
+    to.carry_last_used(from, name)?;
     Ok(Outcome::Copied {
         messages: copied.messages(),
         sha256: wanted,

@@ -238,4 +238,30 @@ fn migrate_keeps_when_each_session_was_last_used() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(order(&["--memory-dir", back_dir]), on_files);
     assert!(continued(&["--memory-dir", back_dir]).contains("continuing session \"alpha\""));
+
+    // A time neither side can hold is not carried: the copy keeps its own,
+    // and is not failed for it.
+    let odd = tempfile::tempdir().unwrap();
+    let odd_dir = odd.path().to_str().unwrap();
+    let out = sandbox.run(
+        &["--memory-dir", odd_dir, "--mock", "-s", "odd", "hi"],
+        &[],
+        None,
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    std::fs::File::options()
+        .append(true)
+        .open(odd.path().join("odd.jsonl"))
+        .unwrap()
+        .set_modified(std::time::UNIX_EPOCH - std::time::Duration::from_secs(86_400))
+        .unwrap();
+    let out = sandbox.run(&["migrate", "--from", odd_dir, "--to", &db.url], &[], None);
+    assert!(out.status.success(), "{}", text(&out.stdout));
+    assert_eq!(
+        db.query(
+            "SELECT (updated_at > now() - interval '1 hour')::text FROM memchat_sessions \
+                  WHERE name = 'odd'"
+        ),
+        ["true"]
+    );
 }

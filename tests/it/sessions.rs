@@ -188,3 +188,26 @@ fn two_processes_on_one_session_never_interleave(kind: StoreKind) {
         );
     }
 }
+
+/// A log whose modification time the formatter cannot show (before 1970:
+/// restored from an odd backup) is listed with `-` as its last use; the
+/// listing panicked.
+#[test]
+fn a_session_last_used_before_1970_is_listed() {
+    let sandbox = Sandbox::new();
+    let out = sandbox.run(&["--mock", "-s", "old", "hello"], &[], None);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let log = sandbox.memory().join("old.jsonl");
+    let in_1960 = std::time::UNIX_EPOCH - Duration::from_secs(10 * 365 * 86_400);
+    std::fs::File::options()
+        .append(true)
+        .open(&log)
+        .unwrap()
+        .set_modified(in_1960)
+        .unwrap();
+    let out = sandbox.run(&["sessions"], &[], None);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let row = stdout.lines().find(|l| l.starts_with("old ")).unwrap();
+    assert!(row.contains("  -  "), "{stdout}");
+}
