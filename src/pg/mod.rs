@@ -486,9 +486,7 @@ impl PgStore {
     }
 
     fn wait_ms(&self) -> u64 {
-        u64::try_from(self.lock_wait.as_millis())
-            .unwrap_or(u64::MAX)
-            .max(1)
+        session::millis(self.lock_wait)
     }
 }
 

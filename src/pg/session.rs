@@ -52,8 +52,13 @@ pub fn lock_key(id: i64) -> i32 {
     i32::try_from(id.rem_euclid(i64::from(i32::MAX))).unwrap_or(0)
 }
 
-fn millis(wait: Duration) -> u64 {
-    u64::try_from(wait.as_millis()).unwrap_or(u64::MAX).max(1)
+/// A lock wait in milliseconds, as the server takes it.
+pub fn millis(wait: Duration) -> u64 {
+    // The server's `lock_timeout` holds at most i32::MAX ms (24.8 days): a
+    // longer wait is that long (it refused the setting, and every turn).
+    u64::try_from(wait.as_millis())
+        .unwrap_or(u64::MAX)
+        .clamp(1, i32::MAX as u64)
 }
 
 /// A session as loaded: its row and its active records.
