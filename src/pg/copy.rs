@@ -71,21 +71,23 @@ impl Side<'_> {
         Ok(Some(Conversation::new(&active, archived)))
     }
 
-    /// When the session was last used, if that can be told and carried
-    /// over: a time after 1970 and up to 9999, which both sides can hold (a
-    /// file's time outside that range stays the time of the copy).
+    /// When the session was last used, if that can be told, as both sides
+    /// can hold it: a time before 1970 or after 9999 (a file's odd time) is
+    /// carried as the nearest one they can, so the order of the sessions
+    /// stays the same.
     fn last_used(&self, name: &str) -> Result<Option<SystemTime>, StoreError> {
-        /// 9999-12-31T23:59:59Z.
-        const LAST: u64 = 253_402_300_799;
+        /// 1970-01-01T00:00:01Z and 9999-12-31T23:59:59Z.
+        const FIRST: Duration = Duration::from_secs(1);
+        const LAST: Duration = Duration::from_secs(253_402_300_799);
         let at = match self {
             Side::Dir(dir) => std::fs::metadata(SessionPaths::new(dir, name).log)
                 .and_then(|m| m.modified())
                 .ok(),
             Side::Pg(store) => store.last_used(name)?,
         };
-        Ok(at.filter(|at| {
-            at.duration_since(std::time::UNIX_EPOCH)
-                .is_ok_and(|since| since.as_secs() > 0 && since.as_secs() <= LAST)
+        Ok(at.map(|at| {
+            let since = at.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+            std::time::UNIX_EPOCH + since.clamp(FIRST, LAST)
         }))
     }
 
@@ -296,8 +298,11 @@ fn copy_one(
             return Ok(Outcome::Failed("it went away during the copy".to_string()));
         };
         return Ok(if there.fingerprint() == wanted {
-            // A copy cut short before its time was carried gets it now.
-            to.carry_last_used(from, name)?;
+            // A copy cut short before its time was carried gets it now,
+            // where it can: the session is there, whole and verified, and a
+            // destination that cannot take the time (read-only) keeps its
+            // own, as before this was carried at all.
+            let _ = to.carry_last_used(from, name);
             Outcome::Identical {
                 messages: there.messages(),
             }
