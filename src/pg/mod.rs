@@ -3,7 +3,8 @@
 //!
 //! `url.rs` reads the store URL (and masks its password); `tls.rs` is
 //! rustls for `sslmode`; `conn.rs` the one connection per process, on its
-//! own thread; `errors.rs` every error in one line; `schema.rs` the versioned
+//! own thread; `errors.rs` every error in one line; `load.rs` reading a
+//! session (created and locked with it, for a one-shot); `schema.rs` the versioned
 //! tables; `rows.rs` records to rows and back; `write.rs` how one change
 //! is stored, all or nothing; `session.rs` one open
 //! session and the lock rule; this file the store-wide operations
@@ -13,6 +14,7 @@
 pub mod conn;
 pub mod copy;
 pub mod errors;
+pub mod load;
 pub mod rows;
 pub mod schema;
 pub mod search;

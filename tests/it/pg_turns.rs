@@ -296,7 +296,8 @@ fn continue_after_a_rename_picks_the_same_session_on_both_stores() {
 
 /// `delete s1` queued behind `rename s1 s2` (both waiting for a turn on s1
 /// to end) finds no s1 once its turn comes, as on the file store: it
-/// deleted s2, which it had found as s1 before the wait.
+/// deleted s2, which it had found as s1 before the wait. A one-shot queued
+/// the same way does not write under the new name.
 #[test]
 fn a_delete_queued_behind_a_rename_leaves_the_renamed_session_alone() {
     let Some(db) = TestDb::new("a_delete_queued_behind_a_rename") else {
@@ -354,6 +355,35 @@ fn a_delete_queued_behind_a_rename_leaves_the_renamed_session_alone() {
         ),
         ["s2: keep me"]
     );
+
+    // A one-shot for s2 queued behind `rename s2 s3` is not taken under s3:
+    // it fails, naming the new name, and stores nothing (it landed in s3).
+    let mut held = store.open_session("s2").unwrap();
+    held.begin_turn().unwrap();
+    let rename = start(&["rename", "s2", "s3"]);
+    wait_until("the rename to wait", || {
+        admin_query(&db.base, &waiting) == ["1"]
+    });
+    let one_shot = start(&["--mock", "-s", "s2", "for s2"]);
+    wait_until("the one-shot to wait", || {
+        admin_query(&db.base, &waiting) == ["2"]
+    });
+    held.end_turn().unwrap();
+    drop(held);
+    let renamed = rename.wait_with_output().unwrap();
+    assert!(renamed.status.success(), "{}", text(&renamed.stderr));
+    let out = one_shot.wait_with_output().unwrap();
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains("was renamed to \"s3\""), "{stderr}");
+    assert_eq!(
+        db.query(
+            "SELECT s.name || ': ' || r.content FROM memchat_records r \
+                  JOIN memchat_sessions s ON s.id = r.session_id WHERE r.role = 'user'"
+        ),
+        ["s3: keep me"]
+    );
+    wait_until("every turn lock to be released", || locks_held(&db) == "0");
 }
 
 #[test]
