@@ -560,10 +560,10 @@ pub fn open_store(
 /// or `-` for a time the format cannot show (a file's modification time
 /// before 1970 or after 9999, which the formatter would panic on).
 fn last_used_shown(at: std::time::SystemTime) -> String {
-    /// 9999-12-31T23:59:59Z.
-    const LAST: u64 = 253_402_300_799;
     match at.duration_since(std::time::UNIX_EPOCH) {
-        Ok(since) if since.as_secs() <= LAST => humantime::format_rfc3339_seconds(at).to_string(),
+        Ok(since) if since <= crate::store::LATEST_LAST_USE => {
+            humantime::format_rfc3339_seconds(at).to_string()
+        }
         _ => "-".to_string(),
     }
 }

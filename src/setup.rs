@@ -17,7 +17,7 @@ use crate::config::{self, Backend, Config, StoreUrl};
 use crate::manage;
 use crate::render::Output;
 use crate::session_settings;
-use crate::store::{self, SessionStore, Store};
+use crate::store::{SessionStore, Store};
 use crate::tokens::TokenCounter;
 use std::sync::Arc;
 
@@ -57,7 +57,7 @@ pub fn session_to_continue(
         lock: turn_at_once,
     };
     let store = manage::open_store(store, &dir, lock_wait, Some(first))?;
-    let name = store::most_recent(store.as_ref())?;
+    let name = store.most_recent()?;
     match &name {
         Some(name) => output.info(&format!("continuing session {name:?}")),
         None => output.info("no session to continue yet; starting the default one"),

@@ -220,6 +220,12 @@ impl SessionPaths {
         }
     }
 
+    /// When the session was last used: its log's modification time (every
+    /// write touches it); `None` without a log.
+    pub fn last_used(&self) -> Option<std::time::SystemTime> {
+        std::fs::metadata(&self.log).and_then(|m| m.modified()).ok()
+    }
+
     /// Whether the session has a log or an archive (a link counts: it is
     /// there, and refused when used).
     pub fn exists(&self) -> bool {

@@ -78,14 +78,48 @@ impl Link {
     /// The client and what describes its errors, or why there is no
     /// client. A connection that closed reports why, once known.
     pub fn client(&mut self) -> Result<(&mut Client, Failer), DbError> {
-        let failer = Failer {
-            url: self.url.clone(),
-            ended: self.ended.clone(),
-        };
+        let failer = self.failer();
         match &mut self.state {
             Ok(client) if client.is_closed() => Err(lost(&self.ended)),
             Ok(client) => Ok((client, failer)),
             Err(e) => Err(e.clone()),
+        }
+    }
+
+    /// What describes this connection's errors.
+    fn failer(&self) -> Failer {
+        Failer {
+            url: self.url.clone(),
+            ended: self.ended.clone(),
+        }
+    }
+
+    /// A failed schema check, in one line.
+    fn schema_error(&self, error: schema::SchemaError) -> DbError {
+        match error {
+            schema::SchemaError::Db(e) => describe(&e, &self.url),
+            schema::SchemaError::Newer(reason) => DbError::Failed(reason),
+        }
+    }
+
+    /// The settings' and the schema check's answers from a first round
+    /// trip: the tables upgraded first when they are older. Returns whether
+    /// they were current (what else that round trip read counts only then).
+    async fn settle_schema(
+        &self,
+        client: &mut Client,
+        set: Result<(), tokio_postgres::Error>,
+        answer: Result<Option<tokio_postgres::Row>, tokio_postgres::Error>,
+    ) -> Result<bool, DbError> {
+        set.map_err(|e| describe(&e, &self.url))?;
+        match schema::judge(answer).map_err(|e| self.schema_error(e))? {
+            schema::Verdict::Current => Ok(true),
+            schema::Verdict::Migrate => {
+                schema::migrate(client)
+                    .await
+                    .map_err(|e| self.schema_error(e))?;
+                Ok(false)
+            }
         }
     }
 
@@ -249,33 +283,23 @@ impl Link {
             });
         };
         self.task = Some(task);
-        let schema_failed = |e: schema::SchemaError| match e {
-            schema::SchemaError::Db(e) => describe(&e, &self.url),
-            schema::SchemaError::Newer(reason) => DbError::Failed(reason),
-        };
         let Some(Prefetch { session, lock }) = prefetch else {
             // The settings and the schema check in one round trip.
             let (set, answer) = futures::join!(
                 client.batch_execute(&settings),
                 client.query_typed_opt(schema::VERSION_QUERY, &[]),
             );
-            set.map_err(|e| describe(&e, &self.url))?;
-            if schema::judge(answer).map_err(schema_failed)? == schema::Verdict::Migrate {
-                schema::migrate(&mut client).await.map_err(schema_failed)?;
-            }
+            self.settle_schema(&mut client, set, answer).await?;
             return Ok(client);
         };
         // The settings, the session's creation, lock and load (when asked
         // for), and the schema check in one round trip. The load counts only
         // if the tables were current (else it failed, or read tables about
         // to be upgraded).
-        let failer = Failer {
-            url: self.url.clone(),
-            ended: self.ended.clone(),
-        };
         let Some(name) = session else {
             return self.prefetch_most_recent(client, &settings, lock).await;
         };
+        let failer = self.failer();
         // A one-shot's session is created here too when it is new (as
         // opening it would): its turn needs no round trip of its own.
         let create = lock && crate::memory::validate_new_session_name(&name).is_ok();
@@ -286,7 +310,7 @@ impl Link {
         );
         let verdict = set
             .map_err(|e| describe(&e, &self.url))
-            .and_then(|()| schema::judge(answer).map_err(schema_failed));
+            .and_then(|()| schema::judge(answer).map_err(|e| self.schema_error(e)));
         // The lock is kept only with the session it was taken for, loaded
         // from current tables.
         let current = matches!(verdict, Ok(schema::Verdict::Current));
@@ -307,7 +331,9 @@ impl Link {
                 });
             }
             schema::Verdict::Migrate => {
-                schema::migrate(&mut client).await.map_err(schema_failed)?;
+                schema::migrate(&mut client)
+                    .await
+                    .map_err(|e| self.schema_error(e))?;
             }
         }
         Ok(client)
@@ -328,14 +354,8 @@ impl Link {
             client.query_typed_opt(schema::VERSION_QUERY, &[]),
             client.query_typed_opt(super::MOST_RECENT, &[]),
         );
-        let schema_failed = |e: schema::SchemaError| match e {
-            schema::SchemaError::Db(e) => describe(&e, &self.url),
-            schema::SchemaError::Newer(reason) => DbError::Failed(reason),
-        };
-        set.map_err(|e| describe(&e, &self.url))?;
-        if schema::judge(answer).map_err(schema_failed)? == schema::Verdict::Migrate {
+        if !self.settle_schema(&mut client, set, answer).await? {
             // Read before the tables were made current: asked again.
-            schema::migrate(&mut client).await.map_err(schema_failed)?;
             return Ok(client);
         }
         let recent: Option<String> = recent
@@ -345,11 +365,7 @@ impl Link {
         let Some(name) = recent else {
             return Ok(client);
         };
-        let failer = Failer {
-            url: self.url.clone(),
-            ended: self.ended.clone(),
-        };
-        let opened = session::create_lock_load(&client, &failer, &name, false, lock).await;
+        let opened = session::create_lock_load(&client, &self.failer(), &name, false, lock).await;
         let keep = matches!(opened.loaded, Ok(Some(_)));
         let locked = session::keep_lock(&client, opened.locked, keep)
             .await

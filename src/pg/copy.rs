@@ -76,18 +76,15 @@ impl Side<'_> {
     /// carried as the nearest one they can, so the order of the sessions
     /// stays the same.
     fn last_used(&self, name: &str) -> Result<Option<SystemTime>, StoreError> {
-        /// 1970-01-01T00:00:01Z and 9999-12-31T23:59:59Z.
+        /// 1970-01-01T00:00:01Z.
         const FIRST: Duration = Duration::from_secs(1);
-        const LAST: Duration = Duration::from_secs(253_402_300_799);
         let at = match self {
-            Side::Dir(dir) => std::fs::metadata(SessionPaths::new(dir, name).log)
-                .and_then(|m| m.modified())
-                .ok(),
+            Side::Dir(dir) => SessionPaths::new(dir, name).last_used(),
             Side::Pg(store) => store.last_used(name)?,
         };
         Ok(at.map(|at| {
             let since = at.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-            std::time::UNIX_EPOCH + since.clamp(FIRST, LAST)
+            std::time::UNIX_EPOCH + since.clamp(FIRST, crate::store::LATEST_LAST_USE)
         }))
     }
 

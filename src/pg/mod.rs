@@ -38,8 +38,9 @@ use crate::memory::format::{self, Record, SessionSettings};
 use crate::memory::session::LogContents;
 use crate::memory::{StoreError, validate_new_session_name, validate_session_name};
 
-/// The most recently used session's name (as [`crate::store::most_recent`]
-/// orders them: the latest write, then by name).
+/// The most recently used session's name (as
+/// [`crate::store::Store::most_recent`] orders them: the latest write, then
+/// by name).
 const MOST_RECENT: &str =
     "SELECT name FROM memchat_sessions ORDER BY updated_at DESC, name LIMIT 1";
 
@@ -303,14 +304,9 @@ impl PgStore {
         let records = self.run(name, move |link| {
             Box::pin(async move {
                 let (client, f) = link.client()?;
-                let found = client
-                    .query_opt("SELECT id FROM memchat_sessions WHERE name = $1", &[&owned])
-                    .await
-                    .map_err(|e| f.fail(e))?;
-                let Some(found) = found else {
+                let Some(id) = id_of(client, &f, &owned).await? else {
                     return Ok(None);
                 };
-                let id: i64 = found.try_get(0).map_err(|e| f.fail(e))?;
                 let rows = client
                     .query(
                         &format!(
@@ -498,6 +494,21 @@ enum Outcome {
     Exists,
 }
 
+/// The id of session `name`, if there is one.
+async fn id_of(
+    client: &tokio_postgres::Client,
+    f: &conn::Failer,
+    name: &str,
+) -> Result<Option<i64>, DbError> {
+    let found = client
+        .query_opt("SELECT id FROM memchat_sessions WHERE name = $1", &[&name])
+        .await
+        .map_err(|e| f.fail(e))?;
+    found
+        .map(|row| row.try_get(0).map_err(|e| f.fail(e)))
+        .transpose()
+}
+
 /// Begins a transaction holding `name`'s lock (waiting for a turn on it to
 /// end) and returns its id; `None` (and no transaction) when there is no
 /// such session.
@@ -512,17 +523,11 @@ async fn locked_id(link: &mut Link, name: &str, wait_ms: u64) -> Result<Option<i
     let deadline = std::time::Instant::now() + Duration::from_millis(wait_ms);
     // Each pass follows a rename or delete by another client.
     for _ in 0..10 {
-        let found = client
-            .query_opt("SELECT id FROM memchat_sessions WHERE name = $1", &[&name])
-            .await
-            .map_err(|e| f.fail(e))?;
-        let Some(found) = found else {
+        let Some(id) = id_of(client, &f, name).await? else {
             return Ok(None);
         };
-        let id: i64 = found.try_get(0).map_err(|e| f.fail(e))?;
-        let left = deadline.saturating_duration_since(std::time::Instant::now());
-        // At least 1 ms: `lock_timeout = 0` would mean no limit at all.
-        let left_ms = u64::try_from(left.as_millis()).unwrap_or(u64::MAX).max(1);
+        let left_ms =
+            session::millis(deadline.saturating_duration_since(std::time::Instant::now()));
         let locked = client
             .batch_execute(&format!(
                 "BEGIN; SET LOCAL lock_timeout = {left_ms}; \

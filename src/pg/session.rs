@@ -54,7 +54,8 @@ pub fn lock_key(id: i64) -> i32 {
     i32::try_from(id.rem_euclid(i64::from(i32::MAX))).unwrap_or(0)
 }
 
-/// A lock wait in milliseconds, as the server takes it.
+/// A lock wait in milliseconds, as the server takes it: at least 1 (its
+/// `lock_timeout = 0` means no limit at all).
 pub fn millis(wait: Duration) -> u64 {
     // The server's `lock_timeout` holds at most i32::MAX ms (24.8 days): a
     // longer wait is that long (it refused the setting, and every turn).

@@ -73,10 +73,7 @@ impl Store for FileStore {
     }
 
     fn last_used(&self, name: &str) -> Result<Option<SystemTime>, StoreError> {
-        // The active log's modification time: every write touches it.
-        Ok(std::fs::metadata(SessionPaths::new(&self.dir, name).log)
-            .and_then(|m| m.modified())
-            .ok())
+        Ok(SessionPaths::new(&self.dir, name).last_used())
     }
 
     fn most_recent(&self) -> Result<Option<String>, StoreError> {

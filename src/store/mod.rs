@@ -227,7 +227,8 @@ pub trait Store: Send + Sync {
     fn list_sessions(&self) -> Result<Vec<String>, StoreError>;
     /// When `name` was last written, without reading it (`--continue`).
     fn last_used(&self, name: &str) -> Result<Option<SystemTime>, StoreError>;
-    /// The session used most recently ([`most_recent`]).
+    /// The session used most recently, for `--continue`: the one whose
+    /// [`Store::last_used`] is the latest (the first by name among equals).
     fn most_recent(&self) -> Result<Option<String>, StoreError>;
     /// Whether a session named `name` holds anything.
     fn exists(&self, name: &str) -> Result<bool, StoreError>;
@@ -254,11 +255,10 @@ pub trait Store: Send + Sync {
     fn search(&self, query: &SearchQuery) -> Result<Found, StoreError>;
 }
 
-/// The session used most recently, for `--continue`: the one whose
-/// [`Store::last_used`] is the latest (the first by name among equals).
-pub fn most_recent(store: &dyn Store) -> Result<Option<String>, StoreError> {
-    store.most_recent()
-}
+/// The latest time a session's last use may be and still be held by both
+/// stores and shown by `sessions`: 9999-12-31T23:59:59Z (a file's
+/// modification time may be later; the time formatter stops there).
+pub const LATEST_LAST_USE: std::time::Duration = std::time::Duration::from_secs(253_402_300_799);
 
 /// [`Store::most_recent`] by asking [`Store::last_used`] of every session:
 /// what a directory does (a `stat` each).

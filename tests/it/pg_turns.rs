@@ -319,11 +319,9 @@ fn a_delete_queued_behind_a_rename_leaves_the_renamed_session_alone() {
         db.schema
     );
     let start = |args: &[&str]| {
-        let mut command = sandbox.command(args);
-        for (k, v) in env {
-            command.env(k, v);
-        }
-        command
+        sandbox
+            .command(args)
+            .envs(env)
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
             .spawn()
