@@ -525,16 +525,19 @@ fn a_killed_connection_mid_reply_keeps_the_users_message_and_frees_the_session()
         None,
     )
     .unwrap();
-    // The administrator ends the backend while the reply streams.
+    // The administrator ends the backend while the reply streams. The
+    // timeout makes the call wait until the backend has exited (it ends
+    // asynchronously, and only its exit releases its turn lock: on a loaded
+    // machine a client asking for the lock at once could come first).
     let killed = admin_query(
         &db.base,
         &format!(
-            "SELECT pg_terminate_backend(pid)::text FROM pg_stat_activity \
+            "SELECT pg_terminate_backend(pid, 10000)::text FROM pg_stat_activity \
              WHERE application_name = '{}'",
             db.schema
         ),
     );
-    assert!(!killed.is_empty());
+    assert!(!killed.is_empty() && killed.iter().all(|k| k == "true"), "{killed:?}");
     let error = s
         .append(Role::Assistant, "the reply".into(), None, false, None)
         .unwrap_err();
