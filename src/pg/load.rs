@@ -126,10 +126,17 @@ pub async fn create_lock_load(
             if !create {
                 return Ok(false);
             }
+            // Committed without waiting for the WAL flush: an empty
+            // session needs no durability of its own, and whatever is
+            // written to it later (the user's message) commits with a flush
+            // that covers the creation too, written to the WAL before it.
+            // A server crash can lose only a session nothing was ever
+            // written to. Saves a flush (0.15-0.2 ms) on a new session.
             client
                 .execute_typed(
                     "INSERT INTO memchat_sessions (name, created_at) \
                      SELECT $1, $2 WHERE (SELECT version FROM memchat_schema) = $3 \
+                     AND set_config('synchronous_commit', 'off', true) IS NOT NULL \
                      ON CONFLICT (name) DO NOTHING",
                     &row,
                 )
