@@ -20,6 +20,13 @@ MEMCHAT_BENCH_POOLER_URL=URL adds four scenarios through a connection pooler
 (PgBouncer in session mode) in front of the same server and schema: that URL
 must reach the schema memchat_bench without a search_path option (a role
 whose default search_path it is). benches/pg_pooled.sh sets this up.
+
+Then, when pgbench is installed, the floor: benches/pg_floor.sql replays a
+new session's one-shot statements as memchat sends them (the same three
+pipelined round trips) over a new connection each time, with a client that
+costs next to nothing (pgbench, libpq). What the server (and the pooler)
+take alone, against the whole file-store one-shot, bounds the ratio any
+client could reach on this machine.
 """
 import json
 import os
@@ -152,12 +159,53 @@ def main():
             print(f"pooled, 100k archived / none:       {med['pooled 100k'] / med['pooled none']:.2f}x (goal <= 1.1x)")
             print(f"pooled / file store, 1,000 active:  {med['pooled long'] / med['file long']:.2f}x")
             print(f"pooled / file store, --continue:    {med['pooled continue'] / med['file continue']:.2f}x")
+        floors(med["file fresh"], pooled_env)
     finally:
         server.kill()
         try:
             admin(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE")
         finally:
             shutil.rmtree(work, ignore_errors=True)
+
+
+def floors(file_fresh, pooled_env):
+    """The server's own time for a one-shot's statements (pgbench, see the
+    module doc), direct and through the pooler, against `file_fresh`."""
+    if not shutil.which("pgbench"):
+        print("floor: skipped (pgbench is not installed)")
+        return
+    script = os.path.join(ROOT, "benches", "pg_floor.sql")
+    targets = [("direct", URL)]
+    if pooled_env:
+        targets.append(("pooled", pooled_env["MEMCHAT_STORE"]))
+    targets.append(("direct, bare connection + SELECT 1", URL))
+    for name, url in targets:
+        if "SELECT 1" in name:
+            with tempfile.NamedTemporaryFile("w", suffix=".sql", delete=False) as f:
+                f.write("SELECT 1;\n")
+            use = f.name
+        else:
+            use = script
+        out = subprocess.run(["pgbench", "-n", "-C", "-M", "extended", "-T", "5", "-f", use, url],
+                             capture_output=True, text=True)
+        if use != script:
+            os.unlink(use)
+        latency = [line for line in out.stdout.splitlines() if line.startswith("latency average")]
+        failed = [line for line in out.stdout.splitlines() if "failed transactions" in line]
+        if out.returncode != 0 or not latency or (failed and not failed[0].split(":")[1].strip().startswith("0 ")):
+            sys.exit(f"pgbench {name}: exit {out.returncode}: {out.stdout[-500:]} {out.stderr[-500:]}")
+        ms = float(latency[0].split("=")[1].split()[0])
+        print(f"floor, {name + ':':<36} {ms:.2f} ms = {ms / file_fresh:.2f}x the whole file-store one-shot")
+    # The statements must have done their work (a missing version row, say,
+    # would make every one match nothing and the floor look cheap).
+    written = subprocess.run(["psql", BASE, "-qAtc",
+                              f"SELECT count(*) FROM {SCHEMA}.memchat_records r JOIN "
+                              f"{SCHEMA}.memchat_sessions s ON s.id = r.session_id "
+                              f"WHERE s.name LIKE 'floor%'"],
+                             capture_output=True, text=True, check=True).stdout.strip()
+    if int(written or 0) == 0:
+        sys.exit("floor: pgbench's statements wrote nothing: benches/pg_floor.sql no longer fits the schema")
+    print(f"floor: {written} records written by pgbench, as memchat writes them")
 
 
 if __name__ == "__main__":
