@@ -45,7 +45,7 @@ use crate::memory::format::{
 use crate::memory::session::LogContents;
 use tokio_postgres::types::Type;
 
-pub use super::load::{Opened, create_lock_load, keep_lock, load, load_on};
+pub use super::load::{Opened, create_and_lock, create_lock_load, keep_lock, load, load_on};
 
 /// The second key of a session's advisory lock (ids past 2^31 share keys,
 /// which only makes two sessions wait for each other). SQL that takes the
@@ -132,7 +132,11 @@ fn revision_of(
 /// session's revision under it: one round trip when the lock is free (the
 /// two statements pipelined; the server reads the revision after taking
 /// the lock).
-async fn lock_turn(link: &mut Link, id: i64, wait_ms: u64) -> Result<Option<i64>, DbError> {
+pub(super) async fn lock_turn(
+    link: &mut Link,
+    id: i64,
+    wait_ms: u64,
+) -> Result<Option<i64>, DbError> {
     link.reconnect_if_closed().await;
     let (client, f) = link.client()?;
     let client = &*client;
@@ -192,6 +196,9 @@ pub struct PgSession {
     /// Whether the settings in force are not stored yet (they go with the
     /// next write, as the file store's do).
     unwritten_settings: bool,
+    /// The settings this client changed and has not stored yet: put again
+    /// over the session as reloaded, when another client changed it first.
+    unstored_settings: SessionSettings,
 }
 
 impl PgSession {
@@ -217,6 +224,7 @@ impl PgSession {
             release_with_write: false,
             persisted_counts: BTreeMap::new(),
             unwritten_settings: false,
+            unstored_settings: SessionSettings::default(),
         };
         session.note_counts_persisted();
         session
@@ -276,6 +284,7 @@ impl PgSession {
             self.contents.settings.merge(&changes);
             self.contents.settings_at = Some(format::now());
             self.unwritten_settings = true;
+            self.unstored_settings.merge(&changes);
         }
         if now && self.unwritten_settings {
             self.write(Change {
@@ -347,7 +356,7 @@ impl PgSession {
             Fresh::Same => Ok(false),
             Fresh::Gone => {
                 let _ = self.end_turn();
-                Err(StoreError::NotFound(self.name.clone()))
+                self.start_anew()
             }
             Fresh::Reloaded(loaded) if loaded.name != self.name => {
                 // Renamed by another memchat while this client waited: the
@@ -365,13 +374,59 @@ impl PgSession {
                 })
             }
             Fresh::Reloaded(loaded) => {
-                self.name = loaded.name.clone();
-                self.revision = loaded.revision;
-                self.contents = contents_of(loaded);
-                self.note_counts_persisted();
+                self.take_loaded(loaded);
                 Ok(true)
             }
         }
+    }
+
+    /// Takes `loaded` as the session (another client changed it, or it was
+    /// made anew), keeping the settings this client set and has not stored
+    /// yet: they go with the next write, over what was loaded (`-m` on a
+    /// one-shot that waited behind another client's turn is not lost).
+    fn take_loaded(&mut self, loaded: Loaded) {
+        self.id = loaded.id;
+        self.name = loaded.name.clone();
+        self.revision = loaded.revision;
+        self.contents = contents_of(loaded);
+        let changes = self.unstored_settings.changes_from(&self.contents.settings);
+        self.unwritten_settings = !changes.is_empty();
+        if self.unwritten_settings {
+            self.contents.settings.merge(&changes);
+            self.contents.settings_at = Some(format::now());
+        }
+        self.unstored_settings = changes;
+        self.note_counts_persisted();
+    }
+
+    /// The turn found the session deleted by another memchat (while this
+    /// client waited for it, or between a REPL's turns): the session is
+    /// created again under its name and the turn goes on there, as on the
+    /// file store, whose next open creates a deleted log anew. What was
+    /// loaded went with the deleted session; the settings in force are
+    /// stored with the next write, as in a new session. Fails as before
+    /// (no such session) for a name a new session may not take, or when the
+    /// new session is deleted again before its lock is held.
+    fn start_anew(&mut self) -> Result<bool, StoreError> {
+        if crate::memory::validate_new_session_name(&self.name).is_err() {
+            return Err(StoreError::NotFound(self.name.clone()));
+        }
+        let (name, wait_ms) = (self.name.clone(), millis(self.lock_wait));
+        let anew = self
+            .conn
+            .call(move |link| Box::pin(create_and_lock(link, name, wait_ms)))
+            .map_err(|e| self.fail(e))?;
+        let Some(loaded) = anew else {
+            return Err(StoreError::NotFound(self.name.clone()));
+        };
+        self.unstored_settings = std::mem::take(&mut self.contents.settings);
+        self.take_loaded(loaded);
+        self.in_turn = true;
+        self.notices.push(format!(
+            "session {:?} was deleted by another memchat; it was created again for this turn",
+            self.name
+        ));
+        Ok(true)
     }
 
     /// Ends a turn: releases the lock. Harmless outside a turn; a lost
@@ -474,6 +529,7 @@ impl PgSession {
         written.map_err(|e| self.fail(e))?;
         self.revision += 1;
         self.unwritten_settings = false;
+        self.unstored_settings = SessionSettings::default();
         self.contents.stale.clear();
         self.note_counts_persisted();
         Ok(())

@@ -537,7 +537,10 @@ fn a_killed_connection_mid_reply_keeps_the_users_message_and_frees_the_session()
             db.schema
         ),
     );
-    assert!(!killed.is_empty() && killed.iter().all(|k| k == "true"), "{killed:?}");
+    assert!(
+        !killed.is_empty() && killed.iter().all(|k| k == "true"),
+        "{killed:?}"
+    );
     let error = s
         .append(Role::Assistant, "the reply".into(), None, false, None)
         .unwrap_err();

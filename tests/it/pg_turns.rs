@@ -531,3 +531,118 @@ fn a_write_on_a_stale_revision_is_refused_and_leaves_nothing() {
         ["2"]
     );
 }
+
+/// A one-shot waiting for its turn while the session is deleted (by
+/// another memchat, after the turn it waited behind): the session is
+/// created again and the turn goes on there, as on the file store, whose
+/// open creates a deleted log anew. It used to fail with "no session named"
+/// and store nothing.
+#[test]
+fn a_one_shot_whose_session_is_deleted_while_it_waits_creates_it_again() {
+    let Some(db) = TestDb::new("a_one_shot_whose_session_is_deleted") else {
+        return;
+    };
+    let sandbox = Sandbox::new();
+    let env = [
+        ("MEMCHAT_STORE", db.url.as_str()),
+        ("MEMCHAT_LOCK_WAIT", "30"),
+    ];
+    let out = sandbox.run(&["--mock", "-s", "s", "gone with the session"], &env, None);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let model = "SELECT coalesce(settings->>'model', '-') FROM memchat_sessions WHERE name = 's'";
+    let recorded = db.query(model);
+    assert_ne!(recorded, ["-"]);
+    let store = db.store();
+    let mut held = store.open_session("s").unwrap();
+    held.begin_turn().unwrap();
+    let waiting = format!(
+        "SELECT count(*)::text FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid \
+         WHERE l.locktype = 'advisory' AND NOT l.granted AND a.application_name = '{}'",
+        db.schema
+    );
+    let one_shot = sandbox
+        .command(&["--mock", "-s", "s", "after the delete"])
+        .envs(env)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_until("the one-shot to wait for the turn", || {
+        db.query(&waiting) == ["1"]
+    });
+    // The holder deletes the session, as `memchat delete` does under the
+    // turn lock, and ends its turn.
+    db.sql("DELETE FROM memchat_sessions WHERE name = 's'");
+    held.end_turn().unwrap();
+    let out = one_shot.wait_with_output().unwrap();
+    let stderr = text(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("was deleted by another memchat; it was created again"),
+        "{stderr}"
+    );
+    // Only the new turn, in a session of that name, with its settings.
+    assert_eq!(
+        db.query("SELECT role || ': ' || left(content, 16) FROM memchat_records ORDER BY seq"),
+        ["user: after the delete", "assistant: [mock] turn 1, 1"]
+    );
+    assert_eq!(db.query(model), recorded, "recorded as in a new session");
+    wait_until("every turn lock to be released", || locks_held(&db) == "0");
+
+    // A client whose session is deleted between its turns (a REPL on
+    // another machine) goes on in a new one too, saying so.
+    let mut idle = store.open_session("s").unwrap();
+    db.sql("DELETE FROM memchat_sessions WHERE name = 's'");
+    idle.begin_turn().unwrap();
+    assert!(idle.messages().is_empty());
+    let notices = idle.take_notices();
+    assert!(
+        notices.iter().any(|n| n.contains("created again")),
+        "{notices:?}"
+    );
+    idle.append(Role::User, "in the new one".into(), None, false, None)
+        .unwrap();
+    idle.end_turn().unwrap();
+    assert_eq!(
+        db.query("SELECT content FROM memchat_records ORDER BY seq"),
+        ["in the new one"]
+    );
+}
+
+/// Settings set by a client and not stored yet (a one-shot's `-m`, stored
+/// with its message) survive the reload of a session another client wrote
+/// to meanwhile: they used to be replaced by the reloaded ones, and the
+/// message went in with the old model recorded.
+#[test]
+fn settings_not_stored_yet_survive_a_reload() {
+    let Some(db) = TestDb::new("settings_not_stored_yet_survive") else {
+        return;
+    };
+    let (one, other) = (db.store(), db.store());
+    let mut writer = one.open_session("s").unwrap();
+    writer.begin_turn().unwrap();
+    writer.set_settings(&titled("old"), false).unwrap();
+    writer
+        .append(Role::User, "first".into(), None, false, None)
+        .unwrap();
+    writer.end_turn().unwrap();
+
+    let mut late = other.open_session("s").unwrap();
+    late.set_settings(&titled("new"), false).unwrap();
+    // Another client writes first: the late one's copy is stale.
+    writer.begin_turn().unwrap();
+    writer
+        .append(Role::Assistant, "reply".into(), None, false, None)
+        .unwrap();
+    writer.end_turn().unwrap();
+    late.begin_turn().unwrap();
+    assert_eq!(late.messages().len(), 2, "reloaded");
+    assert_eq!(late.settings().title.as_deref(), Some("new"));
+    late.append(Role::User, "second".into(), None, false, None)
+        .unwrap();
+    late.end_turn().unwrap();
+    assert_eq!(
+        db.query("SELECT settings->>'title' FROM memchat_sessions WHERE name = 's'"),
+        ["new"]
+    );
+}
