@@ -523,6 +523,14 @@ pub fn run(management: Management, output: &Output, out: &mut dyn Write) -> anyh
             delete(store, &name, yes, ask, out)?;
         }
         ManageCommand::Rename { from, to } => {
+            if from == to {
+                // Before the store: the file store would wait on the lock
+                // it holds itself, and report the session in use.
+                return Err(UsageError(format!(
+                    "`rename {from} {to}`: the new name is the session's own; pick another"
+                ))
+                .into());
+            }
             store.rename_session(&from, &to)?;
             writeln!(out, "renamed session {from:?} to {to:?}")?;
         }

@@ -418,15 +418,21 @@ impl PgStore {
                 let (client, f) = link.client()?;
                 // Not a use of the session (`updated_at` stays): a renamed
                 // file keeps its modification time too, and `--continue`
-                // picks the same session on either store.
+                // picks the same session on either store. A name taken as
+                // of the statement's start is refused without touching the
+                // unique index: crossed renames (`a b` and `b a` at once)
+                // would otherwise each wait on the other's uncommitted row
+                // and end in "deadlock detected" instead of "exists".
                 let result = client
                     .execute(
                         "UPDATE memchat_sessions SET name = $2, revision = revision + 1 \
-                         WHERE id = $1",
+                         WHERE id = $1 AND NOT EXISTS \
+                         (SELECT 1 FROM memchat_sessions WHERE name = $2)",
                         &[&id, &to_owned],
                     )
                     .await;
                 let outcome = match result {
+                    Ok(0) => Outcome::Exists,
                     Ok(_) => Outcome::Done,
                     Err(e) => match f.fail(e) {
                         DbError::Raced => Outcome::Exists,

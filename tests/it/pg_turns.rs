@@ -646,3 +646,67 @@ fn settings_not_stored_yet_survive_a_reload() {
         ["new"]
     );
 }
+
+/// A rename onto a name whose row another transaction is changing (the
+/// crossed `rename b a` mid-way) is refused at once from what is
+/// committed, instead of waiting on that row (where two crossed renames
+/// deadlocked).
+#[test]
+fn a_rename_onto_a_row_another_transaction_changes_is_refused_at_once() {
+    let Some(db) = TestDb::new("a_rename_onto_a_row_another_changes") else {
+        return;
+    };
+    let store = db.store();
+    for name in ["a", "b"] {
+        let mut s = store.open_session(name).unwrap();
+        s.append(Role::User, format!("in {name}"), None, false, None)
+            .unwrap();
+    }
+    let (base, schema) = (db.base.clone(), db.schema.clone());
+    let (hold, held) = std::sync::mpsc::channel::<()>();
+    let (release, released) = std::sync::mpsc::channel::<()>();
+    let holder = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let (client, connection) = tokio_postgres::connect(&base, tokio_postgres::NoTls)
+                .await
+                .unwrap();
+            tokio::spawn(connection);
+            client
+                .batch_execute(&format!(
+                    "SET search_path = {schema}; BEGIN; \
+                     UPDATE memchat_sessions SET name = 'elsewhere' WHERE name = 'b'"
+                ))
+                .await
+                .unwrap();
+            hold.send(()).unwrap();
+            released.recv().unwrap();
+            client.batch_execute("ROLLBACK").await.unwrap();
+        });
+    });
+    held.recv().unwrap();
+    let (done, finished) = std::sync::mpsc::channel();
+    let renamer = std::thread::spawn(move || {
+        let result = store.rename("a", "b");
+        done.send(()).unwrap();
+        result
+    });
+    // Answered while the other transaction is still open.
+    let answered = finished.recv_timeout(std::time::Duration::from_secs(20));
+    release.send(()).unwrap();
+    holder.join().unwrap();
+    let result = renamer.join().unwrap();
+    assert!(
+        answered.is_ok(),
+        "the rename waited on the other transaction"
+    );
+    let error = result.unwrap_err();
+    assert!(error.to_string().contains("already exists"), "{error}");
+    assert_eq!(
+        db.query("SELECT name FROM memchat_sessions ORDER BY name"),
+        ["a", "b"]
+    );
+}

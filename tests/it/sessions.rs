@@ -25,6 +25,7 @@ on_both_stores! {
     reading_commands_work_while_a_session_is_in_use,
     switching_with_slash_session_opens_it_as_dash_dash_session_would,
     two_processes_on_one_session_never_interleave,
+    a_rename_onto_a_taken_name_is_refused_even_when_crossed,
 }
 
 fn sandbox(kind: StoreKind, test: &str) -> Option<Sandbox> {
@@ -210,4 +211,49 @@ fn a_session_last_used_before_1970_is_listed() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     let row = stdout.lines().find(|l| l.starts_with("old ")).unwrap();
     assert!(row.contains("  -  "), "{stdout}");
+}
+
+/// `rename a b` when b exists says so and changes nothing, even with
+/// `rename b a` running at the same time (on PostgreSQL the two used to
+/// wait on each other's row and one ended in "deadlock detected"); `rename
+/// a a` is a usage error (the file store waited on its own lock and called
+/// the session in use).
+fn a_rename_onto_a_taken_name_is_refused_even_when_crossed(kind: StoreKind) {
+    let Some(sandbox) = sandbox(kind, "a_rename_onto_a_taken_name_is_refused") else {
+        return;
+    };
+    for name in ["a", "b"] {
+        let out = sandbox.run(&["--mock", "-s", name, &format!("in {name}")], &[], None);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+    }
+    let out = sandbox.run(&["rename", "a", "a"], &[], None);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("the new name is the session's own"));
+    for _ in 0..10 {
+        let start = |from: &str, to: &str| {
+            sandbox
+                .command(&["rename", from, to])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        };
+        let (ab, ba) = (start("a", "b"), start("b", "a"));
+        for (renamed, taken) in [(ab, "b"), (ba, "a")] {
+            let out = renamed.wait_with_output().unwrap();
+            let stderr = text(&out.stderr);
+            assert_eq!(out.status.code(), Some(3), "{stderr}");
+            assert!(
+                stderr.contains(&format!("a session named \"{taken}\" already exists")),
+                "{stderr}"
+            );
+        }
+    }
+    for name in ["a", "b"] {
+        let shown = sandbox.run(&["show", name], &[], None);
+        assert!(
+            text(&shown.stdout).contains(&format!("in {name}")),
+            "{name}"
+        );
+    }
 }
