@@ -438,7 +438,7 @@ impl PgStore {
                         DbError::Raced => Outcome::Exists,
                         other => {
                             let _ = client.batch_execute("ROLLBACK").await;
-                            return Err(other);
+                            return Err(waited(other, wait_ms));
                         }
                     },
                 };
@@ -473,7 +473,7 @@ impl PgStore {
                     .await;
                 if let Err(e) = deleted {
                     let _ = client.batch_execute("ROLLBACK").await;
-                    return Err(f.fail(e));
+                    return Err(waited(f.fail(e), wait_ms));
                 }
                 client
                     .batch_execute("COMMIT")
@@ -491,6 +491,18 @@ impl PgStore {
 
     fn wait_ms(&self) -> u64 {
         session::millis(self.lock_wait)
+    }
+}
+
+/// A change's wait for a row another transaction holds ran out: it says
+/// how long the command waited in all (the lock's wait and the row's share
+/// one deadline, see [`locked_id`]), not the server's "0s".
+fn waited(error: DbError, wait_ms: u64) -> DbError {
+    match error {
+        DbError::Locked { .. } => DbError::Locked {
+            waited_secs: wait_ms / 1000,
+        },
+        other => other,
     }
 }
 
@@ -543,17 +555,20 @@ async fn locked_id(link: &mut Link, name: &str, wait_ms: u64) -> Result<Option<i
             .await;
         if let Err(e) = locked {
             let _ = client.batch_execute("ROLLBACK").await;
-            return Err(match f.fail(e) {
-                DbError::Locked { .. } => DbError::Locked {
-                    waited_secs: wait_ms / 1000,
-                },
-                other => other,
-            });
+            return Err(waited(f.fail(e), wait_ms));
         }
+        // What is left of the wait bounds the change's own wait for the
+        // row too (a transaction outside memchat may hold it): the whole
+        // command waits at most the lock wait, not twice that.
+        let left = format!(
+            "{}ms",
+            session::millis(deadline.saturating_duration_since(std::time::Instant::now()))
+        );
         let still = client
             .query_opt(
-                "SELECT 1 FROM memchat_sessions WHERE id = $1 AND name = $2",
-                &[&id, &name],
+                "SELECT set_config('lock_timeout', $3, true) FROM memchat_sessions \
+                 WHERE id = $1 AND name = $2",
+                &[&id, &name, &left],
             )
             .await;
         match still {

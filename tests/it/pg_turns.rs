@@ -647,22 +647,16 @@ fn settings_not_stored_yet_survive_a_reload() {
     );
 }
 
-/// A rename onto a name whose row another transaction is changing (the
-/// crossed `rename b a` mid-way) is refused at once from what is
-/// committed, instead of waiting on that row (where two crossed renames
-/// deadlocked).
-#[test]
-fn a_rename_onto_a_row_another_transaction_changes_is_refused_at_once() {
-    let Some(db) = TestDb::new("a_rename_onto_a_row_another_changes") else {
-        return;
-    };
-    let store = db.store();
-    for name in ["a", "b"] {
-        let mut s = store.open_session(name).unwrap();
-        s.append(Role::User, format!("in {name}"), None, false, None)
-            .unwrap();
-    }
-    let (base, schema) = (db.base.clone(), db.schema.clone());
+/// Runs `sql` in a transaction of another connection and keeps it open
+/// until the returned sender sends (then rolls it back).
+fn hold_in_transaction(
+    db: &TestDb,
+    sql: &str,
+) -> (std::sync::mpsc::Sender<()>, std::thread::JoinHandle<()>) {
+    let (base, sql) = (
+        db.base.clone(),
+        format!("SET search_path = {}; BEGIN; {sql}", db.schema),
+    );
     let (hold, held) = std::sync::mpsc::channel::<()>();
     let (release, released) = std::sync::mpsc::channel::<()>();
     let holder = std::thread::spawn(move || {
@@ -675,19 +669,36 @@ fn a_rename_onto_a_row_another_transaction_changes_is_refused_at_once() {
                 .await
                 .unwrap();
             tokio::spawn(connection);
-            client
-                .batch_execute(&format!(
-                    "SET search_path = {schema}; BEGIN; \
-                     UPDATE memchat_sessions SET name = 'elsewhere' WHERE name = 'b'"
-                ))
-                .await
-                .unwrap();
+            client.batch_execute(&sql).await.unwrap();
             hold.send(()).unwrap();
             released.recv().unwrap();
             client.batch_execute("ROLLBACK").await.unwrap();
         });
     });
     held.recv().unwrap();
+    (release, holder)
+}
+
+/// A rename onto a name whose row another transaction is changing (the
+/// crossed `rename b a` mid-way) is refused at once from what is
+/// committed, instead of waiting on that row (where two crossed renames
+/// deadlocked). A rename or delete whose own row another transaction
+/// holds waits at most the lock wait in all, and says how long.
+#[test]
+fn a_rename_onto_a_row_another_transaction_changes_is_refused_at_once() {
+    let Some(db) = TestDb::new("a_rename_onto_a_row_another_changes") else {
+        return;
+    };
+    let store = db.store();
+    for name in ["a", "b"] {
+        let mut s = store.open_session(name).unwrap();
+        s.append(Role::User, format!("in {name}"), None, false, None)
+            .unwrap();
+    }
+    let (release, holder) = hold_in_transaction(
+        &db,
+        "UPDATE memchat_sessions SET name = 'elsewhere' WHERE name = 'b'",
+    );
     let (done, finished) = std::sync::mpsc::channel();
     let renamer = std::thread::spawn(move || {
         let result = store.rename("a", "b");
@@ -705,6 +716,28 @@ fn a_rename_onto_a_row_another_transaction_changes_is_refused_at_once() {
     );
     let error = result.unwrap_err();
     assert!(error.to_string().contains("already exists"), "{error}");
+    assert_eq!(
+        db.query("SELECT name FROM memchat_sessions ORDER BY name"),
+        ["a", "b"]
+    );
+
+    let (release, holder) = hold_in_transaction(
+        &db,
+        "SELECT 1 FROM memchat_sessions WHERE name = 'a' FOR UPDATE",
+    );
+    let sandbox = Sandbox::new();
+    let env = [
+        ("MEMCHAT_STORE", db.url.as_str()),
+        ("MEMCHAT_LOCK_WAIT", "1"),
+    ];
+    for args in [&["rename", "a", "c"][..], &["delete", "a", "--yes"]] {
+        let out = sandbox.run(args, &env, None);
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(3), "{stderr}");
+        assert!(stderr.contains("waited 1s"), "{stderr}");
+    }
+    release.send(()).unwrap();
+    holder.join().unwrap();
     assert_eq!(
         db.query("SELECT name FROM memchat_sessions ORDER BY name"),
         ["a", "b"]
