@@ -521,9 +521,6 @@ impl Engine {
         loop {
             let request = self.build_request()?;
             report.notices.append(&mut self.recall_notices);
-            // What the store said as the turn began (a session deleted by
-            // another memchat and created again).
-            report.notices.extend(self.session.take_notices());
             crate::render::waiting_on(crate::render::Waiting::Model);
             let attempt = tokio::select! {
                 result = self.model.stream(request) => result,

@@ -324,7 +324,9 @@ pub fn model_budget(
         let largest = budget::largest_reply_reserve(window);
         if max == 0 || max > largest {
             return Err(UsageError(format!(
-                "--max-tokens {max} does not fit {model:?}: its window is {window} tokens, and                  the reply's tokens come out of it, leaving the margin and at least {} tokens                  for the conversation; choose 1 to {largest}",
+                "--max-tokens {max} does not fit {model:?}: its window is {window} tokens, and \
+                 the reply's tokens come out of it, leaving the margin and at least {} tokens \
+                 for the conversation; choose 1 to {largest}",
                 budget::MIN_WINDOW / 2
             )));
         }

@@ -1,14 +1,13 @@
 //! Reading a session from PostgreSQL: its row and active records in one
 //! round trip ([`load`]), or created if new, locked and loaded in one
-//! round trip ([`create_lock_load`], the connection's first), or created
-//! again for a turn that found its session deleted ([`create_and_lock`]).
+//! round trip ([`create_lock_load`], the connection's first).
 
 use tokio_postgres::types::Type;
 
 use super::conn::{DbError, Failer, Link};
 use super::rows::{self, COLUMNS};
 use super::schema::LOCK_SPACE;
-use super::session::{Loaded, lock_key, lock_turn};
+use super::session::Loaded;
 use crate::memory::format::{self, SessionSettings};
 
 /// Loads a session's row (by id, or by name) and its active records.
@@ -177,56 +176,4 @@ pub async fn keep_lock(
             .await?;
     }
     Ok(locked && keep)
-}
-
-/// Creates session `name` unless it exists again, takes its turn lock
-/// (waiting up to `wait_ms` for a client that holds it) and loads it, for
-/// [`super::session::PgSession`]'s turn that found its session deleted. `None` when there is no such session after
-/// all (deleted again meanwhile): no lock is then held.
-pub async fn create_and_lock(
-    link: &mut Link,
-    name: String,
-    wait_ms: u64,
-) -> Result<Option<Loaded>, DbError> {
-    let (client, f) = link.client()?;
-    let opened = create_lock_load(client, &f, &name, true, true).await;
-    let loaded = opened.created.map_err(|e| f.fail(e)).and(opened.loaded);
-    let loaded = match loaded {
-        Ok(loaded) => loaded,
-        Err(e) => {
-            if opened.locked {
-                // Taken by the session's name: released the same way.
-                let _ = client
-                    .execute_typed(
-                        &format!(
-                            "SELECT pg_advisory_unlock({LOCK_SPACE}, (SELECT (id % {})::int4 \
-                             FROM memchat_sessions WHERE name = $1))",
-                            i32::MAX
-                        ),
-                        &[(&name, Type::TEXT)],
-                    )
-                    .await;
-            }
-            return Err(e);
-        }
-    };
-    let Some(loaded) = loaded else {
-        return Ok(None);
-    };
-    if opened.locked {
-        return Ok(Some(loaded));
-    }
-    // Created again by another client too, which is in its turn there:
-    // waited for, as any turn waits.
-    let id = loaded.id;
-    let fresh = match lock_turn(link, id, wait_ms).await {
-        Ok(Some(current)) if current == loaded.revision => Ok(Some(loaded)),
-        Ok(Some(_)) => load(link, Some(id), &name).await,
-        Ok(None) => Ok(None),
-        Err(e) => return Err(e),
-    };
-    if !matches!(fresh, Ok(Some(_))) {
-        link.release_later(lock_key(id));
-    }
-    fresh
 }

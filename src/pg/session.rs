@@ -45,7 +45,7 @@ use crate::memory::format::{
 use crate::memory::session::LogContents;
 use tokio_postgres::types::Type;
 
-pub use super::load::{Opened, create_and_lock, create_lock_load, keep_lock, load, load_on};
+pub use super::load::{Opened, create_lock_load, keep_lock, load, load_on};
 
 /// The second key of a session's advisory lock (ids past 2^31 share keys,
 /// which only makes two sessions wait for each other). SQL that takes the
@@ -355,8 +355,20 @@ impl PgSession {
         match fresh {
             Fresh::Same => Ok(false),
             Fresh::Gone => {
+                // Deleted by another memchat (while this client waited for
+                // it, or between a REPL's turns). Not created again here:
+                // what was opened with it (the system prompt, the settings,
+                // the screen's history) went with it, and another session
+                // may have taken its name since; a new run opens it anew.
                 let _ = self.end_turn();
-                self.start_anew()
+                Err(StoreError::Database {
+                    target: self.conn.shown.clone(),
+                    reason: format!(
+                        "session {:?} was deleted by another memchat; nothing was stored (open \
+                         it again, with a new run or `/session {}`, to start it anew)",
+                        self.name, self.name
+                    ),
+                })
             }
             Fresh::Reloaded(loaded) if loaded.name != self.name => {
                 // Renamed by another memchat while this client waited: the
@@ -397,36 +409,6 @@ impl PgSession {
         }
         self.unstored_settings = changes;
         self.note_counts_persisted();
-    }
-
-    /// The turn found the session deleted by another memchat (while this
-    /// client waited for it, or between a REPL's turns): the session is
-    /// created again under its name and the turn goes on there, as on the
-    /// file store, whose next open creates a deleted log anew. What was
-    /// loaded went with the deleted session; the settings in force are
-    /// stored with the next write, as in a new session. Fails as before
-    /// (no such session) for a name a new session may not take, or when the
-    /// new session is deleted again before its lock is held.
-    fn start_anew(&mut self) -> Result<bool, StoreError> {
-        if crate::memory::validate_new_session_name(&self.name).is_err() {
-            return Err(StoreError::NotFound(self.name.clone()));
-        }
-        let (name, wait_ms) = (self.name.clone(), millis(self.lock_wait));
-        let anew = self
-            .conn
-            .call(move |link| Box::pin(create_and_lock(link, name, wait_ms)))
-            .map_err(|e| self.fail(e))?;
-        let Some(loaded) = anew else {
-            return Err(StoreError::NotFound(self.name.clone()));
-        };
-        self.unstored_settings = std::mem::take(&mut self.contents.settings);
-        self.take_loaded(loaded);
-        self.in_turn = true;
-        self.notices.push(format!(
-            "session {:?} was deleted by another memchat; it was created again for this turn",
-            self.name
-        ));
-        Ok(true)
     }
 
     /// Ends a turn: releases the lock. Harmless outside a turn; a lost

@@ -50,9 +50,7 @@ pub trait SessionStore: Send {
     /// Whether this open started the session (nothing was stored under its
     /// name before), so the front-end can say where it lives.
     fn is_new(&self) -> bool;
-    /// Warnings from opening (a torn write recovered) or from a turn's start
-    /// (a session deleted by another memchat, created again), for the
-    /// front-end.
+    /// Warnings from opening (a torn write recovered), for the front-end.
     fn take_notices(&mut self) -> Vec<String>;
 
     /// The effective system prompt.

@@ -106,6 +106,7 @@ fn a_max_tokens_too_large_for_the_window_is_refused_before_anything_is_stored() 
         "{stderr}"
     );
     assert!(stderr.contains("choose 1 to 7424"), "{stderr}");
+    assert!(!stderr.contains("  "), "one space between words: {stderr}");
     assert!(!sandbox.memory().join("default.jsonl").exists());
     let out = sandbox.run(&["--mock", "--temperature", "1", "hello"], &[], None);
     assert_eq!(out.status.code(), Some(2));
