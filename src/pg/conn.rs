@@ -86,6 +86,15 @@ impl Link {
         }
     }
 
+    /// Whether the connection still answers (after a failed statement:
+    /// was it the statement, or the connection?). One round trip.
+    pub async fn alive(&mut self) -> bool {
+        match self.client() {
+            Ok((client, _)) => client.batch_execute("").await.is_ok(),
+            Err(_) => false,
+        }
+    }
+
     /// What describes this connection's errors.
     fn failer(&self) -> Failer {
         Failer {
@@ -171,8 +180,10 @@ impl Link {
     /// Connects again if the connection was lost (between turns: a server
     /// restart, an idle connection dropped by a proxy), or if the last
     /// attempt to connect failed: a server still down is tried again at
-    /// every call, so a REPL left open recovers once it is back. Never
-    /// mid-turn: the turn's lock died with the old connection.
+    /// every call, so a REPL left open recovers once it is back. Mid-turn
+    /// only to take the turn up again (`resume.rs`): the turn's lock died
+    /// with the old connection, and is taken again before anything is
+    /// written.
     pub async fn reconnect_if_closed(&mut self) {
         let first_call = !std::mem::replace(&mut self.called, true);
         match &self.state {

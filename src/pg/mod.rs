@@ -15,6 +15,7 @@ pub mod conn;
 pub mod copy;
 pub mod errors;
 pub mod load;
+pub mod resume;
 pub mod rows;
 pub mod schema;
 pub mod search;

@@ -41,6 +41,9 @@ pub const INSERT_ONE: &str = concat!(
     " SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18"
 );
 
+/// [`Columns::keys`]: `seq`, `content` and `content_exact`.
+pub type RecordKeys<'a> = (&'a [i64], &'a [String], &'a [Option<Vec<u8>>]);
+
 /// Records as the parallel arrays of [`INSERT`].
 #[derive(Default)]
 pub struct Columns {
@@ -82,6 +85,12 @@ impl Columns {
 
     pub fn is_empty(&self) -> bool {
         self.seq.is_empty()
+    }
+
+    /// What tells the records apart once stored: their `seq`, `content`
+    /// and `content_exact`.
+    pub fn keys(&self) -> RecordKeys<'_> {
+        (&self.seq, &self.content, &self.content_exact)
     }
 
     fn push(&mut self, record: &Record) {

@@ -34,9 +34,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::conn::{Conn, DbError, Link};
+use super::resume::write_resuming;
 use super::rows::{self, COLUMNS};
 use super::schema::LOCK_SPACE;
-use super::write::{Change, apply, apply_in_turn, is_plain_append};
+use super::write::{Change, is_plain_append};
 use crate::memory::StoreError;
 use crate::memory::format::{
     self, Header, MessageRecord, Record, Role, SessionSettings, SummaryRecord, TokenCache,
@@ -496,13 +497,10 @@ impl PgSession {
         let in_turn = self.in_turn && is_plain_append(&change);
         let release =
             (std::mem::take(&mut self.release_with_write) && in_turn).then(|| lock_key(self.id));
-        let written = self.conn.call(move |link| {
-            if in_turn {
-                Box::pin(apply_in_turn(link, change, release))
-            } else {
-                Box::pin(apply(link, change))
-            }
-        });
+        let had_turn = self.in_turn;
+        let written = self
+            .conn
+            .call(move |link| Box::pin(write_resuming(link, change, in_turn, release, had_turn)));
         if release.is_some() {
             // Sent with the write, whatever became of it (a lost connection
             // has released the lock too).

@@ -15,7 +15,7 @@ use super::session::lock_key;
 use crate::memory::format::Record;
 
 /// What one write changes; applied in one transaction by [`apply`].
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Change {
     pub id: i64,
     pub revision: i64,

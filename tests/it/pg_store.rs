@@ -509,6 +509,30 @@ fn backend_waiting(db: &TestDb) -> String {
     pid
 }
 
+/// Ends this test's connections (the administrator's
+/// `pg_terminate_backend`), waiting until their backends have exited: only
+/// a backend's exit releases its turn lock.
+fn kill_connections(db: &TestDb) {
+    let killed = admin_query(
+        &db.base,
+        &format!(
+            "SELECT pg_terminate_backend(pid, 10000)::text FROM pg_stat_activity \
+             WHERE application_name = '{}'",
+            db.schema
+        ),
+    );
+    assert!(
+        !killed.is_empty() && killed.iter().all(|k| k == "true"),
+        "{killed:?}"
+    );
+}
+
+/// The connection killed while the reply streams (an administrator, a
+/// server's `idle_session_timeout`, a network drop): the turn's lock died
+/// with it, but nobody wrote meanwhile, so the reply is stored on a new
+/// connection under the lock taken again. If another client wrote in
+/// between, the reply is refused whole, in one line, and what was
+/// committed is kept.
 #[test]
 fn a_killed_connection_mid_reply_keeps_the_users_message_and_frees_the_session() {
     let Some(db) = TestDb::new("a_killed_connection_mid_reply") else {
@@ -525,44 +549,68 @@ fn a_killed_connection_mid_reply_keeps_the_users_message_and_frees_the_session()
         None,
     )
     .unwrap();
-    // The administrator ends the backend while the reply streams. The
-    // timeout makes the call wait until the backend has exited (it ends
-    // asynchronously, and only its exit releases its turn lock: on a loaded
-    // machine a client asking for the lock at once could come first).
-    let killed = admin_query(
-        &db.base,
-        &format!(
-            "SELECT pg_terminate_backend(pid, 10000)::text FROM pg_stat_activity \
-             WHERE application_name = '{}'",
-            db.schema
-        ),
+    kill_connections(&db);
+    s.append(Role::Assistant, "the reply".into(), None, false, None)
+        .unwrap_or_else(|e| panic!("the reply was not taken up again: {e}"));
+    s.end_turn().unwrap();
+    let contents = "SELECT content FROM memchat_records ORDER BY seq";
+    assert_eq!(
+        db.query(contents),
+        ["committed before the request", "the reply"]
     );
-    assert!(
-        !killed.is_empty() && killed.iter().all(|k| k == "true"),
-        "{killed:?}"
-    );
+
+    // Killed again mid-reply, and another client takes a turn before the
+    // reply is written: it is refused, nothing interleaves.
+    s.begin_turn().unwrap();
+    s.append(Role::User, "second question".into(), None, false, None)
+        .unwrap();
+    kill_connections(&db);
+    let other = PgStore::open(&db.url, Duration::from_secs(5)).unwrap();
+    let mut t = other.open_session("s").unwrap();
+    t.begin_turn().unwrap();
+    assert_eq!(t.messages().len(), 3);
+    t.append(
+        Role::Assistant,
+        "the other's answer".into(),
+        None,
+        false,
+        None,
+    )
+    .unwrap();
+    t.end_turn().unwrap();
     let error = s
-        .append(Role::Assistant, "the reply".into(), None, false, None)
+        .append(Role::Assistant, "too late".into(), None, false, None)
         .unwrap_err();
     let text = error.to_string();
     assert!(!text.contains('\n'), "one line: {text}");
-    assert!(text.contains("what was committed is kept"), "{text}");
+    assert!(
+        text.contains("another memchat wrote to the session before this one could take it up"),
+        "{text}"
+    );
     assert_eq!(exit_for_error(&error.into()), Exit::Store);
-    // Nothing is locked: another client takes a turn at once.
-    let other = PgStore::open(&db.url, Duration::from_millis(300)).unwrap();
-    let mut t = other.open_session("s").unwrap();
-    t.begin_turn().unwrap();
-    assert_eq!(t.messages().len(), 1);
-    assert_eq!(t.messages()[0].content, "committed before the request");
-    t.end_turn().unwrap();
-    // The killed client reconnects at its next turn.
-    drop(s);
+    s.end_turn().unwrap();
+    assert_eq!(
+        db.query(contents),
+        [
+            "committed before the request",
+            "the reply",
+            "second question",
+            "the other's answer"
+        ]
+    );
+    // Nothing is left locked: the next turn is taken at once.
     let mut again = store.open_session("s").unwrap_or_else(|e| panic!("{e}"));
-    assert!(again.begin_turn().is_ok());
+    again.begin_turn().unwrap();
+    again.end_turn().unwrap();
+    drop(again);
+    drop(s);
+    wait_until("every turn lock to be released", || {
+        advisory_locks(&db.base, &format!("application_name = '{}'", db.schema)) == "0"
+    });
 }
 
 #[test]
-fn a_killed_connection_mid_compaction_leaves_nothing_half_done() {
+fn a_killed_connection_mid_compaction_leaves_nothing_half_done_and_is_taken_up_again() {
     let Some(db) = TestDb::new("a_killed_connection_mid_compaction") else {
         return;
     };
@@ -608,17 +656,20 @@ fn a_killed_connection_mid_compaction_leaves_nothing_half_done() {
         (s, result)
     });
     let pid = backend_waiting(&db);
-    admin(&db.base, &format!("SELECT pg_terminate_backend({pid})")).unwrap();
-    let (_s, result) = compaction.join().unwrap();
-    let error = result.unwrap_err();
-    assert!(!error.to_string().contains('\n'), "{error}");
-    release.send(()).unwrap();
-    holder.join().unwrap();
-    // Nothing of the compaction: no summary, nothing archived.
-    let rows =
-        db.query("SELECT seq::text || kind || archived::text FROM memchat_records ORDER BY seq");
+    admin(
+        &db.base,
+        &format!("SELECT pg_terminate_backend({pid}, 10000)"),
+    )
+    .unwrap();
+    // The compaction takes its turn up again on a new connection (nobody
+    // wrote meanwhile) and waits on the same row again; the killed one left
+    // nothing: no summary, nothing archived.
+    wait_until("the compaction to be tried again", || {
+        backend_waiting(&db) != pid
+    });
+    let rows = "SELECT seq::text || kind || archived::text FROM memchat_records ORDER BY seq";
     assert_eq!(
-        rows,
+        db.query(rows),
         [
             "1messagefalse",
             "2messagefalse",
@@ -629,6 +680,25 @@ fn a_killed_connection_mid_compaction_leaves_nothing_half_done() {
     assert_eq!(
         db.query("SELECT last_seq::text FROM memchat_sessions"),
         ["4"]
+    );
+    // Once the other transaction ends, the compaction is made whole, once.
+    release.send(()).unwrap();
+    holder.join().unwrap();
+    let (_s, result) = compaction.join().unwrap();
+    result.unwrap_or_else(|e| panic!("the compaction was not taken up again: {e}"));
+    assert_eq!(
+        db.query(rows),
+        [
+            "1messagetrue",
+            "2messagetrue",
+            "3messagefalse",
+            "4messagefalse",
+            "5summaryfalse"
+        ]
+    );
+    assert_eq!(
+        db.query("SELECT last_seq::text FROM memchat_sessions"),
+        ["5"]
     );
 }
 

@@ -1,0 +1,134 @@
+//! Storing a write whose connection was lost, once: the connection opened
+//! again, the turn's lock taken again, and the write sent again if nobody
+//! else wrote to the session meanwhile.
+//!
+//! A turn's lock is a session-level advisory lock: it dies with its
+//! connection. A connection can die in the middle of a turn without any
+//! fault of the turn's (the server's `idle_session_timeout` or a pooler's
+//! idle timeout during a long reply, an administrator's
+//! `pg_terminate_backend`, a network drop on a laptop). The reply the user
+//! has just read must not be lost for that: while the lock was gone another
+//! client may have taken a turn, which the session's revision tells. When
+//! it has not moved, nothing else was written and the write is made as if
+//! the connection had never dropped. When it moved by exactly this write
+//! and this write's records are there, the connection died after the
+//! commit, before its answer: the write is done. Anything else is refused,
+//! nothing written.
+
+use tokio_postgres::types::Type;
+
+use super::conn::{DbError, Link};
+use super::rows::Columns;
+use super::schema::UNLOCK;
+use super::session::{lock_key, lock_turn};
+use super::write::{Change, apply, apply_in_turn};
+
+/// Makes `change` (in the turn, as [`apply_in_turn`] with `release`, when
+/// `plain_in_turn`; else as [`apply`]) and, if it failed because the
+/// connection was lost, takes the turn up again and makes it once more.
+/// `had_turn`: this client held the turn lock before the write.
+pub async fn write_resuming(
+    link: &mut Link,
+    change: Change,
+    plain_in_turn: bool,
+    release: Option<i32>,
+    had_turn: bool,
+) -> Result<(), DbError> {
+    let first = if plain_in_turn {
+        apply_in_turn(link, change.clone(), release).await
+    } else {
+        apply(link, change.clone()).await
+    };
+    let error = match first {
+        Ok(()) => return Ok(()),
+        // The server answered: the connection is alive.
+        Err(e @ (DbError::Raced | DbError::Locked { .. })) => return Err(e),
+        Err(e) => e,
+    };
+    if link.alive().await {
+        return Err(error);
+    }
+    link.reconnect_if_closed().await;
+    if !had_turn {
+        // `apply` takes the lock itself and checks the revision.
+        return apply(link, change).await.map_err(|e| lost_then(&e));
+    }
+    let (id, revision, wait_ms) = (change.id, change.revision, change.wait_ms);
+    let current = match lock_turn(link, id, wait_ms).await {
+        Ok(Some(current)) => current,
+        Ok(None) => {
+            return Err(DbError::Failed(
+                "the connection to the server was lost mid-turn, and the session was deleted \
+                 meanwhile; nothing of this step was written"
+                    .to_string(),
+            ));
+        }
+        Err(e) => return Err(lost_then(&e)),
+    };
+    if current == revision {
+        return if plain_in_turn {
+            apply_in_turn(link, change, release).await
+        } else {
+            apply(link, change).await
+        };
+    }
+    if current == revision + 1 && stored(link, &change).await {
+        if let Some(key) = release
+            && let Ok((client, _)) = link.client()
+        {
+            let _ = client.execute_typed(UNLOCK, &[(&key, Type::INT4)]).await;
+        }
+        return Ok(());
+    }
+    link.release_later(lock_key(id));
+    Err(DbError::Failed(
+        "the connection to the server was lost mid-turn, and another memchat wrote to the \
+         session before this one could take it up again; nothing of this step was written"
+            .to_string(),
+    ))
+}
+
+/// Whether every record of `change` is stored as `change` holds it (the
+/// connection died after the write's commit, before its answer).
+async fn stored(link: &mut Link, change: &Change) -> bool {
+    let Ok((client, _)) = link.client() else {
+        return false;
+    };
+    let columns = Columns::new(&change.insert);
+    if columns.is_empty() {
+        // Nothing to tell this write from another by.
+        return false;
+    }
+    let (seqs, contents, exacts) = columns.keys();
+    let found = client
+        .query_typed_one(
+            "SELECT count(*) FROM memchat_records r, \
+             unnest($2::bigint[], $3::text[], $4::bytea[]) AS k(seq, content, exact) \
+             WHERE r.session_id = $1 AND r.seq = k.seq AND r.content = k.content \
+             AND r.content_exact IS NOT DISTINCT FROM k.exact",
+            &[
+                (&change.id, Type::INT8),
+                (&seqs, Type::INT8_ARRAY),
+                (&contents, Type::TEXT_ARRAY),
+                (&exacts, Type::BYTEA_ARRAY),
+            ],
+        )
+        .await
+        .and_then(|row| row.try_get::<_, i64>(0));
+    matches!(found, Ok(n) if usize::try_from(n).is_ok_and(|n| n == columns.len()))
+}
+
+/// The error of taking a turn up again, said as such.
+fn lost_then(error: &DbError) -> DbError {
+    let why = match error {
+        DbError::Locked { waited_secs } => {
+            format!("another memchat took the session's turn and held it for {waited_secs}s")
+        }
+        DbError::Raced => "another memchat wrote to the session meanwhile".to_string(),
+        DbError::Failed(reason) => reason.clone(),
+    };
+    DbError::Failed(format!(
+        "the connection to the server was lost mid-turn and could not be taken up again \
+         ({why}); nothing of this step was written"
+    ))
+}
