@@ -49,7 +49,7 @@ fn main() -> ExitCode {
         Err(e) => {
             let exit = exit::exit_for_error(&e);
             if exit != Exit::Success {
-                eprintln!("memchat: error: {e:#}");
+                eprintln!("memchat: error: {}", exit::shown_error(&e));
             }
             ExitCode::from(exit.code())
         }
@@ -238,7 +238,7 @@ async fn chat(
         // the store again): the error is shown, and the status is the
         // signal's, as for any run a signal stopped.
         Err(e) if signals.fired() => {
-            eprintln!("memchat: error: {e:#}");
+            eprintln!("memchat: error: {}", exit::shown_error(&e));
             Ok(signals.termination().map_or(Exit::Interrupted, Exit::from))
         }
         Err(e) => Err(e),

@@ -71,10 +71,16 @@ impl StoreUrl {
         if crate::pg::url::is_postgres_url(text) {
             Ok(StoreUrl(text.to_string()))
         } else {
+            // Not echoed when it may hold a password a mistyped scheme hides
+            // from the mask (`postgres:/ana:secret@host`).
+            let not = if text.contains('@') || text.to_ascii_lowercase().contains("password") {
+                "that value (a URL with a user part must start with postgres://)".to_string()
+            } else {
+                format!("{:?}", crate::pg::url::mask(text))
+            };
             Err(UsageError(format!(
-                "--store takes a postgres:// or postgresql:// URL, not {:?}; for a directory of \
-                 conversations use --memory-dir",
-                crate::pg::url::mask(text)
+                "--store takes a postgres:// or postgresql:// URL, not {not}; for a directory of \
+                 conversations use --memory-dir"
             )))
         }
     }
@@ -85,7 +91,7 @@ impl StoreUrl {
 
 impl std::fmt::Display for StoreUrl {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&crate::pg::url::mask(&self.0))
+        f.write_str(&crate::pg::url::mask_url(&self.0))
     }
 }
 

@@ -247,11 +247,12 @@ impl Link {
                 .max(config.get_hostaddrs().len())
                 .max(1)
         };
+        // Saturating: `connect_timeout` may be any number of seconds.
         let limit = config
             .get_connect_timeout()
             .copied()
             .unwrap_or(CONNECT_TIMEOUT)
-            * u32::try_from(hosts).unwrap_or(u32::MAX);
+            .saturating_mul(u32::try_from(hosts).unwrap_or(u32::MAX));
         // Why each host failed, named when there are several (libpq lists
         // them too: the reason that matters may not be the last one).
         let mut failures: Vec<(String, DbError)> = Vec::new();

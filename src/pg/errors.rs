@@ -57,6 +57,42 @@ pub(super) fn describe_for(
     error: &tokio_postgres::Error,
     config: &tokio_postgres::Config,
 ) -> DbError {
+    match describe_raw(error, config) {
+        DbError::Failed(reason) => DbError::Failed(one_safe_line(&reason)),
+        other => other,
+    }
+}
+
+/// The most of a reason shown, in characters: a server may send a message
+/// of any size.
+const REASON_CHARS: usize = 1_000;
+
+/// `reason` as one line a terminal shows as it is: the server's text may
+/// hold line breaks and control characters (an escape sequence would
+/// retitle the window or clear the screen), and be of any length.
+pub fn one_safe_line(reason: &str) -> String {
+    let flat: String = reason
+        .chars()
+        .map(|c| {
+            if matches!(c, '\n' | '\r' | '\t') {
+                ' '
+            } else {
+                c
+            }
+        })
+        .collect();
+    let shown = crate::visible::text(&flat);
+    match shown.char_indices().nth(REASON_CHARS) {
+        Some((cut, _)) => format!(
+            "{}… ({} more characters)",
+            &shown[..cut],
+            shown[cut..].chars().count()
+        ),
+        None => shown,
+    }
+}
+
+fn describe_raw(error: &tokio_postgres::Error, config: &tokio_postgres::Config) -> DbError {
     let user = config.get_user().unwrap_or("?");
     let dbname = config.get_dbname().unwrap_or(user);
     if let Some(db) = error.as_db_error() {
@@ -120,6 +156,14 @@ pub(super) fn describe_for(
                      target_session_attrs=read-write asks for one that does"
                         .to_string(),
                 );
+            }
+            if io.kind() == std::io::ErrorKind::InvalidData {
+                // The server was reached; what it sent is not PostgreSQL's
+                // protocol (an HTTP server on the port, garbage).
+                return DbError::Failed(format!(
+                    "the server's answer is not PostgreSQL's protocol: {}",
+                    super::url::mask(&io.to_string())
+                ));
             }
             return DbError::Failed(format!(
                 "cannot reach the server: {}{}",
@@ -194,5 +238,26 @@ pub(super) fn lost(ended: &Mutex<Option<DbError>>) -> DbError {
         _ => DbError::Failed(
             "the connection to the server was lost; what was committed is kept".to_string(),
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A server's text reaches the terminal as one line, its control
+    /// characters shown rather than run, and cut at a length (a hostile
+    /// server sent escape sequences and a 50 MB message; red team).
+    #[test]
+    fn a_servers_text_is_one_safe_line_of_bounded_length() {
+        let hostile = "boom \u{1b}]0;PWNED\u{7}\u{1b}[2J\rCR\nsecond line\u{8}\u{9b}31m";
+        let shown = one_safe_line(hostile);
+        assert!(!shown.chars().any(char::is_control), "{shown:?}");
+        assert!(shown.contains("boom ^[]0;PWNED^G^[[2J"), "{shown:?}");
+        assert!(shown.contains("second line^H"), "{shown:?}");
+        let huge = "x".repeat(50_000);
+        let cut = one_safe_line(&huge);
+        assert!(cut.starts_with(&"x".repeat(REASON_CHARS)));
+        assert!(cut.ends_with(&format!("… ({} more characters)", 50_000 - REASON_CHARS)));
     }
 }

@@ -80,7 +80,7 @@ impl PgStore {
         first: Option<Prefetch>,
     ) -> Result<PgStore, StoreError> {
         let parsed = url::parse(url).map_err(|reason| StoreError::Database {
-            target: url::mask(url),
+            target: url::mask_url(url),
             reason,
         })?;
         Ok(PgStore {

@@ -107,7 +107,7 @@ pub fn is_postgres_url(store: &str) -> bool {
 /// at all). An error is the reason alone, password masked: the caller names
 /// the store by its masked URL (once).
 pub fn parse(url: &str) -> Result<StoreUrl, String> {
-    let shown = mask(url);
+    let shown = mask_url(url);
     if !is_postgres_url(url) {
         return Err("a PostgreSQL store URL starts with postgres:// or postgresql://".to_string());
     }
@@ -356,61 +356,114 @@ pub(super) fn error_chain(error: &dyn std::error::Error) -> String {
     text
 }
 
-/// The URL with its password replaced by `***`: in the user part
-/// (`user:secret@`) and in a `password=` parameter. Anything that is not a
-/// URL is masked the same way where it has a `password=`.
+/// Text with the password of every URL in it replaced by `***`: in the
+/// user part (`user:secret@`) and in a `password` parameter (its name
+/// percent-encoded or not, any case). For text that holds URLs among other
+/// words (an error message): a URL ends at whitespace or a quote. A string
+/// that is one whole URL is masked with [`mask_url`].
 pub fn mask(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
-    // The user part of every URL in the text.
     while let Some(at) = rest.find("://") {
         let (before, after) = rest.split_at(at + 3);
         out.push_str(before);
         let end = after
-            .find(|c: char| matches!(c, '/' | '?' | '#') || c.is_whitespace())
+            .find(|c: char| c.is_whitespace() || matches!(c, '"' | '\'' | '`'))
             .unwrap_or(after.len());
-        let authority = &after[..end];
-        match authority.rfind('@') {
-            Some(at) => {
-                let userinfo = &authority[..at];
-                match userinfo.split_once(':') {
-                    Some((user, _)) => {
-                        out.push_str(user);
-                        out.push_str(":***");
-                    }
-                    None => out.push_str(userinfo),
-                }
-                out.push_str(&authority[at..]);
-            }
-            None => out.push_str(authority),
-        }
+        out.push_str(&mask_credentials(&after[..end]));
         rest = &after[end..];
     }
     out.push_str(rest);
-    mask_password_parameter(&out)
+    mask_password_parameters(&out, false)
 }
 
-/// `password=secret` (a URL parameter or a key=value setting) as `password=***`.
-fn mask_password_parameter(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(i) = rest.find("password=") {
-        let starts_word = i == 0
-            || rest[..i]
-                .chars()
-                .next_back()
-                .is_some_and(|c| matches!(c, '?' | '&' | ' ' | '\t' | ';'));
-        out.push_str(&rest[..i + "password=".len()]);
-        rest = &rest[i + "password=".len()..];
-        if starts_word {
-            let end = rest
-                .find(|c: char| matches!(c, '&' | '#') || c.is_whitespace())
-                .unwrap_or(rest.len());
-            out.push_str("***");
-            rest = &rest[end..];
+/// `url`, one whole URL, with its password replaced by `***`, read as
+/// tokio-postgres reads it: the user part runs to the first `@` whatever
+/// comes before it (a raw `/`, `?`, `#` or space in a password is still the
+/// password), and a parameter's value to the next `&`.
+pub fn mask_url(url: &str) -> String {
+    match url.find("://") {
+        Some(at) => {
+            let (scheme, rest) = url.split_at(at + 3);
+            mask_password_parameters(&format!("{scheme}{}", mask_credentials(rest)), true)
         }
+        None => mask(url),
     }
-    out.push_str(rest);
+}
+
+/// What follows `scheme://`, its user part's password masked. tokio-postgres
+/// ends the user part at the first `@`; a password with a raw `@` (which it
+/// misreads) is masked to the last `@` before the host's end as well.
+fn mask_credentials(rest: &str) -> String {
+    let Some(first_at) = rest.find('@') else {
+        return rest.to_string();
+    };
+    let host_end = rest[first_at..]
+        .find(['/', '?'])
+        .map_or(rest.len(), |i| first_at + i);
+    let creds_end = rest[..host_end].rfind('@').unwrap_or(first_at);
+    match rest[..creds_end].split_once(':') {
+        Some((user, _)) => format!("{user}:***{}", &rest[creds_end..]),
+        None => rest.to_string(),
+    }
+}
+
+/// `password=secret` as `password=***`: a URL parameter (after `?` or `&`,
+/// its value up to the next `&`, or in free text also up to whitespace or
+/// a quote) or a key=value setting (after whitespace or `;`, its value up
+/// to whitespace, or a quoted value to its closing quote). The parameter's
+/// name counts percent-decoded and in any case, as tokio-postgres decodes
+/// it (`pass%77ord`) or a reader would take it (`PASSWORD`).
+fn mask_password_parameters(text: &str, whole_url: bool) -> String {
+    let is_delimiter =
+        |c: char| matches!(c, '?' | '&' | ';' | '"' | '\'' | '`') || c.is_whitespace();
+    let mut out = String::with_capacity(text.len());
+    let mut copied = 0;
+    let mut search = 0;
+    while let Some(offset) = text[search..].find('=') {
+        let eq = search + offset;
+        search = eq + 1;
+        let key_start = text[..eq]
+            .char_indices()
+            .rev()
+            .find(|&(_, c)| is_delimiter(c))
+            .map_or(0, |(i, c)| i + c.len_utf8());
+        if key_start < copied
+            || !percent_decode(&text[key_start..eq]).eq_ignore_ascii_case("password")
+        {
+            continue;
+        }
+        let in_query = text[..key_start].ends_with(['?', '&']);
+        let value = &text[eq + 1..];
+        let len = if in_query {
+            value
+                .find(|c: char| {
+                    c == '&' || (!whole_url && (c.is_whitespace() || matches!(c, '"' | '`')))
+                })
+                .unwrap_or(value.len())
+        } else if let Some(quoted) = value.strip_prefix('\'') {
+            // A quoted key=value setting: to its closing quote (`\'` is
+            // a quote inside it).
+            let mut escaped = false;
+            quoted
+                .char_indices()
+                .find(|&(_, c)| {
+                    let closes = c == '\'' && !escaped;
+                    escaped = c == '\\' && !escaped;
+                    closes
+                })
+                .map_or(value.len(), |(i, _)| i + 2)
+        } else {
+            value
+                .find(|c: char| c.is_whitespace() || c == ';')
+                .unwrap_or(value.len())
+        };
+        out.push_str(&text[copied..=eq]);
+        out.push_str("***");
+        copied = eq + 1 + len;
+        search = copied;
+    }
+    out.push_str(&text[copied..]);
     out
 }
 
@@ -457,6 +510,46 @@ mod tests {
         assert_eq!(
             mask("cannot reach postgres://u:pw@h/d: refused; host=h password=pw2"),
             "cannot reach postgres://u:***@h/d: refused; host=h password=***"
+        );
+        // As tokio-postgres reads a URL: the user part runs to the first
+        // `@`, raw `/ ? #` and spaces included; a parameter's name is
+        // percent-decoded, its value runs to the next `&` (red team).
+        for (url, shown) in [
+            (
+                "postgres://postgres:hunter/2@127.0.0.1:5432/test?options=-csearch_path%3Ds",
+                "postgres://postgres:***@127.0.0.1:5432/test?options=-csearch_path%3Ds",
+            ),
+            ("postgres://u:a?b#c d@h/db", "postgres://u:***@h/db"),
+            (
+                "postgres://h/db?pass%77ord=hunter2&x=1",
+                "postgres://h/db?pass%77ord=***&x=1",
+            ),
+            (
+                "postgres://h/db?password=xx#hunter",
+                "postgres://h/db?password=***",
+            ),
+            (
+                "postgres://h/db?password=hunter two&a=b",
+                "postgres://h/db?password=***&a=b",
+            ),
+            (
+                "postgres://h/db?PASSWORD=hunter2",
+                "postgres://h/db?PASSWORD=***",
+            ),
+        ] {
+            assert_eq!(mask_url(url), shown, "{url}");
+            // Parsed, it shows the same.
+            if let Ok(parsed) = parse(url) {
+                assert_eq!(parsed.shown, shown, "{url}");
+            }
+        }
+        assert_eq!(
+            mask("host=h password='hunter two' user=u"),
+            "host=h password=*** user=u"
+        );
+        assert_eq!(
+            mask("store = \"postgres://ana:hunter2@127.0.0.1/test"),
+            "store = \"postgres://ana:***@127.0.0.1/test"
         );
         for plain in [
             "postgres://ana@host/db",

@@ -153,6 +153,51 @@ fn three_for_a_bad_store_url_named_once_and_masked() {
     }
 }
 
+/// Passwords written as the connection reads them but an earlier mask
+/// did not (red team): a raw `/`, `?`, `#` or space in the user part, a
+/// percent-encoded parameter name, a value with `#` or a space, a
+/// mistyped scheme, and a config file TOML cannot parse, which quotes the
+/// line. None is shown, by any command, in any output.
+#[test]
+fn no_spelling_of_a_password_is_ever_shown() {
+    let sandbox = Sandbox::new();
+    for url in [
+        "postgres://ana:s3cr/et@127.0.0.1:1/db",
+        "postgres://ana:s3cr?et@127.0.0.1:1/db",
+        "postgres://ana:s3cr#et@127.0.0.1:1/db",
+        "postgres://ana:s3cr et@127.0.0.1:1/db",
+        "postgres://127.0.0.1:1/db?user=ana&pass%77ord=s3cret",
+        "postgres://127.0.0.1:1/db?user=ana&password=s3#cret",
+        "postgres://127.0.0.1:1/db?user=ana&password=s3cr et",
+        "postgres://127.0.0.1:1/db?user=ana&PASSWORD=s3cret",
+        "postgres:/ana:s3cret@127.0.0.1:1/db",
+    ] {
+        for args in [&["--mock", "hi"][..], &["--print-config"], &["sessions"]] {
+            let out = sandbox.run(args, &[("MEMCHAT_STORE", url)], None);
+            let shown = format!("{}{}", text(&out.stdout), text(&out.stderr));
+            for secret in ["s3cr", "et@", "cret"] {
+                assert!(!shown.contains(secret), "{url} {args:?}: {shown}");
+            }
+        }
+    }
+    let config = sandbox.dir.path().join("home/config/memchat");
+    std::fs::create_dir_all(&config).unwrap();
+    for line in [
+        "store = \"postgres://ana:s3cret@127.0.0.1:1/db",
+        "store = \"postgres://ana:s3cret@127.0.0.1:1/db\" trailing",
+        "store = [\"postgres://ana:s3cret@127.0.0.1:1/db\"]",
+    ] {
+        std::fs::write(config.join("config.toml"), format!("{line}\n")).unwrap();
+        let out = sandbox.run(&["--mock", "hi"], &[], None);
+        assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+        assert!(
+            !text(&out.stderr).contains("s3cret"),
+            "{}",
+            text(&out.stderr)
+        );
+    }
+}
+
 #[test]
 fn one_thirty_for_ctrl_c() {
     let sandbox = Sandbox::new();
