@@ -111,6 +111,26 @@ pub fn is_broken_pipe(error: &anyhow::Error) -> bool {
     })
 }
 
+/// The most of an error shown at the end of a run, in characters.
+const ERROR_CHARS: usize = 4_000;
+
+/// An error as the last line(s) of a failed run show it: any password of a
+/// URL in it masked, control characters shown rather than run (a server's
+/// or a file's text may hold escape sequences), and at most
+/// [`ERROR_CHARS`] characters. The last safety net: each error is made
+/// safe where it is made as well.
+pub fn shown_error(error: &anyhow::Error) -> String {
+    let text = crate::visible::text(&crate::pg::url::mask(&format!("{error:#}")));
+    match text.char_indices().nth(ERROR_CHARS) {
+        Some((cut, _)) => format!(
+            "{}… ({} more characters)",
+            &text[..cut],
+            text[cut..].chars().count()
+        ),
+        None => text,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -138,25 +158,5 @@ mod tests {
         assert_eq!(exit_for_error(&pipe.into()), Exit::Success);
         let plain = anyhow::Error::new(io::Error::from(io::ErrorKind::BrokenPipe));
         assert!(is_broken_pipe(&plain));
-    }
-}
-
-/// The most of an error shown at the end of a run, in characters.
-const ERROR_CHARS: usize = 4_000;
-
-/// An error as the last line(s) of a failed run show it: any password of a
-/// URL in it masked, control characters shown rather than run (a server's
-/// or a file's text may hold escape sequences), and at most
-/// [`ERROR_CHARS`] characters. The last safety net: each error is made
-/// safe where it is made as well.
-pub fn shown_error(error: &anyhow::Error) -> String {
-    let text = crate::visible::text(&crate::pg::url::mask(&format!("{error:#}")));
-    match text.char_indices().nth(ERROR_CHARS) {
-        Some((cut, _)) => format!(
-            "{}… ({} more characters)",
-            &text[..cut],
-            text[cut..].chars().count()
-        ),
-        None => text,
     }
 }
