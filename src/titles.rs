@@ -36,6 +36,11 @@ pub fn checked(text: &str) -> Result<String, String> {
     if title.is_empty() {
         return Err("the title is empty".into());
     }
+    if title.chars().any(char::is_control) {
+        // A NUL cannot be stored on PostgreSQL, and an escape sequence
+        // would run in every `sessions` listing's terminal.
+        return Err("the title holds a control character (NUL, ESC, …); nothing was set".into());
+    }
     let chars = title.chars().count();
     if chars > MAX_TITLE_CHARS {
         return Err(format!(

@@ -171,14 +171,28 @@ pub struct Config {
     pub listed_windows: Vec<(String, u32)>,
 }
 
+/// A model name memchat can send and store: not empty, no control
+/// character (a NUL cannot be stored on PostgreSQL; the name goes into
+/// every reply's record and the session's settings).
+fn check_model_name(model: &str) -> Result<(), UsageError> {
+    if model.is_empty() {
+        return Err(UsageError("the model name is empty".into()));
+    }
+    if model.chars().any(char::is_control) {
+        return Err(UsageError(format!(
+            "the model name {:?} holds a control character",
+            crate::visible::text(model)
+        )));
+    }
+    Ok(())
+}
+
 impl Config {
     /// The same configuration with another model (`/model NAME`): its own
     /// window, budget and tokenizer.
     pub fn with_model(&self, model: &str) -> Result<Config, UsageError> {
         let model = model.trim();
-        if model.is_empty() {
-            return Err(UsageError("the model name is empty".into()));
-        }
+        check_model_name(model)?;
         let listed = self.listed_window(model);
         let (budget, notice) = model_budget(
             model,
@@ -438,9 +452,7 @@ fn pick_model(
         file.model.clone(),
         DEFAULT_MODEL.to_string(),
     );
-    if model.trim().is_empty() {
-        return Err(UsageError("the model name is empty".into()));
-    }
+    check_model_name(model.trim())?;
     let context_limit = r.pick_in(
         "context_limit",
         args.context_limit,

@@ -357,6 +357,12 @@ impl PgStore {
             )
         };
         let settings_at = settings.as_ref().map(|_| format::now());
+        if let Some(reason) = rows::unstorable(archived.iter().chain(active), settings.as_deref()) {
+            return Err(StoreError::Database {
+                target: self.shown().to_string(),
+                reason: format!("session {name:?} cannot be copied: {reason}"),
+            });
+        }
         let archived = Columns::new(archived);
         let active = Columns::new(active);
         let created = self.run(name, move |link| {

@@ -65,6 +65,36 @@ pub struct Columns {
     method: Vec<Option<String>>,
 }
 
+/// Why PostgreSQL cannot store `records` and `settings` (JSON) as they are:
+/// a NUL character anywhere but in a message's content (which has a column
+/// of its own for it, `content_exact`). memchat never makes one (titles
+/// and model names are refused with one); a hand-made log may hold one,
+/// and its import or migration is then refused in one line, naming it.
+pub fn unstorable<'a>(
+    records: impl IntoIterator<Item = &'a Record>,
+    settings: Option<&str>,
+) -> Option<String> {
+    let nul = |text: &str| text.contains('\0');
+    if settings.is_some_and(|json| json.contains("\\u0000")) {
+        return Some(
+            "the session's settings hold a NUL character, which PostgreSQL cannot store".into(),
+        );
+    }
+    records.into_iter().find_map(|record| {
+        let (seq, fields): (u64, Vec<(&str, &str)>) = match record {
+            Record::Message(m) => (
+                m.seq,
+                vec![("time", m.at.as_str()), ("model", m.model.as_deref().unwrap_or(""))],
+            ),
+            Record::Summary(s) => (s.seq, vec![("time", s.at.as_str()), ("method", s.method.as_str())]),
+            Record::Header(_) | Record::Settings(_) => return None,
+        };
+        fields.into_iter().find(|(_, text)| nul(text)).map(|(field, _)| {
+            format!("record #{seq}: its {field} holds a NUL character, which PostgreSQL cannot store")
+        })
+    })
+}
+
 /// A `seq` as PostgreSQL's bigint (every valid one fits: at most 2^53 - 1).
 pub fn seq_param(seq: u64) -> i64 {
     i64::try_from(seq).unwrap_or(i64::MAX)

@@ -265,3 +265,51 @@ fn migrate_keeps_when_each_session_was_last_used() {
         ["1.000000"]
     );
 }
+
+/// A hand-made log with a NUL outside a message's content (its model, its
+/// title): PostgreSQL cannot store it, and the import says which record
+/// and field, in one line, instead of "unsupported Unicode escape
+/// sequence (SQLSTATE 22P05)"; nothing is created.
+#[test]
+fn an_import_pg_cannot_store_is_refused_naming_the_record() {
+    let Some(db) = TestDb::new("an_import_pg_cannot_store") else {
+        return;
+    };
+    let files = crate::support::Sandbox::new();
+    let out = files.run(&["--mock", "-s", "s", "hi"], &[], None);
+    assert!(out.status.success(), "{}", text_of(&out.stderr));
+    let log = std::fs::read_to_string(files.memory().join("s.jsonl")).unwrap();
+    assert!(log.contains("\"model\":\""), "{log}");
+    // The settings' model (the first), then the reply's (the last).
+    let first = log.find("\"model\":\"").unwrap();
+    let last = log.rfind("\"model\":\"").unwrap();
+    assert_ne!(first, last);
+    for (at, why) in [
+        (first, "the session's settings hold a NUL character"),
+        (last, "record #2: its model holds a NUL character"),
+    ] {
+        let cut = at + "\"model\":\"".len();
+        let broken = format!("{}mo\\u0000{}", &log[..cut], &log[cut..]);
+        let file = files.dir.path().join("broken.jsonl");
+        std::fs::write(&file, broken).unwrap();
+        let pg = crate::support::Sandbox::new();
+        let out = pg.run(
+            &["import", file.to_str().unwrap(), "--as", "t"],
+            &[("MEMCHAT_STORE", db.url.as_str())],
+            None,
+        );
+        let stderr = text_of(&out.stderr);
+        assert_eq!(out.status.code(), Some(3), "{stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        assert!(stderr.contains(why), "{stderr}");
+        assert!(stderr.contains("which PostgreSQL cannot store"), "{stderr}");
+        assert_eq!(
+            db.query("SELECT count(*)::text FROM memchat_sessions"),
+            ["0"]
+        );
+    }
+}
+
+fn text_of(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}

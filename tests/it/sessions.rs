@@ -26,6 +26,7 @@ on_both_stores! {
     switching_with_slash_session_opens_it_as_dash_dash_session_would,
     two_processes_on_one_session_never_interleave,
     a_rename_onto_a_taken_name_is_refused_even_when_crossed,
+    a_control_character_in_a_title_or_model_is_refused_and_the_chat_goes_on,
 }
 
 fn sandbox(kind: StoreKind, test: &str) -> Option<Sandbox> {
@@ -256,4 +257,39 @@ fn a_rename_onto_a_taken_name_is_refused_even_when_crossed(kind: StoreKind) {
             "{name}"
         );
     }
+}
+
+/// `/title` or `/model` with a NUL (or another control character) is
+/// refused, and the messages after it are stored: on PostgreSQL, which
+/// cannot store a NUL outside a message's content, the setting used to
+/// fail every later write until memchat was restarted (red team).
+fn a_control_character_in_a_title_or_model_is_refused_and_the_chat_goes_on(kind: StoreKind) {
+    let Some(sandbox) = sandbox(kind, "a_control_character_in_a_title_or_model") else {
+        return;
+    };
+    // A script stops at a refused command: each is run on its own.
+    for (script, refused) in [
+        (
+            "first\n/title a\u{0}b\n",
+            "the title holds a control character",
+        ),
+        ("second\n/model gpt\u{0}4\n", "holds a control character"),
+        ("third\n/title fine\n", ""),
+    ] {
+        let out = sandbox.run(&["--mock", "-s", "s"], &[], Some(script.as_bytes()));
+        let stderr = text(&out.stderr);
+        assert!(stderr.contains(refused), "{stderr}");
+        assert_eq!(
+            out.status.code(),
+            Some(if refused.is_empty() { 0 } else { 2 }),
+            "{stderr}"
+        );
+    }
+    let shown = sandbox.run(&["show", "s"], &[], None);
+    let shown = text(&shown.stdout);
+    for said in ["first", "second", "third"] {
+        assert!(shown.contains(said), "{said} stored: {shown}");
+    }
+    let listed = text(&sandbox.run(&["sessions"], &[], None).stdout);
+    assert!(listed.contains("fine"), "{listed}");
 }
