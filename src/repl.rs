@@ -236,9 +236,18 @@ fn print_resume(engine: &Engine, output: &Output) {
 /// A store error inside the REPL (a `/session` to a locked or corrupt
 /// session, a full disk) ends nothing: it is reported and the prompt comes
 /// back on the session the user had, which the failed step left as it was.
-fn report_store_error(error: &TurnError, engine: &Engine, output: &Output) {
+/// With the message the turn was for (`sent`): whether it was stored, as
+/// the session now holds it. A turn that could not take the session's lock
+/// stored nothing, and `/retry` would then answer the session's last
+/// message, another client's perhaps: the user is told where theirs is.
+fn report_store_error(error: &TurnError, engine: &Engine, output: &Output, sent: Option<&str>) {
+    let fate = match sent {
+        Some(text) if engine.unanswered() == Some(text) => format!("; {}", frontend::RETRY_HINT),
+        Some(_) => "; your message was not stored (the up arrow brings it back)".to_string(),
+        None => String::new(),
+    };
     output.error(&format!(
-        "{error} (still on session {:?})",
+        "{error} (still on session {:?}){fate}",
         engine.session().name()
     ));
 }
@@ -477,7 +486,7 @@ async fn send_edited(
         }
         Ok(handled) => handled,
         Err(e) => {
-            report_store_error(&e, engine, output);
+            report_store_error(&e, engine, output, None);
             Handled::Done
         }
     }
@@ -512,7 +521,8 @@ async fn handle(
         }
         Ok(handled) => handled,
         Err(e) => {
-            report_store_error(&e, engine, output);
+            let sent = (!is_command).then(|| commands::unescape(&text));
+            report_store_error(&e, engine, output, sent.as_deref());
             Handled::Done
         }
     }

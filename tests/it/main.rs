@@ -30,6 +30,7 @@ mod openai;
 mod pg_cluster;
 mod pg_migrate;
 mod pg_pooler;
+mod pg_repl;
 mod pg_schema;
 mod pg_server;
 mod pg_store;
