@@ -522,7 +522,7 @@ async fn handle(
         Ok(handled) => handled,
         Err(e) => {
             let sent = (!is_command).then(|| commands::unescape(&text));
-            report_store_error(&e, engine, output, sent.as_deref());
+            report_store_error(&e, engine, output, sent);
             Handled::Done
         }
     }
