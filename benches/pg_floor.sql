@@ -10,8 +10,8 @@
 \startpipeline
 SET application_name = 'memchat';
 SET tcp_keepalives_idle = 10;
-INSERT INTO memchat_sessions (name, created_at) SELECT 'floor' || :n, '2026-12-05T17:05:02Z' WHERE (SELECT version FROM memchat_schema) = 2 AND set_config('synchronous_commit', 'off', true) IS NOT NULL ON CONFLICT (name) DO NOTHING;
-SELECT pg_try_advisory_lock(hashtext('memchat:' || current_schema()), (SELECT (id % 2147483647)::int4 FROM memchat_sessions WHERE name = 'floor' || :n AND (SELECT version FROM memchat_schema) = 2));
+INSERT INTO memchat_sessions (name, created_at) SELECT 'floor' || :n, '2026-12-05T17:05:02Z' WHERE (SELECT version FROM memchat_schema) = 3 AND set_config('synchronous_commit', 'off', true) IS NOT NULL ON CONFLICT (name) DO NOTHING;
+SELECT pg_try_advisory_lock(hashtext('memchat:' || current_schema()), (SELECT (id % 2147483647)::int4 FROM memchat_sessions WHERE name = 'floor' || :n AND (SELECT version FROM memchat_schema) = 3));
 SELECT id, name, created_at, last_seq, revision, settings::text, settings_at FROM memchat_sessions WHERE name = 'floor' || :n;
 SELECT seq, kind, role, content, content_exact, at, model, interrupted, truncated, tokens_encoding, tokens_count, prompt_tokens, completion_tokens, covers_first, covers_last, method FROM memchat_records WHERE session_id = (SELECT id FROM memchat_sessions WHERE name = 'floor' || :n) AND NOT archived ORDER BY seq;
 SELECT version FROM memchat_schema;

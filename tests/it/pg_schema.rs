@@ -92,7 +92,7 @@ fn a_version_1_database_is_upgraded_with_every_record_kept() {
     let before = db.query("SELECT seq::text || ':' || content FROM memchat_records ORDER BY seq");
     let out = sandbox.run(&["sessions"], &pg, None);
     assert!(out.status.success(), "{}", text(&out.stderr));
-    assert_eq!(db.query("SELECT version::text FROM memchat_schema"), ["2"]);
+    assert_eq!(db.query("SELECT version::text FROM memchat_schema"), ["3"]);
     assert_eq!(
         db.query("SELECT seq::text || ':' || content FROM memchat_records ORDER BY seq"),
         before
@@ -105,4 +105,46 @@ fn a_version_1_database_is_upgraded_with_every_record_kept() {
     assert!(expression.concat().contains("100000"), "{expression:?}");
     let out = sandbox.run(&["search", "pears"], &pg, None);
     assert!(text(&out.stdout).contains("old"), "{}", text(&out.stdout));
+}
+
+/// Words inside file names, paths, e-mail addresses, hosts and version
+/// numbers are found on PostgreSQL as on the file store (PostgreSQL's
+/// `simple` parser kept `config.yaml` or `/usr/local/bin/redis-server`
+/// whole; red team). A database of schema version 2 is upgraded to it,
+/// every record kept and searchable so.
+#[test]
+fn words_inside_names_paths_and_addresses_are_found_on_both_stores() {
+    let Some(db) = TestDb::new("words_inside_names_paths_and_addresses") else {
+        return;
+    };
+    let sandbox = Sandbox::new();
+    let pg = [("MEMCHAT_STORE", db.url.as_str())];
+    let said = "edit config.yaml then restart /usr/local/bin/redis-server; mail \
+                alice@corp.io about v1.2.3 on 192.168.1.20 (x_y [brackets]{braces})";
+    for env in [&pg[..], &[]] {
+        let out = sandbox.run(&["--mock", "-s", "paths", said], env, None);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+    }
+    let found = |env: &[(&str, &str)], word: &str| {
+        let out = sandbox.run(&["search", word], env, None);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        text(&out.stdout).contains("paths")
+    };
+    for word in [
+        "config", "yaml", "redis", "server", "alice", "corp", "168", "brackets", "braces",
+    ] {
+        assert!(found(&[], word), "{word} on files");
+        assert!(found(&pg, word), "{word} on PostgreSQL");
+    }
+    // The tables as schema version 2 made them: upgraded, and the record
+    // already there searchable by the new rule.
+    db.sql(
+        "ALTER TABLE memchat_records DROP COLUMN search; \
+         ALTER TABLE memchat_records ADD COLUMN search tsvector \
+         GENERATED ALWAYS AS (to_tsvector('simple', left(content, 100000))) STORED; \
+         CREATE INDEX memchat_records_search ON memchat_records USING gin (search); \
+         UPDATE memchat_schema SET version = 2",
+    );
+    assert!(found(&pg, "redis"));
+    assert_eq!(db.query("SELECT version::text FROM memchat_schema"), ["3"]);
 }

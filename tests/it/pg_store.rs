@@ -352,14 +352,14 @@ fn the_schema_is_created_once_and_a_newer_one_is_refused() {
         return;
     };
     db.store().check().unwrap();
-    assert_eq!(db.query("SELECT version::text FROM memchat_schema"), ["2"]);
+    assert_eq!(db.query("SELECT version::text FROM memchat_schema"), ["3"]);
     db.store().open_session("a").unwrap();
     db.store().check().unwrap();
     db.sql("UPDATE memchat_schema SET version = 99");
     let error = db.store().open_session("a").unwrap_err();
     let text = error.to_string();
     assert!(
-        text.contains("schema version 99, newer than this memchat's (2)"),
+        text.contains("schema version 99, newer than this memchat's (3)"),
         "{text}"
     );
     assert!(text.contains("upgrade memchat"), "{text}");
