@@ -92,6 +92,22 @@ impl Engine {
         Ok(result?)
     }
 
+    /// [`Engine::undo`] for `/edit last`: only if the newest user message
+    /// is still the one with `seq` once the session is current (another
+    /// client may have written while the editor was open: its exchange is
+    /// not the one being replaced). `None` when it is not: nothing moved.
+    pub fn undo_if_last(&mut self, seq: u64) -> Result<Option<usize>, TurnError> {
+        self.begin_change()?;
+        let result = match self.last_user_index() {
+            Some(i) if self.session.messages()[i].seq == seq => {
+                self.session.archive_tail(i).map(Some)
+            }
+            _ => Ok(None),
+        };
+        self.end_change();
+        Ok(result?)
+    }
+
     /// Asks for the last reply again (`/retry`): what followed the newest
     /// user message goes to the archive and a new reply streams into `out`.
     /// `None` when there is no user message to answer.

@@ -189,7 +189,7 @@ pub async fn edit(
     interrupt: &mut Interrupt,
     output: &Output,
 ) -> Result<Option<TurnReport>, TurnError> {
-    let initial = if last {
+    let (initial, edited_seq) = if last {
         let message = engine
             .session()
             .messages()
@@ -197,20 +197,26 @@ pub async fn edit(
             .rev()
             .find(|m| m.role == Role::User)
             .ok_or_else(|| TurnError::Refused("there is no message to edit yet".into()))?;
-        message.content.clone()
+        (message.content.clone(), Some(message.seq))
     } else {
-        String::new()
+        (String::new(), None)
     };
     let Some(text) = editor::compose(&initial).map_err(TurnError::Refused)? else {
         print(out, "edit: the message is empty; nothing was sent\n")?;
         return Ok(None);
     };
-    if last {
-        let moved = engine.undo()?;
-        output.info(&format!(
-            "the edited message replaces the last exchange ({} moved to the archive)",
-            render::counted(moved as u64, "message")
-        ));
+    if let Some(seq) = edited_seq {
+        match engine.undo_if_last(seq)? {
+            Some(moved) => output.info(&format!(
+                "the edited message replaces the last exchange ({} moved to the archive)",
+                render::counted(moved as u64, "message")
+            )),
+            None => output.warn(
+                "the session changed while the message was edited (another memchat wrote to \
+                 it): the edited message is sent as a new one, and nothing was moved to the \
+                 archive",
+            ),
+        }
     }
     output.info(&format!("sending: {}", crate::titles::shorten(&text)));
     let report = engine.send(&text, out, interrupt).await?;

@@ -1,5 +1,5 @@
-//! The REPL on a PostgreSQL store, driven through a pty: what a user at the
-//! terminal is told when another client has the session.
+//! The chat on a PostgreSQL store while another client uses the session:
+//! what a user is told, and what the commands leave (a pty for the REPL).
 
 use crate::pg_store::TestDb;
 use crate::support::{Sandbox, editing_on, pty};
@@ -44,5 +44,54 @@ fn a_turn_that_could_not_take_the_session_says_the_message_was_not_stored() {
     assert_eq!(
         db.query("SELECT content FROM memchat_records WHERE role = 'user' ORDER BY seq"),
         ["first", "after"]
+    );
+}
+
+/// `/edit last` while another client writes to the session (here: from the
+/// editor itself, as a second machine would while the editor is open): the
+/// edited message no longer ends the session, so the other client's
+/// exchange is not moved to the archive in its place; the edited message
+/// goes in as a new one, with a warning. It used to archive the other's
+/// exchange and keep the old message next to the edited one (red team).
+#[test]
+fn edit_last_replaces_nothing_another_client_wrote_meanwhile() {
+    let Some(db) = TestDb::new("edit_last_replaces_nothing") else {
+        return;
+    };
+    let sandbox = Sandbox::new();
+    let editor = sandbox.dir.path().join("editor.sh");
+    std::fs::write(
+        &editor,
+        "#!/bin/sh\n\"$MEMCHAT_BIN\" --mock -s s \"b1 message\" >/dev/null 2>&1 || exit 1\n\
+         printf 'edited a0' > \"$1\"\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&editor, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let env = [
+        ("MEMCHAT_STORE", db.url.as_str()),
+        ("MEMCHAT_BIN", env!("CARGO_BIN_EXE_memchat")),
+        ("EDITOR", editor.to_str().unwrap()),
+        ("VISUAL", editor.to_str().unwrap()),
+    ];
+    let out = sandbox.run(
+        &["--mock", "-s", "s"],
+        &env,
+        Some(b"a0 message\n/edit last\n"),
+    );
+    let stderr = crate::support::text(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("the session changed while the message was edited"),
+        "{stderr}"
+    );
+    assert_eq!(
+        db.query(
+            "SELECT content FROM memchat_records WHERE role = 'user' AND NOT archived ORDER BY seq"
+        ),
+        ["a0 message", "b1 message", "edited a0"]
+    );
+    assert_eq!(
+        db.query("SELECT count(*)::text FROM memchat_records WHERE archived"),
+        ["0"]
     );
 }
