@@ -545,6 +545,7 @@ fn unreachable_state(path: &Path) -> StoreError {
 pub fn create_session(
     dir: &Path,
     name: &str,
+    created_at: &str,
     settings: &SessionSettings,
     archived: &[Record],
     active: &[Record],
@@ -567,7 +568,7 @@ pub fn create_session(
     if !archived.is_empty() {
         archive::append(&paths, name, archived)?;
     }
-    let mut header = Header::new(name, format::now());
+    let mut header = Header::new(name, created_at.to_string());
     header.last_seq = Some(last_seq);
     let settings = settings_record(settings, None);
     let records: Vec<&Record> = settings.iter().chain(active).collect();

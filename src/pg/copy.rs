@@ -107,7 +107,16 @@ impl Side<'_> {
     fn create(&self, name: &str, c: &Conversation, lock_wait: Duration) -> Result<(), StoreError> {
         match self {
             Side::Dir(dir) => {
-                create_session(dir, name, &c.settings, &c.archived, &c.active, lock_wait)
+                // The source's creation time, as the PostgreSQL side keeps it.
+                create_session(
+                    dir,
+                    name,
+                    &c.created_at,
+                    &c.settings,
+                    &c.archived,
+                    &c.active,
+                    lock_wait,
+                )
             }
             Side::Pg(store) => {
                 store.create_session(name, &c.created_at, &c.settings, &c.archived, &c.active)

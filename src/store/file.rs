@@ -108,7 +108,16 @@ impl Store for FileStore {
         archived: &[Record],
         active: &[Record],
     ) -> Result<(), StoreError> {
-        create_session(&self.dir, name, settings, archived, active, self.lock_wait)
+        let created_at = crate::memory::format::now();
+        create_session(
+            &self.dir,
+            name,
+            &created_at,
+            settings,
+            archived,
+            active,
+            self.lock_wait,
+        )
     }
 
     fn rename_session(&self, from: &str, to: &str) -> Result<(), StoreError> {

@@ -126,6 +126,11 @@ fn memchat_migrate_moves_a_directory_to_postgres_and_back_with_identical_exports
         assert!(out.status.success(), "{}", text(&out.stderr));
     }
     let dir = sandbox.memory();
+    // A creation time no migration could make up.
+    let log = dir.join("alpha.jsonl");
+    let written = std::fs::read_to_string(&log).unwrap();
+    let created = written.split("\"created_at\":\"").nth(1).unwrap()[..20].to_string();
+    std::fs::write(&log, written.replacen(&created, "2020-01-02T03:04:05Z", 1)).unwrap();
     let dir = dir.to_str().unwrap();
     // The password is never shown, whatever happens.
     let url = db
@@ -163,6 +168,15 @@ fn memchat_migrate_moves_a_directory_to_postgres_and_back_with_identical_exports
         };
         assert_eq!(export(dir), export(back_dir), "{format}");
     }
+    // The log's header too: its creation time is the source's, not the
+    // migration's (it was reset on the way back to files; red team).
+    let header = |from: &str| {
+        let log = std::fs::read_to_string(std::path::Path::new(from).join("alpha.jsonl")).unwrap();
+        let first: serde_json::Value = serde_json::from_str(log.lines().next().unwrap()).unwrap();
+        first["created_at"].clone()
+    };
+    assert_eq!(header(dir), "2020-01-02T03:04:05Z");
+    assert_eq!(header(back_dir), "2020-01-02T03:04:05Z");
 
     let out = sandbox.run(&["migrate", "--from", dir, "--to", back_dir], &[], None);
     assert_eq!(out.status.code(), Some(2), "two directories: a usage error");
