@@ -150,6 +150,7 @@ fn main() {
     memchat::memory::session::create_session(
         dir.path(),
         "big",
+        "t",
         &none,
         &conversation(1, 100_000),
         &conversation(100_001, 20),
@@ -159,6 +160,7 @@ fn main() {
     memchat::memory::session::create_session(
         dir.path(),
         "small",
+        "t",
         &none,
         &[],
         &conversation(100_001, 20),
