@@ -12,7 +12,8 @@
 //!
 //! Trusted roots are the platform's, through [`crate::client::tls`]'s lazy
 //! verifier (read at the first handshake, once per process), or the PEM file
-//! given as `sslrootcert`. Channel binding (SCRAM-SHA-256-PLUS) is not
+//! given as `sslrootcert`, where a self-signed server certificate may be
+//! named itself ([`Pinned`]). Channel binding (SCRAM-SHA-256-PLUS) is not
 //! offered; SCRAM-SHA-256 still authenticates.
 
 use std::future::Future;
@@ -84,9 +85,178 @@ fn full_verifier(
             )
             .build()
             .map_err(|e| format!("sslrootcert {}: {e}", path.display()))?;
-            Ok(verifier)
+            let pinned = CertificateDer::pem_file_iter(path)
+                .map_err(|e| format!("sslrootcert {}: {e}", path.display()))?
+                .filter_map(Result::ok)
+                .collect();
+            Ok(Arc::new(Pinned {
+                inner: verifier,
+                pinned,
+            }))
         }
     }
+}
+
+/// `sslrootcert`'s roots, and a server certificate that is one of them,
+/// byte for byte: a self-signed certificate as PostgreSQL's documented
+/// recipe makes it (`openssl req -x509`, marked as an authority), which
+/// webpki refuses as a server's own (`CaUsedAsEndEntity`) and libpq
+/// accepts. Such a certificate is trusted for being the very one named:
+/// its dates and (for `verify-full`) its names are checked, and the
+/// handshake's signatures prove the server holds its key.
+#[derive(Debug)]
+struct Pinned {
+    inner: Arc<rustls::client::WebPkiServerVerifier>,
+    pinned: Vec<CertificateDer<'static>>,
+}
+
+impl ServerCertVerifier for Pinned {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let checked = self.inner.verify_server_cert(
+            end_entity,
+            intermediates,
+            server_name,
+            ocsp_response,
+            now,
+        );
+        let is_pinned = || {
+            intermediates.is_empty()
+                && self
+                    .pinned
+                    .iter()
+                    .any(|p| p.as_ref() == end_entity.as_ref())
+        };
+        match checked {
+            Err(rustls::Error::InvalidCertificate(CertificateError::Other(_))) if is_pinned() => {
+                check_pinned(end_entity, server_name, now)
+            }
+            other => other,
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
+}
+
+/// A pinned certificate's dates and names (see [`Pinned`]).
+fn check_pinned(
+    cert: &CertificateDer<'_>,
+    server_name: &ServerName<'_>,
+    now: UnixTime,
+) -> Result<ServerCertVerified, rustls::Error> {
+    let bad = |e: CertificateError| Err(rustls::Error::InvalidCertificate(e));
+    let Some((not_before, not_after)) = validity(cert.as_ref()) else {
+        return bad(CertificateError::BadEncoding);
+    };
+    let now = now.as_secs();
+    if now < not_before {
+        return bad(CertificateError::NotValidYet);
+    }
+    if now > not_after {
+        return bad(CertificateError::Expired);
+    }
+    let parsed = webpki::EndEntityCert::try_from(cert)
+        .map_err(|_| rustls::Error::InvalidCertificate(CertificateError::BadEncoding))?;
+    match parsed.verify_is_valid_for_subject_name(server_name) {
+        Ok(()) => Ok(ServerCertVerified::assertion()),
+        Err(_) => bad(CertificateError::NotValidForName),
+    }
+}
+
+/// A certificate's `notBefore` and `notAfter` in seconds since 1970, read
+/// from its DER: `Certificate ::= SEQUENCE { tbsCertificate SEQUENCE {
+/// [0] version OPTIONAL, serialNumber, signature, issuer, validity
+/// SEQUENCE { notBefore, notAfter }, … } … }`.
+fn validity(der: &[u8]) -> Option<(u64, u64)> {
+    /// One DER element: its tag, its contents, and what follows it.
+    fn element(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
+        let (&tag, rest) = input.split_first()?;
+        let (&first, rest) = rest.split_first()?;
+        let (len, rest) = if first < 0x80 {
+            (usize::from(first), rest)
+        } else {
+            let count = usize::from(first & 0x7f);
+            if count == 0 || count > 4 || rest.len() < count {
+                return None;
+            }
+            let len = rest[..count]
+                .iter()
+                .fold(0usize, |n, &b| (n << 8) | usize::from(b));
+            (len, &rest[count..])
+        };
+        (rest.len() >= len).then(|| (tag, &rest[..len], &rest[len..]))
+    }
+    let (_, certificate, _) = element(der)?;
+    let (_, tbs, _) = element(certificate)?;
+    let (tag, _, mut rest) = element(tbs)?;
+    if tag == 0xa0 {
+        // The version came first: the serial number follows.
+        rest = element(rest)?.2;
+    }
+    let rest = element(rest)?.2; // signature algorithm
+    let rest = element(rest)?.2; // issuer
+    let (_, validity, _) = element(rest)?;
+    let (before_tag, before, rest) = element(validity)?;
+    let (after_tag, after, _) = element(rest)?;
+    Some((time(before_tag, before)?, time(after_tag, after)?))
+}
+
+/// A UTCTime (`YYMMDDHHMMSSZ`, tag 0x17) or GeneralizedTime
+/// (`YYYYMMDDHHMMSSZ`, tag 0x18) as seconds since 1970.
+fn time(tag: u8, text: &[u8]) -> Option<u64> {
+    let text = std::str::from_utf8(text).ok()?.strip_suffix('Z')?;
+    let (year, rest) = match (tag, text.len()) {
+        (0x17, 12) => {
+            let yy: u64 = text[..2].parse().ok()?;
+            (if yy < 50 { 2000 + yy } else { 1900 + yy }, &text[2..])
+        }
+        (0x18, 14) => (text[..4].parse().ok()?, &text[4..]),
+        _ => return None,
+    };
+    let field = |i: usize| rest.get(i..i + 2)?.parse::<u64>().ok();
+    let (month, day) = (field(0)?, field(2)?);
+    let (hour, minute, second) = (field(4)?, field(6)?, field(8)?);
+    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || year < 1970 {
+        return None;
+    }
+    // Days from 1970-01-01 to the date (the proleptic Gregorian calendar).
+    let (y, m) = if month <= 2 {
+        (year - 1, month + 9)
+    } else {
+        (year, month - 3)
+    };
+    let era = y / 400;
+    let year_of_era = y - era * 400;
+    let day_of_year = (153 * m + 2) / 5 + day - 1;
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    let days = (era * 146_097 + day_of_era).checked_sub(719_468)?;
+    Some(days * 86_400 + hour * 3_600 + minute * 60 + second)
 }
 
 /// `require`: any certificate, signatures checked.
@@ -296,5 +466,27 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for RustlsStream<S> {
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut *self.0).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{time, validity};
+
+    #[test]
+    fn certificate_times_are_read_as_seconds_since_1970() {
+        assert_eq!(time(0x17, b"700101000000Z"), Some(0));
+        assert_eq!(time(0x17, b"491231235959Z"), Some(2_524_607_999));
+        assert_eq!(time(0x18, b"20261205180000Z"), Some(1_796_493_600));
+        assert_eq!(time(0x18, b"20000229120000Z"), Some(951_825_600));
+        for bad in [
+            &b"261205180000"[..],
+            b"2612051800Z",
+            b"261305180000Z",
+            b"69123100000Z",
+        ] {
+            assert_eq!(time(0x17, bad), None, "{bad:?}");
+        }
+        assert_eq!(validity(b"\x30\x03\x30\x01"), None, "truncated");
     }
 }

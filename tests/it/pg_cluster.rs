@@ -21,6 +21,10 @@ struct Certificates {
     other_ca: PathBuf,
     server_crt: PathBuf,
     server_key: PathBuf,
+    /// Self-signed for localhost, as PostgreSQL's documentation makes one
+    /// (`openssl req -x509`: marked as an authority).
+    self_signed_crt: PathBuf,
+    self_signed_key: PathBuf,
 }
 
 impl Certificates {
@@ -83,11 +87,29 @@ impl Certificates {
             "-out",
             "server.crt",
         ]);
+        let mut args = vec![
+            "req",
+            "-x509",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=DNS:localhost",
+            "-keyout",
+            "self.key",
+            "-out",
+            "self.crt",
+        ];
+        args.extend(ec);
+        openssl(&args);
         Some(Certificates {
             ca: p("ca.crt"),
             other_ca: p("other.crt"),
             server_crt: p("server.crt"),
             server_key: p("server.key"),
+            self_signed_crt: p("self.crt"),
+            self_signed_key: p("self.key"),
             _dir: dir,
         })
     }
@@ -303,6 +325,55 @@ fn tls_is_verified_against_the_given_authority_and_host_name() {
         3,
         "the refused connections stored nothing"
     );
+}
+
+/// A server whose certificate is self-signed, as PostgreSQL's documented
+/// recipe makes one (marked as an authority), named itself in
+/// `sslrootcert`: trusted under verify-full and verify-ca as libpq trusts
+/// it (webpki refused it: `CaUsedAsEndEntity`; red team), its host name
+/// still checked under verify-full.
+#[test]
+fn a_self_signed_server_certificate_named_in_sslrootcert_is_trusted() {
+    let test = "pg_cluster::a_self_signed_server_certificate";
+    let Some(certs) = Certificates::make(test) else {
+        return;
+    };
+    let Some(cluster) = Cluster::start(
+        test,
+        Auth::Trust,
+        Some((&certs.self_signed_crt, &certs.self_signed_key)),
+    ) else {
+        return;
+    };
+    let sandbox = Sandbox::new();
+    let pinned = format!("&sslrootcert={}", certs.self_signed_crt.display());
+    for (host, mode) in [("localhost", "verify-full"), ("127.0.0.1", "verify-ca")] {
+        let url = cluster.url(None, host, &format!("?sslmode={mode}{pinned}"));
+        let out = one_shot(&sandbox, &url, "over TLS, pinned");
+        assert!(out.status.success(), "{mode}: {}", text(&out.stderr));
+    }
+    for (url, why) in [
+        (
+            cluster.url(None, "127.0.0.1", &format!("?sslmode=verify-full{pinned}")),
+            "a name it does not hold",
+        ),
+        (
+            cluster.url(
+                None,
+                "localhost",
+                &format!("?sslmode=verify-full&sslrootcert={}", certs.ca.display()),
+            ),
+            "another root",
+        ),
+    ] {
+        let out = one_shot(&sandbox, &url, "must not be sent");
+        assert_eq!(out.status.code(), Some(3), "{why}: {}", text(&out.stderr));
+        assert!(
+            text(&out.stderr).to_lowercase().contains("certificate"),
+            "{why}: {}",
+            text(&out.stderr)
+        );
+    }
 }
 
 /// A REPL keeps its store open across a server's restart. A turn tried
