@@ -145,6 +145,16 @@ pub fn parse(url: &str) -> Result<StoreUrl, String> {
     let mut config: tokio_postgres::Config = rebuilt
         .parse()
         .map_err(|e: tokio_postgres::Error| mask(&error_chain(&e)))?;
+    if config.get_channel_binding() == tokio_postgres::config::ChannelBinding::Require {
+        // tokio-postgres would refuse every server after authentication
+        // began, blaming it ("server did not use channel binding").
+        return Err(
+            "channel_binding=require asks for SCRAM-SHA-256-PLUS, which memchat does not \
+                    offer, so every server would be refused; leave it out (SCRAM-SHA-256 still \
+                    authenticates)"
+                .to_string(),
+        );
+    }
     for host in listed_hosts {
         config.host(host);
     }
@@ -560,6 +570,14 @@ mod tests {
         ] {
             assert_eq!(mask(plain), plain);
         }
+    }
+
+    #[test]
+    fn channel_binding_required_is_refused_before_any_connection() {
+        let error = parse("postgres://u:pw@h/db?channel_binding=require").unwrap_err();
+        assert!(error.contains("memchat does not offer"), "{error}");
+        assert!(!error.contains("pw"), "{error}");
+        assert!(parse("postgres://u:pw@h/db?channel_binding=prefer").is_ok());
     }
 
     #[test]
