@@ -297,10 +297,14 @@ impl Link {
         self.task = Some(task);
         let Some(Prefetch { session, lock }) = prefetch else {
             // The settings and the schema check in one round trip.
-            let (set, answer) = futures::join!(
-                client.batch_execute(&settings),
-                client.query_typed_opt(schema::VERSION_QUERY, &[]),
-            );
+            let (set, answer) = first_answer(
+                limit,
+                futures::future::join(
+                    client.batch_execute(&settings),
+                    client.query_typed_opt(schema::VERSION_QUERY, &[]),
+                ),
+            )
+            .await?;
             self.settle_schema(&mut client, set, answer).await?;
             return Ok(client);
         };
@@ -309,17 +313,23 @@ impl Link {
         // if the tables were current (else it failed, or read tables about
         // to be upgraded).
         let Some(name) = session else {
-            return self.prefetch_most_recent(client, &settings, lock).await;
+            return self
+                .prefetch_most_recent(client, &settings, lock, limit)
+                .await;
         };
         let failer = self.failer();
         // A one-shot's session is created here too when it is new (as
         // opening it would): its turn needs no round trip of its own.
         let create = lock && crate::memory::validate_new_session_name(&name).is_ok();
-        let (set, opened, answer) = futures::join!(
-            client.batch_execute(&settings),
-            session::create_lock_load(&client, &failer, &name, create, lock),
-            client.query_typed_opt(schema::VERSION_QUERY, &[]),
-        );
+        let (set, opened, answer) = first_answer(
+            limit,
+            futures::future::join3(
+                client.batch_execute(&settings),
+                session::create_lock_load(&client, &failer, &name, create, lock),
+                client.query_typed_opt(schema::VERSION_QUERY, &[]),
+            ),
+        )
+        .await?;
         let verdict = set
             .map_err(|e| describe(&e, &self.url))
             .and_then(|()| schema::judge(answer).map_err(|e| self.schema_error(e)));
@@ -360,12 +370,17 @@ impl Link {
         mut client: Client,
         settings: &str,
         lock: bool,
+        limit: Duration,
     ) -> Result<Client, DbError> {
-        let (set, answer, recent) = futures::join!(
-            client.batch_execute(settings),
-            client.query_typed_opt(schema::VERSION_QUERY, &[]),
-            client.query_typed_opt(super::MOST_RECENT, &[]),
-        );
+        let (set, answer, recent) = first_answer(
+            limit,
+            futures::future::join3(
+                client.batch_execute(settings),
+                client.query_typed_opt(schema::VERSION_QUERY, &[]),
+                client.query_typed_opt(super::MOST_RECENT, &[]),
+            ),
+        )
+        .await?;
         if !self.settle_schema(&mut client, set, answer).await? {
             // Read before the tables were made current: asked again.
             return Ok(client);
@@ -439,6 +454,23 @@ impl Link {
             }
         }
     }
+}
+
+/// The connection's first round trip, bounded as its start-up is: a server
+/// (or anything on its port) that completes the start-up and then never
+/// answers would otherwise hold memchat for good, with nothing to say.
+async fn first_answer<F: std::future::Future>(
+    limit: Duration,
+    round_trip: F,
+) -> Result<F::Output, DbError> {
+    tokio::time::timeout(limit, round_trip).await.map_err(|_| {
+        DbError::Failed(format!(
+            "the server accepted the connection but did not answer within {}s \
+             (connect_timeout; a lock held on memchat's tables, as by another memchat \
+             upgrading them, also holds it)",
+            limit.as_secs()
+        ))
+    })
 }
 
 /// Connects with `attempt`'s configuration and starts the task that drives

@@ -28,6 +28,7 @@ mod long_conversation;
 mod models;
 mod openai;
 mod pg_cluster;
+mod pg_faults;
 mod pg_migrate;
 mod pg_pooler;
 mod pg_repl;
