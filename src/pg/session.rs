@@ -156,12 +156,24 @@ pub(super) async fn lock_turn(
         .batch_execute(&format!("SET lock_timeout = {wait_ms}"))
         .await
         .map_err(|e| f.fail(e))?;
-    let waited = client
-        .execute_typed(
-            &format!("SELECT pg_advisory_lock({LOCK_SPACE}, $1)"),
-            &[(&key, Type::INT4)],
-        )
-        .await;
+    let lock = format!("SELECT pg_advisory_lock({LOCK_SPACE}, $1)");
+    let waited = tokio::select! {
+        waited = client.execute_typed(&lock, &key_param) => waited,
+        // Ctrl-C (or SIGTERM) ends the wait: the main thread waits on this
+        // one, and would otherwise sit out the whole lock wait, then store
+        // the message the user gave up on. The server still waits for the
+        // lock: its release is queued behind it (statements run in order),
+        // so a lock granted after all is let go at once.
+        () = crate::interrupt::next_signal() => {
+            use futures::FutureExt as _;
+            let _ = client.execute_typed(super::schema::UNLOCK, &[(&key, Type::INT4)]).now_or_never();
+            let _ = client.batch_execute("RESET lock_timeout").now_or_never();
+            return Err(DbError::Failed(
+                "interrupted while waiting for another memchat's turn on the session to end"
+                    .to_string(),
+            ));
+        }
+    };
     let reset = client.batch_execute("RESET lock_timeout").await;
     match waited {
         Ok(_) => reset.map_err(|e| f.fail(e))?,

@@ -95,3 +95,79 @@ fn edit_last_replaces_nothing_another_client_wrote_meanwhile() {
         ["0"]
     );
 }
+
+/// Ctrl-C while a turn waits for another client's turn on the session
+/// ends the wait at once and stores nothing (the wait ran the whole lock
+/// wait, then stored the message the user had given up on; red team); a
+/// lock granted after all is let go. A one-shot so interrupted ends with
+/// status 130, and stores nothing either.
+#[test]
+fn ctrl_c_ends_a_wait_for_the_session_and_stores_nothing() {
+    let Some(db) = TestDb::new("ctrl_c_ends_a_wait_for_the_session") else {
+        return;
+    };
+    let sandbox = Sandbox::new();
+    let mut p = pty(&sandbox, &["--mock", "-s", "s"], |command| {
+        command
+            .env("MEMCHAT_STORE", &db.url)
+            .env("MEMCHAT_LOCK_WAIT", "60");
+    });
+    editing_on(&mut p, "s");
+    p.send_line("first").unwrap();
+    p.exp_string("You said: \"first\"").unwrap();
+    editing_on(&mut p, "s");
+
+    let store = db.store();
+    let mut held = store.open_session("s").unwrap();
+    held.begin_turn().unwrap();
+    p.send_line("given up on").unwrap();
+    p.exp_string("waiting for the store").unwrap();
+    p.send_control('c').unwrap();
+    p.exp_string("interrupted while waiting for another memchat's turn")
+        .unwrap();
+    p.exp_string("your message was not stored").unwrap();
+
+    // The same for a one-shot, by SIGINT.
+    let one_shot = sandbox
+        .command(&["--mock", "-s", "s", "given up on too"])
+        .env("MEMCHAT_STORE", &db.url)
+        .env("MEMCHAT_LOCK_WAIT", "60")
+        .spawn()
+        .unwrap();
+    let waiting = format!(
+        "SELECT count(*)::text FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid \
+         WHERE l.locktype = 'advisory' AND NOT l.granted AND a.application_name = '{}'",
+        db.schema
+    );
+    crate::support::wait_until("the one-shot to wait for the turn", || {
+        db.query(&waiting) == ["1"]
+    });
+    crate::support::send_signal(one_shot.id(), "INT");
+    let out = one_shot.wait_with_output().unwrap();
+    // 130, or ended by the signal itself (a shell says 130 either way):
+    // a one-shot arms its handlers once its turn has begun.
+    use std::os::unix::process::ExitStatusExt as _;
+    assert!(
+        out.status.code() == Some(130) || out.status.signal() == Some(2),
+        "{:?} {}",
+        out.status,
+        crate::support::text(&out.stderr)
+    );
+
+    held.end_turn().unwrap();
+    drop(held);
+    editing_on(&mut p, "s");
+    p.send_line("after").unwrap();
+    p.exp_string("You said: \"after\"").unwrap();
+    editing_on(&mut p, "s");
+    p.send_line("/exit").unwrap();
+    p.exp_eof().unwrap();
+    assert_eq!(
+        db.query("SELECT content FROM memchat_records WHERE role = 'user' ORDER BY seq"),
+        ["first", "after"]
+    );
+    crate::support::wait_until("no turn lock left", || {
+        crate::pg_store::advisory_locks(&db.base, &format!("application_name = '{}'", db.schema))
+            == "0"
+    });
+}
