@@ -10,10 +10,10 @@
 //! has just read must not be lost for that: while the lock was gone another
 //! client may have taken a turn, which the session's revision tells. When
 //! it has not moved, nothing else was written and the write is made as if
-//! the connection had never dropped. When it moved by exactly this write
-//! and this write's records are there, the connection died after the
-//! commit, before its answer: the write is done. Anything else is refused,
-//! nothing written.
+//! the connection had never dropped. When this write's records are there,
+//! field by field, the connection died after the commit, before its
+//! answer: the write is done, whatever was written after it. Anything else
+//! is refused, nothing written.
 
 use tokio_postgres::types::Type;
 
@@ -50,7 +50,11 @@ pub async fn write_resuming(
     }
     link.reconnect_if_closed().await;
     if !had_turn {
-        // `apply` takes the lock itself and checks the revision.
+        // `apply` takes the lock itself and checks the revision; a write
+        // committed before the connection died would only be refused.
+        if stored(link, &change).await {
+            return Ok(());
+        }
         return apply(link, change).await.map_err(|e| lost_then(&e));
     }
     let (id, revision, wait_ms) = (change.id, change.revision, change.wait_ms);
@@ -72,7 +76,9 @@ pub async fn write_resuming(
             apply(link, change).await
         };
     }
-    if current == revision + 1 && stored(link, &change).await {
+    // Committed before the connection died (whether or not another client
+    // wrote after it): done.
+    if stored(link, &change).await {
         if let Some(key) = release
             && let Ok((client, _)) = link.client()
         {
@@ -88,8 +94,11 @@ pub async fn write_resuming(
     ))
 }
 
-/// Whether every record of `change` is stored as `change` holds it (the
-/// connection died after the write's commit, before its answer).
+/// Whether every record of `change` is stored as `change` holds it, field
+/// by field (the connection died after the write's commit, before its
+/// answer): its `seq`, kind, role, content, time and model. Another
+/// client's record in the same place differs in one of them (a user's
+/// message with the text of this reply differs in its role).
 async fn stored(link: &mut Link, change: &Change) -> bool {
     let Ok((client, _)) = link.client() else {
         return false;
@@ -99,18 +108,26 @@ async fn stored(link: &mut Link, change: &Change) -> bool {
         // Nothing to tell this write from another by.
         return false;
     }
-    let (seqs, contents, exacts) = columns.keys();
+    let keys = columns.keys();
     let found = client
         .query_typed_one(
             "SELECT count(*) FROM memchat_records r, \
-             unnest($2::bigint[], $3::text[], $4::bytea[]) AS k(seq, content, exact) \
-             WHERE r.session_id = $1 AND r.seq = k.seq AND r.content = k.content \
-             AND r.content_exact IS NOT DISTINCT FROM k.exact",
+             unnest($2::bigint[], $3::text[], $4::text[], $5::text[], $6::bytea[], \
+                    $7::text[], $8::text[]) \
+               AS k(seq, kind, role, content, exact, at, model) \
+             WHERE r.session_id = $1 AND r.seq = k.seq AND r.kind = k.kind \
+             AND r.role IS NOT DISTINCT FROM k.role AND r.content = k.content \
+             AND r.content_exact IS NOT DISTINCT FROM k.exact AND r.at = k.at \
+             AND r.model IS NOT DISTINCT FROM k.model",
             &[
                 (&change.id, Type::INT8),
-                (&seqs, Type::INT8_ARRAY),
-                (&contents, Type::TEXT_ARRAY),
-                (&exacts, Type::BYTEA_ARRAY),
+                (&keys.seq, Type::INT8_ARRAY),
+                (&keys.kind, Type::TEXT_ARRAY),
+                (&keys.role, Type::TEXT_ARRAY),
+                (&keys.content, Type::TEXT_ARRAY),
+                (&keys.content_exact, Type::BYTEA_ARRAY),
+                (&keys.at, Type::TEXT_ARRAY),
+                (&keys.model, Type::TEXT_ARRAY),
             ],
         )
         .await

@@ -41,8 +41,17 @@ pub const INSERT_ONE: &str = concat!(
     " SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18"
 );
 
-/// [`Columns::keys`]: `seq`, `content` and `content_exact`.
-pub type RecordKeys<'a> = (&'a [i64], &'a [String], &'a [Option<Vec<u8>>]);
+/// [`Columns::keys`]: what tells a record stored by one write from
+/// another's.
+pub struct RecordKeys<'a> {
+    pub seq: &'a [i64],
+    pub kind: &'a [&'static str],
+    pub role: &'a [Option<&'static str>],
+    pub content: &'a [String],
+    pub content_exact: &'a [Option<Vec<u8>>],
+    pub at: &'a [String],
+    pub model: &'a [Option<String>],
+}
 
 /// Records as the parallel arrays of [`INSERT`].
 #[derive(Default)]
@@ -117,10 +126,17 @@ impl Columns {
         self.seq.is_empty()
     }
 
-    /// What tells the records apart once stored: their `seq`, `content`
-    /// and `content_exact`.
+    /// What tells the records apart once stored (see [`RecordKeys`]).
     pub fn keys(&self) -> RecordKeys<'_> {
-        (&self.seq, &self.content, &self.content_exact)
+        RecordKeys {
+            seq: &self.seq,
+            kind: &self.kind,
+            role: &self.role,
+            content: &self.content,
+            content_exact: &self.content_exact,
+            at: &self.at,
+            model: &self.model,
+        }
     }
 
     fn push(&mut self, record: &Record) {

@@ -95,14 +95,10 @@ fn a_killed_connection_mid_reply_keeps_the_users_message_and_frees_the_session()
     let mut t = other.open_session("s").unwrap();
     t.begin_turn().unwrap();
     assert_eq!(t.messages().len(), 3);
-    t.append(
-        Role::Assistant,
-        "the other's answer".into(),
-        None,
-        false,
-        None,
-    )
-    .unwrap();
+    // The other client's message holds the very text of the reply to
+    // come, in its place (seq 4): it is not taken for it (red team).
+    t.append(Role::User, "too late".into(), None, false, None)
+        .unwrap();
     t.end_turn().unwrap();
     let error = s
         .append(Role::Assistant, "too late".into(), None, false, None)
@@ -121,7 +117,7 @@ fn a_killed_connection_mid_reply_keeps_the_users_message_and_frees_the_session()
             "committed before the request",
             "the reply",
             "second question",
-            "the other's answer"
+            "too late"
         ]
     );
     // Nothing is left locked: the next turn is taken at once.
