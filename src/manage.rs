@@ -279,6 +279,16 @@ pub fn import(
     name: &str,
     out: &mut dyn Write,
 ) -> anyhow::Result<()> {
+    if file.to_string_lossy().contains("://") {
+        // Not echoed: a store URL may carry a password the mask of free
+        // text cannot bound (a raw space in it).
+        return Err(UsageError(
+            "`import` reads a file (an export, or a memchat log); to copy the sessions of a \
+             store, use `memchat migrate --from URL --to …`"
+                .into(),
+        )
+        .into());
+    }
     let bytes = read_capped(file, import::MAX_IMPORT_BYTES)?;
     let mut from_archive = None;
     let imported = if import::is_memchat_log(&bytes) {

@@ -242,6 +242,14 @@ fn print_resume(engine: &Engine, output: &Output) {
 /// message, another client's perhaps: the user is told where theirs is.
 fn report_store_error(error: &TurnError, engine: &Engine, output: &Output, sent: Option<&str>) {
     let fate = match sent {
+        Some(text)
+            if engine.unanswered() == Some(text)
+                && error.to_string().contains(crate::store::WRITTEN_MEANWHILE) =>
+        {
+            "; your message is saved, unanswered, and another memchat's came after it: \
+             /retry would answer theirs"
+                .to_string()
+        }
         Some(text) if engine.unanswered() == Some(text) => format!("; {}", frontend::RETRY_HINT),
         Some(_) => "; your message was not stored (the up arrow brings it back)".to_string(),
         None => String::new(),

@@ -93,10 +93,26 @@ pub fn load_file(path: Option<&Path>) -> Result<FileConfig, UsageError> {
                 read_from: Some(path.to_path_buf()),
                 ..file
             })
-            .map_err(|e| UsageError(format!("{}: {}", path.display(), e.to_string().trim()))),
+            .map_err(|e| UsageError(format!("{}: {}", path.display(), toml_error(&text, &e)))),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(FileConfig::default()),
         Err(e) => Err(UsageError(format!("cannot read {}: {e}", path.display()))),
     }
+}
+
+/// A TOML error said by its place and its reason, without the line it
+/// quotes: a `store` line may hold a password with a raw space or quote,
+/// which no mask of free text can tell where it ends.
+fn toml_error(text: &str, error: &toml::de::Error) -> String {
+    let at = error.span().map_or_else(String::new, |span| {
+        let before = &text[..span.start.min(text.len())];
+        let line = before.matches('\n').count() + 1;
+        let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+        format!(" at line {line}, column {column}")
+    });
+    format!(
+        "TOML parse error{at}: {}",
+        crate::pg::url::mask(error.message().trim())
+    )
 }
 
 /// The colour choice: `--color`/`MEMCHAT_COLOR` > the file's `color` > auto.

@@ -87,11 +87,11 @@ pub async fn write_resuming(
         return Ok(());
     }
     link.release_later(lock_key(id));
-    Err(DbError::Failed(
-        "the connection to the server was lost mid-turn, and another memchat wrote to the \
-         session before this one could take it up again; nothing of this step was written"
-            .to_string(),
-    ))
+    Err(DbError::Failed(format!(
+        "the connection to the server was lost mid-turn, and {} before this one could take \
+         it up again; nothing of this step was written",
+        crate::store::WRITTEN_MEANWHILE
+    )))
 }
 
 /// Whether every record of `change` is stored as `change` holds it, field

@@ -377,9 +377,21 @@ pub fn mask(text: &str) -> String {
     while let Some(at) = rest.find("://") {
         let (before, after) = rest.split_at(at + 3);
         out.push_str(before);
-        let end = after
+        let mut end = after
             .find(|c: char| c.is_whitespace() || matches!(c, '"' | '\'' | '`'))
             .unwrap_or(after.len());
+        // A user part that ends after a raw space or quote (`user:pa ss@`):
+        // the connection reads it to the first `@`, so the mask does too,
+        // within the line (some text after it may be masked with it).
+        let line_end = after.find('\n').unwrap_or(after.len());
+        if !after[..end].contains('@')
+            && after[..end].contains(':')
+            && let Some(at) = after[..line_end].find('@')
+        {
+            end = after[at..]
+                .find(|c: char| c.is_whitespace() || matches!(c, '"' | '\'' | '`'))
+                .map_or(after.len(), |i| at + i);
+        }
         out.push_str(&mask_credentials(&after[..end]));
         rest = &after[end..];
     }
@@ -553,6 +565,14 @@ mod tests {
                 assert_eq!(parsed.shown, shown, "{url}");
             }
         }
+        assert_eq!(
+            mask("invalid type: string \"postgres://a:SEK RIT@h/d\", expected u32"),
+            "invalid type: string \"postgres://a:***@h/d\", expected u32"
+        );
+        assert_eq!(
+            mask("store = \"postgres://a:SEK'RIT@h/d"),
+            "store = \"postgres://a:***@h/d"
+        );
         assert_eq!(
             mask("host=h password='hunter two' user=u"),
             "host=h password=*** user=u"

@@ -131,6 +131,12 @@ pub trait SessionStore: Send {
     fn end_turn_with_next_write(&mut self) {}
 }
 
+/// What a store's error says when another client wrote to the session
+/// while this one could not (its connection lost mid-turn): the session as
+/// this client holds it is out of date, and the front-end must not advise
+/// `/retry`, which would answer the other client's newest message.
+pub const WRITTEN_MEANWHILE: &str = "another memchat wrote to the session";
+
 /// A message to store: everything but what the store assigns (`seq`, time).
 #[derive(Debug, Clone)]
 pub struct NewMessage {

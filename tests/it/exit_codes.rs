@@ -186,16 +186,23 @@ fn no_spelling_of_a_password_is_ever_shown() {
         "store = \"postgres://ana:s3cret@127.0.0.1:1/db",
         "store = \"postgres://ana:s3cret@127.0.0.1:1/db\" trailing",
         "store = [\"postgres://ana:s3cret@127.0.0.1:1/db\"]",
+        "store = \"postgres://ana:s3 cret@127.0.0.1:1/db\" trailing",
+        "store = \"postgres://ana:s3'cret@127.0.0.1:1/db",
+        "context_limit = \"postgres://ana:s3 cret@127.0.0.1:1/db\"",
     ] {
         std::fs::write(config.join("config.toml"), format!("{line}\n")).unwrap();
         let out = sandbox.run(&["--mock", "hi"], &[], None);
         assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+        let stderr = text(&out.stderr);
         assert!(
-            !text(&out.stderr).contains("s3cret"),
-            "{}",
-            text(&out.stderr)
+            !stderr.contains("s3") && !stderr.contains("cret"),
+            "{stderr}"
         );
     }
+    std::fs::remove_file(config.join("config.toml")).unwrap();
+    let out = sandbox.run(&["import", "postgres://ana:s3 cret@h/db"], &[], None);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(!text(&out.stderr).contains("s3"), "{}", text(&out.stderr));
 }
 
 #[test]
