@@ -102,10 +102,14 @@ pub fn report_turn<W: Write>(
     let report = match result {
         Ok(report) => report,
         Err(TurnError::Model(e)) => {
+            let _ = out.end_line();
             output.error(&format!("{e} ({RETRY_HINT})"));
             return Ok(Exit::ModelFailed);
         }
-        Err(e) => return Err(e),
+        Err(e) => {
+            let _ = out.end_line();
+            return Err(e);
+        }
     };
     let _ = render::finish_reply(out, &report.reply);
     report_notices(&report, output);

@@ -306,6 +306,8 @@ pub struct ReplyOutput<W: Write> {
     inner: ReplyInner<W>,
     spinner: Option<Spinner>,
     neutralizer: Option<crate::visible::Neutralizer>,
+    /// Whether what was written last did not end its line.
+    open_line: bool,
 }
 
 enum ReplyInner<W: Write> {
@@ -323,7 +325,18 @@ impl<W: Write> ReplyOutput<W> {
             },
             spinner,
             neutralizer: None,
+            open_line: false,
         }
+    }
+
+    /// Ends the line the reply left open, if it did: an error said after a
+    /// reply cut short (or one that could not be stored) starts on a line
+    /// of its own.
+    pub fn end_line(&mut self) -> std::io::Result<()> {
+        if std::mem::take(&mut self.open_line) {
+            self.write_inner(b"\n")?;
+        }
+        self.flush()
     }
 
     /// Shows control characters in what is written instead of passing them.
@@ -360,6 +373,9 @@ impl<W: Write> Write for ReplyOutput<W> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         if let Some(spinner) = self.spinner.take() {
             spinner.stop();
+        }
+        if let Some(&last) = buf.last() {
+            self.open_line = last != b'\n';
         }
         if let Some(neutralizer) = &mut self.neutralizer {
             // The engine and the commands write whole UTF-8 texts.

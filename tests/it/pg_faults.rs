@@ -347,3 +347,32 @@ fn a_server_silent_after_its_start_up_is_given_up_on() {
         "{stderr}"
     );
 }
+
+/// A reply that streamed whole and then could not be stored (here: the
+/// session deleted by hand while it streamed): the error starts on a line
+/// of its own, not after the reply's last word (red team), and the run
+/// fails with the store's status.
+#[test]
+fn an_error_after_a_streamed_reply_starts_on_its_own_line() {
+    use crate::support::{FakeServer, Reply, text, words};
+    let Some(db) = TestDb::new("an_error_after_a_streamed_reply") else {
+        return;
+    };
+    db.store().check().unwrap();
+    let server = FakeServer::start(vec![Reply::slow(&words(20), Duration::from_millis(100))]);
+    let sandbox = crate::support::Sandbox::new();
+    let child = sandbox
+        .command(&["--base-url", &server.url, "-s", "s", "question"])
+        .env("MEMCHAT_STORE", &db.url)
+        .env("OPENAI_API_KEY", "sk-test")
+        .spawn()
+        .unwrap();
+    wait_until("the user's message to be stored", || {
+        db.query("SELECT count(*)::text FROM memchat_records") == ["1"]
+    });
+    db.sql("DELETE FROM memchat_sessions WHERE name = 's'");
+    let out = child.wait_with_output().unwrap();
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    assert!(!stdout.is_empty() && stdout.ends_with('\n'), "{stdout:?}");
+}
