@@ -58,6 +58,11 @@ pub struct Link {
     /// Turn locks ended but not released yet (their second keys), see
     /// [`Link::release_later`].
     releases: Vec<i32>,
+    /// The turn lock this connection holds (its second key), kept when the
+    /// connection is lost: a store-wide call does not connect again in the
+    /// middle of a turn ([`Link::in_turn`]); the turn's own write does,
+    /// taking the lock again (`resume.rs`).
+    turn: Option<i32>,
     /// The task that drives the connection, awaited when the process ends
     /// so that the server gets a Terminate, not a reset connection.
     task: Option<tokio::task::JoinHandle<()>>,
@@ -137,7 +142,26 @@ impl Link {
     /// closes, whichever comes first. The turn's caller does not wait for
     /// the round trip (a REPL shows its prompt again at once).
     pub fn release_later(&mut self, key: i32) {
+        self.ended_turn(key);
         self.releases.push(key);
+    }
+
+    /// This connection took the turn lock of second key `key`.
+    pub fn took_turn(&mut self, key: i32) {
+        self.turn = Some(key);
+    }
+
+    /// The turn lock of second key `key` is released (or on its way).
+    pub fn ended_turn(&mut self, key: i32) {
+        if self.turn == Some(key) {
+            self.turn = None;
+        }
+    }
+
+    /// Whether a turn is under way on this connection (or was, on the one
+    /// that was lost).
+    pub fn in_turn(&self) -> bool {
+        self.turn.is_some()
     }
 
     /// Sends the release of the ended turn locks, without waiting for the
@@ -148,6 +172,9 @@ impl Link {
     /// A lost connection has released the lock already.
     fn send_releases(&mut self) {
         let keys = std::mem::take(&mut self.releases);
+        for &key in &keys {
+            self.ended_turn(key);
+        }
         if let Ok((client, _)) = self.client() {
             for key in keys {
                 // The first poll encodes the statement and hands it to the
@@ -342,6 +369,9 @@ impl Link {
             .map_err(|e| describe(&e, &self.url))?;
         match verdict? {
             schema::Verdict::Current => {
+                if let (true, Ok(Some(loaded))) = (locked, &opened.loaded) {
+                    self.took_turn(session::lock_key(loaded.id));
+                }
                 self.prefetched = Some(Prefetched {
                     session: name,
                     loaded: opened.loaded,
@@ -397,6 +427,9 @@ impl Link {
         let locked = session::keep_lock(&client, opened.locked, keep)
             .await
             .map_err(|e| describe(&e, &self.url))?;
+        if let (true, Ok(Some(loaded))) = (locked, &opened.loaded) {
+            self.took_turn(session::lock_key(loaded.id));
+        }
         self.prefetched = Some(Prefetched {
             session: name,
             loaded: opened.loaded,
@@ -605,6 +638,7 @@ impl Conn {
                         state: Err(DbError::Failed("not connected yet".to_string())),
                         ended: Arc::new(Mutex::new(None)),
                         releases: Vec::new(),
+                        turn: None,
                         task: None,
                         prefetched: None,
                         recent: None,

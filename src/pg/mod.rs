@@ -95,8 +95,11 @@ impl PgStore {
     }
 
     /// Runs a store-wide operation, connecting again first if the
-    /// connection was lost (no turn is under way at this level; a session's
-    /// writes check their revision whatever connection they run on).
+    /// connection was lost, unless a turn is under way on it (recall's
+    /// search inside a turn): a new connection would not hold the turn's
+    /// lock, and the turn's next write would go on without it. The
+    /// operation then fails; the turn's write takes the turn up again
+    /// itself (`resume.rs`).
     fn run<T, F>(&self, session: &str, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
@@ -106,7 +109,9 @@ impl PgStore {
     {
         self.conn.run(session, move |link| {
             Box::pin(async move {
-                link.reconnect_if_closed().await;
+                if !link.in_turn() {
+                    link.reconnect_if_closed().await;
+                }
                 f(link).await
             })
         })

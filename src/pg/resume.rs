@@ -35,7 +35,11 @@ pub async fn write_resuming(
     had_turn: bool,
 ) -> Result<(), DbError> {
     let first = if plain_in_turn {
-        apply_in_turn(link, change.clone(), release).await
+        let written = apply_in_turn(link, change.clone(), release).await;
+        if let Some(key) = release {
+            link.ended_turn(key);
+        }
+        written
     } else {
         apply(link, change.clone()).await
     };
@@ -59,7 +63,10 @@ pub async fn write_resuming(
     }
     let (id, revision, wait_ms) = (change.id, change.revision, change.wait_ms);
     let current = match lock_turn(link, id, wait_ms).await {
-        Ok(Some(current)) => current,
+        Ok(Some(current)) => {
+            link.took_turn(lock_key(id));
+            current
+        }
         Ok(None) => {
             return Err(DbError::Failed(
                 "the connection to the server was lost mid-turn, and the session was deleted \
@@ -71,7 +78,11 @@ pub async fn write_resuming(
     };
     if current == revision {
         return if plain_in_turn {
-            apply_in_turn(link, change, release).await
+            let written = apply_in_turn(link, change, release).await;
+            if let Some(key) = release {
+                link.ended_turn(key);
+            }
+            written
         } else {
             apply(link, change).await
         };
@@ -79,10 +90,11 @@ pub async fn write_resuming(
     // Committed before the connection died (whether or not another client
     // wrote after it): done.
     if stored(link, &change).await {
-        if let Some(key) = release
-            && let Ok((client, _)) = link.client()
-        {
-            let _ = client.execute_typed(UNLOCK, &[(&key, Type::INT4)]).await;
+        if let Some(key) = release {
+            if let Ok((client, _)) = link.client() {
+                let _ = client.execute_typed(UNLOCK, &[(&key, Type::INT4)]).await;
+            }
+            link.ended_turn(key);
         }
         return Ok(());
     }

@@ -353,7 +353,9 @@ impl PgSession {
             .conn
             .call(move |link| {
                 Box::pin(async move {
-                    match lock_turn(link, id, wait_ms).await? {
+                    let current = lock_turn(link, id, wait_ms).await?;
+                    link.took_turn(lock_key(id));
+                    match current {
                         Some(current) if current == revision => Ok(Fresh::Same),
                         Some(_) => Ok(match load(link, Some(id), &name).await? {
                             Some(loaded) => Fresh::Reloaded(loaded),

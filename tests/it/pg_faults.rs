@@ -376,3 +376,59 @@ fn an_error_after_a_streamed_reply_starts_on_its_own_line() {
     assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
     assert!(!stdout.is_empty() && stdout.ends_with('\n'), "{stdout:?}");
 }
+
+/// A connection lost in the middle of a turn, then a store-wide call on it
+/// (recall's search, between the user's message and the reply): the call
+/// does not connect again without the turn's lock, and the reply's write,
+/// which takes the turn up again, waits for another client's turn like any
+/// turn (it went on without the lock, beside that turn; red team).
+#[test]
+fn a_call_inside_a_turn_whose_connection_was_lost_does_not_reconnect_without_the_lock() {
+    use memchat::store::{Scope, SearchQuery};
+    let Some(db) = TestDb::new("a_call_inside_a_turn_whose_connection") else {
+        return;
+    };
+    let store = db.store();
+    let mut s = store.open_session("s").unwrap();
+    s.begin_turn().unwrap();
+    s.append(Role::User, "question".into(), None, false, None)
+        .unwrap();
+    kill_connections(&db);
+    let query = SearchQuery {
+        terms: vec!["question".into()],
+        session: Some("s".into()),
+        scope: Scope::Everything,
+        limit: 5,
+    };
+    assert!(
+        store.search(&query).is_err(),
+        "no connection without the lock"
+    );
+    // Another client takes the turn the lost connection let go of.
+    let other = PgStore::open(&db.url, WAIT).unwrap();
+    let mut t = other.open_session("s").unwrap();
+    t.begin_turn().unwrap();
+    let (done, finished) = std::sync::mpsc::channel();
+    let replying = std::thread::spawn(move || {
+        let result = s
+            .append(Role::Assistant, "the reply".into(), None, false, None)
+            .map(|_| ());
+        done.send(()).unwrap();
+        (s, result)
+    });
+    assert!(
+        finished.recv_timeout(Duration::from_secs(1)).is_err(),
+        "the reply was written while another client held the turn"
+    );
+    t.end_turn().unwrap();
+    let (mut s, result) = replying.join().unwrap();
+    result.unwrap_or_else(|e| panic!("the turn was not taken up again: {e}"));
+    s.end_turn().unwrap();
+    assert_eq!(
+        db.query("SELECT content FROM memchat_records ORDER BY seq"),
+        ["question", "the reply"]
+    );
+    // Between turns, a store-wide call connects again as before.
+    kill_connections(&db);
+    assert!(store.search(&query).is_ok());
+}
