@@ -104,7 +104,9 @@ pub fn load_file(path: Option<&Path>) -> Result<FileConfig, UsageError> {
 /// which no mask of free text can tell where it ends.
 fn toml_error(text: &str, error: &toml::de::Error) -> String {
     let at = error.span().map_or_else(String::new, |span| {
-        let before = &text[..span.start.min(text.len())];
+        // A byte offset; `get` rather than a slice, should it ever fall
+        // inside a character.
+        let before = text.get(..span.start).unwrap_or(text);
         let line = before.matches('\n').count() + 1;
         let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
         format!(" at line {line}, column {column}")
