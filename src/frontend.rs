@@ -55,7 +55,11 @@ pub async fn handle_line<W: Write>(
             Ok(Flow::Exit) => return Ok(Handled::Exit),
             Ok(Flow::Replied(report)) => Ok(report),
             Err(e @ TurnError::Model(_)) => Err(e),
-            Err(e) => return Err(e),
+            Err(e) => {
+                // A reply streamed by `/retry` may have left its line open.
+                let _ = out.end_line();
+                return Err(e);
+            }
         }
     } else {
         match engine.send(commands::unescape(line), out, interrupt).await {

@@ -157,7 +157,11 @@ impl PgStore {
                     .await
                     .map_err(|e| f.fail(e))?;
                 let created = opened.created.map_err(|e| f.fail(e))?;
-                Ok((opened.loaded?, created, locked))
+                let loaded = opened.loaded?;
+                if let (true, Some(loaded)) = (locked, &loaded) {
+                    link.took_turn(session::lock_key(loaded.id));
+                }
+                Ok((loaded, created, locked))
             })
         })?;
         let Some(loaded) = loaded else {

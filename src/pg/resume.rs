@@ -87,18 +87,38 @@ pub async fn write_resuming(
             apply(link, change).await
         };
     }
-    // Committed before the connection died (whether or not another client
-    // wrote after it): done.
+    // Committed before the connection died.
     if stored(link, &change).await {
-        if let Some(key) = release {
-            if let Ok((client, _)) = link.client() {
-                let _ = client.execute_typed(UNLOCK, &[(&key, Type::INT4)]).await;
+        if current == revision + 1 {
+            // Nothing else was written since: done, the turn goes on.
+            if let Some(key) = release {
+                if let Ok((client, _)) = link.client() {
+                    let _ = client.execute_typed(UNLOCK, &[(&key, Type::INT4)]).await;
+                }
+                link.ended_turn(key);
             }
-            link.ended_turn(key);
+            return Ok(());
         }
-        return Ok(());
+        // Done, but another client wrote after it: this client's copy is
+        // out of date, and the turn stops here (a request made from it
+        // would leave out what the other wrote).
+        link.release_later(lock_key(id));
+        return Err(DbError::Failed(format!(
+            "the connection to the server was lost mid-turn; this step was stored, but {} \
+             after it, so the turn stops here",
+            crate::store::WRITTEN_MEANWHILE
+        )));
     }
     link.release_later(lock_key(id));
+    if change.insert.is_empty() && current == revision + 1 {
+        // No record to know it by (a move to the archive, settings): one
+        // write happened, this one or another client's.
+        return Err(DbError::Failed(
+            "the connection to the server was lost as this step was committed, and memchat \
+             cannot tell whether it was (look at the session before doing it again)"
+                .to_string(),
+        ));
+    }
     Err(DbError::Failed(format!(
         "the connection to the server was lost mid-turn, and {} before this one could take \
          it up again; nothing of this step was written",

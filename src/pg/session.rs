@@ -357,10 +357,15 @@ impl PgSession {
                     link.took_turn(lock_key(id));
                     match current {
                         Some(current) if current == revision => Ok(Fresh::Same),
-                        Some(_) => Ok(match load(link, Some(id), &name).await? {
-                            Some(loaded) => Fresh::Reloaded(loaded),
-                            None => Fresh::Gone,
-                        }),
+                        Some(_) => match load(link, Some(id), &name).await {
+                            Ok(Some(loaded)) => Ok(Fresh::Reloaded(loaded)),
+                            Ok(None) => Ok(Fresh::Gone),
+                            Err(e) => {
+                                // No turn is taken: the lock goes at once.
+                                link.release_later(lock_key(id));
+                                Err(e)
+                            }
+                        },
                         None => Ok(Fresh::Gone),
                     }
                 })

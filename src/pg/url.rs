@@ -386,6 +386,7 @@ pub fn mask(text: &str) -> String {
         let line_end = after.find('\n').unwrap_or(after.len());
         if !after[..end].contains('@')
             && after[..end].contains(':')
+            && !after[..end].contains(['/', '?'])
             && let Some(at) = after[..line_end].find('@')
         {
             end = after[at..]
@@ -457,11 +458,16 @@ fn mask_password_parameters(text: &str, whole_url: bool) -> String {
         }
         let in_query = text[..key_start].ends_with(['?', '&']);
         let value = &text[eq + 1..];
+        if value.starts_with("***") {
+            // Masked already (a URL shown, then quoted in an error).
+            continue;
+        }
         let len = if in_query {
+            // As the connection reads it, to the next `&`; in free text,
+            // also to the end of its line or a quote (a raw space inside
+            // it is part of it).
             value
-                .find(|c: char| {
-                    c == '&' || (!whole_url && (c.is_whitespace() || matches!(c, '"' | '`')))
-                })
+                .find(|c: char| c == '&' || (!whole_url && matches!(c, '\n' | '"' | '`' | '\'')))
                 .unwrap_or(value.len())
         } else if let Some(quoted) = value.strip_prefix('\'') {
             // A quoted key=value setting: to its closing quote (`\'` is
@@ -572,6 +578,19 @@ mod tests {
         assert_eq!(
             mask("store = \"postgres://a:SEK'RIT@h/d"),
             "store = \"postgres://a:***@h/d"
+        );
+        assert_eq!(
+            mask("string \"postgres://h/d?password=pa ss&x=1\", expected u32"),
+            "string \"postgres://h/d?password=***&x=1\", expected u32"
+        );
+        // An error about a URL with a port, and an `@` later on its line:
+        // not taken for a user part.
+        let refused = "postgres://127.0.0.1:5432/test?user=ana%40corp: the server refused \
+                       the credentials of user \"ana@corp\": role \"ana@corp\" does not exist";
+        assert_eq!(mask(refused), refused);
+        assert_eq!(
+            mask("postgres://h/d?password=***: refused"),
+            "postgres://h/d?password=***: refused"
         );
         assert_eq!(
             mask("host=h password='hunter two' user=u"),

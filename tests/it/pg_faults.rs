@@ -432,3 +432,30 @@ fn a_call_inside_a_turn_whose_connection_was_lost_does_not_reconnect_without_the
     kill_connections(&db);
     assert!(store.search(&query).is_ok());
 }
+
+/// A turn whose reload fails (here: settings another program wrote that
+/// memchat cannot read) takes no turn: its lock is let go at once, and the
+/// store still connects again between turns (the lock was kept, and the
+/// connection believed itself in a turn for good; review).
+#[test]
+fn a_turn_whose_reload_fails_keeps_no_lock() {
+    let Some(db) = TestDb::new("a_turn_whose_reload_fails") else {
+        return;
+    };
+    let store = db.store();
+    let mut s = store.open_session("s").unwrap();
+    s.begin_turn().unwrap();
+    s.append(Role::User, "hello".into(), None, false, None)
+        .unwrap();
+    s.end_turn().unwrap();
+    db.sql("UPDATE memchat_sessions SET settings = '{\"model\": 5}', revision = revision + 1");
+    assert!(s.begin_turn().is_err());
+    let locks = || advisory_locks(&db.base, &format!("application_name = '{}'", db.schema));
+    wait_until("the failed turn's lock to be let go", || locks() == "0");
+    db.sql("UPDATE memchat_sessions SET settings = NULL");
+    kill_connections(&db);
+    assert!(
+        store.names().is_ok(),
+        "connects again: no turn is under way"
+    );
+}
