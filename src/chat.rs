@@ -184,6 +184,13 @@ impl Engine {
 
     /// The session, to read. Every change goes through the engine's methods,
     /// which keep the invariants (the budget, the archive).
+    /// Brings the session up to date before a command that only shows it
+    /// ([`SessionStore::refresh`]); nothing during a turn.
+    pub fn refresh(&mut self) {
+        if self.turn_depth == 0 {
+            self.session.refresh();
+        }
+    }
     pub fn session(&self) -> &dyn SessionStore {
         self.session.as_ref()
     }

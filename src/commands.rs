@@ -286,6 +286,19 @@ pub async fn execute(
     interrupt: &mut Interrupt,
     output: &Output,
 ) -> Result<Flow, TurnError> {
+    if matches!(
+        command,
+        Command::History(_)
+            | Command::Tokens
+            | Command::Usage
+            | Command::Copy
+            | Command::Code { .. }
+            | Command::Title(None)
+            | Command::System(None)
+    ) {
+        // Shown as the session stands, with what another machine stored.
+        engine.refresh();
+    }
     match command {
         Command::Help => print(out, &help_text())?,
         Command::Exit => return Ok(Flow::Exit),

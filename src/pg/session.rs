@@ -412,6 +412,36 @@ impl PgSession {
         }
     }
 
+    /// Reads what other clients stored since this copy was loaded, outside
+    /// a turn, without the lock (a read sees committed rows only): one
+    /// round trip for the revision, and the load only when it moved. On any
+    /// failure the copy stays as it is (a command that only shows it goes
+    /// on with it).
+    pub fn refresh(&mut self) {
+        if self.in_turn {
+            return;
+        }
+        let (id, revision, name) = (self.id, self.revision, self.name.clone());
+        let fresh = self.conn.call(move |link| {
+            Box::pin(async move {
+                let current = {
+                    let (client, f) = link.client()?;
+                    revision_of(client.query_typed_opt(REVISION, &[(&id, Type::INT8)]).await)
+                        .map_err(|e| f.fail(e))?
+                };
+                match current {
+                    Some(current) if current != revision => load(link, Some(id), &name).await,
+                    _ => Ok(None),
+                }
+            })
+        });
+        if let Ok(Some(loaded)) = fresh
+            && loaded.name == self.name
+        {
+            self.take_loaded(loaded);
+        }
+    }
+
     /// Takes `loaded` as the session (another client changed it, or it was
     /// made anew), keeping the settings this client set and has not stored
     /// yet: they go with the next write, over what was loaded (`-m` on a

@@ -95,6 +95,9 @@ impl SessionStore for PgSession {
     fn end_turn_with_next_write(&mut self) {
         PgSession::end_turn_with_next_write(self);
     }
+    fn refresh(&mut self) {
+        PgSession::refresh(self);
+    }
 }
 
 impl Store for PgStore {

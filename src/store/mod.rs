@@ -129,6 +129,11 @@ pub trait SessionStore: Send {
     /// release the lock with it (PostgreSQL: in the same round trip, once
     /// the write is committed) instead of at [`SessionStore::end_turn`].
     fn end_turn_with_next_write(&mut self) {}
+    /// Before a command that only shows the session (`/history`,
+    /// `/tokens`): a store shared between machines reads what others
+    /// stored since, if anything; failing that, the copy held is shown. The
+    /// file store holds its lock while open: nobody else writes.
+    fn refresh(&mut self) {}
 }
 
 /// What a store's error says when another client wrote to the session

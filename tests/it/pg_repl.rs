@@ -171,3 +171,36 @@ fn ctrl_c_ends_a_wait_for_the_session_and_stores_nothing() {
             == "0"
     });
 }
+
+/// A command that only shows the session (`/history`) shows what another
+/// machine stored since this REPL's last turn (it showed this REPL's copy
+/// until its next turn; red team).
+#[test]
+fn history_shows_what_another_client_stored_meanwhile() {
+    let Some(db) = TestDb::new("history_shows_what_another_client") else {
+        return;
+    };
+    let sandbox = Sandbox::new();
+    let mut p = pty(&sandbox, &["--mock", "-s", "s"], |command| {
+        command.env("MEMCHAT_STORE", &db.url);
+    });
+    editing_on(&mut p, "s");
+    p.send_line("first").unwrap();
+    p.exp_string("You said: \"first\"").unwrap();
+    editing_on(&mut p, "s");
+    let out = sandbox.run(
+        &["--mock", "-s", "s", "said on another machine"],
+        &[("MEMCHAT_STORE", db.url.as_str())],
+        None,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        crate::support::text(&out.stderr)
+    );
+    p.send_line("/history").unwrap();
+    p.exp_string("said on another machine").unwrap();
+    editing_on(&mut p, "s");
+    p.send_line("/exit").unwrap();
+    p.exp_eof().unwrap();
+}
