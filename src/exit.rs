@@ -121,14 +121,7 @@ const ERROR_CHARS: usize = 4_000;
 /// safe where it is made as well.
 pub fn shown_error(error: &anyhow::Error) -> String {
     let text = crate::visible::text(&crate::pg::url::mask(&format!("{error:#}")));
-    match text.char_indices().nth(ERROR_CHARS) {
-        Some((cut, _)) => format!(
-            "{}… ({} more characters)",
-            &text[..cut],
-            text[cut..].chars().count()
-        ),
-        None => text,
-    }
+    crate::visible::capped(text, ERROR_CHARS)
 }
 
 #[cfg(test)]

@@ -64,6 +64,19 @@ impl Neutralizer {
     }
 }
 
+/// `text` cut after `max` characters, saying how many more there were (a
+/// server's or a file's text may be of any length).
+pub fn capped(text: String, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((cut, _)) => format!(
+            "{}… ({} more characters)",
+            &text[..cut],
+            text[cut..].chars().count()
+        ),
+        None => text,
+    }
+}
+
 /// The visible form of a whole text.
 pub fn text(text: &str) -> String {
     if !text.chars().any(is_neutralized) {

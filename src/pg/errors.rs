@@ -81,15 +81,7 @@ pub fn one_safe_line(reason: &str) -> String {
             }
         })
         .collect();
-    let shown = crate::visible::text(&flat);
-    match shown.char_indices().nth(REASON_CHARS) {
-        Some((cut, _)) => format!(
-            "{}… ({} more characters)",
-            &shown[..cut],
-            shown[cut..].chars().count()
-        ),
-        None => shown,
-    }
+    crate::visible::capped(crate::visible::text(&flat), REASON_CHARS)
 }
 
 fn describe_raw(error: &tokio_postgres::Error, config: &tokio_postgres::Config) -> DbError {
