@@ -34,16 +34,7 @@ pub async fn write_resuming(
     release: Option<i32>,
     had_turn: bool,
 ) -> Result<(), DbError> {
-    let first = if plain_in_turn {
-        let written = apply_in_turn(link, change.clone(), release).await;
-        if let Some(key) = release {
-            link.ended_turn(key);
-        }
-        written
-    } else {
-        apply(link, change.clone()).await
-    };
-    let error = match first {
+    let error = match make(link, change.clone(), plain_in_turn, release).await {
         Ok(()) => return Ok(()),
         // The server answered: the connection is alive.
         Err(e @ (DbError::Raced | DbError::Locked { .. })) => return Err(e),
@@ -77,15 +68,7 @@ pub async fn write_resuming(
         Err(e) => return Err(lost_then(&e)),
     };
     if current == revision {
-        return if plain_in_turn {
-            let written = apply_in_turn(link, change, release).await;
-            if let Some(key) = release {
-                link.ended_turn(key);
-            }
-            written
-        } else {
-            apply(link, change).await
-        };
+        return make(link, change, plain_in_turn, release).await;
     }
     // Committed before the connection died.
     if stored(link, &change).await {
@@ -124,6 +107,21 @@ pub async fn write_resuming(
          it up again; nothing of this step was written",
         crate::store::WRITTEN_MEANWHILE
     )))
+}
+
+/// `change` made as [`apply_in_turn`] makes it (with `release`) when
+/// `plain_in_turn`, else as [`apply`].
+async fn make(
+    link: &mut Link,
+    change: Change,
+    plain_in_turn: bool,
+    release: Option<i32>,
+) -> Result<(), DbError> {
+    if plain_in_turn {
+        apply_in_turn(link, change, release).await
+    } else {
+        apply(link, change).await
+    }
 }
 
 /// Whether every record of `change` is stored as `change` holds it, field

@@ -262,6 +262,11 @@ pub async fn apply_in_turn(
     change: Change,
     release: Option<i32>,
 ) -> Result<(), DbError> {
+    if let Some(key) = release {
+        // Sent with the write, whatever becomes of it (a lost connection
+        // has released the lock too): the turn ends here.
+        link.ended_turn(key);
+    }
     let (client, f) = link.client()?;
     let last_seq = rows::seq_param(change.last_seq);
     let wait = format!("{}ms", change.wait_ms);
