@@ -9,7 +9,7 @@ use memchat::exit::{Exit, exit_for_error};
 use memchat::memory::format::Role;
 use memchat::pg::PgStore;
 
-use crate::pg_store::{TestDb, WAIT, admin, admin_query, advisory_locks, with_param};
+use crate::pg_store::{TestDb, WAIT, admin, admin_query, with_param};
 use crate::support::wait_until;
 
 /// The backend pid of a store's connection, found by what it waits on.
@@ -126,9 +126,7 @@ fn a_killed_connection_mid_reply_keeps_the_users_message_and_frees_the_session()
     again.end_turn().unwrap();
     drop(again);
     drop(s);
-    wait_until("every turn lock to be released", || {
-        advisory_locks(&db.base, &format!("application_name = '{}'", db.schema)) == "0"
-    });
+    wait_until("every turn lock to be released", || db.locks_held() == "0");
 }
 
 #[test]
@@ -145,34 +143,11 @@ fn a_killed_connection_mid_compaction_leaves_nothing_half_done_and_is_taken_up_a
     // Another transaction holds the summary's seq (5) uncommitted, so the
     // compaction stops inside its transaction, after moving the messages
     // to the archive and before its insert can finish.
-    let base = db.base.clone();
-    let schema = db.schema.clone();
-    let (hold, held) = std::sync::mpsc::channel::<()>();
-    let (release, released) = std::sync::mpsc::channel::<()>();
-    let holder = std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        runtime.block_on(async {
-            let (client, connection) = tokio_postgres::connect(&base, tokio_postgres::NoTls)
-                .await
-                .unwrap();
-            tokio::spawn(connection);
-            client
-                .batch_execute(&format!(
-                    "SET search_path = {schema}; BEGIN; INSERT INTO memchat_records \
-                     (session_id, seq, kind, content, at, covers_first, covers_last, method) \
-                     SELECT id, 5, 'summary', 'x', 'x', 1, 1, 'model' FROM memchat_sessions"
-                ))
-                .await
-                .unwrap();
-            hold.send(()).unwrap();
-            released.recv().unwrap();
-            client.batch_execute("ROLLBACK").await.unwrap();
-        });
-    });
-    held.recv().unwrap();
+    let (release, holder) = db.hold_in_transaction(
+        "INSERT INTO memchat_records \
+         (session_id, seq, kind, content, at, covers_first, covers_last, method) \
+         SELECT id, 5, 'summary', 'x', 'x', 1, 1, 'model' FROM memchat_sessions",
+    );
     let compaction = std::thread::spawn(move || {
         let result = s.compact(2, "summary".into(), "model", None);
         (s, result)
@@ -450,7 +425,7 @@ fn a_turn_whose_reload_fails_keeps_no_lock() {
     s.end_turn().unwrap();
     db.sql("UPDATE memchat_sessions SET settings = '{\"model\": 5}', revision = revision + 1");
     assert!(s.begin_turn().is_err());
-    let locks = || advisory_locks(&db.base, &format!("application_name = '{}'", db.schema));
+    let locks = || db.locks_held();
     wait_until("the failed turn's lock to be let go", || locks() == "0");
     db.sql("UPDATE memchat_sessions SET settings = NULL");
     kill_connections(&db);

@@ -166,10 +166,7 @@ fn ctrl_c_ends_a_wait_for_the_session_and_stores_nothing() {
         db.query("SELECT content FROM memchat_records WHERE role = 'user' ORDER BY seq"),
         ["first", "after"]
     );
-    crate::support::wait_until("no turn lock left", || {
-        crate::pg_store::advisory_locks(&db.base, &format!("application_name = '{}'", db.schema))
-            == "0"
-    });
+    crate::support::wait_until("no turn lock left", || db.locks_held() == "0");
 }
 
 /// A command that only shows the session (`/history`) shows what another

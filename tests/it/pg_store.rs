@@ -125,6 +125,44 @@ impl TestDb {
         .unwrap();
     }
 
+    /// How many advisory locks this test's connections hold.
+    pub fn locks_held(&self) -> String {
+        advisory_locks(&self.base, &format!("application_name = '{}'", self.schema))
+    }
+
+    /// Runs `sql` in a transaction of another connection (in this test's
+    /// schema) and keeps it open until the returned sender sends, then
+    /// rolls it back.
+    pub fn hold_in_transaction(
+        &self,
+        sql: &str,
+    ) -> (std::sync::mpsc::Sender<()>, std::thread::JoinHandle<()>) {
+        let (base, sql) = (
+            self.base.clone(),
+            format!("SET search_path = {}; BEGIN; {sql}", self.schema),
+        );
+        let (hold, held) = std::sync::mpsc::channel::<()>();
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        let holder = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async {
+                let (client, connection) = tokio_postgres::connect(&base, tokio_postgres::NoTls)
+                    .await
+                    .unwrap();
+                tokio::spawn(connection);
+                client.batch_execute(&sql).await.unwrap();
+                hold.send(()).unwrap();
+                released.recv().unwrap();
+                client.batch_execute("ROLLBACK").await.unwrap();
+            });
+        });
+        held.recv().unwrap();
+        (release, holder)
+    }
+
     pub fn query(&self, sql: &str) -> Vec<String> {
         admin_query(&self.url, sql)
     }

@@ -8,7 +8,7 @@
 
 use memchat::memory::format::{Role, SessionSettings};
 
-use crate::pg_store::{TestDb, admin_query, advisory_locks};
+use crate::pg_store::{TestDb, admin_query};
 use crate::support::{CountingProxy, Sandbox, text, wait_until};
 
 fn titled(title: &str) -> SessionSettings {
@@ -16,11 +16,6 @@ fn titled(title: &str) -> SessionSettings {
         title: Some(title.to_string()),
         ..SessionSettings::default()
     }
-}
-
-/// The advisory locks held by this test's connections.
-fn locks_held(db: &TestDb) -> String {
-    advisory_locks(&db.base, &format!("application_name = '{}'", db.schema))
 }
 
 #[test]
@@ -96,12 +91,12 @@ fn an_ended_turn_is_released_while_the_client_sits_idle() {
     session
         .append(Role::User, "hello".into(), None, false, None)
         .unwrap();
-    assert_eq!(locks_held(&db), "1");
+    assert_eq!(db.locks_held(), "1");
     session.end_turn().unwrap();
     // No call follows (a REPL waiting for its user): the connection sends
     // the release by itself.
     wait_until("the ended turn's lock to be released", || {
-        locks_held(&db) == "0"
+        db.locks_held() == "0"
     });
     // The session is still open and usable.
     session.begin_turn().unwrap();
@@ -130,13 +125,13 @@ fn the_turns_last_write_releases_the_lock_with_it() {
     session
         .append(Role::User, "hello".into(), None, false, None)
         .unwrap();
-    assert_eq!(locks_held(&db), "1", "held through the turn");
+    assert_eq!(db.locks_held(), "1", "held through the turn");
     session.end_turn_with_next_write();
     session
         .append(Role::Assistant, "hi".into(), None, false, None)
         .unwrap();
     // At once: no call, no grace period.
-    assert_eq!(locks_held(&db), "0", "released with the reply");
+    assert_eq!(db.locks_held(), "0", "released with the reply");
     assert_eq!(
         db.query("SELECT content FROM memchat_records ORDER BY seq"),
         ["hello", "hi"],
@@ -147,17 +142,17 @@ fn the_turns_last_write_releases_the_lock_with_it() {
     // again as usual.
     session.end_turn().unwrap();
     session.begin_turn().unwrap();
-    assert_eq!(locks_held(&db), "1");
+    assert_eq!(db.locks_held(), "1");
     // The last write is not a plain append (a compaction): the lock stays
     // until the turn ends.
     session.end_turn_with_next_write();
     session
         .compact(2, "a summary".into(), "test", None)
         .unwrap();
-    assert_eq!(locks_held(&db), "1");
+    assert_eq!(db.locks_held(), "1");
     session.end_turn().unwrap();
     wait_until("the ended turn's lock to be released", || {
-        locks_held(&db) == "0"
+        db.locks_held() == "0"
     });
 }
 
@@ -195,7 +190,7 @@ fn a_one_shot_locks_with_its_first_round_trip_and_waits_for_a_session_in_use() {
     );
     // Each process's lock went with its connection, and so did this
     // client's once released.
-    wait_until("every turn lock to be released", || locks_held(&db) == "0");
+    wait_until("every turn lock to be released", || db.locks_held() == "0");
     // With stdin piped in (read before the store is opened) the same.
     let out = sandbox.run(
         &["--mock", "-s", "s", "fourth, with"],
@@ -261,7 +256,7 @@ fn continue_finds_locks_and_loads_the_most_recent_session_on_one_connection() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(proxy.forwarded() - before, 1, "one connection for a script");
     assert_eq!(db.query(newer), ["two", "four", "six"]);
-    wait_until("every turn lock to be released", || locks_held(&db) == "0");
+    wait_until("every turn lock to be released", || db.locks_held() == "0");
 }
 
 /// A rename is not a use of the session: `--continue` then picks the one
@@ -381,7 +376,7 @@ fn a_delete_queued_behind_a_rename_leaves_the_renamed_session_alone() {
         ),
         ["s3: keep me"]
     );
-    wait_until("every turn lock to be released", || locks_held(&db) == "0");
+    wait_until("every turn lock to be released", || db.locks_held() == "0");
 }
 
 #[test]
@@ -453,7 +448,7 @@ fn a_one_shot_refused_before_its_turn_leaves_no_session_and_no_lock() {
         db.query("SELECT count(*)::text FROM memchat_records"),
         ["2"]
     );
-    wait_until("no lock left", || locks_held(&db) == "0");
+    wait_until("no lock left", || db.locks_held() == "0");
 }
 
 #[test]
@@ -583,7 +578,7 @@ fn a_one_shot_whose_session_is_deleted_while_it_waits_says_so() {
         db.query("SELECT count(*)::text FROM memchat_sessions"),
         ["0"]
     );
-    wait_until("every turn lock to be released", || locks_held(&db) == "0");
+    wait_until("every turn lock to be released", || db.locks_held() == "0");
     // Run again, it starts the session anew.
     let out = sandbox.run(&["--mock", "-s", "s", "anew"], &env, None);
     assert!(out.status.success(), "{}", text(&out.stderr));
@@ -598,7 +593,7 @@ fn a_one_shot_whose_session_is_deleted_while_it_waits_says_so() {
     db.sql("DELETE FROM memchat_sessions WHERE name = 's'");
     let error = idle.begin_turn().unwrap_err();
     assert!(error.to_string().contains("/session s"), "{error}");
-    wait_until("the lock to be released", || locks_held(&db) == "0");
+    wait_until("the lock to be released", || db.locks_held() == "0");
 }
 
 /// Settings set by a client and not stored yet (a one-shot's `-m`, stored
@@ -639,38 +634,6 @@ fn settings_not_stored_yet_survive_a_reload() {
     );
 }
 
-/// Runs `sql` in a transaction of another connection and keeps it open
-/// until the returned sender sends (then rolls it back).
-fn hold_in_transaction(
-    db: &TestDb,
-    sql: &str,
-) -> (std::sync::mpsc::Sender<()>, std::thread::JoinHandle<()>) {
-    let (base, sql) = (
-        db.base.clone(),
-        format!("SET search_path = {}; BEGIN; {sql}", db.schema),
-    );
-    let (hold, held) = std::sync::mpsc::channel::<()>();
-    let (release, released) = std::sync::mpsc::channel::<()>();
-    let holder = std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        runtime.block_on(async {
-            let (client, connection) = tokio_postgres::connect(&base, tokio_postgres::NoTls)
-                .await
-                .unwrap();
-            tokio::spawn(connection);
-            client.batch_execute(&sql).await.unwrap();
-            hold.send(()).unwrap();
-            released.recv().unwrap();
-            client.batch_execute("ROLLBACK").await.unwrap();
-        });
-    });
-    held.recv().unwrap();
-    (release, holder)
-}
-
 /// A rename onto a name whose row another transaction is changing (the
 /// crossed `rename b a` mid-way) is refused at once from what is
 /// committed, instead of waiting on that row (where two crossed renames
@@ -687,10 +650,8 @@ fn a_rename_onto_a_row_another_transaction_changes_is_refused_at_once() {
         s.append(Role::User, format!("in {name}"), None, false, None)
             .unwrap();
     }
-    let (release, holder) = hold_in_transaction(
-        &db,
-        "UPDATE memchat_sessions SET name = 'elsewhere' WHERE name = 'b'",
-    );
+    let (release, holder) =
+        db.hold_in_transaction("UPDATE memchat_sessions SET name = 'elsewhere' WHERE name = 'b'");
     let (done, finished) = std::sync::mpsc::channel();
     let renamer = std::thread::spawn(move || {
         let result = store.rename("a", "b");
@@ -713,10 +674,8 @@ fn a_rename_onto_a_row_another_transaction_changes_is_refused_at_once() {
         ["a", "b"]
     );
 
-    let (release, holder) = hold_in_transaction(
-        &db,
-        "SELECT 1 FROM memchat_sessions WHERE name = 'a' FOR UPDATE",
-    );
+    let (release, holder) =
+        db.hold_in_transaction("SELECT 1 FROM memchat_sessions WHERE name = 'a' FOR UPDATE");
     let sandbox = Sandbox::new();
     let env = [
         ("MEMCHAT_STORE", db.url.as_str()),
