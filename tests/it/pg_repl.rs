@@ -4,6 +4,25 @@
 use crate::pg_store::TestDb;
 use crate::support::{Sandbox, editing_on, pty};
 
+/// A REPL on session `s` of `db` with a lock wait of `lock_wait` seconds,
+/// its first turn ("first") answered and the editor ready again.
+fn repl_after_a_turn(
+    db: &TestDb,
+    sandbox: &Sandbox,
+    lock_wait: &str,
+) -> rexpect::session::PtySession {
+    let mut p = pty(sandbox, &["--mock", "-s", "s"], |command| {
+        command
+            .env("MEMCHAT_STORE", &db.url)
+            .env("MEMCHAT_LOCK_WAIT", lock_wait);
+    });
+    editing_on(&mut p, "s");
+    p.send_line("first").unwrap();
+    p.exp_string("You said: \"first\"").unwrap();
+    editing_on(&mut p, "s");
+    p
+}
+
 /// A turn that gave up waiting for the session's lock (another client's
 /// turn ran the whole lock wait) stored nothing: the error says so, and
 /// says where the message is (the input history), rather than leave the
@@ -16,15 +35,7 @@ fn a_turn_that_could_not_take_the_session_says_the_message_was_not_stored() {
         return;
     };
     let sandbox = Sandbox::new();
-    let mut p = pty(&sandbox, &["--mock", "-s", "s"], |command| {
-        command
-            .env("MEMCHAT_STORE", &db.url)
-            .env("MEMCHAT_LOCK_WAIT", "1");
-    });
-    editing_on(&mut p, "s");
-    p.send_line("first").unwrap();
-    p.exp_string("You said: \"first\"").unwrap();
-    editing_on(&mut p, "s");
+    let mut p = repl_after_a_turn(&db, &sandbox, "1");
 
     let store = db.store();
     let mut held = store.open_session("s").unwrap();
@@ -107,15 +118,7 @@ fn ctrl_c_ends_a_wait_for_the_session_and_stores_nothing() {
         return;
     };
     let sandbox = Sandbox::new();
-    let mut p = pty(&sandbox, &["--mock", "-s", "s"], |command| {
-        command
-            .env("MEMCHAT_STORE", &db.url)
-            .env("MEMCHAT_LOCK_WAIT", "60");
-    });
-    editing_on(&mut p, "s");
-    p.send_line("first").unwrap();
-    p.exp_string("You said: \"first\"").unwrap();
-    editing_on(&mut p, "s");
+    let mut p = repl_after_a_turn(&db, &sandbox, "60");
 
     let store = db.store();
     let mut held = store.open_session("s").unwrap();
@@ -178,13 +181,7 @@ fn history_shows_what_another_client_stored_meanwhile() {
         return;
     };
     let sandbox = Sandbox::new();
-    let mut p = pty(&sandbox, &["--mock", "-s", "s"], |command| {
-        command.env("MEMCHAT_STORE", &db.url);
-    });
-    editing_on(&mut p, "s");
-    p.send_line("first").unwrap();
-    p.exp_string("You said: \"first\"").unwrap();
-    editing_on(&mut p, "s");
+    let mut p = repl_after_a_turn(&db, &sandbox, "1");
     let out = sandbox.run(
         &["--mock", "-s", "s", "said on another machine"],
         &[("MEMCHAT_STORE", db.url.as_str())],
