@@ -137,13 +137,8 @@ fn ctrl_c_ends_a_wait_for_the_session_and_stores_nothing() {
         .env("MEMCHAT_LOCK_WAIT", "60")
         .spawn()
         .unwrap();
-    let waiting = format!(
-        "SELECT count(*)::text FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid \
-         WHERE l.locktype = 'advisory' AND NOT l.granted AND a.application_name = '{}'",
-        db.schema
-    );
     crate::support::wait_until("the one-shot to wait for the turn", || {
-        db.query(&waiting) == ["1"]
+        db.locks_waited_for() == "1"
     });
     crate::support::send_signal(one_shot.id(), "INT");
     let out = one_shot.wait_with_output().unwrap();

@@ -130,6 +130,19 @@ impl TestDb {
         advisory_locks(&self.base, &format!("application_name = '{}'", self.schema))
     }
 
+    /// How many of this test's connections wait for an advisory lock.
+    pub fn locks_waited_for(&self) -> String {
+        admin_query(
+            &self.base,
+            &format!(
+                "SELECT count(*)::text FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid \
+                 WHERE l.locktype = 'advisory' AND NOT l.granted AND a.application_name = '{}'",
+                self.schema
+            ),
+        )
+        .concat()
+    }
+
     /// Runs `sql` in a transaction of another connection (in this test's
     /// schema) and keeps it open until the returned sender sends, then
     /// rolls it back.

@@ -308,11 +308,6 @@ fn a_delete_queued_behind_a_rename_leaves_the_renamed_session_alone() {
     let store = db.store();
     let mut held = store.open_session("s1").unwrap();
     held.begin_turn().unwrap();
-    let waiting = format!(
-        "SELECT count(*)::text FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid \
-         WHERE l.locktype = 'advisory' AND NOT l.granted AND a.application_name = '{}'",
-        db.schema
-    );
     let start = |args: &[&str]| {
         sandbox
             .command(args)
@@ -323,13 +318,9 @@ fn a_delete_queued_behind_a_rename_leaves_the_renamed_session_alone() {
             .unwrap()
     };
     let rename = start(&["rename", "s1", "s2"]);
-    wait_until("the rename to wait", || {
-        admin_query(&db.base, &waiting) == ["1"]
-    });
+    wait_until("the rename to wait", || db.locks_waited_for() == "1");
     let delete = start(&["delete", "s1", "--yes"]);
-    wait_until("the delete to wait", || {
-        admin_query(&db.base, &waiting) == ["2"]
-    });
+    wait_until("the delete to wait", || db.locks_waited_for() == "2");
     held.end_turn().unwrap();
     drop(held);
     let renamed = rename.wait_with_output().unwrap();
@@ -354,13 +345,9 @@ fn a_delete_queued_behind_a_rename_leaves_the_renamed_session_alone() {
     let mut held = store.open_session("s2").unwrap();
     held.begin_turn().unwrap();
     let rename = start(&["rename", "s2", "s3"]);
-    wait_until("the rename to wait", || {
-        admin_query(&db.base, &waiting) == ["1"]
-    });
+    wait_until("the rename to wait", || db.locks_waited_for() == "1");
     let one_shot = start(&["--mock", "-s", "s2", "for s2"]);
-    wait_until("the one-shot to wait", || {
-        admin_query(&db.base, &waiting) == ["2"]
-    });
+    wait_until("the one-shot to wait", || db.locks_waited_for() == "2");
     held.end_turn().unwrap();
     drop(held);
     let renamed = rename.wait_with_output().unwrap();
@@ -548,11 +535,6 @@ fn a_one_shot_whose_session_is_deleted_while_it_waits_says_so() {
     let store = db.store();
     let mut held = store.open_session("s").unwrap();
     held.begin_turn().unwrap();
-    let waiting = format!(
-        "SELECT count(*)::text FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid \
-         WHERE l.locktype = 'advisory' AND NOT l.granted AND a.application_name = '{}'",
-        db.schema
-    );
     let one_shot = sandbox
         .command(&["--mock", "-s", "s", "after the delete"])
         .envs(env)
@@ -561,7 +543,7 @@ fn a_one_shot_whose_session_is_deleted_while_it_waits_says_so() {
         .spawn()
         .unwrap();
     wait_until("the one-shot to wait for the turn", || {
-        db.query(&waiting) == ["1"]
+        db.locks_waited_for() == "1"
     });
     // The holder deletes the session, as `memchat delete` does under the
     // turn lock, and ends its turn.
